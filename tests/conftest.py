@@ -1,0 +1,22 @@
+"""Shared fixtures: `shared_data` is the real-data folder (env TRANSFLOWER_DATA, else <repo>/../shared/data)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("TRANSFLOWER_DATA")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"real data not found at {path} (set TRANSFLOWER_DATA or provide ../shared/data)")
+    return path
