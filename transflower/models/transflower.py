@@ -1,0 +1,258 @@
+"""Transflower-live: a causal, cacheable Transflower (Valle-Perez et al. 2021, arXiv 2106.13871).
+
+Read top to bottom: rotary positions -> causal band attention (with a one-frame cached step) ->
+transformer block -> the model (motion encoder + audio encoder -> fused per frame -> cross-modal
+encoder -> a normalizing flow over the next pose, conditioned on the encoder's output).
+
+What differs from the paper, and why:
+- Causal band attention: frame t attends to itself and the `context - 1` frames before it, in every
+  layer. Then a live step computes one new frame and reuses cached keys/values (a ring of
+  `context - 1` slots per layer equals exactly this band mask; recomputing a sliding window would not).
+- Rotary positions (RoPE) applied to keys *before* they are cached, indexed by the absolute frame:
+  attention depends only on frame differences, so the cache never needs re-encoding as it slides.
+- Music lookahead is explicit: the audio token fused at frame t is the audio feature of frame
+  t + lookahead (0 = none; the paper effectively used 20 frames = 1 s).
+- The modalities are fused per frame (concatenate, project) rather than as separate tokens, so one
+  frame = one token per layer in the cross-modal encoder: half the cache and step cost.
+
+Shapes: B batch, T frames, D_m motion dims, D_a audio dims, d model width, H heads, hd head width.
+Teacher forcing: motion_in[t] = pose x_{t-1}, audio_in[t] = audio a_{t+lookahead}, target[t] = x_t.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from transflower.models.flows import ConditionalFlow
+
+
+@dataclass
+class TransflowerConfig:
+    motion_dim: int = 46
+    audio_dim: int = 68
+    d_model: int = 256
+    n_heads: int = 4
+    motion_layers: int = 2
+    audio_layers: int = 2
+    cross_layers: int = 4
+    ff_mult: int = 4
+    context: int = 120  # frames each layer sees (itself + context-1 before)
+    lookahead: int = 2  # frames of future music (latency = lookahead / fps)
+    dropout: float = 0.1
+    flow_steps: int = 8
+    flow_hidden: int = 256
+    rope_base: float = 10000.0
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def n_layers(self) -> int:
+        return self.motion_layers + self.audio_layers + self.cross_layers
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rotary positions
+
+
+def rope_angles(positions: torch.Tensor, head_dim: int, base: float = 10000.0):
+    """cos, sin of shape (*positions.shape, head_dim/2), computed in float64 for long runs."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    ang = positions.to(torch.float64)[..., None] * inv_freq
+    return torch.cos(ang).float(), torch.sin(ang).float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x (..., T, hd) rotated pairwise (first half, second half); cos/sin broadcast (T, hd/2)."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def band_mask(T: int, context: int, device=None) -> torch.Tensor:
+    """(T, T) bool, True where query i may attend key j: i - context < j <= i."""
+    i = torch.arange(T, device=device)[:, None]
+    j = torch.arange(T, device=device)[None, :]
+    return (j <= i) & (j > i - context)
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention and block
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: TransflowerConfig):
+        super().__init__()
+        self.n_heads, self.head_dim = cfg.n_heads, cfg.head_dim
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def forward(self, x, cos, sin, mask):
+        B, T, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=-1)
+        q, k, v = (t.view(B, T, self.n_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, T, d))
+
+    def step(self, x, cos, sin, cache_k, cache_v, cache_bias):
+        """One new frame. x (B, d); cos/sin (hd/2,); cache_k/v (B, C, H, hd) with rotated keys;
+        cache_bias (B, C): 0 for filled slots, -inf (large negative) for empty ones.
+        Returns y (B, d) and this frame's rotated key and value (B, H, hd) for the host to cache."""
+        B, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=-1)
+        q, k, v = (t.view(B, self.n_heads, self.head_dim) for t in (q, k, v))
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        keys = torch.cat([cache_k, k[:, None]], dim=1)  # (B, C+1, H, hd)
+        values = torch.cat([cache_v, v[:, None]], dim=1)
+        scores = torch.einsum("bhd,bchd->bhc", q, keys) / math.sqrt(self.head_dim)
+        bias = torch.cat([cache_bias, torch.zeros_like(cache_bias[:, :1])], dim=1)  # the new frame is always visible
+        att = torch.softmax(scores + bias[:, None, :], dim=-1)
+        y = torch.einsum("bhc,bchd->bhd", att, values).reshape(B, d)
+        return self.proj(y), k, v
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block (more stable to train than the paper's post-LN)."""
+
+    def __init__(self, cfg: TransflowerConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.ff_mult * cfg.d_model), nn.GELU(),
+            nn.Linear(cfg.ff_mult * cfg.d_model, cfg.d_model), nn.Dropout(cfg.dropout),
+        )
+
+    def forward(self, x, cos, sin, mask):
+        x = x + self.attn(self.ln1(x), cos, sin, mask)
+        return x + self.mlp(self.ln2(x))
+
+    def step(self, x, cos, sin, cache_k, cache_v, cache_bias):
+        a, k, v = self.attn.step(self.ln1(x), cos, sin, cache_k, cache_v, cache_bias)
+        x = x + a
+        return x + self.mlp(self.ln2(x)), k, v
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+class CausalBackbone(nn.Module):
+    """Motion encoder + audio encoder -> per-frame fusion -> cross-modal encoder -> (B, T, d)."""
+
+    def __init__(self, cfg: TransflowerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.motion_in = nn.Linear(cfg.motion_dim, cfg.d_model)
+        self.audio_in = nn.Linear(cfg.audio_dim, cfg.d_model)
+        self.motion_enc = nn.ModuleList([Block(cfg) for _ in range(cfg.motion_layers)])
+        self.audio_enc = nn.ModuleList([Block(cfg) for _ in range(cfg.audio_layers)])
+        self.fuse = nn.Linear(2 * cfg.d_model, cfg.d_model)
+        self.cross_enc = nn.ModuleList([Block(cfg) for _ in range(cfg.cross_layers)])
+        self.ln_out = nn.LayerNorm(cfg.d_model)
+
+    def layers(self):
+        """All blocks in cache order: motion encoder, audio encoder, cross-modal encoder."""
+        return [*self.motion_enc, *self.audio_enc, *self.cross_enc]
+
+    def forward(self, motion_in, audio_in, start_frame: int = 0):
+        B, T, _ = motion_in.shape
+        cos, sin = rope_angles(torch.arange(start_frame, start_frame + T, device=motion_in.device), self.cfg.head_dim, self.cfg.rope_base)
+        mask = band_mask(T, self.cfg.context, motion_in.device)
+        m = self.motion_in(motion_in)
+        for blk in self.motion_enc:
+            m = blk(m, cos, sin, mask)
+        a = self.audio_in(audio_in)
+        for blk in self.audio_enc:
+            a = blk(a, cos, sin, mask)
+        h = self.fuse(torch.cat([m, a], dim=-1))
+        for blk in self.cross_enc:
+            h = blk(h, cos, sin, mask)
+        return self.ln_out(h)
+
+    def step(self, motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias):
+        """motion_frame (B, D_m), audio_frame (B, D_a); cache_k/v (n_layers, B, C, H, hd).
+        Returns h (B, d), new_k/new_v (n_layers, B, H, hd)."""
+        new_k, new_v = [], []
+        m = self.motion_in(motion_frame)
+        a = self.audio_in(audio_frame)
+        i = 0
+        for blk in self.motion_enc:
+            m, k, v = blk.step(m, cos, sin, cache_k[i], cache_v[i], cache_bias)
+            new_k.append(k); new_v.append(v); i += 1
+        for blk in self.audio_enc:
+            a, k, v = blk.step(a, cos, sin, cache_k[i], cache_v[i], cache_bias)
+            new_k.append(k); new_v.append(v); i += 1
+        h = self.fuse(torch.cat([m, a], dim=-1))
+        for blk in self.cross_enc:
+            h, k, v = blk.step(h, cos, sin, cache_k[i], cache_v[i], cache_bias)
+            new_k.append(k); new_v.append(v); i += 1
+        return self.ln_out(h), torch.stack(new_k), torch.stack(new_v)
+
+
+class TransflowerLive(nn.Module):
+    """Causal backbone + conditional normalizing flow over the next pose."""
+
+    def __init__(self, cfg: TransflowerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = CausalBackbone(cfg)
+        self.flow = ConditionalFlow(cfg.motion_dim, cfg.d_model, cfg.flow_steps, cfg.flow_hidden)
+
+    def nll(self, motion_in, audio_in, target):
+        """Mean negative log-likelihood per dimension (nats), over all frames: the training loss."""
+        B, T, D = target.shape
+        h = self.backbone(motion_in, audio_in)
+        logp = self.flow.log_prob(target.reshape(B * T, D), h.reshape(B * T, -1))
+        return -logp.mean() / D
+
+    def sample(self, motion_in, audio_in, temperature: float = 1.0, noise=None):
+        """Sample every frame's pose given teacher-forced inputs (B, T, D_m); for tests and eval."""
+        B, T, _ = motion_in.shape
+        h = self.backbone(motion_in, audio_in).reshape(B * T, -1)
+        if noise is not None:
+            noise = noise.reshape(B * T, -1)
+        return self.flow.sample(h, temperature, noise).reshape(B, T, -1)
+
+    def step(self, motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias, noise):
+        """The live step: next pose (B, D_m) from the newest frame, the cache and (scaled) noise."""
+        h, new_k, new_v = self.backbone.step(motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias)
+        pose = self.flow.inverse(noise, h)
+        return pose, new_k, new_v
+
+    def empty_cache(self, batch: int = 1):
+        c = self.cfg
+        shape = (c.n_layers, batch, c.context - 1, c.n_heads, c.head_dim)
+        return torch.zeros(shape), torch.zeros(shape), torch.full((batch, c.context - 1), -1e9)
+
+
+class KVCacheRunner:
+    """Host-side ring cache around `TransflowerLive.step` (torch); the ONNX engine mirrors it in numpy."""
+
+    def __init__(self, model: TransflowerLive, batch: int = 1):
+        self.model, self.cfg = model, model.cfg
+        self.cache_k, self.cache_v, self.cache_bias = model.empty_cache(batch)
+        self.frame = 0
+
+    @torch.no_grad()
+    def step(self, motion_frame, audio_frame, noise):
+        cfg = self.cfg
+        cos, sin = rope_angles(torch.tensor([self.frame]), cfg.head_dim, cfg.rope_base)
+        pose, k, v = self.model.step(motion_frame, audio_frame, cos[0], sin[0], self.cache_k, self.cache_v, self.cache_bias, noise)
+        slot = self.frame % (cfg.context - 1)
+        self.cache_k[:, :, slot] = k
+        self.cache_v[:, :, slot] = v
+        self.cache_bias[:, slot] = 0.0
+        self.frame += 1
+        return pose
