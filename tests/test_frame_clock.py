@@ -1,0 +1,135 @@
+"""FrameClock: deterministic tests on a fake clock, plus one loose real-time check."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from realtime.frame_clock import FrameClock, Tick
+
+
+class FakeClock:
+    """Deterministic time: sleep(d) advances by d (sleep(0), the spin yield, by 1 us)."""
+
+    def __init__(self, t=1000.0):
+        self.t = t
+        self.sleeps = 0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, d):
+        self.sleeps += 1
+        self.t += d if d > 0 else 1e-6
+
+
+def make(fps=30, policy="skip", **kw):
+    fc = FakeClock()
+    return FrameClock(fps, late_policy=policy, clock=fc, sleep=fc.sleep, **kw), fc
+
+
+def test_on_time_frames_hit_deadlines():
+    clk, fc = make(30)
+    clk.start()
+    t0 = clk.t0
+    for k in range(100):
+        tick = clk.wait_next()
+        assert isinstance(tick, Tick)
+        assert tick.frame_index == k
+        assert tick.deadline == t0 + k / 30
+        assert 0 <= tick.late_by < 2e-6
+        fc.t += 0.01  # work shorter than a period
+    assert clk.frames == 100 and clk.late == 0 and clk.skipped == 0
+
+
+def test_skip_policy_drops_missed_frames_and_resyncs():
+    clk, fc = make(10, "skip")
+    clk.start()
+    t0 = clk.t0
+    clk.wait_next()                  # frame 0 at t0
+    fc.t += 0.35                     # overrun: frames 1, 2, 3 deadlines passed (3.5 periods)
+    tick = clk.wait_next()
+    assert clk.skipped == 3
+    assert tick.frame_index == 4 and tick.deadline == t0 + 0.4
+    assert tick.now - tick.deadline < 2e-6
+    # one period or less late: emitted at once, counted late, nothing skipped
+    fc.t += 0.15                     # frame 5 due at t0+0.5, now t0+0.55
+    tick = clk.wait_next()
+    assert tick.frame_index == 5 and abs(tick.late_by - 0.05) < 3e-6
+    assert clk.late == 1 and clk.skipped == 3
+    assert abs(clk.max_late - 0.05) < 3e-6
+    tick = clk.wait_next()           # back on the grid
+    assert tick.frame_index == 6 and tick.late_by < 2e-6
+
+
+def test_hold_policy_emits_missed_frames_back_to_back():
+    clk, fc = make(10, "hold")
+    clk.start()
+    t0 = clk.t0
+    clk.wait_next()
+    fc.t += 0.35
+    ticks = [clk.wait_next() for _ in range(4)]
+    assert [t.frame_index for t in ticks] == [1, 2, 3, 4]
+    assert np.allclose([t.late_by for t in ticks[:3]], [0.25, 0.15, 0.05], atol=3e-6)
+    assert ticks[3].deadline == t0 + 0.4 and ticks[3].late_by < 2e-6  # caught up: waited
+    assert clk.late == 3 and clk.skipped == 0 and abs(clk.max_late - 0.25) < 3e-6
+
+
+def test_no_drift_after_3_6_million_frames():
+    """One simulated hour+ at 1000 fps (3.6M frames) with jittery work: the last frame is still
+    exactly on the grid t0 + k/fps, and time elapsed matches frames/fps."""
+    fps = 1000.0
+    clk, fc = make(fps, "skip", spin_s=0.0)
+    clk.start()
+    t0 = clk.t0
+    rng = np.random.default_rng(0)
+    work = rng.uniform(0.0, 0.9e-3, 4096)  # always less than one period
+    n = 3_600_000
+    wait = clk.wait_next
+    for k in range(n):
+        wait()
+        fc.t += work[k & 4095]
+    tick = wait()
+    assert tick.frame_index == n and clk.skipped == 0 and clk.late == 0
+    assert tick.deadline == t0 + n / fps
+    assert abs(tick.now - (t0 + 3600.0)) < 1e-6
+    # what accumulating t += 1/fps would have given (shows the test would catch it)
+    t = t0
+    p = 1 / fps
+    for _ in range(n):
+        t += p
+    assert abs(t - (t0 + 3600.0)) > abs(tick.now - (t0 + 3600.0))
+
+
+def test_history_and_stats():
+    clk, fc = make(50, "hold", history=8)
+    clk.start()
+    for k in range(20):
+        clk.wait_next()
+        fc.t += 0.03 if k == 10 else 0.001
+    h = clk.late_history()
+    assert h.shape == (8,)
+    s = clk.stats()
+    assert s["frames"] == 20 and s["late"] >= 1 and s["max_late_ms"] > 9
+
+
+def test_bad_args():
+    with pytest.raises(ValueError):
+        FrameClock(0)
+    with pytest.raises(ValueError):
+        FrameClock(30, late_policy="drop")
+
+
+def test_real_time_loose_bound():
+    """Real clock, 30 fps for 0.5 s: deadlines met loosely (a shared 2-core CI box)."""
+    clk = FrameClock(30)
+    clk.start()
+    t_start = time.perf_counter()
+    ticks = [clk.wait_next() for _ in range(16)]
+    elapsed = time.perf_counter() - t_start
+    assert [t.frame_index for t in ticks] == list(range(ticks[0].frame_index, ticks[0].frame_index + 16)) \
+        or clk.skipped > 0
+    assert 14 / 30 <= elapsed < 15 / 30 + 0.25
+    assert np.median([t.late_by for t in ticks]) < 0.005
+    assert min(t.late_by for t in ticks) >= 0
