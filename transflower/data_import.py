@@ -1,0 +1,518 @@
+"""`transflower import tang2018 SRC_DIR OUT_DIR`: fit our skeleton to the tang2018 marker capture.
+
+Per clip `DANCE_<S>_<n>/` (skeletons.json, config.json, audio.mp3) this writes `<id>.bvh` (fitted,
+fixed bone lengths, resampled to --fps) and `<id>.wav` (the danced span of the song, mono float32,
+44.1 kHz), plus `import_report.json` for the batch.
+
+The fit (see `fit_clip`):
+1. Joint targets: each joint of JOINT_TABLE takes its marker, or the midpoint of a marker pair.
+2. Bone lengths: median marker distances over the clip. Main-chain rest offsets come from a T-pose
+   template (hips at +-x, legs straight down, spine/chest/head straight up, arms along -+x; our
+   convention: facing +Z, right side at -X). Toe/heel rest vectors come from the ankle-heel-toe
+   triangle laid flat, pointing +Z; head markers from their mean pose in the chest frame; forearm
+   and hand markers from their mean offset in the forearm's solved frame (a first pass).
+3. Per frame, in topological order, each rotating joint's global rotation is the weighted Kabsch fit
+   of its rest vectors to the observed vectors (measured from the joint's FK position, so errors do
+   not accumulate down the chain); limb bones use their child direction (weight 1) plus a weak
+   twist reference, and a very weak "keep the parent's twist" fallback for straight limbs.
+4. Local = parent_global^-1 * global; quaternion signs are made temporally continuous.
+
+The clip's source frame rate: 25 fps for cha-cha and rumba; waltz motion is sampled sparsely, at
+length / ((end_position - start_position) / 25) fps (about 5.9). Motion frame i plays at song time
+start_position / 25 + i / fps. Motion is resampled to --fps (slerp rotations, linear root).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+NUM_MARKERS = 23
+SONG_FPS = 25.0
+AUDIO_SR = 44100
+STYLE_FPS = {"C": 25.0, "R": 25.0}  # W: derived per clip
+
+# Kabsch weights
+W_TWIST = 0.2  # twist reference of limb bones
+W_FALLBACK = 0.02  # keep the parent's twist when the twist reference degenerates
+W_FOREARM_MARKERS = 0.3
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=["tang2018"], help="source dataset format")
+    parser.add_argument("src", type=Path, help="source folder (holds DANCE_<S>_<n>/ clip folders)")
+    parser.add_argument("out", type=Path, help="output folder for <id>.bvh, <id>.wav, import_report.json")
+    parser.add_argument("--fps", type=float, default=20.0, help="output motion frame rate (default 20)")
+    parser.add_argument("--clips", nargs="+", metavar="ID", help="only these clips (e.g. DANCE_C_2)")
+    parser.add_argument("--no-beat-check", action="store_true",
+                        help="skip the motion-beat vs music-beat check of each clip's rate (needs librosa)")
+
+
+def run(args) -> int:
+    from transflower.errors import UserError
+
+    src: Path = args.src
+    out: Path = args.out
+    if not src.is_dir():
+        raise UserError(f"source folder not found: {src}")
+    if not args.fps > 0:
+        raise UserError(f"--fps must be positive, got {args.fps}")
+    clips = sorted(p.name for p in src.iterdir() if p.is_dir() and p.name.startswith("DANCE_"))
+    if args.clips:
+        missing = [c for c in args.clips if c not in clips]
+        if missing:
+            raise UserError(f"clips not found in {src}: {', '.join(missing)}")
+        clips = [c for c in clips if c in set(args.clips)]
+    if not clips:
+        raise UserError(f"no DANCE_<S>_<n> clip folders in {src}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        def tqdm(x, **k):
+            return x
+
+    report = {"dataset": "tang2018", "source": str(src), "fps": args.fps, "clips": {}}
+    failed = 0
+    for clip in tqdm(clips, desc="import", unit="clip", file=sys.stderr):
+        try:
+            entry = import_clip(src / clip, out, args.fps, beat_check=not args.no_beat_check)
+        except Exception as e:  # noqa: BLE001 - one bad clip must not stop the batch
+            log.debug("clip %s failed", clip, exc_info=True)
+            entry = {"status": "failed", "error": f"{type(e).__name__}: {e}"}
+            failed += 1
+        report["clips"][clip] = entry
+    _atomic_write_bytes(out / "import_report.json", json.dumps(report, indent=2).encode())
+    print(format_table(report))
+    print(f"wrote {len(clips) - failed} clips to {out} ({failed} failed); report: {out / 'import_report.json'}")
+    return 1 if failed else 0
+
+
+def format_table(report: dict) -> str:
+    rows = [f"{'clip':<12} {'status':<10} {'src fps':>7} {'offset s':>8} {'frames':>6} {'fit mean':>8} {'fit max':>7}  note"]
+    for clip, e in report["clips"].items():
+        if e["status"] == "failed":
+            rows.append(f"{clip:<12} {'FAILED':<10} {'':>7} {'':>8} {'':>6} {'':>8} {'':>7}  {e['error']}")
+            continue
+        note = "; ".join(e.get("warnings", []))
+        rows.append(f"{clip:<12} {e['status']:<10} {e['source_fps']:>7.3f} {e['offset_s']:>8.2f} {e['frames']:>6d} "
+                    f"{e['fit_error_cm']['mean']:>8.2f} {e['fit_error_cm']['max']:>7.2f}  {note}")
+    ok = [e for e in report["clips"].values() if e["status"] != "failed"]
+    if ok:
+        means = np.array([e["fit_error_cm"]["mean"] for e in ok])
+        maxes = np.array([e["fit_error_cm"]["max"] for e in ok])
+        rows.append(f"fit error over {len(ok)} clips: mean of means {means.mean():.2f} cm (worst {means.max():.2f}), "
+                    f"worst max {maxes.max():.2f} cm")
+    return "\n".join(rows)
+
+
+# --- one clip ----------------------------------------------------------------------------------
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_wav_atomic(path: Path, audio: np.ndarray, sr: int) -> None:
+    import soundfile as sf
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, np.asarray(audio, dtype=np.float32), sr, subtype="FLOAT", format="WAV")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def load_clip(clip_dir: Path) -> tuple[np.ndarray, dict]:
+    """Global marker positions (L, 23, 3) cm and config; DataError on anything malformed."""
+    from transflower.errors import DataError
+
+    sk_path = clip_dir / "skeletons.json"
+    cfg_path = clip_dir / "config.json"
+    for p in (sk_path, cfg_path):
+        if not p.is_file():
+            raise DataError(f"{p}: missing")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+        start, end = int(cfg["start_position"]), int(cfg["end_position"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{cfg_path}: expected JSON with integer start_position and end_position ({e})") from None
+    if start < 0 or end <= start:
+        raise DataError(f"{cfg_path}: expected 0 <= start_position < end_position, got {start}, {end}")
+    try:
+        d = json.loads(sk_path.read_text())
+        length = int(d["length"])
+        center = np.asarray(d["center"], dtype=np.float64)
+        markers = np.asarray(d["skeletons"], dtype=np.float64)
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{sk_path}: expected JSON with length, center (L,3), skeletons (L,23,3) ({e})") from None
+    if markers.ndim != 3 or markers.shape[1:] != (NUM_MARKERS, 3):
+        raise DataError(f"{sk_path}: skeletons: expected shape (L, {NUM_MARKERS}, 3), got {markers.shape}")
+    if center.shape != (markers.shape[0], 3):
+        raise DataError(f"{sk_path}: center: expected shape ({markers.shape[0]}, 3), got {center.shape}")
+    if length != markers.shape[0]:
+        raise DataError(f"{sk_path}: length {length} does not match {markers.shape[0]} frames")
+    if length < 2:
+        raise DataError(f"{sk_path}: only {length} frames")
+    if not (np.all(np.isfinite(markers)) and np.all(np.isfinite(center))):
+        raise DataError(f"{sk_path}: non-finite marker values")
+    return markers + center[:, None, :], {"start_position": start, "end_position": end}
+
+
+def source_fps(clip_id: str, length: int, cfg: dict) -> float:
+    style = clip_id.split("_")[1] if clip_id.count("_") >= 2 else ""
+    if style in STYLE_FPS:
+        return STYLE_FPS[style]
+    span_s = (cfg["end_position"] - cfg["start_position"]) / SONG_FPS
+    return length / span_s
+
+
+def import_clip(clip_dir: Path, out_dir: Path, fps: float, beat_check: bool = True) -> dict:
+    from transflower.bvh import BvhMotion, write_bvh
+
+    clip_id = clip_dir.name
+    markers, cfg = load_clip(clip_dir)
+    warnings: list[str] = []
+    src_fps = source_fps(clip_id, markers.shape[0], cfg)
+    offset_s = cfg["start_position"] / SONG_FPS
+
+    fit = fit_clip(markers)
+    root, local = resample(fit.root_positions, fit.local_rotations, src_fps, fps)
+    T = root.shape[0]
+    entry = {
+        "status": "ok",
+        "source_frames": int(markers.shape[0]),
+        "source_fps": round(src_fps, 4),
+        "rate_rule": "25 fps (cha-cha/rumba)" if src_fps == 25.0 else
+                     "length / ((end_position - start_position) / 25)",
+        "offset_s": offset_s,
+        "frames": int(T),
+        "fps": fps,
+        "duration_s": T / fps,
+        "fit_error_cm": {"mean": round(float(fit.errors.mean()), 3), "max": round(float(fit.errors.max()), 3),
+                         "per_joint_mean": {n: round(float(v), 3) for n, v in
+                                            zip(fit.skeleton.names, fit.errors.mean(axis=0))}},
+    }
+
+    audio_path = clip_dir / "audio.mp3"
+    if audio_path.is_file():
+        import soundfile as sf
+
+        try:
+            audio, sr = sf.read(str(audio_path), dtype="float32", always_2d=True)
+        except Exception as e:  # noqa: BLE001
+            from transflower.errors import DataError
+
+            raise DataError(f"{audio_path}: cannot decode audio ({e})") from None
+        mono = audio.mean(axis=1)
+        if sr != AUDIO_SR:
+            from scipy.signal import resample_poly
+            from math import gcd
+
+            g = gcd(int(sr), AUDIO_SR)
+            mono = resample_poly(mono, AUDIO_SR // g, int(sr) // g).astype(np.float32)
+            warnings.append(f"audio resampled from {sr} Hz")
+        n = int(round(T / fps * AUDIO_SR))
+        s0 = int(round(offset_s * AUDIO_SR))
+        cut = mono[s0:s0 + n]
+        if cut.shape[0] < n:
+            warnings.append(f"song ends {(n - cut.shape[0]) / AUDIO_SR:.2f} s before the dance: padded with silence")
+            cut = np.concatenate([cut, np.zeros(n - cut.shape[0], dtype=np.float32)])
+        if beat_check:
+            entry["beat_check"] = beat_check_clip(fit.global_positions, src_fps, mono, offset_s)
+        write_wav_atomic(out_dir / f"{clip_id}.wav", cut, AUDIO_SR)
+        entry["wav"] = f"{clip_id}.wav"
+    else:
+        entry["status"] = "no audio"
+        warnings.append("no audio.mp3: motion only, no .wav written")
+    write_bvh(out_dir / f"{clip_id}.bvh", BvhMotion(fit.skeleton, fps, root, local))
+    entry["bvh"] = f"{clip_id}.bvh"
+    entry["warnings"] = warnings
+    return entry
+
+
+# --- resampling --------------------------------------------------------------------------------
+
+def resample(root: np.ndarray, local: np.ndarray, src_fps: float, dst_fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resample to dst_fps over the clip's span [0, (L-1)/src_fps]: linear root, slerp rotations."""
+    from transflower.rotations import quat_continuous, quat_slerp
+
+    L = root.shape[0]
+    duration = (L - 1) / src_fps
+    T = int(np.floor(duration * dst_fps + 1e-9)) + 1
+    src_t = np.arange(T) / dst_fps * src_fps
+    i0 = np.clip(np.floor(src_t).astype(np.int64), 0, L - 1)
+    i1 = np.minimum(i0 + 1, L - 1)
+    a = src_t - i0
+    new_root = root[i0] * (1 - a)[:, None] + root[i1] * a[:, None]
+    local = quat_continuous(local, axis=0)
+    new_local = quat_slerp(local[i0], local[i1], a[:, None])
+    return new_root, quat_continuous(new_local, axis=0)
+
+
+# --- skeleton fit --------------------------------------------------------------------------------
+
+@dataclass
+class FitResult:
+    skeleton: "object"
+    root_positions: np.ndarray
+    local_rotations: np.ndarray
+    global_positions: np.ndarray  # FK of the fit, (L, J, 3)
+    targets: np.ndarray  # marker targets (L, J, 3)
+    errors: np.ndarray  # (L, J) cm
+    bone_lengths: dict = field(default_factory=dict)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
+
+
+def joint_targets(markers: np.ndarray) -> np.ndarray:
+    from transflower.skeleton import MARKERS
+
+    return np.stack([markers[:, list(m)].mean(axis=1) for m in MARKERS], axis=1)
+
+
+def fit_clip(markers: np.ndarray) -> FitResult:
+    """Fit the JOINT_TABLE skeleton to global marker positions (L, 23, 3); see the module docstring."""
+    from transflower.bvh import forward_kinematics
+    from transflower.rotations import (identity_quat, quat_apply, quat_between, quat_conj, quat_continuous,
+                                       quat_from_axis_angle, quat_mul, weighted_kabsch)
+    from transflower.skeleton import JOINT_NAMES, PARENTS, ROTATING_JOINTS, Skeleton
+
+    L = markers.shape[0]
+    J = len(JOINT_NAMES)
+    idx = {n: i for i, n in enumerate(JOINT_NAMES)}
+    tgt = joint_targets(markers)
+
+    def dist(a: str, b: str) -> float:
+        return float(np.median(np.linalg.norm(tgt[:, idx[a]] - tgt[:, idx[b]], axis=-1)))
+
+    offsets = np.zeros((J, 3))
+    X, Y, Z = np.eye(3)
+    # T-pose template of the main chain (right side at -X)
+    hip_w = dist("RightUpLeg", "LeftUpLeg") / 2
+    offsets[idx["RightUpLeg"]] = -hip_w * X
+    offsets[idx["LeftUpLeg"]] = hip_w * X
+    for side in ("Right", "Left"):
+        offsets[idx[f"{side}Leg"]] = -dist(f"{side}UpLeg", f"{side}Leg") * Y
+        offsets[idx[f"{side}Foot"]] = -dist(f"{side}Leg", f"{side}Foot") * Y
+    offsets[idx["Spine"]] = dist("Hips", "Spine") * Y
+    offsets[idx["Chest"]] = dist("Spine", "Chest") * Y
+    offsets[idx["Head"]] = dist("Chest", "Head") * Y
+    sh_w = dist("RightArm", "LeftArm") / 2
+    for side, s in (("Right", -1.0), ("Left", 1.0)):
+        offsets[idx[f"{side}Arm"]] = s * sh_w * X
+        offsets[idx[f"{side}ForeArm"]] = s * dist(f"{side}Arm", f"{side}ForeArm") * X
+        offsets[idx[f"{side}Hand"]] = s * dist(f"{side}ForeArm", f"{side}Hand") * X
+        # foot triangle (ankle, heel, toe) laid flat, pointing +Z
+        a = dist(f"{side}Foot", f"{side}Heel")
+        b = dist(f"{side}Foot", f"{side}Toe")
+        c = dist(f"{side}Heel", f"{side}Toe")
+        p = (a * a - b * b + c * c) / (2 * c)
+        h = np.sqrt(max(a * a - p * p, 1e-6))
+        offsets[idx[f"{side}Heel"]] = [0.0, -h, -p]
+        offsets[idx[f"{side}Toe"]] = [0.0, -h, c - p]
+
+    G = np.empty((L, J, 4))  # global rotations
+    P = np.empty((L, J, 3))  # FK positions
+    ident = identity_quat((L,))
+
+    def place(j: int) -> None:
+        p = PARENTS[j]
+        if p < 0:
+            P[:, j] = tgt[:, j]
+        else:
+            P[:, j] = P[:, p] + quat_apply(G[:, p], offsets[j])
+
+    def solve(j: int, rest: list, obs: list, w: list) -> None:
+        rest_a = _unit(np.stack([np.broadcast_to(r, (L, 3)) for r in rest], axis=1))
+        obs_a = _unit(np.stack([np.broadcast_to(o, (L, 3)) for o in obs], axis=1))
+        G[:, j] = weighted_kabsch(rest_a, obs_a, np.asarray(w, dtype=np.float64))
+
+    def aim(j: int, rest_main, obs_main, rest_sec: list, obs_sec: list, w: list) -> None:
+        # swing the bone exactly onto its observed direction, then twist about it: the angle that
+        # best aligns the (perpendicular parts of the) secondary vectors, weighted
+        b = _unit(np.broadcast_to(obs_main, (L, 3)))
+        swing = quat_between(np.broadcast_to(rest_main, (L, 3)), b)
+        num = np.zeros(L)
+        den = np.zeros(L)
+        for r, o, wk in zip(rest_sec, obs_sec, w):
+            p = quat_apply(swing, _unit(np.broadcast_to(r, (L, 3))))
+            o = _unit(np.broadcast_to(o, (L, 3)))
+            p = p - np.sum(p * b, -1, keepdims=True) * b
+            o = o - np.sum(o * b, -1, keepdims=True) * b
+            num += wk * np.sum(np.cross(p, o) * b, -1)
+            den += wk * np.sum(p * o, -1)
+        G[:, j] = quat_mul(quat_from_axis_angle(b, np.arctan2(num, den)), swing)
+
+    def child_off(j_name: str) -> np.ndarray:
+        return offsets[idx[j_name]]
+
+    def mean_in_frame(q: np.ndarray, vec: np.ndarray) -> np.ndarray:
+        return quat_apply(quat_conj(q), vec).mean(axis=0)
+
+    # Hips: hip markers + spine marker
+    h = idx["Hips"]
+    place(h)
+    solve(h, [child_off("RightUpLeg"), child_off("LeftUpLeg"), child_off("Spine")],
+          [tgt[:, idx["RightUpLeg"]] - P[:, h], tgt[:, idx["LeftUpLeg"]] - P[:, h], tgt[:, idx["Spine"]] - P[:, h]],
+          [1.0, 1.0, 1.0])
+    # Spine: chest + both shoulders
+    sp, ch = idx["Spine"], idx["Chest"]
+    place(sp)
+    co = child_off("Chest")
+    solve(sp, [co, co + child_off("RightArm"), co + child_off("LeftArm")],
+          [tgt[:, ch] - P[:, sp], tgt[:, idx["RightArm"]] - P[:, sp], tgt[:, idx["LeftArm"]] - P[:, sp]],
+          [1.0, 0.5, 0.5])
+    # Chest: shoulders + head
+    place(ch)
+    solve(ch, [child_off("RightArm"), child_off("LeftArm"), child_off("Head")],
+          [tgt[:, idx["RightArm"]] - P[:, ch], tgt[:, idx["LeftArm"]] - P[:, ch], tgt[:, idx["Head"]] - P[:, ch]],
+          [1.0, 1.0, 1.0])
+    # Head: two head markers (rest: mean pose in the chest frame) + the vector back to the chest
+    hd = idx["Head"]
+    place(hd)
+    for m in ("HeadMarkerA", "HeadMarkerB"):
+        offsets[idx[m]] = mean_in_frame(G[:, ch], tgt[:, idx[m]] - tgt[:, hd])
+    solve(hd, [offsets[idx["HeadMarkerA"]], offsets[idx["HeadMarkerB"]], -child_off("Head")],
+          [tgt[:, idx["HeadMarkerA"]] - P[:, hd], tgt[:, idx["HeadMarkerB"]] - P[:, hd], P[:, ch] - P[:, hd]],
+          [1.0, 1.0, 0.5])
+
+    # Legs
+    for side in ("Right", "Left"):
+        up, kn, ft = idx[f"{side}UpLeg"], idx[f"{side}Leg"], idx[f"{side}Foot"]
+        toe, heel = idx[f"{side}Toe"], idx[f"{side}Heel"]
+        foot_fwd = tgt[:, toe] - tgt[:, heel]
+        for j, child in ((up, kn), (kn, ft)):
+            place(j)
+            parent_fwd = quat_apply(G[:, PARENTS[j]], Z)
+            aim(j, offsets[child], tgt[:, child] - P[:, j], [Z, Z], [foot_fwd, parent_fwd], [W_TWIST, W_FALLBACK])
+        place(ft)
+        solve(ft, [offsets[toe], offsets[heel]], [tgt[:, toe] - P[:, ft], tgt[:, heel] - P[:, ft]], [1.0, 1.0])
+        for m in (toe, heel):  # refine the end effectors: mean offset in the solved foot frame
+            offsets[m] = mean_in_frame(G[:, ft], tgt[:, m] - P[:, ft])
+
+    # Arms
+    arm_markers = {"Right": ["RightForeArmMarker"], "Left": ["LeftForeArmMarkerA", "LeftForeArmMarkerB"]}
+    for side in ("Right", "Left"):
+        sh, el, hand = idx[f"{side}Arm"], idx[f"{side}ForeArm"], idx[f"{side}Hand"]
+        place(sh)
+        forearm_dir = tgt[:, hand] - tgt[:, el]
+        aim(sh, offsets[el], tgt[:, el] - P[:, sh], [Z, Z], [forearm_dir, quat_apply(G[:, ch], Z)],
+            [W_TWIST, W_FALLBACK])
+        place(el)
+        # first pass: hand direction + the upper arm's twist
+        aim(el, offsets[hand], tgt[:, hand] - P[:, el], [Z], [quat_apply(G[:, sh], Z)], [1.0])
+        mk = [idx[m] for m in arm_markers[side]]
+        hm = idx[f"{side}HandMarker"] if side == "Right" else None
+        for m in mk:
+            offsets[m] = mean_in_frame(G[:, el], tgt[:, m] - P[:, el])
+        if hm is not None:
+            offsets[hm] = mean_in_frame(G[:, el], tgt[:, hm] - tgt[:, hand])
+        # second pass: the forearm/hand markers set the forearm's twist
+        rest = [offsets[m] for m in mk] + [Z]
+        obs = [tgt[:, m] - P[:, el] for m in mk] + [quat_apply(G[:, sh], Z)]
+        w = [W_FOREARM_MARKERS] * len(mk) + [W_FALLBACK]
+        if hm is not None:
+            rest.append(offsets[hm])
+            obs.append(tgt[:, hm] - tgt[:, hand])
+            w.append(W_FOREARM_MARKERS)
+        aim(el, offsets[hand], tgt[:, hand] - P[:, el], rest, obs, w)
+    for j in range(J):  # non-rotating joints: global = parent's
+        if j not in ROTATING_JOINTS:
+            G[:, j] = G[:, PARENTS[j]]
+
+    local = np.empty_like(G)
+    local[:, 0] = G[:, 0]
+    local[:, 1:] = quat_mul(quat_conj(G[:, PARENTS[1:]]), G[:, 1:])
+    nonrot = np.setdiff1d(np.arange(J), ROTATING_JOINTS)
+    local[:, nonrot] = ident[:, None]
+    local = quat_continuous(local, axis=0)
+
+    skeleton = Skeleton(JOINT_NAMES, PARENTS, offsets)
+    root = tgt[:, 0].copy()
+    gpos, _ = forward_kinematics(skeleton, root, local)
+    err = np.linalg.norm(gpos - tgt, axis=-1)
+    lengths = {JOINT_NAMES[j]: round(float(np.linalg.norm(offsets[j])), 2) for j in range(1, J)}
+    return FitResult(skeleton, root, local, gpos, tgt, err, lengths)
+
+
+# --- rate / offset check against the music ----------------------------------------------------------
+
+def beat_check_clip(global_positions: np.ndarray, src_fps: float, mono: np.ndarray, offset_s: float) -> dict:
+    """How well motion beats (minima of mean joint speed) line up with the song's beats (librosa).
+
+    Returns the score (mean of exp(-d^2 / (2 * 0.07^2)) over motion beats, d = distance to the
+    nearest music beat in seconds) at the rate and offset used, and the best rate scale / offset
+    shift found on a small grid. Reported only: the import uses the nominal rate and offset.
+    """
+    try:
+        import librosa
+    except ImportError:
+        return {"skipped": "librosa not installed"}
+    from scipy.signal import argrelextrema
+
+    L = global_positions.shape[0]
+    sr = 22050
+    s0 = max(int((offset_s - 2.0) * AUDIO_SR), 0)
+    s1 = int((offset_s + L / src_fps + 2.0) * AUDIO_SR)
+    seg = mono[s0:s1]
+    if seg.size < sr:
+        return {"skipped": "song too short"}
+    y = librosa.resample(seg, orig_sr=AUDIO_SR, target_sr=sr)
+    _, beats = librosa.beat.beat_track(y=y, sr=sr, units="time")
+    beats = np.asarray(beats) + s0 / AUDIO_SR
+    if beats.size < 4:
+        return {"skipped": "too few music beats"}
+    speed = np.linalg.norm(np.diff(global_positions, axis=0), axis=-1).mean(axis=1)
+    # light smoothing before picking minima
+    k = np.array([0.25, 0.5, 0.25])
+    speed = np.convolve(np.pad(speed, 1, mode="edge"), k, mode="valid")
+    mins = argrelextrema(speed, np.less_equal, order=1)[0]
+    mins = mins[(mins > 0) & (mins < speed.size - 1)] + 0.5  # speed sample i is between frames i, i+1
+    if mins.size < 4:
+        return {"skipped": "too few motion beats"}
+
+    def score(scale: float, shift: float) -> float:
+        t = offset_s + shift + mins / (src_fps * scale)
+        d = np.abs(t[:, None] - beats[None, :]).min(axis=1)
+        return float(np.mean(np.exp(-d * d / (2 * 0.07 ** 2))))
+
+    nominal = score(1.0, 0.0)
+    best = (nominal, 1.0, 0.0)
+    for scale in np.linspace(0.95, 1.05, 21):
+        for shift in np.arange(-0.3, 0.301, 0.02):
+            s = score(scale, shift)
+            if s > best[0] + 1e-9:
+                best = (s, float(scale), float(shift))
+    return {"score_nominal": round(nominal, 3), "best_score": round(best[0], 3),
+            "best_rate": round(src_fps * best[1], 4), "best_offset_shift_s": round(best[2], 3),
+            "music_tempo_bpm": round(float(60.0 / np.median(np.diff(beats))), 1), "motion_beats": int(mins.size)}
