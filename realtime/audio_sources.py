@@ -1,0 +1,525 @@
+"""Audio sources for the live path: a microphone (sounddevice / PortAudio), a file, or the built-in
+demo track, all feeding an ``AudioRingBuffer`` of mono float32 at the source's own sample rate.
+
+The producer side behaves like an audio callback: it only copies into the ring (no allocation of
+sample buffers, no locks, no per-sample Python loops). Resampling to the model's feature rate is the
+consumer's job (``StreamResampler``), never the callback's.
+
+sounddevice is imported lazily: importing this module works without PortAudio installed, and
+``open_default_source`` falls back to the demo track when no input device (or no PortAudio) exists.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from transflower.errors import DataError, UserError
+from realtime.frame_clock import FrameClock
+from realtime.ring_buffer import AudioRingBuffer
+
+__all__ = ["AudioSource", "SourceStatus", "MicrophoneSource", "FileSource", "ArraySource", "DemoSource",
+           "InputDevice", "AudioUnavailable", "list_input_devices", "open_default_source",
+           "StreamResampler"]
+
+log = logging.getLogger(__name__)
+
+
+class AudioUnavailable(UserError):
+    """No usable audio device (or no PortAudio library) for what was asked."""
+
+
+def _sounddevice():
+    """Import sounddevice, turning a missing libportaudio into AudioUnavailable."""
+    try:
+        import sounddevice as sd
+    except OSError as e:  # sounddevice raises OSError("PortAudio library not found")
+        raise AudioUnavailable(f"PortAudio is not available ({e}); install libportaudio2") from e
+    return sd
+
+
+def _stream_to_monotonic(now_mono: float, current_time: float, buffer_time: float) -> float | None:
+    """Convert a PortAudio stream time (ADC/DAC time of a buffer) to time.monotonic() using the
+    callback's currentTime; None when the host API does not provide them."""
+    if current_time > 0.0 and buffer_time > 0.0:
+        d = current_time - buffer_time
+        if -1.0 < d < 1.0:
+            return now_mono - d
+    return None
+
+
+@dataclass
+class SourceStatus:
+    callbacks: int = 0            # producer invocations (PortAudio callbacks or feeder hops)
+    input_overflows: int = 0      # PortAudio reported input overflow (samples lost before us)
+    output_underflows: int = 0    # audible playback reported output underflow
+    last_callback_time: float = 0.0   # time.monotonic() of the latest callback
+    callback_seconds_max: float = 0.0     # slowest callback body (perf_counter)
+    callback_seconds_total: float = 0.0
+    finished: bool = False        # a non-looping file/array reached its end
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class AudioSource:
+    """Common interface: ``start()``/``stop()`` (or ``with``), ``ring``, ``samplerate``, ``name``,
+    ``status``. The ring holds mono float32 at ``samplerate``."""
+
+    def __init__(self, samplerate: int, name: str, ring_seconds: float = 2.0):
+        self.samplerate = int(samplerate)
+        self.name = name
+        self.ring = AudioRingBuffer(max(1024, int(round(ring_seconds * self.samplerate))), np.float32)
+        self.status = SourceStatus()
+        self._running = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def start(self) -> "AudioSource":
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def wait_for_audio(self, timeout: float = 3.0) -> bool:
+        """Wait until the first samples arrive (a PortAudio stream may take ~2 s to deliver its first
+        callback); True if they did within ``timeout``."""
+        end = time.monotonic() + timeout
+        while self.ring.total_written == 0:
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r}, {self.samplerate} Hz)"
+
+
+# ---------------------------------------------------------------------------------------- devices
+class InputDevice(NamedTuple):
+    index: int
+    name: str
+    channels: int
+    default_samplerate: float
+
+
+def list_input_devices() -> list[InputDevice]:
+    """Input-capable devices as PortAudio sees them; [] when there are none or no PortAudio."""
+    try:
+        sd = _sounddevice()
+        devices = sd.query_devices()
+    except Exception as e:  # noqa: BLE001  (AudioUnavailable, PortAudioError, ...)
+        log.debug("cannot list audio devices: %s", e)
+        return []
+    return [InputDevice(i, d["name"], int(d["max_input_channels"]), float(d["default_samplerate"]))
+            for i, d in enumerate(devices) if d["max_input_channels"] > 0]
+
+
+class MicrophoneSource(AudioSource):
+    """A PortAudio input stream. The callback mixes to mono into a preallocated scratch buffer and
+    writes it to the ring; the ring's timestamp is the capture (ADC) time of the block's newest sample
+    in time.monotonic() when the host API reports it, else the callback time."""
+
+    def __init__(self, device: int | str | None = None, samplerate: float | None = None,
+                 blocksize: int = 0, channels: int | None = None, ring_seconds: float = 2.0,
+                 latency: str | float = "low"):
+        sd = _sounddevice()
+        self._sd = sd
+        try:
+            info = sd.query_devices(device, kind="input") if device is None else sd.query_devices(device)
+        except Exception as e:  # noqa: BLE001  ValueError / PortAudioError
+            names = ", ".join(f"{d.index}: {d.name}" for d in list_input_devices()) or "none"
+            what = "default audio input device" if device is None else f"audio input device {device!r}"
+            raise AudioUnavailable(f"{what} not found ({e}); input devices: {names}") from e
+        max_in = int(info["max_input_channels"])
+        if max_in < 1:
+            raise AudioUnavailable(f"audio device {device!r} ({info['name']}) has no input channels")
+        self.device = info.get("index", device)
+        self.device_name = info["name"]
+        sr = int(round(samplerate if samplerate else info["default_samplerate"]))
+        self.channels = int(channels) if channels else min(2, max_in)
+        try:
+            sd.check_input_settings(device=self.device, channels=self.channels, samplerate=sr,
+                                    dtype="float32")
+        except Exception as e:  # noqa: BLE001
+            raise AudioUnavailable(f"audio input device {self.device_name!r} cannot record "
+                                   f"{self.channels} ch at {sr} Hz: {e}") from e
+        super().__init__(sr, f"mic:{self.device_name}", ring_seconds)
+        self.blocksize = int(blocksize)
+        self.latency = latency
+        self._scratch = np.zeros(max(16384, self.blocksize), dtype=np.float32)
+        self._inv_channels = np.float32(1.0 / self.channels)
+        self._stream = None
+
+    def _callback(self, indata, frames, time_info, status):
+        t_start = time.perf_counter()
+        now = time.monotonic()
+        st = self.status
+        st.callbacks += 1
+        st.last_callback_time = now
+        if status.input_overflow:
+            st.input_overflows += 1
+        ts = _stream_to_monotonic(now, time_info.currentTime, time_info.inputBufferAdcTime)
+        ts = now if ts is None else ts + (frames - 1) / self.samplerate
+        if self.channels == 1:
+            self.ring.write(indata[:, 0], ts)
+        else:
+            scratch = self._scratch
+            cap = scratch.shape[0]
+            for s in range(0, frames, cap):  # one pass unless a block exceeds the scratch buffer
+                e = min(frames, s + cap)
+                out = scratch[: e - s]
+                np.sum(indata[s:e], axis=1, out=out)
+                out *= self._inv_channels
+                self.ring.write(out, ts)
+        dt = time.perf_counter() - t_start
+        st.callback_seconds_total += dt
+        if dt > st.callback_seconds_max:
+            st.callback_seconds_max = dt
+
+    def start(self) -> "MicrophoneSource":
+        if self._running:
+            return self
+        sd = self._sd
+        try:
+            self._stream = sd.InputStream(device=self.device, samplerate=self.samplerate,
+                                          blocksize=self.blocksize, channels=self.channels,
+                                          dtype="float32", latency=self.latency, callback=self._callback)
+            self._stream.start()
+        except Exception as e:  # noqa: BLE001
+            self._stream = None
+            raise AudioUnavailable(f"cannot open audio input {self.device_name!r}: {e}") from e
+        self.status.finished = False
+        self._running = True
+        return self
+
+    def stop(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            finally:
+                self._stream = None
+        self._running = False
+
+
+# ---------------------------------------------------------------------------------- file / demo
+class ArraySource(AudioSource):
+    """Feeds a mono signal into the ring like a device would: from a thread paced on absolute
+    deadlines in hops of ``hop_s`` (``realtime=True``), or as fast as the consumer frees ring space
+    (``realtime=False``, never overrunning). ``audible=True`` plays it on the default output and feeds
+    the ring from that output callback, so what is heard and what is analysed share one clock."""
+
+    def __init__(self, data: np.ndarray, samplerate: int, name: str, realtime: bool = True,
+                 loop: bool = False, audible: bool = False, hop_s: float = 0.01,
+                 ring_seconds: float = 2.0):
+        super().__init__(samplerate, name, ring_seconds)
+        data = np.asarray(data, dtype=np.float32)
+        if data.ndim != 1 or data.size == 0:
+            raise ValueError(f"{name}: expected a non-empty mono signal, got shape {data.shape}")
+        self.data = np.ascontiguousarray(data)
+        self.realtime = bool(realtime)
+        self.loop = bool(loop)
+        self.audible = bool(audible)
+        self.hop = max(1, min(int(round(hop_s * self.samplerate)), self.ring.capacity // 2))
+        self.position = 0              # next sample of `data` to feed
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._out_stream = None
+        self.clock: FrameClock | None = None
+
+    # feed data[position : position + n] (wrapping when looping) to the ring and to `outbuf`
+    def _feed(self, n: int, timestamp: float | None = None, outbuf=None) -> int:
+        data, size = self.data, self.data.shape[0]
+        done = 0
+        while done < n:
+            pos = self.position
+            if pos >= size:
+                if not self.loop:
+                    break
+                pos = self.position = 0
+            k = min(n - done, size - pos)
+            chunk = data[pos:pos + k]
+            self.ring.write(chunk, timestamp)
+            if outbuf is not None:
+                outbuf[done:done + k] = chunk[:, None]
+            self.position = pos + k
+            done += k
+        if done < n and not self.loop:
+            self.status.finished = True
+        return done
+
+    def _run_thread(self):
+        st = self.status
+        try:
+            if self.realtime:
+                clock = self.clock = FrameClock(self.samplerate / self.hop, late_policy="hold")
+                clock.start()
+                while not self._stop.is_set():
+                    clock.wait_next()
+                    t = time.perf_counter()
+                    st.callbacks += 1
+                    st.last_callback_time = time.monotonic()
+                    if self._feed(self.hop) < self.hop:
+                        break
+                    dt = time.perf_counter() - t
+                    st.callback_seconds_total += dt
+                    st.callback_seconds_max = max(st.callback_seconds_max, dt)
+            else:
+                ring = self.ring
+                while not self._stop.is_set():
+                    if ring.capacity - ring.available() < self.hop:
+                        time.sleep(0.0005)
+                        continue
+                    st.callbacks += 1
+                    st.last_callback_time = time.monotonic()
+                    if self._feed(self.hop) < self.hop:
+                        break
+        except Exception as e:  # noqa: BLE001  keep the reason visible to the engine
+            st.error = repr(e)
+            log.exception("%s: feeder thread failed", self.name)
+        finally:
+            self._running = False if self._stop.is_set() or st.finished or st.error else self._running
+
+    def _out_callback(self, outdata, frames, time_info, status):
+        st = self.status
+        now = time.monotonic()
+        st.callbacks += 1
+        st.last_callback_time = now
+        if status.output_underflow:
+            st.output_underflows += 1
+        ts = _stream_to_monotonic(now, time_info.currentTime, time_info.outputBufferDacTime)
+        ts = now if ts is None else ts + (frames - 1) / self.samplerate
+        done = self._feed(frames, ts, outdata)
+        if done < frames:
+            outdata[done:] = 0
+            raise self._sd.CallbackStop
+
+    def _start_audible(self) -> bool:
+        try:
+            sd = self._sd = _sounddevice()
+            info = sd.query_devices(kind="output")
+            ch = max(1, min(2, int(info["max_output_channels"])))
+            self._out_stream = sd.OutputStream(samplerate=self.samplerate, channels=ch, dtype="float32",
+                                               blocksize=self.hop, callback=self._out_callback,
+                                               finished_callback=self._on_finished)
+            self._out_stream.start()
+            return True
+        except Exception as e:  # noqa: BLE001
+            self._out_stream = None
+            log.warning("%s: cannot play audio on the default output (%s); feeding silently", self.name, e)
+            return False
+
+    def _on_finished(self):
+        if not self.loop and self.position >= self.data.shape[0]:
+            self.status.finished = True
+
+    def start(self) -> "ArraySource":
+        if self._running:
+            return self
+        self._stop.clear()
+        self.status.finished = False
+        self._running = True
+        if self.audible and self._start_audible():
+            return self
+        self._thread = threading.Thread(target=self._run_thread, name=f"feed:{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._out_stream is not None:
+            try:
+                self._out_stream.stop()
+                self._out_stream.close()
+            finally:
+                self._out_stream = None
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        self._running = False
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+
+def _decode(path: str | Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"audio file not found: {p}")
+    try:
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as e:  # noqa: BLE001  LibsndfileError / RuntimeError / TypeError
+        raise DataError(f"cannot decode audio file {p}: {e} (expected wav/flac/ogg/mp3 audio)") from e
+    if data.shape[0] == 0:
+        raise DataError(f"audio file {p} contains no samples")
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
+
+
+class FileSource(ArraySource):
+    """An audio file (anything libsndfile decodes: wav, flac, ogg, mp3), mixed to mono at the file's
+    own sample rate, fed like a live device (see ArraySource)."""
+
+    def __init__(self, path: str | Path, realtime: bool = True, loop: bool = False,
+                 audible: bool = False, hop_s: float = 0.01, ring_seconds: float = 2.0):
+        data, sr = _decode(path)
+        self.path = Path(path)
+        super().__init__(data, sr, f"file:{self.path.name}", realtime=realtime, loop=loop,
+                         audible=audible, hop_s=hop_s, ring_seconds=ring_seconds)
+
+
+class DemoSource(ArraySource):
+    """The built-in synthesised track (realtime.demo_track), looped by default."""
+
+    def __init__(self, seed: int = 0, samplerate: int = 48000, bpm: float = 120.0,
+                 duration_s: float = 64.0, realtime: bool = True, loop: bool = True,
+                 audible: bool = False, hop_s: float = 0.01, ring_seconds: float = 2.0):
+        from realtime.demo_track import synthesize_demo_track
+
+        data = synthesize_demo_track(duration_s, samplerate, bpm, seed, loopable=True)
+        self.bpm = bpm
+        self.seed = seed
+        super().__init__(data, samplerate, f"demo:{bpm:g}bpm-seed{seed}", realtime=realtime, loop=loop,
+                         audible=audible, hop_s=hop_s, ring_seconds=ring_seconds)
+
+
+def open_default_source(device: int | str | None = None, demo_fallback: bool = True,
+                        samplerate: float | None = None, blocksize: int = 0,
+                        channels: int | None = None, ring_seconds: float = 2.0,
+                        demo_samplerate: int = 48000) -> AudioSource:
+    """A MicrophoneSource for ``device`` (default input when None). When no input device exists
+    (none listed, PortAudio missing, or the default cannot record) and ``demo_fallback``, returns a
+    DemoSource and logs why. An explicitly named device that is missing is an error (AudioUnavailable,
+    a UserError), never silently replaced. The source is returned unstarted."""
+    if device is not None:
+        return MicrophoneSource(device, samplerate, blocksize, channels, ring_seconds)
+    try:
+        if not list_input_devices():
+            try:
+                _sounddevice()
+                reason = "PortAudio lists no audio input device"
+            except AudioUnavailable as e:
+                reason = str(e)
+            raise AudioUnavailable(reason)
+        return MicrophoneSource(None, samplerate, blocksize, channels, ring_seconds)
+    except AudioUnavailable as e:
+        if not demo_fallback:
+            raise
+        log.warning("no usable microphone (%s); playing the built-in demo track instead "
+                    "(120 bpm, synthesised). Connect an input device or pass --device / --audio FILE.", e)
+        return DemoSource(samplerate=demo_samplerate, ring_seconds=ring_seconds)
+
+
+# ------------------------------------------------------------------------------------- resampling
+class StreamResampler:
+    """Streaming polyphase resampler (the same Kaiser-windowed FIR that scipy.signal.resample_poly
+    designs), for the consumer side. ``process(chunk)`` returns every output sample whose inputs have
+    arrived; chunked output equals one-shot output. With ``align=True`` (default) the filter's delay is
+    removed, so the concatenated output equals ``resample_poly(x, up, down)`` except for the last few
+    samples, which need ``flush()`` (zeros) as resample_poly's zero-padding does. The cost of that
+    alignment is ``delay_s`` of latency (about 10 input samples)."""
+
+    def __init__(self, in_rate: float, out_rate: float, window=("kaiser", 5.0), align: bool = True,
+                 dtype=np.float32):
+        from scipy.signal import firwin
+
+        ratio = Fraction(in_rate).limit_denominator(100000) / Fraction(out_rate).limit_denominator(100000)
+        ratio = ratio.limit_denominator(10000)
+        self.in_rate, self.out_rate = float(in_rate), float(out_rate)
+        self.up, self.down = ratio.denominator, ratio.numerator   # out/in = up/down
+        self.dtype = np.dtype(dtype)
+        L, M = self.up, self.down
+        self.passthrough = (L == M == 1)
+        if self.passthrough:
+            self.taps_per_phase = 1
+            self.delay_s = 0.0
+            self._drop = 0
+            self._n_in = self._emitted = 0
+            return
+        half_len = 10 * max(L, M)
+        h = firwin(2 * half_len + 1, 1.0 / max(L, M), window=window) * L
+        n_pre_pad = M - half_len % M
+        h = np.concatenate([np.zeros(n_pre_pad), h])
+        T = -(-h.size // L)
+        h = np.concatenate([h, np.zeros(T * L - h.size)])
+        # bank[p, t] multiplies x[q - (T-1) + t] for an output whose up-sampled index j has j % L == p,
+        # q = j // L (i.e. tap h[p + L*i] on x[q - i], reversed so it is a dot with a forward window)
+        self._bank = h.reshape(T, L).T[:, ::-1].copy()
+        self.taps_per_phase = T
+        self._hist = np.zeros(T - 1, dtype=np.float64)
+        self._n_in = 0
+        self._n_out = 0
+        self._drop = (half_len + n_pre_pad) // M if align else 0
+        self._emitted = 0
+        # latency: an output sample needs inputs this far past its own time (the filter's lookahead)
+        self.delay_s = (half_len + n_pre_pad) / (L * self.in_rate)
+
+    def output_length(self, n_in: int) -> int:
+        """Samples a one-shot resample_poly would return for ``n_in`` inputs."""
+        return -(-n_in * self.up // self.down)
+
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        x = np.asarray(chunk)
+        if self.passthrough:
+            self._n_in += x.shape[0]
+            self._emitted += x.shape[0]
+            return x.astype(self.dtype, copy=True)
+        L, M, T = self.up, self.down, self.taps_per_phase
+        n_old = self._n_in
+        buf = np.concatenate([self._hist, x.astype(np.float64, copy=False)])
+        self._n_in += x.shape[0]
+        n_end = -(-self._n_in * L // M)     # outputs n with (n*M)//L <= n_in - 1
+        if n_end <= self._n_out:
+            self._hist = buf[buf.size - (T - 1):]
+            return np.empty(0, self.dtype)
+        ns = np.arange(self._n_out, n_end, dtype=np.int64)
+        j = ns * M
+        p = j % L
+        s = (j // L) - n_old                 # window start in buf (buf[0] is input n_old - (T-1))
+        win = np.lib.stride_tricks.sliding_window_view(buf, T)
+        y = np.einsum("nt,nt->n", self._bank[p], win[s])
+        self._n_out = int(n_end)
+        self._hist = buf[buf.size - (T - 1):].copy()
+        if self._drop:
+            k = min(self._drop, y.size)
+            y = y[k:]
+            self._drop -= k
+        self._emitted += y.size
+        return y.astype(self.dtype)
+
+    def flush(self) -> np.ndarray:
+        """Outputs still held back by the filter (feeds zeros, like resample_poly's edge): after it
+        the total output is exactly ``output_length(total input)``. The stream ends here (reset()
+        to reuse)."""
+        if self.passthrough:
+            return np.empty(0, self.dtype)
+        want = self.output_length(self._n_in) - self._emitted
+        if want <= 0:
+            return np.empty(0, self.dtype)
+        y = self.process(np.zeros(self.taps_per_phase + 2 * (self.down // self.up) + 2))
+        return y[:want]
+
+    def reset(self) -> None:
+        if not self.passthrough:
+            self.__init__(self.in_rate, self.out_rate, dtype=self.dtype)
