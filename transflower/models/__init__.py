@@ -1,0 +1,35 @@
+"""Model registry: name -> (config class, model class). Each model is one readable file.
+
+Every model class provides `window_spec(data_cfg) -> WindowSpec` (what the dataset cuts) and
+`loss(inputs, outputs) -> scalar` (what training minimises; an NLL per dimension for the flows).
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+
+
+def registry():
+    from transflower.models import transflower as tf
+
+    reg = {"transflower_live": (tf.TransflowerConfig, tf.TransflowerLive)}
+    try:
+        from transflower.models import baselines as bl
+
+        reg.update(bl.REGISTRY)
+    except ImportError:  # baselines are optional for the live model
+        pass
+    return reg
+
+
+def build_model(name: str, config: dict):
+    from transflower.errors import UserError
+
+    reg = registry()
+    if name not in reg:
+        raise UserError(f"model: unknown model {name!r}; expected one of {sorted(reg)}")
+    cfg_cls, model_cls = reg[name]
+    known = {f.name for f in fields(cfg_cls)}
+    unknown = set(config) - known
+    if unknown:
+        raise UserError(f"model_config: unknown keys {sorted(unknown)} for model {name!r}; expected some of {sorted(known)}")
+    return model_cls(cfg_cls(**config))

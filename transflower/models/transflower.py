@@ -210,6 +210,17 @@ class TransflowerLive(nn.Module):
         self.backbone = CausalBackbone(cfg)
         self.flow = ConditionalFlow(cfg.motion_dim, cfg.d_model, cfg.flow_steps, cfg.flow_hidden)
 
+    # training interface (transflower.train): what the dataset cuts, what is minimised
+    def window_spec(self, seq_len: int):
+        from transflower.dataset import WindowSpec
+
+        L = self.cfg.lookahead
+        return WindowSpec(["motion", "audio"], ["motion"], [seq_len, seq_len], [seq_len], [0, 1 + L], [1])
+
+    def loss(self, inputs, outputs):
+        motion_in, audio_in = inputs
+        return self.nll(motion_in, audio_in, outputs[0])
+
     def nll(self, motion_in, audio_in, target):
         """Mean negative log-likelihood per dimension (nats), over all frames: the training loss."""
         B, T, D = target.shape
@@ -256,3 +267,4 @@ class KVCacheRunner:
         self.cache_bias[:, slot] = 0.0
         self.frame += 1
         return pose
+

@@ -1,0 +1,112 @@
+"""The seed's multimodal dataset: time-synced `<id>.<modality>.npy` arrays cut into training windows.
+
+For each sequence id (from `base_filenames_train.txt` / `base_filenames_test.txt`), every modality is a
+(T, D) array at the same frame rate. A window starting at frame s gives, per input modality i, frames
+[s + input_time_offsets[i], s + input_time_offsets[i] + input_lengths[i]) and likewise per output. For
+the causal Transflower: inputs (motion, audio) with lengths (T, T) and offsets (0, 1 + lookahead), output
+motion with length T and offset 1: output frame k is predicted from motion up to k-1 and audio up to
+k + lookahead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from transflower.errors import DataError, UserError
+
+
+@dataclass
+class WindowSpec:
+    input_modalities: list[str]
+    output_modalities: list[str]
+    input_lengths: list[int]
+    output_lengths: list[int]
+    input_time_offsets: list[int]
+    output_time_offsets: list[int]
+
+    def __post_init__(self):
+        for name, mods, lens, offs in (("input", self.input_modalities, self.input_lengths, self.input_time_offsets),
+                                       ("output", self.output_modalities, self.output_lengths, self.output_time_offsets)):
+            if not (len(mods) == len(lens) == len(offs)):
+                raise UserError(f"{name}_modalities, {name}_lengths and {name}_time_offsets must have the same "
+                                f"number of entries; got {len(mods)}, {len(lens)}, {len(offs)}")
+            if any(n <= 0 for n in lens):
+                raise UserError(f"{name}_lengths must be positive, got {lens}")
+
+    @property
+    def span(self) -> int:
+        """Frames a window needs from its start frame."""
+        ends = [o + n for o, n in zip(self.input_time_offsets, self.input_lengths)]
+        ends += [o + n for o, n in zip(self.output_time_offsets, self.output_lengths)]
+        return max(ends)
+
+    @property
+    def min_offset(self) -> int:
+        return min(self.input_time_offsets + self.output_time_offsets)
+
+
+def read_ids(data_dir: Path, split: str) -> list[str]:
+    path = Path(data_dir) / f"base_filenames_{split}.txt"
+    if not path.exists():
+        raise DataError(f"{path}: missing; run `transflower features {data_dir}` first (it writes the split files)")
+    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise DataError(f"{path}: lists no sequence ids")
+    return ids
+
+
+def load_modality(data_dir: Path, seq_id: str, modality: str) -> np.ndarray:
+    path = Path(data_dir) / f"{seq_id}.{modality}.npy"
+    if not path.exists():
+        available = sorted({p.name.split(".", 1)[1][:-4] for p in Path(data_dir).glob(f"{seq_id}.*.npy")})
+        raise DataError(f"{path}: missing; feature {modality!r} is unknown for {seq_id} (available: {available or 'none'})")
+    try:
+        arr = np.load(path)
+    except Exception as e:
+        raise DataError(f"{path}: not a readable .npy array ({e})") from None
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
+        raise DataError(f"{path}: expected a 2-D float array (frames, dims), got shape {arr.shape} dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: contains NaN or inf values")
+    return arr.astype(np.float32, copy=False)
+
+
+class MultimodalDataset:
+    """Indexable windows over all sequences of a split; items are (inputs, outputs), lists of float32 arrays.
+
+    torch's DataLoader takes it as a map-style dataset (no torch import here: numpy arrays are collated).
+    """
+
+    def __init__(self, data_dir, split: str, spec: WindowSpec, stride: int = 1, ids: list[str] | None = None):
+        self.data_dir = Path(data_dir)
+        self.spec = spec
+        self.ids = ids if ids is not None else read_ids(self.data_dir, split)
+        mods = sorted(set(spec.input_modalities) | set(spec.output_modalities))
+        self.arrays: dict[str, dict[str, np.ndarray]] = {}
+        self.index: list[tuple[str, int]] = []
+        for seq_id in self.ids:
+            arrs = {m: load_modality(self.data_dir, seq_id, m) for m in mods}
+            lengths = {m: a.shape[0] for m, a in arrs.items()}
+            if len(set(lengths.values())) > 1:
+                raise DataError(f"{self.data_dir / seq_id}: modalities have different lengths {lengths}; "
+                                f"they must be time-synced at one frame rate (re-run `transflower features`)")
+            n = next(iter(lengths.values()))
+            self.arrays[seq_id] = arrs
+            first = -spec.min_offset if spec.min_offset < 0 else 0
+            for s in range(first, n - spec.span + 1, stride):
+                self.index.append((seq_id, s))
+        if not self.index:
+            raise DataError(f"{self.data_dir}: no sequence of split {split!r} is long enough for a {spec.span}-frame window")
+        self.dims = {m: self.arrays[self.ids[0]][m].shape[1] for m in mods}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        seq_id, s = self.index[i]
+        arrs, sp = self.arrays[seq_id], self.spec
+        inputs = [arrs[m][s + o : s + o + n] for m, o, n in zip(sp.input_modalities, sp.input_time_offsets, sp.input_lengths)]
+        outputs = [arrs[m][s + o : s + o + n] for m, o, n in zip(sp.output_modalities, sp.output_time_offsets, sp.output_lengths)]
+        return inputs, outputs

@@ -1,0 +1,223 @@
+"""`transflower features DATA_DIR`: the seed's feature step, for paired `<id>.bvh` + `<id>.wav` clips.
+
+Writes, per clip, `<id>.motion.npy` and `<id>.audio.npy` (standardised, same length, same frame rate;
+the unscaled arrays as `<id>.motion_raw.npy` / `<id>.audio_raw.npy`), and for the folder:
+`motion_scaler.json`, `audio_scaler.json` (mean/std fitted on the training split only),
+`base_filenames_train.txt` / `base_filenames_test.txt`, and `features.json` (frame rate, audio feature
+config, motion feature names, the canonical skeleton used to turn generated features back into BVH).
+A bad clip is reported and skipped; the command exits non-zero at the end if any failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from transflower.errors import DataError, UserError
+
+log = logging.getLogger("transflower.features")
+
+
+# ---------------------------------------------------------------------------------------------
+# Scalers and atomic writes
+
+
+class StandardScaler:
+    """Per-dimension mean/std (std floored, so constant dimensions do not blow up)."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+
+    @classmethod
+    def fit(cls, arrays: list[np.ndarray], min_std: float = 1e-3) -> "StandardScaler":
+        x = np.concatenate(arrays, axis=0).astype(np.float64)
+        return cls(x.mean(0), np.maximum(x.std(0), min_std))
+
+    def transform(self, x):
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, x):
+        return (x * self.std + self.mean).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StandardScaler":
+        return cls(np.array(d["mean"]), np.array(d["std"]))
+
+    @classmethod
+    def load(cls, path) -> "StandardScaler":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, KeyError) as e:
+            raise DataError(f"{path}: not a scaler file ({e}); expected JSON with 'mean' and 'std' lists") from None
+
+
+def save_npy_atomic(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, arr)
+    os.replace(tmp, path)
+
+
+def save_json_atomic(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-clip features
+
+
+def resample_motion(root: np.ndarray, rots: np.ndarray, fps_in: float, fps_out: float):
+    """Resample root positions (linear) and local rotations (slerp) to a new frame rate."""
+    if abs(fps_in - fps_out) < 1e-6:
+        return root, rots
+    from transflower.rotations import quat_slerp
+
+    T = root.shape[0]
+    n_out = int(np.floor((T - 1) * fps_out / fps_in)) + 1
+    t = np.arange(n_out) * fps_in / fps_out
+    i0 = np.clip(np.floor(t).astype(int), 0, T - 1)
+    i1 = np.clip(i0 + 1, 0, T - 1)
+    w = (t - i0)[:, None]
+    root_out = root[i0] * (1 - w) + root[i1] * w
+    rots_out = quat_slerp(rots[i0], rots[i1], w)  # w (N, 1) broadcasts over joints
+    return root_out, rots_out
+
+
+def clip_features(bvh_path: Path, wav_path: Path, fps: float, audio_config):
+    """(motion (T, Dm), audio (T, Da), skeleton) for one clip, unscaled."""
+    from transflower.audio_features import compute_audio_features, load_audio_mono
+    from transflower.bvh import read_bvh
+    from transflower.motion_features import MotionFeatures
+
+    motion = read_bvh(bvh_path)
+    root, rots = resample_motion(motion.root_positions, motion.local_rotations, motion.fps, fps)
+    feats = MotionFeatures(motion.skeleton).encode(root, rots)
+    y, sr = load_audio_mono(wav_path)
+    duration = len(y) / sr
+    T = feats.shape[0]
+    if duration < (T - 1) / fps - 1.0:  # a second of slack: the last beat may be cut short
+        raise DataError(f"{wav_path}: audio lasts {duration:.2f} s but the motion {bvh_path.name} lasts {(T - 1) / fps:.2f} s; "
+                        "expected time-synced pairs of (nearly) equal length")
+    audio = compute_audio_features(y, sr, audio_config, num_frames=T)
+    return feats.astype(np.float32), audio, motion.skeleton
+
+
+def default_split(ids: list[str], every: int = 6, first: int = 2) -> tuple[list[str], list[str]]:
+    """Stratified by style (the id's prefix before its last '_'): every `every`-th clip of each style, from `first`."""
+    groups: dict[str, list[str]] = {}
+    for i in sorted(ids):
+        groups.setdefault(i.rsplit("_", 1)[0], []).append(i)
+    test = [g[k] for g in groups.values() for k in range(first, len(g), every)]
+    train = [i for i in sorted(ids) if i not in test]
+    return train, test
+
+
+def find_pairs(data_dir: Path) -> tuple[list[str], list[str]]:
+    bvhs = {p.stem for p in data_dir.glob("*.bvh")}
+    wavs = {p.stem for p in data_dir.glob("*.wav")}
+    problems = [f"{data_dir / (s + '.bvh')}: no matching {s}.wav (expected <id>.bvh + <id>.wav pairs)" for s in sorted(bvhs - wavs)]
+    problems += [f"{data_dir / (s + '.wav')}: no matching {s}.bvh (expected <id>.bvh + <id>.wav pairs)" for s in sorted(wavs - bvhs)]
+    return sorted(bvhs & wavs), problems
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data_dir", help="folder of paired <id>.bvh + <id>.wav (e.g. from `transflower import`)")
+    p.add_argument("--fps", type=float, default=20.0, help="feature frame rate (default 20, the paper's)")
+    p.add_argument("--replace-existing", action="store_true", help="recompute clips whose feature files exist")
+    p.add_argument("--test-ids", nargs="*", default=None, help="clip ids for the test split (default: every 6th clip per style)")
+    p.add_argument("--sample-rate", type=int, default=24000, help="audio analysis rate (default 24000 Hz)")
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    from transflower.audio_features import AudioFeatureConfig
+    from transflower.motion_features import MotionFeatures
+
+    data_dir = Path(args.data_dir)
+    if not data_dir.is_dir():
+        raise UserError(f"{data_dir}: not a folder; expected a folder of <id>.bvh + <id>.wav pairs")
+    audio_config = AudioFeatureConfig(sample_rate=args.sample_rate, fps=args.fps)
+    _ = audio_config.hop  # validates rate / fps
+    ids, failures = find_pairs(data_dir)
+    if not ids:
+        raise UserError(f"{data_dir}: no <id>.bvh + <id>.wav pairs found")
+
+    done, skeletons, motion_names = [], {}, None
+    for seq_id in tqdm(ids, desc="features", unit="clip"):
+        raw_m, raw_a = data_dir / f"{seq_id}.motion_raw.npy", data_dir / f"{seq_id}.audio_raw.npy"
+        try:
+            if raw_m.exists() and raw_a.exists() and not args.replace_existing:
+                from transflower.bvh import read_bvh
+
+                skeletons[seq_id] = read_bvh(data_dir / f"{seq_id}.bvh").skeleton
+            else:
+                motion, audio, skel = clip_features(data_dir / f"{seq_id}.bvh", data_dir / f"{seq_id}.wav", args.fps, audio_config)
+                save_npy_atomic(raw_m, motion)
+                save_npy_atomic(raw_a, audio)
+                skeletons[seq_id] = skel
+            done.append(seq_id)
+        except (DataError, UserError) as e:
+            failures.append(str(e))
+        except Exception as e:  # an unexpected failure in one clip must not lose the others' work
+            failures.append(f"{data_dir / seq_id}: {type(e).__name__}: {e}")
+
+    if not done:
+        for f in failures:
+            print(f"FAILED {f}")
+        raise UserError(f"{data_dir}: no clip could be processed")
+    if args.test_ids is not None:
+        unknown = set(args.test_ids) - set(done)
+        if unknown:
+            raise UserError(f"--test-ids: {sorted(unknown)} are not among the processed clips")
+        test = sorted(args.test_ids)
+        train = [i for i in done if i not in test]
+    else:
+        train, test = default_split(done)
+    if not train or not test:
+        train, test = done, done[-1:]
+        log.warning("too few clips for a split; using all clips for training and %s for validation", test)
+
+    m_scaler = StandardScaler.fit([np.load(data_dir / f"{i}.motion_raw.npy") for i in train])
+    a_scaler = StandardScaler.fit([np.load(data_dir / f"{i}.audio_raw.npy") for i in train])
+    for seq_id in done:
+        save_npy_atomic(data_dir / f"{seq_id}.motion.npy", m_scaler.transform(np.load(data_dir / f"{seq_id}.motion_raw.npy")))
+        save_npy_atomic(data_dir / f"{seq_id}.audio.npy", a_scaler.transform(np.load(data_dir / f"{seq_id}.audio_raw.npy")))
+    save_json_atomic(data_dir / "motion_scaler.json", m_scaler.to_dict())
+    save_json_atomic(data_dir / "audio_scaler.json", a_scaler.to_dict())
+    (data_dir / "base_filenames_train.txt").write_text("\n".join(train) + "\n")
+    (data_dir / "base_filenames_test.txt").write_text("\n".join(test) + "\n")
+
+    canonical = canonical_skeleton([skeletons[i] for i in train])
+    motion_names = MotionFeatures(canonical).names
+    meta = {"fps": args.fps, "audio_config": audio_config.to_dict(), "audio_names": audio_config.names,
+            "motion_names": list(motion_names), "skeleton": canonical.to_dict(),
+            "motion_scaler": m_scaler.to_dict(), "audio_scaler": a_scaler.to_dict(),
+            "train_ids": train, "test_ids": test}
+    save_json_atomic(data_dir / "features.json", meta)
+    print(f"features: {len(done)} clips ({len(train)} train, {len(test)} test) at {args.fps:g} fps; "
+          f"motion {m_scaler.mean.shape[0]} dims, audio {a_scaler.mean.shape[0]} dims -> {data_dir}")
+    for f in failures:
+        print(f"FAILED {f}")
+    return 1 if failures else 0
+
+
+def canonical_skeleton(skeletons):
+    """The mean skeleton of the training clips: what generated dances are written with."""
+    from transflower.skeleton import Skeleton
+
+    ref = skeletons[0]
+    for s in skeletons:
+        if list(s.names) != list(ref.names):
+            raise DataError("clips use different skeletons (joint names differ); one model needs one skeleton")
+    return Skeleton(list(ref.names), ref.parents, np.mean([s.offsets for s in skeletons], axis=0), ref.rotating)
