@@ -186,7 +186,7 @@ class HumanoidRetarget:
                 raise ValueError(f"HumanoidRetarget: joint {names[j]!r} has parent "
                                  f"{names[skeleton.parents[j]] if skeleton.parents[j] >= 0 else None!r}; "
                                  f"Unity's {name} expects {names[expected] if expected >= 0 else None!r}")
-        self.bone_positions = to_unity_position(offsets_cm)
+        self.bone_positions = to_unity_position(offsets_cm) + 0.0  # -0.0 -> 0.0
         self.bone_positions_cm = offsets_cm
         self.root_pos = np.zeros(3)
         self.root_rot = np.array([0.0, 0.0, 0.0, 1.0])
@@ -206,6 +206,7 @@ class HumanoidRetarget:
         self.bone_rots *= _QMIRROR
         self.bone_rots += 0.0  # -0.0 -> 0.0 (cosmetic, for tools that print the stream)
         np.multiply(root_position, _MIRROR / 100.0, out=self.root_pos)
+        self.root_pos += 0.0
         np.multiply(local_rotations[self.hips_index], _QMIRROR, out=self.root_rot)
         self.root_rot += 0.0
         return self.root_pos, self.root_rot, self.bone_rots

@@ -358,7 +358,7 @@ class VmcReceiver:
     def _apply(self, m: OscMessage) -> bool:
         a = m.address
         if a == BONE_ADDRESS or a == ROOT_ADDRESS:
-            if m.typetags != "sfffffff":
+            if not m.typetags.startswith("sfffffff"):  # VMC 2.1 Root/Pos may append scale + offset
                 self.rejected += 1
                 return False
             pos = np.array(m.args[1:4], dtype=np.float64)
