@@ -1,0 +1,1 @@
+"""torch -> ONNX export of the live step, and parity checks against torch."""

@@ -1,0 +1,232 @@
+"""`transflower export CKPT OUT.onnx`: a trained Transflower -> one ONNX file the live path runs alone.
+
+The graph is one live step with static shapes (onnxruntime plans memory once; CUDA graphs/TensorRT
+can take it):
+  inputs   motion   (1, D_m)   the previous pose's features, unscaled (the graph folds the scaler)
+           audio    (1, D_a)   the audio features of frame t + lookahead, unscaled
+           rope_cos, rope_sin (hd/2,)  rotary angles of this frame, computed on the host in float64
+           cache_k, cache_v (n_layers, 1, C, H, hd)  rotated keys / values of up to C = context-1 past frames
+           cache_bias (1, C)   0 for filled slots, -1e9 for empty ones
+           noise    (1, D_m)   N(0, 1) * temperature, drawn by the host (seeding stays ours)
+  outputs  pose     (1, D_m)   the next pose's features, unscaled
+           new_k, new_v (n_layers, 1, H, hd)  this frame's key/value; the host writes them into a ring slot
+Returning only the new K/V (not the whole cache) is 1.7-1.9x faster here (FIELD_NOTES).
+The flow's sampling direction has its 1x1 inverses precomputed in float64 (no matrix-inverse op).
+Metadata (JSON under the key `transflower`) carries everything the runtime needs: rates, lookahead,
+cache geometry, feature definitions, scalers, skeleton, a warm-start seed clip, the model config.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from transflower.errors import UserError
+
+log = logging.getLogger("transflower.export")
+FORMAT_VERSION = 1
+METADATA_KEY = "transflower"
+
+
+def load_checkpoint(path):
+    """(model, cfg) from a Lightning checkpoint written by `transflower train`."""
+    import torch
+
+    from transflower.models import build_model
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise UserError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    try:
+        cfg = ckpt["hyper_parameters"]["cfg"]
+        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    except (KeyError, TypeError):
+        raise UserError(f"{path}: not a transflower checkpoint (no hyper_parameters.cfg / state_dict)") from None
+    model = build_model(cfg["model"], cfg["model_config"])
+    model.load_state_dict(state)
+    model.eval()
+    return model, cfg
+
+
+def build_step_module(model, motion_scaler, audio_scaler):
+    """An nn.Module computing one live step, with scalers folded and flow inverses precomputed."""
+    import torch
+    import torch.nn as nn
+
+    class FlowInverse(nn.Module):
+        def __init__(self, flow):
+            super().__init__()
+            self.flow = flow
+            w_inv = [torch.linalg.inv(s.mix.weight().double()).float() for s in flow.steps]
+            for i, w in enumerate(w_inv):
+                self.register_buffer(f"w_inv_{i}", w.T.contiguous())
+
+        def forward(self, z, cond):
+            for i in reversed(range(len(self.flow.steps))):
+                step = self.flow.steps[i]
+                z = step.coupling.inverse(z, cond)
+                z = z @ getattr(self, f"w_inv_{i}")
+                z = z * torch.exp(-step.norm.log_scale) - step.norm.bias
+            return z
+
+    class LiveStep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = model.backbone
+            self.flow_inverse = FlowInverse(model.flow)
+            f = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+            self.register_buffer("m_mean", f(motion_scaler.mean))
+            self.register_buffer("m_std", f(motion_scaler.std))
+            self.register_buffer("a_mean", f(audio_scaler.mean))
+            self.register_buffer("a_std", f(audio_scaler.std))
+
+        def forward(self, motion, audio, rope_cos, rope_sin, cache_k, cache_v, cache_bias, noise):
+            m = (motion - self.m_mean) / self.m_std
+            a = (audio - self.a_mean) / self.a_std
+            h, new_k, new_v = self.backbone.step(m, a, rope_cos, rope_sin, cache_k, cache_v, cache_bias)
+            pose = self.flow_inverse(noise, h) * self.m_std + self.m_mean
+            return pose, new_k, new_v
+
+    return LiveStep().eval()
+
+
+def example_inputs(cfg):
+    import torch
+
+    c = cfg
+    C = c.context - 1
+    return (
+        torch.randn(1, c.motion_dim), torch.randn(1, c.audio_dim),
+        torch.rand(c.head_dim // 2), torch.rand(c.head_dim // 2),
+        torch.randn(c.n_layers, 1, C, c.n_heads, c.head_dim), torch.randn(c.n_layers, 1, C, c.n_heads, c.head_dim),
+        torch.zeros(1, C), torch.randn(1, c.motion_dim),
+    )
+
+
+INPUT_NAMES = ["motion", "audio", "rope_cos", "rope_sin", "cache_k", "cache_v", "cache_bias", "noise"]
+OUTPUT_NAMES = ["pose", "new_k", "new_v"]
+
+
+def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo: bool = True, check: bool = True,
+                parity_frames: int = 500) -> dict:
+    import onnx
+    import torch
+
+    from transflower import __version__
+    from transflower.features import StandardScaler
+
+    model, cfg = load_checkpoint(ckpt_path)
+    if cfg["model"] != "transflower_live":
+        raise UserError(f"{ckpt_path}: model {cfg['model']!r} has no cached live step; only transflower_live exports")
+    mc = model.cfg
+    feats = find_features_meta(ckpt_path, cfg, features_json)
+    m_scaler = StandardScaler.from_dict(feats["motion_scaler"])
+    a_scaler = StandardScaler.from_dict(feats["audio_scaler"])
+    step = build_step_module(model, m_scaler, a_scaler)
+    seed = load_seed_clip(feats, seed_clip, mc.context)
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    t0 = time.time()
+    with torch.no_grad():
+        try:
+            if not dynamo:
+                raise RuntimeError("legacy exporter requested")
+            prog = torch.onnx.export(step, example_inputs(mc), input_names=INPUT_NAMES, output_names=OUTPUT_NAMES, dynamo=True, verbose=False)
+            prog.save(str(tmp))
+            exporter = "dynamo"
+        except Exception as e:  # fall back to the TorchScript exporter, which also handles this graph
+            if dynamo:
+                log.warning("dynamo export failed (%s); using the legacy exporter", e)
+            torch.onnx.export(step, example_inputs(mc), str(tmp), input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
+                              opset_version=17, dynamo=False)
+            exporter = "torchscript"
+    proto = onnx.load(str(tmp), load_external_data=True)
+    meta = {
+        "format_version": FORMAT_VERSION, "exporter": f"transflower {__version__} ({exporter}, torch {torch.__version__})",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "fps": feats["fps"], "lookahead": mc.lookahead, "context": mc.context, "n_layers": mc.n_layers,
+        "n_heads": mc.n_heads, "head_dim": mc.head_dim, "rope_base": mc.rope_base,
+        "motion_dim": mc.motion_dim, "audio_dim": mc.audio_dim,
+        "audio_config": feats["audio_config"], "motion_names": feats["motion_names"], "audio_names": feats.get("audio_names"),
+        "motion_scaler": feats["motion_scaler"], "audio_scaler": feats["audio_scaler"],
+        "skeleton": feats["skeleton"], "model_config": mc.to_dict(), "seed_motion": seed,
+        "source_checkpoint": Path(ckpt_path).name,
+    }
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    for extra in tmp.parent.glob(f"{tmp.name}.data"):
+        extra.unlink()
+    os.replace(tmp, out_path)
+    report = {"onnx": str(out_path), "exporter": exporter, "export_seconds": round(time.time() - t0, 1),
+              "nodes": len(proto.graph.node), "bytes": out_path.stat().st_size}
+    if check:
+        from export.parity import rollout_parity
+
+        report["parity"] = rollout_parity(model, out_path, m_scaler, a_scaler, frames=parity_frames)
+    return report
+
+
+def find_features_meta(ckpt_path, cfg, features_json=None) -> dict:
+    """features.json of the training data: given, next to the run, or recorded in the model card."""
+    candidates = [Path(features_json)] if features_json else []
+    run_dir = Path(ckpt_path).resolve().parent.parent
+    card = run_dir / "model_card.json"
+    if card.exists():
+        c = json.loads(card.read_text())
+        if c.get("features"):
+            return c["features"]
+        candidates.append(Path(c["data_dir"]) / "features.json")
+    for p in candidates:
+        if p.exists():
+            return json.loads(p.read_text())
+    raise UserError(f"{ckpt_path}: cannot find the features.json of its training data; pass --features DATA_DIR/features.json")
+
+
+def load_seed_clip(feats: dict, seed_clip, context: int) -> list:
+    """A warm-start clip (unscaled motion features, context frames): a BVH given, or the scaler's mean pose."""
+    if seed_clip:
+        from transflower.bvh import read_bvh
+        from transflower.features import resample_motion
+        from transflower.motion_features import MotionFeatures
+
+        motion = read_bvh(seed_clip)
+        root, rots = resample_motion(motion.root_positions, motion.local_rotations, motion.fps, feats["fps"])
+        f = MotionFeatures(motion.skeleton).encode(root, rots)[-context:]
+        return np.asarray(f, dtype=np.float32).round(5).tolist()
+    mean = np.asarray(feats["motion_scaler"]["mean"], dtype=np.float32)
+    return [mean.round(5).tolist()]
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a checkpoint from `transflower train` (RUN/checkpoints/last.ckpt)")
+    p.add_argument("out", help="the .onnx file to write (atomically)")
+    p.add_argument("--features", help="features.json of the training data (default: found via the run's model card)")
+    p.add_argument("--seed-motion", help="BVH clip whose last frames warm-start the live model (default: the mean pose)")
+    p.add_argument("--legacy", action="store_true", help="use the TorchScript exporter instead of dynamo")
+    p.add_argument("--no-check", action="store_true", help="skip the torch-vs-onnxruntime parity rollout")
+    p.add_argument("--parity-frames", type=int, default=500, help="frames in the parity rollout (default 500)")
+
+
+def run(args) -> int:
+    report = export_onnx(args.checkpoint, args.out, args.features, args.seed_motion, dynamo=not args.legacy,
+                         check=not args.no_check, parity_frames=args.parity_frames)
+    print(json.dumps(report, indent=1))
+    par = report.get("parity")
+    if par and not par["ok"]:
+        print(f"error: parity check failed: max abs error {par['max_abs_error']:.3g} >= {par['tolerance']}")
+        return 1
+    return 0
