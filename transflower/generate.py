@@ -1,0 +1,171 @@
+"""`transflower generate MODEL SONG --out DIR`: a dance for a whole song, offline (the seed's script_generate).
+
+MODEL is a training checkpoint (.ckpt, run in torch with the KV cache) or an exported .onnx (run by
+the live engine, so this also previews exactly what `transflower live` will do with that file).
+Generation is autoregressive, frame by frame, with the same causal audio features as live; the
+output is a BVH (the canonical skeleton of the training data), optionally an MP4 of a rendered
+skeleton with the song, and a filmstrip PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from transflower.errors import UserError
+
+log = logging.getLogger("transflower.generate")
+
+
+def song_audio_features(song, audio_config: dict, num_frames: int | None = None) -> np.ndarray:
+    from transflower.audio_features import AudioFeatureConfig, compute_audio_features, load_audio_mono
+
+    y, sr = load_audio_mono(song)
+    return compute_audio_features(y, sr, AudioFeatureConfig.from_dict(audio_config), num_frames)
+
+
+def seed_from_bvh(path, fps: float) -> np.ndarray:
+    from transflower.bvh import read_bvh
+    from transflower.features import resample_motion
+    from transflower.motion_features import MotionFeatures
+
+    motion = read_bvh(path)
+    root, rots = resample_motion(motion.root_positions, motion.local_rotations, motion.fps, fps)
+    return MotionFeatures(motion.skeleton).encode(root, rots)
+
+
+class TorchGenerator:
+    """A checkpoint in torch with the KV cache; same interface as the ONNX engine (unscaled features)."""
+
+    def __init__(self, ckpt, temperature: float = 1.0, seed: int | None = None, features_json=None):
+        import torch
+
+        from export.onnx_export import find_features_meta, load_checkpoint
+        from transflower.features import StandardScaler
+
+        self.model, cfg = load_checkpoint(ckpt)
+        if cfg["model"] != "transflower_live":
+            raise UserError(f"{ckpt}: generation runs the causal transflower_live model; got {cfg['model']!r}")
+        self.meta = find_features_meta(ckpt, cfg, features_json)
+        self.meta.update(lookahead=self.model.cfg.lookahead, context=self.model.cfg.context)
+        self.ms = StandardScaler.from_dict(self.meta["motion_scaler"])
+        self.as_ = StandardScaler.from_dict(self.meta["audio_scaler"])
+        self.temperature = temperature
+        self.gen = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
+        self.torch = torch
+
+    def run(self, audio_rows: np.ndarray, seed_motion: np.ndarray, num_frames: int, silence: np.ndarray) -> np.ndarray:
+        from transflower.models.transflower import KVCacheRunner
+
+        torch = self.torch
+        t = lambda x: torch.from_numpy(np.asarray(x, dtype=np.float32))[None]  # noqa: E731
+        runner = KVCacheRunner(self.model)
+        zeros = torch.zeros(1, self.model.cfg.motion_dim)
+        sil = t(self.as_.transform(silence))
+        for row in seed_motion:
+            runner.step(t(self.ms.transform(row)), sil, zeros)
+        prev = t(self.ms.transform(seed_motion[-1]))
+        out = np.empty((num_frames, self.model.cfg.motion_dim), np.float32)
+        scaled_audio = self.as_.transform(audio_rows)
+        for i in range(num_frames):
+            noise = torch.randn(1, self.model.cfg.motion_dim, generator=self.gen) * self.temperature
+            prev = runner.step(prev, t(scaled_audio[i]), noise)
+            out[i] = self.ms.inverse(prev[0].numpy())
+        return out
+
+
+def generate(model_path, song, temperature: float = 1.0, seed: int | None = None, seed_motion=None,
+             features_json=None, max_seconds: float | None = None, progress: bool = True) -> dict:
+    """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}."""
+    from realtime.engine import silence_audio_row
+
+    model_path = Path(model_path)
+    if model_path.suffix == ".onnx":
+        from realtime.engine import DanceEngine, OnnxDanceModel
+
+        onnx_model = OnnxDanceModel(model_path, provider="cpu")
+        meta = onnx_model.meta
+        backend = "onnx"
+    else:
+        gen = TorchGenerator(model_path, temperature, seed, features_json)
+        meta = gen.meta
+        backend = "torch"
+    fps, L = float(meta["fps"]), int(meta["lookahead"])
+    audio = song_audio_features(song, meta["audio_config"])
+    n = len(audio) if max_seconds is None else min(len(audio), int(max_seconds * fps))
+    if n < 2:
+        raise UserError(f"{song}: too short to dance to ({len(audio) / fps:.2f} s)")
+    silence = silence_audio_row(meta["audio_config"])
+    # pose t hears audio row t + L; past the song's end the model hears silence
+    rows = np.concatenate([audio, np.repeat(silence[None], L, axis=0)])[L : L + n]
+    seed_feats = seed_from_bvh(seed_motion, fps) if seed_motion else np.asarray(meta["seed_motion"], np.float32)
+    seed_feats = seed_feats[-int(meta["context"]) + 1 :]
+    if backend == "onnx":
+        engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=seed_feats)
+        out = np.empty((n, engine.motion_dim), np.float32)
+        it = range(n)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc="generate", unit="frame")
+        for i in it:
+            out[i] = engine.step(rows[i])
+    else:
+        out = gen.run(rows, seed_feats, n, silence)
+    return {"motion": out, "fps": fps, "skeleton": meta["skeleton"], "audio_rows": audio[:n], "backend": backend}
+
+
+def features_to_motion(motion: np.ndarray, skeleton_dict: dict, fps: float):
+    from transflower.bvh import BvhMotion
+    from transflower.motion_features import MotionFeatures
+    from transflower.skeleton import Skeleton
+
+    skel = Skeleton.from_dict(skeleton_dict)
+    root, rots = MotionFeatures(skel).decode(motion)
+    return BvhMotion(skeleton=skel, fps=fps, root_positions=root, local_rotations=rots)
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a checkpoint (.ckpt) or an exported model (.onnx)")
+    p.add_argument("song", help="audio file to dance to (wav, flac, ogg, mp3)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--bvh", action="store_true", help="write <song>.bvh (default when neither --bvh nor --video)")
+    p.add_argument("--video", action="store_true", help="write <song>.mp4: the rendered skeleton with the song (ffmpeg)")
+    p.add_argument("--filmstrip", action="store_true", help="write <song>.png: a strip of frames")
+    p.add_argument("--seed-motion", help="BVH whose last frames start the dance (default: the model's seed pose)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = the flow's mode; default 1)")
+    p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible dance")
+    p.add_argument("--features", help="features.json of the training data (for .ckpt; default: via the run's model card)")
+    p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
+
+
+def run(args) -> int:
+    from transflower.bvh import forward_kinematics, write_bvh
+
+    if not Path(args.song).exists():
+        raise UserError(f"{args.song}: song file not found")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res = generate(args.model, args.song, args.temperature, args.seed, args.seed_motion, args.features, args.max_seconds)
+    motion = features_to_motion(res["motion"], res["skeleton"], res["fps"])
+    stem = Path(args.song).stem
+    written = []
+    if args.bvh or not (args.video or args.filmstrip):
+        write_bvh(out_dir / f"{stem}.bvh", motion)
+        written.append(out_dir / f"{stem}.bvh")
+    if args.video or args.filmstrip:
+        pos, _ = forward_kinematics(motion.skeleton, motion.root_positions, motion.local_rotations)
+        if args.video:
+            from transflower.render import render_video
+
+            written.append(render_video(pos, motion.skeleton.parents, res["fps"], out_dir / f"{stem}.mp4", args.song, title=stem))
+        if args.filmstrip:
+            from transflower.render import render_filmstrip
+
+            written.append(render_filmstrip(pos, motion.skeleton.parents, res["fps"], out_dir / f"{stem}.png", title=stem))
+    print(json.dumps({"frames": len(res["motion"]), "fps": res["fps"], "seconds": len(res["motion"]) / res["fps"],
+                      "backend": res["backend"], "written": [str(w) for w in written]}, indent=1))
+    return 0
