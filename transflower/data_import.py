@@ -413,8 +413,11 @@ def fit_clip(markers: np.ndarray) -> FitResult:
         foot_fwd = tgt[:, toe] - tgt[:, heel]
         for j, child in ((up, kn), (kn, ft)):
             place(j)
-            parent_fwd = quat_apply(G[:, PARENTS[j]], Z)
-            aim(j, offsets[child], tgt[:, child] - P[:, j], [Z, Z], [foot_fwd, parent_fwd], [W_TWIST, W_FALLBACK])
+            # fallback: the parent's axis perpendicular to this bone in the rest pose and (for the
+            # knee) to its hinge motion: Z for the thigh (pelvis forward), X for the shin (knee hinge)
+            fb = Z if j == up else X
+            aim(j, offsets[child], tgt[:, child] - P[:, j], [Z, fb], [foot_fwd, quat_apply(G[:, PARENTS[j]], fb)],
+                [W_TWIST, W_FALLBACK])
         place(ft)
         solve(ft, [offsets[toe], offsets[heel]], [tgt[:, toe] - P[:, ft], tgt[:, heel] - P[:, ft]], [1.0, 1.0])
         for m in (toe, heel):  # refine the end effectors: mean offset in the solved foot frame
@@ -430,7 +433,9 @@ def fit_clip(markers: np.ndarray) -> FitResult:
             [W_TWIST, W_FALLBACK])
         place(el)
         # first pass: hand direction + the upper arm's twist
-        aim(el, offsets[hand], tgt[:, hand] - P[:, el], [Z], [quat_apply(G[:, sh], Z)], [1.0])
+        # (the elbow bends about the upper arm's Y axis, so that axis is the twist-free reference;
+        # the upper arm's Z is close to the forearm's own axis and would leave the twist undefined)
+        aim(el, offsets[hand], tgt[:, hand] - P[:, el], [Y], [quat_apply(G[:, sh], Y)], [1.0])
         mk = [idx[m] for m in arm_markers[side]]
         hm = idx[f"{side}HandMarker"] if side == "Right" else None
         for m in mk:
@@ -438,8 +443,8 @@ def fit_clip(markers: np.ndarray) -> FitResult:
         if hm is not None:
             offsets[hm] = mean_in_frame(G[:, el], tgt[:, hm] - tgt[:, hand])
         # second pass: the forearm/hand markers set the forearm's twist
-        rest = [offsets[m] for m in mk] + [Z]
-        obs = [tgt[:, m] - P[:, el] for m in mk] + [quat_apply(G[:, sh], Z)]
+        rest = [offsets[m] for m in mk] + [Y]
+        obs = [tgt[:, m] - P[:, el] for m in mk] + [quat_apply(G[:, sh], Y)]
         w = [W_FOREARM_MARKERS] * len(mk) + [W_FALLBACK]
         if hm is not None:
             rest.append(offsets[hm])
