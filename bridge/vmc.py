@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -220,7 +221,7 @@ class VmcSender:
             code = errno.ECONNREFUSED
             for level, _type, cdata in anc:
                 if len(cdata) >= 4:
-                    code = int.from_bytes(cdata[:4], "little")  # sock_extended_err.ee_errno
+                    code = int.from_bytes(cdata[:4], sys.byteorder)  # sock_extended_err.ee_errno
             t = self._by_address.get(tuple(addr[:2])) if addr else None
             if t is not None:
                 t.refused += 1
