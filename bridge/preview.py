@@ -47,7 +47,7 @@ def vmc_frame_positions(frame) -> np.ndarray:
             offsets[b], rots[b] = got
     n = np.linalg.norm(rots, axis=1, keepdims=True)
     rots = np.where(n > 1e-6, rots / np.maximum(n, 1e-12), np.array([0.0, 0.0, 0.0, 1.0]))
-    pos, _ = forward_kinematics(UNITY_PARENTS, offsets, rots, frame.root_position)
+    pos, _ = forward_kinematics(UNITY_PARENTS, offsets, rots, frame.root_position + offsets[0])
     return pos
 
 

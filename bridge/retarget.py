@@ -114,7 +114,7 @@ def forward_kinematics(parents: np.ndarray, offsets: np.ndarray, local_rotations
                        root_position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Global positions (J, 3) and rotations (J, 4): p_j = p_parent + G_parent * offset_j, G_j = G_parent * L_j.
 
-    The root joint sits at ``root_position + offsets[0]`` (offsets[0] is normally zero). Works in either
+    The root joint sits at ``root_position`` (its offset is ignored, as in ``transflower.bvh``). Works in either
     frame (ours in cm, or Unity's in m) since the conversion commutes with FK.
     """
     n = len(parents)
@@ -126,7 +126,7 @@ def forward_kinematics(parents: np.ndarray, offsets: np.ndarray, local_rotations
         p = parents[j]
         if p < 0:
             rot[j] = local_rotations[j]
-            pos[j] = np.asarray(root_position, dtype=np.float64) + offsets[j]
+            pos[j] = root_position
         else:
             rot[j] = quat_mul(rot[p], local_rotations[j])
             pos[j] = pos[p] + quat_rotate(rot[p], offsets[j])
@@ -166,6 +166,7 @@ class HumanoidRetarget:
         for b, name in enumerate(UNITY_BONES):
             if name in unity_to_joint:
                 offsets_cm[b] = skeleton.offsets[unity_to_joint[name]]
+        offsets_cm[0] = 0.0  # the Hips sit at the root position (Root/Pos): no local offset, as in transflower.bvh
         for virtual, (child, frac) in _VIRTUAL_SPLITS.items():
             v, c = UNITY_BONES.index(virtual), UNITY_BONES.index(child)
             if child == "Neck":  # UpperChest sits on the Chest: nothing to split
@@ -218,7 +219,7 @@ class HumanoidRetarget:
         return self.retarget_arrays(np.zeros(3), ident)
 
     def unity_fk(self, root_pos: np.ndarray, bone_rots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Global positions (B, 3) m and rotations (B, 4) of the Unity bones (Hips at root_pos + its rest offset)."""
+        """Global positions (B, 3) m and rotations (B, 4) of the Unity bones (Hips at root_pos)."""
         return forward_kinematics(UNITY_PARENTS, self.bone_positions, bone_rots, root_pos)
 
 
