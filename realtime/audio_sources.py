@@ -177,7 +177,7 @@ class MicrophoneSource(AudioSource):
         if status.input_overflow:
             st.input_overflows += 1
         ts = _stream_to_monotonic(now, time_info.currentTime, time_info.inputBufferAdcTime)
-        ts = now if ts is None else ts + (frames - 1) / self.samplerate
+        ts = now if ts is None else min(now, ts + (frames - 1) / self.samplerate)
         if self.channels == 1:
             self.ring.write(indata[:, 0], ts)
         else:
@@ -186,8 +186,11 @@ class MicrophoneSource(AudioSource):
             for s in range(0, frames, cap):  # one pass unless a block exceeds the scratch buffer
                 e = min(frames, s + cap)
                 out = scratch[: e - s]
-                np.sum(indata[s:e], axis=1, out=out)
-                out *= self._inv_channels
+                # per-channel adds: ~10x faster than np.sum/np.mean(axis=1) on (frames, 2) float32
+                np.copyto(out, indata[s:e, 0])
+                for c in range(1, self.channels):
+                    np.add(out, indata[s:e, c], out=out)
+                np.multiply(out, self._inv_channels, out=out)
                 self.ring.write(out, ts)
         dt = time.perf_counter() - t_start
         st.callback_seconds_total += dt
