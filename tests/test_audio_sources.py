@@ -294,3 +294,23 @@ def test_virtual_mic_hears_a_real_song(virtual_mic):
     cs = np.concatenate([[0.0], np.cumsum(ref ** 2)])
     energy = np.sqrt((cs[seg.size:] - cs[:-seg.size]) * np.sum(seg ** 2))  # sliding-window norms
     assert np.max(c / np.maximum(energy, 1e-12)) > 0.8
+
+
+@pytest.mark.needs_audio
+def test_audible_file_source_is_heard_by_the_mic(virtual_mic, tmp_path):
+    """FileSource(audible=True) plays on the default output (the virtual sink) and feeds its ring
+    from the output callback; the virtual mic hears the same tone."""
+    sr = 48000
+    path = tmp_path / "tone660.wav"
+    sf.write(path, (0.4 * np.sin(2 * np.pi * 660.0 * np.arange(4 * sr) / sr)).astype(np.float32), sr)
+    mic = MicrophoneSource(virtual_mic.device(), samplerate=sr, channels=1)
+    with mic:
+        assert mic.wait_for_audio(5.0)
+        with FileSource(path, audible=True) as fs:
+            assert fs._out_stream is not None, "audible playback did not open an output stream"
+            assert fs.wait_for_audio(5.0)
+            time.sleep(0.8)
+            x = _record(mic, 0.5)
+            fed = fs.ring.total_written
+    assert abs(peak_freq(x, sr) - 660.0) < 2.0 and np.sqrt(np.mean(x ** 2)) > 0.1
+    assert fed > 0.5 * sr
