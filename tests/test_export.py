@@ -6,39 +6,11 @@ import pytest
 import torch
 
 from transflower.errors import UserError
-from transflower.skeleton import JOINT_NAMES, PARENTS, Skeleton
+from transflower.skeleton import JOINT_NAMES
+
+from tiny_model import make_tiny_checkpoint
 
 onnxruntime = pytest.importorskip("onnxruntime")
-
-
-def make_tiny_checkpoint(tmp_path, motion_dim=7, audio_dim=68, context=12):
-    from transflower.audio_features import AudioFeatureConfig
-    from transflower.models import build_model
-
-    cfg = {"model": "transflower_live",
-           "model_config": dict(motion_dim=motion_dim, audio_dim=audio_dim, d_model=32, n_heads=4, motion_layers=1,
-                                audio_layers=1, cross_layers=1, context=context, lookahead=1, dropout=0.0,
-                                flow_steps=2, flow_hidden=16)}
-    torch.manual_seed(0)
-    model = build_model(cfg["model"], cfg["model_config"])
-    for s in model.flow.steps:
-        s.norm.initialized.fill_(True)
-    with torch.no_grad():
-        for p in model.flow.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    ckpt = {"hyper_parameters": {"cfg": cfg}, "state_dict": {"model." + k: v for k, v in model.state_dict().items()}}
-    path = tmp_path / "tiny.ckpt"
-    torch.save(ckpt, path)
-    rng = np.random.default_rng(0)
-    ac = AudioFeatureConfig()
-    skel = Skeleton(JOINT_NAMES, PARENTS, rng.normal(size=(len(JOINT_NAMES), 3)))
-    feats = {"fps": 20.0, "audio_config": ac.to_dict(), "audio_names": ac.names,
-             "motion_names": [f"m{i}" for i in range(motion_dim)], "skeleton": skel.to_dict(),
-             "motion_scaler": {"mean": rng.normal(size=motion_dim).tolist(), "std": (1 + rng.random(motion_dim)).tolist()},
-             "audio_scaler": {"mean": (rng.normal(size=audio_dim) * 10 - 40).tolist(), "std": (5 + rng.random(audio_dim)).tolist()}}
-    fpath = tmp_path / "features.json"
-    fpath.write_text(json.dumps(feats))
-    return path, fpath, model
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +53,7 @@ def test_engine_reset_on_nonfinite(exported):
     from realtime.engine import DanceEngine, OnnxDanceModel
 
     eng = DanceEngine(OnnxDanceModel(exported[0], provider="cpu"), seed=1)
-    audio = np.zeros(68, np.float32)
+    audio = np.full(68, -50.0, np.float32)
     eng.step(audio)
     eng.step(np.full(68, np.nan, np.float32))  # NaN in -> NaN pose -> reset, stream continues
     assert eng.stats.resets == 1

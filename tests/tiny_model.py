@@ -1,0 +1,58 @@
+"""A tiny, randomly initialised Transflower checkpoint and its ONNX export, for fast tests.
+
+It has the real skeleton and feature layout (46 motion dims, 68 audio dims), so every part of the
+live path runs on it exactly as on the shipped model, just without having been trained.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def make_tiny_checkpoint(tmp_path: Path, context: int = 12, lookahead: int = 1, seed: int = 0):
+    import torch
+
+    from transflower.audio_features import AudioFeatureConfig
+    from transflower.models import build_model
+    from transflower.motion_features import MotionFeatures
+    from transflower.skeleton import JOINT_NAMES, PARENTS, Skeleton
+
+    rng = np.random.default_rng(seed)
+    offsets = np.zeros((len(JOINT_NAMES), 3))
+    offsets[1:] = rng.normal(size=(len(JOINT_NAMES) - 1, 3)) * 5 + np.array([0, 10, 0])
+    skel = Skeleton(JOINT_NAMES, PARENTS, offsets)
+    mf = MotionFeatures(skel)
+    motion_dim, ac = mf.dim, AudioFeatureConfig()
+    cfg = {"model": "transflower_live",
+           "model_config": dict(motion_dim=motion_dim, audio_dim=ac.dim, d_model=32, n_heads=4, motion_layers=1,
+                                audio_layers=1, cross_layers=1, context=context, lookahead=lookahead, dropout=0.0,
+                                flow_steps=2, flow_hidden=16)}
+    torch.manual_seed(seed)
+    model = build_model(cfg["model"], cfg["model_config"])
+    for s in model.flow.steps:
+        s.norm.initialized.fill_(True)
+    with torch.no_grad():
+        for p in model.flow.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = Path(tmp_path) / "tiny.ckpt"
+    torch.save({"hyper_parameters": {"cfg": cfg}, "state_dict": {"model." + k: v for k, v in model.state_dict().items()}}, path)
+    m_mean = np.zeros(motion_dim)
+    m_mean[3] = 95.0  # hips height, cm
+    feats = {"fps": 20.0, "audio_config": ac.to_dict(), "audio_names": ac.names, "motion_names": mf.names,
+             "skeleton": skel.to_dict(),
+             "motion_scaler": {"mean": m_mean.tolist(), "std": np.full(motion_dim, 0.1).tolist()},
+             "audio_scaler": {"mean": (np.full(ac.dim, -50.0)).tolist(), "std": np.full(ac.dim, 15.0).tolist()}}
+    fpath = Path(tmp_path) / "features.json"
+    fpath.write_text(json.dumps(feats))
+    return path, fpath, model
+
+
+def make_tiny_onnx(tmp_path: Path, **kw) -> Path:
+    from export.onnx_export import export_onnx
+
+    ckpt, feats, _ = make_tiny_checkpoint(tmp_path, **kw)
+    out = Path(tmp_path) / "tiny.onnx"
+    export_onnx(ckpt, out, features_json=feats, check=False)
+    return out
