@@ -450,6 +450,7 @@ class StreamResampler:
         ratio = Fraction(in_rate).limit_denominator(100000) / Fraction(out_rate).limit_denominator(100000)
         ratio = ratio.limit_denominator(10000)
         self.in_rate, self.out_rate = float(in_rate), float(out_rate)
+        self._args = (in_rate, out_rate, window, align, dtype)
         self.up, self.down = ratio.denominator, ratio.numerator   # out/in = up/down
         self.dtype = np.dtype(dtype)
         L, M = self.up, self.down
@@ -524,5 +525,5 @@ class StreamResampler:
         return y[:want]
 
     def reset(self) -> None:
-        if not self.passthrough:
-            self.__init__(self.in_rate, self.out_rate, dtype=self.dtype)
+        """Forget the stream (history, counters); same rates and filter."""
+        self.__init__(*self._args)
