@@ -1,0 +1,35 @@
+"""The live path never imports torch or training code (a DJ installs onnxruntime, not a training stack)."""
+import subprocess
+import sys
+
+LIVE_MODULES = ["realtime.live", "realtime.engine", "realtime.streaming_features", "realtime.audio_sources",
+                "realtime.frame_clock", "realtime.ring_buffer", "bridge.vmc", "bridge.retarget", "bridge.osc",
+                "bridge.preview"]
+
+
+def _imported_after(setup: str, training_code_too: bool) -> str:
+    extra = "or m.startswith('transflower.models') or m in ('transflower.train', 'transflower.dataset')" if training_code_too else ""
+    code = (setup + "import sys\n"
+            f"bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.') or m == 'lightning' {extra})\n"
+            "print(','.join(bad))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_live_path_does_not_import_torch_or_training_code():
+    bad = _imported_after("".join(f"import {m}\n" for m in LIVE_MODULES), training_code_too=True)
+    assert bad == "", f"the live path imported: {bad}"
+
+
+def test_cli_parser_does_not_import_torch():
+    """Building every subcommand's parser (what `transflower live` does first) must stay torch-free."""
+    bad = _imported_after("from transflower.cli import build_parser\nbuild_parser()\n", training_code_too=False)
+    assert bad == "", f"building the CLI imported: {bad}"
+
+
+def test_cli_help_lists_every_subcommand():
+    out = subprocess.run([sys.executable, "-m", "transflower.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    for sub in ["import", "features", "train", "generate", "export", "live", "view", "bench"]:
+        assert sub in out.stdout
