@@ -132,7 +132,7 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
     m_scaler = StandardScaler.from_dict(feats["motion_scaler"])
     a_scaler = StandardScaler.from_dict(feats["audio_scaler"])
     step = build_step_module(model, m_scaler, a_scaler)
-    seed = load_seed_clip(feats, seed_clip, mc.context)
+    seed = load_seed_clip(feats, seed_clip, mc.context, ckpt_path)
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,8 +196,12 @@ def find_features_meta(ckpt_path, cfg, features_json=None) -> dict:
     raise UserError(f"{ckpt_path}: cannot find the features.json of its training data; pass --features DATA_DIR/features.json")
 
 
-def load_seed_clip(feats: dict, seed_clip, context: int) -> list:
-    """A warm-start clip (unscaled motion features, context frames): a BVH given, or the scaler's mean pose."""
+def load_seed_clip(feats: dict, seed_clip, context: int, ckpt_path=None) -> list:
+    """A warm-start clip (unscaled motion features, up to context-1 frames) for the live cache.
+
+    A BVH given; else the opening of the first training clip (found through the run's model card);
+    else the mean pose of the training data."""
+    n = max(1, context - 1)
     if seed_clip:
         from transflower.bvh import read_bvh
         from transflower.features import resample_motion
@@ -205,8 +209,16 @@ def load_seed_clip(feats: dict, seed_clip, context: int) -> list:
 
         motion = read_bvh(seed_clip)
         root, rots = resample_motion(motion.root_positions, motion.local_rotations, motion.fps, feats["fps"])
-        f = MotionFeatures(motion.skeleton).encode(root, rots)[-context:]
+        f = MotionFeatures(motion.skeleton).encode(root, rots)[-n:]
         return np.asarray(f, dtype=np.float32).round(5).tolist()
+    if ckpt_path is not None:
+        card = Path(ckpt_path).resolve().parent.parent / "model_card.json"
+        if card.exists():
+            c = json.loads(card.read_text())
+            raw = Path(c.get("data_dir", "")) / f"{(c.get('train_ids') or [''])[0]}.motion_raw.npy"
+            if raw.is_file():
+                f = np.load(raw)[:n]
+                return np.asarray(f, dtype=np.float32).round(5).tolist()
     mean = np.asarray(feats["motion_scaler"]["mean"], dtype=np.float32)
     return [mean.round(5).tolist()]
 

@@ -43,7 +43,7 @@ class TorchGenerator:
     def __init__(self, ckpt, temperature: float = 1.0, seed: int | None = None, features_json=None):
         import torch
 
-        from export.onnx_export import find_features_meta, load_checkpoint
+        from export.onnx_export import find_features_meta, load_checkpoint, load_seed_clip
         from transflower.features import StandardScaler
 
         self.model, cfg = load_checkpoint(ckpt)
@@ -51,6 +51,7 @@ class TorchGenerator:
             raise UserError(f"{ckpt}: generation runs the causal transflower_live model; got {cfg['model']!r}")
         self.meta = find_features_meta(ckpt, cfg, features_json)
         self.meta.update(lookahead=self.model.cfg.lookahead, context=self.model.cfg.context)
+        self.meta["seed_motion"] = load_seed_clip(self.meta, None, self.model.cfg.context, ckpt)
         self.ms = StandardScaler.from_dict(self.meta["motion_scaler"])
         self.as_ = StandardScaler.from_dict(self.meta["audio_scaler"])
         self.temperature = temperature
