@@ -3,20 +3,29 @@
     audio source (mic / file / demo) --callback--> ring buffer
     loop, once per frame on absolute deadlines (FrameClock):
         StreamingAudioFeatures.pull()   drain ring -> resample -> causal features (every hop)
+        AudioWatchdog.check()           a lost input: log once, dance on to silence, reopen with back-off
         DanceEngine.step(newest row)    ONNX step with the ring KV cache -> pose features
         MotionIntegrator.step()         features -> root position + local joint rotations
+        (--fps != model fps)            slerp/lerp between the two newest model frames
         VmcSender.send()                one OSC bundle per frame to every target (never blocks)
         status line                     fps, step p50/p99, level, late/skipped frames, resets
 
 The model sees audio up to the newest complete hop; it was trained to place the pose `lookahead`
 frames before that, so the dance trails the music by hop + lookahead frames + processing, which the
-summary reports as measured audio-in -> pose-out latency.
+summary reports as measured audio-in -> pose-out latency (`latency_ms`: from the capture time of the
+newest row's last sample to the send of the first bundle computed from it).
+
+Faults never stop the stream: a lost audio input is reopened in the background (realtime.watchdog);
+an engine that raises or outputs non-finite/exploding poses is reset from the seed motion; OSC send
+errors are counted (bridge.vmc); a late step is skipped or held per --late-policy, and sustained
+overload logs one hint. SIGINT/SIGTERM stop cleanly: rest pose sent, summary printed, exit 0.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -33,6 +42,10 @@ log = logging.getLogger("transflower.live")
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
                "no_spin", "status_interval", "input_gain", "summary_json", "loop_input"}
+
+FPS_HELP = ("output frame rate (default: the model's). Another rate streams at --fps by interpolating between the "
+            "two newest model frames (slerp rotations, lerp root), which adds one model frame of latency "
+            "(reported as interpolation_ms); the model itself always steps at its own rate")
 
 
 class RollingStats:
@@ -58,18 +71,31 @@ class RollingStats:
 class LiveSummary:
     frames: int = 0
     seconds: float = 0.0
+    fps: float = 0.0
+    model_fps: float = 0.0
     late: int = 0
     skipped: int = 0
     step_ms: dict = field(default_factory=dict)
     latency_ms: dict = field(default_factory=dict)
     engine_resets: int = 0
+    engine_errors: int = 0
     audio_rows: int = 0
+    audio_level_db: float = -120.0
     starved_frames: int = 0
+    silent_frames: int = 0
+    audio_outages: int = 0
+    audio_recoveries: int = 0
+    audio_reopen_attempts: int = 0
     audio_overruns: int = 0
+    audio_dropped_samples: int = 0
     udp_errors: int = 0
+    udp_sent: int = 0
+    overload_hints: int = 0
     source: str = ""
     provider: str = ""
     lookahead_ms: float = 0.0
+    interpolation_ms: float = 0.0
+    stopped_by: str = ""
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -83,7 +109,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     src.add_argument("--input-gain", type=float, default=1.0, help="multiply input samples (match a quiet line-in to the training level)")
     mdl = p.add_argument_group("model")
     mdl.add_argument("--model", help="exported .onnx model (default: the shipped model)")
-    mdl.add_argument("--fps", type=float, help="frame rate; must equal the model's (default: the model's)")
+    mdl.add_argument("--fps", type=float, help=FPS_HELP)
     mdl.add_argument("--temperature", type=float, default=1.0, help="sampling temperature: 0 = calm/average, 1 = as trained")
     mdl.add_argument("--seed", type=int, help="random seed for a reproducible dance")
     mdl.add_argument("--seed-motion", metavar="BVH", help="BVH clip whose last frames start the dance")
@@ -94,7 +120,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--osc", action="append", metavar="HOST:PORT", help="VMC/OSC target, repeatable (default 127.0.0.1:39539)")
     out.add_argument("--preview", action="store_true", help="serve a live 3D skeleton in the browser")
-    out.add_argument("--preview-port", type=int, default=8765, help="HTTP port of --preview (default 8765)")
+    out.add_argument("--preview-port", type=int, default=8765, help="HTTP port of --preview (default 8765; 0 = any free port)")
     out.add_argument("--stage-radius", type=float, default=150.0, help="keep the dancer within this radius (cm) of the origin")
     run = p.add_argument_group("run")
     run.add_argument("--duration", type=float, help="run this many seconds, then exit 0 with a summary")
@@ -104,8 +130,18 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     run.add_argument("--config", metavar="YAML", help="options as YAML (keys as the long options, e.g. temperature: 0.8)")
 
 
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="transflower live")
+    configure_parser(p)
+    return p
+
+
+def build_defaults():
+    return _parser().parse_args([])
+
+
 def apply_config_file(args) -> None:
-    if not args.config:
+    if not getattr(args, "config", None):
         return
     import yaml
 
@@ -114,39 +150,69 @@ def apply_config_file(args) -> None:
         cfg = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         raise UserError(f"--config {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"--config {path}: cannot read it ({e})") from None
     except yaml.YAMLError as e:
-        raise UserError(f"--config {path}: not valid YAML ({e})") from None
+        raise UserError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(cfg, dict):
         raise UserError(f"--config {path}: expected a mapping of option: value")
-    unknown = {k.replace("-", "_") for k in cfg} - CONFIG_KEYS
+    unknown = {str(k).replace("-", "_") for k in cfg} - CONFIG_KEYS
     if unknown:
         raise UserError(f"--config {path}: unknown keys {sorted(unknown)}; expected some of {sorted(CONFIG_KEYS)}")
+    actions = {a.dest: a for a in _parser()._actions}
     defaults = vars(build_defaults())
     for k, v in cfg.items():
-        k = k.replace("-", "_")
+        k = str(k).replace("-", "_")
+        a = actions[k]
+        if v is not None:
+            if k == "osc":
+                v = [v] if isinstance(v, str) else v
+                if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
+                    raise UserError(f"--config {path}: osc: expected HOST:PORT or a list of them, got {v!r}")
+            elif a.nargs == 0:  # store_true flags
+                if not isinstance(v, bool):
+                    raise UserError(f"--config {path}: {k}: expected true or false, got {v!r}")
+            elif a.type is not None:
+                if isinstance(v, bool) or isinstance(v, (list, dict)):
+                    raise UserError(f"--config {path}: {k}: expected a {a.type.__name__}, got {v!r}")
+                try:
+                    v = a.type(v)
+                except (TypeError, ValueError):
+                    raise UserError(f"--config {path}: {k}: expected a {a.type.__name__}, got {v!r}") from None
+            else:
+                v = str(v)
+            if a.choices is not None and v not in a.choices:
+                raise UserError(f"--config {path}: {k}: {v!r} is not one of {list(a.choices)}")
         if getattr(args, k) == defaults.get(k):  # the command line wins over the file
             setattr(args, k, v)
 
 
-def build_defaults():
-    p = argparse.ArgumentParser()
-    configure_parser(p)
-    return p.parse_args([])
-
-
 def validate(args) -> None:
-    if args.temperature is not None and not (0.0 <= float(args.temperature) <= 5.0):
-        raise UserError(f"--temperature {args.temperature}: expected a value between 0 and 5")
-    if args.duration is not None and float(args.duration) <= 0:
-        raise UserError(f"--duration {args.duration}: expected a positive number of seconds")
-    if not (1 <= int(args.threads) <= 64):
-        raise UserError(f"--threads {args.threads}: expected 1..64")
-    if float(args.input_gain) <= 0:
-        raise UserError(f"--input-gain {args.input_gain}: expected a positive factor")
-    if args.input and args.device:
+    def num(name, value, lo=None, hi=None, lo_open=False):
+        if value is None:
+            return
+        v = float(value)
+        if not math.isfinite(v) or (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi):
+            rng = f"{'>' if lo_open else '>='} {lo:g}" if hi is None else f"{lo:g}..{hi:g}"
+            raise UserError(f"--{name} {value}: expected a value {rng}")
+
+    num("temperature", args.temperature, 0.0, 5.0)
+    num("duration", args.duration, 0.0, lo_open=True)
+    num("fps", args.fps, 1.0, 240.0)
+    num("threads", args.threads, 1, 64)
+    num("input-gain", args.input_gain, 0.0, lo_open=True)
+    num("stage-radius", args.stage_radius, 0.0, lo_open=True)
+    num("status-interval", args.status_interval, 0.0)
+    num("preview-port", args.preview_port, 0, 65535)
+    num("lookahead", args.lookahead, 0, 1000)
+    if args.input and args.device is not None:
         raise UserError("--input and --device: choose one audio input")
-    if args.input and not Path(args.input).exists():
+    if args.input and args.demo:
+        raise UserError("--input and --demo: choose one audio input")
+    if args.input and not Path(args.input).is_file():
         raise UserError(f"--input {args.input}: file not found")
+    if args.model and not Path(args.model).is_file():
+        raise UserError(f"--model {args.model}: file not found")
 
 
 def open_source(args):
@@ -177,8 +243,32 @@ def run(args) -> int:
     return LiveSession(args).run()
 
 
+def _slerp_into(out, q0, q1, t):
+    """Per-row slerp of (J, 4) quaternions into `out` (shorter arc; nlerp when nearly equal)."""
+    d = np.sum(q0 * q1, axis=1)
+    sign = np.where(d < 0, -1.0, 1.0)
+    d = np.abs(d)
+    theta = np.arccos(np.clip(d, -1.0, 1.0))
+    s = np.sin(theta)
+    close = s < 1e-4
+    safe = np.where(close, 1.0, s)
+    w0 = np.where(close, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
+    w1 = np.where(close, t, np.sin(t * theta) / safe) * sign
+    np.multiply(q0, w0[:, None], out=out)
+    out += q1 * w1[:, None]
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
 class LiveSession:
-    def __init__(self, args):
+    # overload hint: more than this fraction of frames late or skipped over the window, once per run
+    OVERLOAD_WINDOW_S = 5.0
+    OVERLOAD_FRACTION = 0.10
+    MAX_CONSECUTIVE_ENGINE_ERRORS = 100
+
+    def __init__(self, args, *, source_factory=None, on_frame=None):
+        """`source_factory()` -> an unstarted AudioSource (default: from args; tests inject fakes);
+        `on_frame(session, tick, latency_ms_or_None)` is called after every sent frame (soak runner)."""
         from bridge.vmc import VmcSender
         from realtime.engine import DanceEngine, OnnxDanceModel
         from realtime.frame_clock import FrameClock
@@ -187,11 +277,13 @@ class LiveSession:
         from transflower.skeleton import Skeleton
 
         self.args = args
+        self.source_factory = source_factory or (lambda: open_source(args))
+        self.on_frame = on_frame
         self.model = OnnxDanceModel(args.model, provider=args.provider, threads=int(args.threads), spinning=not args.no_spin)
         meta = self.model.meta
-        fps = float(meta["fps"])
-        if args.fps is not None and abs(float(args.fps) - fps) > 1e-6:
-            raise UserError(f"--fps {args.fps}: this model runs at {fps:g} fps (the avatar client interpolates to its display rate)")
+        self.model_fps = float(meta["fps"])
+        self.fps = float(args.fps) if args.fps is not None else self.model_fps
+        self.interpolate = abs(self.fps - self.model_fps) > 1e-6
         if args.lookahead is not None and int(args.lookahead) != int(meta["lookahead"]):
             raise UserError(f"--lookahead {args.lookahead}: this model was trained with lookahead {meta['lookahead']}; "
                             "pass a model trained for the lookahead you want (--model)")
@@ -199,129 +291,273 @@ class LiveSession:
         if args.seed_motion:
             from transflower.generate import seed_from_bvh
 
-            seed_motion = seed_from_bvh(args.seed_motion, fps)[-(int(meta["context"]) - 1):]
+            seed_motion = seed_from_bvh(args.seed_motion, self.model_fps)[-(int(meta["context"]) - 1):]
         self.engine = DanceEngine(self.model, temperature=float(args.temperature), seed=args.seed, seed_motion=seed_motion)
         self.skeleton = Skeleton.from_dict(meta["skeleton"])
         self.integrator = MotionIntegrator(MotionFeatures(self.skeleton))
         self.audio_config = AudioFeatureConfig.from_dict(meta["audio_config"])
         self.sender = VmcSender(args.osc or ["127.0.0.1:39539"], self.skeleton)
-        self.clock = FrameClock(fps, late_policy=args.late_policy)
-        self.fps = fps
+        self.clock = FrameClock(self.fps, late_policy=args.late_policy)
         self.lookahead = int(meta["lookahead"])
         self.preview = None
         if args.preview:
             from bridge.preview import PreviewServer
 
-            self.preview = PreviewServer(port=int(args.preview_port), fps=fps)
+            self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status)
         self.stop_requested = False
+        self.stopped_by = ""
         self.step_ms = RollingStats()
         self.latency_ms = RollingStats()
         self.starved = 0
+        self.silent_frames = 0
+        self.engine_errors = 0
+        self.overload_hints = 0
+        self.frames_sent = 0
+        self.feats = None
+        self.watchdog = None
+        self.source = None
+        self._status_text = "starting"
 
     def _on_signal(self, signum, frame):
         self.stop_requested = True
+        self.stopped_by = signal.Signals(signum).name
+
+    # ------------------------------------------------------------------------------------------
+    def _engine_step(self, row):
+        """engine.step, surviving an engine that raises (counted; reset from the seed motion)."""
+        try:
+            out = self.engine.step(row)
+            self._engine_fail_run = 0
+            return out
+        except Exception as e:  # noqa: BLE001  onnxruntime errors, injected faults
+            self.engine_errors += 1
+            self._engine_fail_run += 1
+            if self.engine_errors == 1 or self._engine_fail_run == 1:
+                log.warning("engine step failed (%s: %s); resetting from the seed motion", type(e).__name__, str(e)[:200])
+            if self._engine_fail_run >= self.MAX_CONSECUTIVE_ENGINE_ERRORS:
+                raise UserError(f"the model failed {self._engine_fail_run} steps in a row ({type(e).__name__}: {str(e)[:200]})") from None
+            try:
+                self.engine.reset(f"engine error ({type(e).__name__})")
+            except Exception:  # noqa: BLE001
+                pass
+            return self.engine.pose
+
+    def _model_frame(self, row, root_out, rots_out):
+        """One model step -> root/rotations written into the given buffers (stage radius applied)."""
+        features = self._engine_step(row)
+        root, rots = self.integrator.step(features)
+        r = float(np.hypot(root[0], root[2]))
+        radius = self._radius
+        if r > radius:  # keep the dancer on stage: pull the integrator (and this frame) back to the circle
+            self.integrator.position[0] *= radius / r
+            self.integrator.position[2] *= radius / r
+            root[0], root[2] = self.integrator.position[0], self.integrator.position[2]
+        root_out[:] = root
+        rots_out[:] = rots
 
     def run(self) -> int:
         from realtime.streaming_features import StreamingAudioFeatures
+        from realtime.watchdog import AudioWatchdog
         from transflower.skeleton import Pose
 
         args = self.args
-        source = open_source(args)
         old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         status_every = float(args.status_interval)
-        gain = float(args.input_gain)
-        feats = None
+        self._radius = float(args.stage_radius)
+        self._engine_fail_run = 0
+        feats = watchdog = source = None
+        clock = self.clock
+        status_written = False
         try:
-            source.start()
-            if not source.wait_for_audio(timeout=4.0):
-                log.warning("%s delivered no audio in 4 s; dancing to silence until it does", source.name)
-            feats = StreamingAudioFeatures(source, self.audio_config, gain=gain)
             if self.preview:
                 self.preview.start()
-                log.info("preview: http://127.0.0.1:%d/", self.args.preview_port)
+                log.info("preview: %s", self.preview.url)
+            source = self.source = self.source_factory()
+            source.start()
+            end = time.monotonic() + 4.0
+            while source.ring.total_written == 0 and not self.stop_requested and time.monotonic() < end:
+                time.sleep(0.01)  # a PortAudio stream may take ~2 s to deliver its first callback
+            if source.ring.total_written == 0 and not self.stop_requested:
+                log.warning("%s delivered no audio in 4 s; dancing to silence until it does", source.name)
+            feats = self.feats = StreamingAudioFeatures(source, self.audio_config, gain=float(args.input_gain))
+            from realtime.audio_sources import MicrophoneSource
+
+            # a device can come back: reopen it; a file or the demo track cannot fail that way
+            reopenable = isinstance(source, MicrophoneSource) or getattr(source, "reopenable", False)
+            reopen = self.source_factory if reopenable else None
+            watchdog = self.watchdog = AudioWatchdog(source, reopen)
             targets = ", ".join(f"{t.host}:{t.port}" for t in self.sender.targets)
-            log.info("dancing to %s at %g fps (lookahead %d frames = %.0f ms) -> VMC %s; Ctrl-C stops",
-                     source.name, self.fps, self.lookahead, 1000 * self.lookahead / self.fps, targets)
-            engine, integ, sender, clock = self.engine, self.integrator, self.sender, self.clock
-            pose = Pose(0, 0.0, np.zeros(3, np.float32), np.zeros((self.skeleton.num_joints, 4), np.float32))
-            radius = float(args.stage_radius)
+            interp_ms = 1000.0 / self.model_fps if self.interpolate else 0.0
+            log.info("dancing to %s at %g fps (model %g fps, lookahead %d frames = %.0f ms%s) -> VMC %s; Ctrl-C stops",
+                     source.name, self.fps, self.model_fps, self.lookahead, 1000 * self.lookahead / self.model_fps,
+                     f", interpolated: +{interp_ms:.0f} ms" if self.interpolate else "", targets)
+            engine, sender = self.engine, self.sender
+            J = self.skeleton.num_joints
+            cur_root, prev_root = np.zeros(3), np.zeros(3)
+            cur_rots = np.zeros((J, 4)); cur_rots[:, 3] = 1.0  # noqa: E702
+            prev_rots = cur_rots.copy()
+            out_root, out_rots = np.zeros(3), cur_rots.copy()
+            pose = Pose(0, 0.0, out_root, out_rots)
             silence = engine.silence
-            last_audio = time.monotonic()
+            row = silence
+            model_done = 0       # model frames computed (interpolation mode)
+            max_catch_up = max(3, int(math.ceil(self.model_fps / self.fps)) + 1)
             end_at = None if args.duration is None else float(args.duration)
+            win_frames = np.zeros(int(math.ceil(self.OVERLOAD_WINDOW_S * 4)) + 1, np.int64)  # 0.25 s buckets
+            win_bad = np.zeros_like(win_frames)
+            last_bucket = last_index = -1
             clock.start()
             next_status = status_every
             while not self.stop_requested:
                 tick = clock.wait_next()
                 elapsed = tick.deadline - clock.t0
-                if end_at is not None and elapsed >= end_at:
+                if end_at is not None and elapsed >= end_at - 1e-9:
                     break
                 t_start = time.perf_counter()
+                new = watchdog.take_replacement()
+                if new is not None:
+                    feats.attach(new)
+                    source = self.source = new
                 new_rows = feats.pull()
+                state = watchdog.check(new_rows > 0)
                 if new_rows:
-                    last_audio = time.monotonic()
                     row = feats.row
                 else:
                     self.starved += 1
                     # a stalled input: keep dancing to the last music for a moment, then to silence
-                    row = feats.row if time.monotonic() - last_audio < 0.5 else silence
-                features = engine.step(row)
-                root, rots = integ.step(features)
-                r = float(np.hypot(root[0], root[2]))
-                if r > radius:  # keep the dancer on stage: pull the integrator back to the circle
-                    integ.position[0] *= radius / r
-                    integ.position[2] *= radius / r
-                    root = integ.position
+                    if state != "ok" and row is not silence:
+                        row = silence
+                        feats.level_db = -120.0
+                    if row is silence:
+                        self.silent_frames += 1
+                if not self.interpolate:
+                    self._model_frame(row, out_root, out_rots)
+                else:
+                    need = int(math.floor(elapsed * self.model_fps + 1e-9)) + 1
+                    if need - model_done > max_catch_up:  # a long stall: do not replay missed model frames
+                        model_done = need - max_catch_up
+                    while model_done < need:
+                        prev_root, cur_root = cur_root, prev_root
+                        prev_rots, cur_rots = cur_rots, prev_rots
+                        self._model_frame(row, cur_root, cur_rots)
+                        if model_done == 0:
+                            prev_root[:] = cur_root
+                            prev_rots[:] = cur_rots
+                        model_done += 1
+                    alpha = min(max(elapsed * self.model_fps - need + 1, 0.0), 1.0)
+                    np.multiply(prev_root, 1.0 - alpha, out=out_root)
+                    out_root += alpha * cur_root
+                    _slerp_into(out_rots, prev_rots, cur_rots, alpha)
                 pose.frame_index, pose.time = tick.frame_index, elapsed
-                pose.root_position, pose.local_rotations = root, rots
                 sender.send(pose)
                 sent = time.monotonic()
                 if self.preview:
-                    self.preview.push_pose(pose, self.skeleton)
+                    try:
+                        self.preview.push_pose(pose, self.skeleton)
+                    except Exception as e:  # noqa: BLE001  the preview is a convenience: never stop the show
+                        log.warning("preview failed (%s); turning it off", e)
+                        self.preview = None
                 self.step_ms.add(1000 * (time.perf_counter() - t_start))
+                lat = None
                 if new_rows and feats.row_arrival is not None:
-                    self.latency_ms.add(1000 * (sent - feats.row_arrival))
+                    lat = 1000 * (sent - feats.row_arrival) + interp_ms
+                    self.latency_ms.add(lat)
+                # overload window: frames and late+skipped per 0.25 s bucket
+                b = int(elapsed * 4)
+                if b != last_bucket:
+                    for k in range(max(last_bucket + 1, b - len(win_frames) + 1), b + 1):
+                        win_frames[k % len(win_frames)] = 0
+                        win_bad[k % len(win_bad)] = 0
+                    last_bucket = b
+                i = b % len(win_frames)
+                skipped_now = tick.frame_index - last_index - 1
+                last_index = tick.frame_index
+                win_frames[i] += 1 + skipped_now
+                win_bad[i] += (tick.late_by > clock.late_tolerance_s) + skipped_now
+                self.frames_sent += 1
+                if not self.overload_hints and elapsed >= self.OVERLOAD_WINDOW_S:
+                    tot = int(win_frames.sum())
+                    if tot and win_bad.sum() > self.OVERLOAD_FRACTION * tot:
+                        self.overload_hints += 1
+                        log.warning("overload: %d of the last %d frames were late or skipped (step p99 %.1f ms, budget %.1f ms). "
+                                    "Try fewer --threads, a smaller model, or --no-spin (the audio thread needs CPU too)",
+                                    int(win_bad.sum()), tot, self.step_ms.pct(99), 1000 / self.fps)
+                if self.on_frame is not None:
+                    self.on_frame(self, tick, lat)
                 if status_every > 0 and elapsed >= next_status:
                     next_status = elapsed + status_every
-                    self._print_status(feats, source, elapsed)
-                if getattr(source, "finished", False) and feats.source.ring.available() == 0:
+                    self._print_status(feats, elapsed)
+                    status_written = True
+                if getattr(source, "finished", False) and source.ring.available() == 0:
                     log.info("input finished")
                     break
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
-            if status_every > 0:
+            if status_written:
                 sys.stderr.write("\n")
             try:
                 self.sender.send_rest_pose()
-            except Exception:  # shutting down: a failing socket must not hide the summary
+            except Exception:  # noqa: BLE001  shutting down: a failing socket must not hide the summary
                 pass
-            source.stop()
+            if watchdog is not None:
+                watchdog.close()
+            for s in {id(x): x for x in (source, watchdog.source if watchdog else None) if x is not None}.values():
+                try:
+                    s.stop()
+                except Exception as e:  # noqa: BLE001
+                    log.debug("stopping %s: %s", s.name, e)
             if self.preview:
                 self.preview.stop()
         summary = self.summary(source, feats)
-        print(json.dumps(summary.__dict__, indent=1))
+        if self.stopped_by:
+            log.info("stopped by %s after %d frames (%.1f s); sent the rest pose", self.stopped_by, summary.frames,
+                     summary.seconds)
+        print(json.dumps(summary.__dict__, indent=1), flush=True)
         if args.summary_json:
-            Path(args.summary_json).write_text(json.dumps(summary.__dict__, indent=1))
+            try:
+                Path(args.summary_json).write_text(json.dumps(summary.__dict__, indent=1))
+            except OSError as e:
+                raise UserError(f"--summary-json {args.summary_json}: cannot write it ({e.strerror or e})") from None
         self.sender.close()
+        for h in logging.getLogger().handlers:
+            h.flush()
         return 0
 
-    def _print_status(self, feats, source, elapsed):
+    def _preview_status(self) -> str:
+        return self._status_text
+
+    def _print_status(self, feats, elapsed):
         c, e = self.clock, self.engine
         udp = sum(t.failed + t.refused for t in self.sender.targets)
-        line = (f"\r{elapsed:7.1f}s  {c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {self.step_ms.pct(50):5.2f} "
+        audio = "" if self.watchdog is None or self.watchdog.state == "ok" else f"  AUDIO LOST {self.watchdog.silent_for:.0f}s"
+        text = (f"{elapsed:7.1f}s  {c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {self.step_ms.pct(50):5.2f} "
                 f"p99 {self.step_ms.pct(99):5.2f} ms  latency p50 {self.latency_ms.pct(50):5.0f} ms  "
-                f"level {feats.level_db:6.1f} dB  late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}  ")
-        sys.stderr.write(line)
+                f"level {feats.level_db:6.1f} dB  late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}{audio}  ")
+        self._status_text = text.strip()
+        sys.stderr.write("\r" + text)
         sys.stderr.flush()
 
     def summary(self, source, feats) -> LiveSummary:
         c = self.clock
         pct = lambda s: {"p50": round(s.pct(50), 3), "p99": round(s.pct(99), 3),  # noqa: E731
                          "max": round(float(s.values().max()), 3) if s.n else None, "n": int(s.n)}
+        wd = self.watchdog
         return LiveSummary(
-            frames=c.frames, seconds=round(c.frames / self.fps, 2), late=c.late, skipped=c.skipped,
+            frames=self.frames_sent, seconds=round(self.frames_sent / self.fps, 2), fps=self.fps, model_fps=self.model_fps,
+            late=c.late, skipped=c.skipped,
             step_ms=pct(self.step_ms), latency_ms=pct(self.latency_ms), engine_resets=self.engine.stats.resets,
-            audio_rows=feats.rows if feats else 0, starved_frames=self.starved,
-            audio_overruns=int(source.ring.overruns), udp_errors=int(sum(t.failed + t.refused for t in self.sender.targets)),
-            source=source.name, provider=self.model.provider, lookahead_ms=1000 * self.lookahead / self.fps,
+            engine_errors=self.engine_errors,
+            audio_rows=feats.rows if feats else 0, audio_level_db=round(feats.level_db, 2) if feats else -120.0,
+            starved_frames=self.starved, silent_frames=self.silent_frames,
+            audio_outages=wd.outages if wd else 0, audio_recoveries=wd.recoveries if wd else 0,
+            audio_reopen_attempts=wd.reopen_attempts if wd else 0,
+            audio_overruns=wd.overruns() if wd else 0,
+            audio_dropped_samples=(feats.dropped_samples + feats._ring_dropped()) if feats else 0,
+            udp_errors=int(sum(t.failed + t.refused for t in self.sender.targets)),
+            udp_sent=int(sum(t.sent for t in self.sender.targets)),
+            overload_hints=self.overload_hints,
+            source=source.name if source is not None else "", provider=self.model.provider,
+            lookahead_ms=1000 * self.lookahead / self.model_fps,
+            interpolation_ms=1000.0 / self.model_fps if self.interpolate else 0.0, stopped_by=self.stopped_by,
         )
