@@ -51,6 +51,8 @@ def load_checkpoint(path):
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     except (KeyError, TypeError):
         raise UserError(f"{path}: not a transflower checkpoint (no hyper_parameters.cfg / state_dict)") from None
+    if isinstance(ckpt.get("features"), dict):  # a shipped, self-contained checkpoint
+        cfg = {**cfg, "_features": ckpt["features"]}
     model = build_model(cfg["model"], cfg["model_config"])
     model.load_state_dict(state)
     model.eval()
@@ -182,6 +184,8 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
 
 def find_features_meta(ckpt_path, cfg, features_json=None) -> dict:
     """features.json of the training data: given, next to the run, or recorded in the model card."""
+    if features_json is None and cfg.get("_features"):
+        return dict(cfg["_features"])
     candidates = [Path(features_json)] if features_json else []
     run_dir = Path(ckpt_path).resolve().parent.parent
     card = run_dir / "model_card.json"

@@ -51,7 +51,8 @@ class TorchGenerator:
             raise UserError(f"{ckpt}: generation runs the causal transflower_live model; got {cfg['model']!r}")
         self.meta = find_features_meta(ckpt, cfg, features_json)
         self.meta.update(lookahead=self.model.cfg.lookahead, context=self.model.cfg.context)
-        self.meta["seed_motion"] = load_seed_clip(self.meta, None, self.model.cfg.context, ckpt)
+        if "seed_motion" not in self.meta:
+            self.meta["seed_motion"] = load_seed_clip(self.meta, None, self.model.cfg.context, ckpt)
         self.ms = StandardScaler.from_dict(self.meta["motion_scaler"])
         self.as_ = StandardScaler.from_dict(self.meta["audio_scaler"])
         self.temperature = temperature
