@@ -361,7 +361,10 @@ class LiveSession:
         from transflower.skeleton import Pose
 
         args = self.args
-        old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        import threading
+
+        old_handlers = ({s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+                        if threading.current_thread() is threading.main_thread() else {})  # tests run it in threads
         status_every = float(args.status_interval)
         self._radius = float(args.stage_radius)
         self._engine_fail_run = 0

@@ -1,0 +1,266 @@
+"""`transflower live` end to end: demo / file / virtual microphone in, VMC bundles out to a local receiver,
+plus --summary-json, --list-devices, --config, --preview, --fps interpolation and the latency arithmetic.
+
+Behaviour only (the machine is shared with a training run): frame counts get generous tolerances and no
+step/latency time is asserted here (speed targets live in benchmarks/)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def tiny_live_model(tmp_path_factory) -> Path:
+    """The tiny exported model, built once per session (shared with test_reliability via the basetemp)."""
+    d = tmp_path_factory.getbasetemp() / "tiny_live_model"
+    path = d / "tiny.onnx"
+    if not path.exists():
+        from tiny_model import make_tiny_onnx
+
+        d.mkdir(exist_ok=True)
+        make_tiny_onnx(d, context=24, lookahead=2)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    return tiny_live_model(tmp_path_factory)
+
+
+@pytest.fixture
+def receiver():
+    from bridge.vmc import VmcReceiver
+
+    rx = VmcReceiver(port=0)
+    yield rx
+    rx.close()
+
+
+def live_args(*argv):
+    from realtime.live import _parser
+
+    return _parser().parse_args([str(a) for a in argv])
+
+
+def run_cli(*argv) -> int:
+    from transflower.cli import main
+
+    return main(["live", *[str(a) for a in argv]])
+
+
+def first_song(shared_data) -> Path:
+    songs = sorted((shared_data / "music").glob("*.ogg"))
+    if not songs:
+        pytest.skip("no shared_data/music/*.ogg")
+    return songs[0]
+
+
+def check_stream(rx, summary, duration, fps, tol=0.25):
+    expected = duration * fps
+    # the receiver also gets the final rest pose
+    assert abs(rx.frames - 1 - expected) <= tol * expected, (rx.frames, expected)
+    assert abs(summary["frames"] - expected) <= tol * expected
+    assert rx.malformed == 0 and rx.rejected == 0
+    f = rx.latest()
+    assert len(f.bones) == 22 and f.ok == 1
+
+
+def test_demo_streams_vmc_and_writes_summary(tiny_onnx, receiver, tmp_path, capsys):
+    out = tmp_path / "summary.json"
+    rc = run_cli("--model", tiny_onnx, "--demo", "--duration", 3, "--osc", f"127.0.0.1:{receiver.port}",
+                 "--summary-json", out, "--status-interval", 0.5, "--seed", 1)
+    assert rc == 0
+    s = json.loads(out.read_text())
+    receiver.wait_for(frames=s["frames"] + 1, timeout=1.0)
+    check_stream(receiver, s, 3, 20)
+    assert s["source"].startswith("demo:") and s["fps"] == 20 and s["model_fps"] == 20
+    assert s["audio_rows"] > 40 and s["audio_level_db"] > -40  # the demo track is loud, not silence
+    assert s["latency_ms"]["n"] > 0 and s["step_ms"]["n"] == s["frames"]
+    assert s["engine_resets"] == 0 and s["udp_errors"] == 0 and s["audio_outages"] == 0
+    assert s["interpolation_ms"] == 0.0 and s["lookahead_ms"] == 100.0
+    err = capsys.readouterr().err
+    assert "fps  step p50" in err and "late" in err and "skipped" in err  # the status line
+
+
+@pytest.mark.needs_data
+def test_file_input_real_song_at_interpolated_fps(tiny_onnx, receiver, tmp_path, shared_data):
+    out = tmp_path / "s.json"
+    rc = run_cli("--model", tiny_onnx, "--input", first_song(shared_data), "--duration", 3, "--fps", 30,
+                 "--osc", f"127.0.0.1:{receiver.port}", "--summary-json", out, "--status-interval", 0)
+    assert rc == 0
+    s = json.loads(out.read_text())
+    receiver.wait_for(frames=s["frames"] + 1, timeout=1.0)
+    check_stream(receiver, s, 3, 30)
+    assert s["source"].startswith("file:") and s["audio_rows"] > 40 and s["audio_level_db"] > -50
+    assert s["interpolation_ms"] == 50.0
+
+
+def test_interpolation_slerp_matches_reference():
+    from realtime.live import _slerp_into
+    from transflower.rotations import quat_slerp
+
+    rng = np.random.default_rng(0)
+    q0 = rng.normal(size=(23, 4)); q0 /= np.linalg.norm(q0, axis=1, keepdims=True)  # noqa: E702
+    q1 = rng.normal(size=(23, 4)); q1 /= np.linalg.norm(q1, axis=1, keepdims=True)  # noqa: E702
+    q1[0] = q0[0]  # identical rows take the nlerp branch
+    out = np.zeros_like(q0)
+    for t in (0.0, 0.3, 1.0):
+        ref = quat_slerp(q0, q1, t)
+        got = _slerp_into(out, q0, q1, t)
+        assert np.allclose(np.abs(np.sum(got * ref, axis=1)), 1.0, atol=1e-9)
+
+
+def test_list_devices_in_process(capsys):
+    assert run_cli("--list-devices") == 0
+    out = capsys.readouterr().out
+    assert out.strip()  # either device lines or "no audio input devices"
+
+
+def test_config_yaml(tiny_onnx, receiver, tmp_path):
+    cfg = tmp_path / "live.yaml"
+    out = tmp_path / "s.json"
+    cfg.write_text(f"demo: true\nduration: 2\nfps: 10\ntemperature: 0.5\nosc: 127.0.0.1:{receiver.port}\n"
+                   f"status-interval: 0\nsummary_json: {out}\nmodel: {tiny_onnx}\n")
+    assert run_cli("--config", cfg) == 0
+    s = json.loads(out.read_text())
+    receiver.wait_for(frames=s["frames"] + 1, timeout=1.0)
+    check_stream(receiver, s, 2, 10)
+    assert s["fps"] == 10 and s["model_fps"] == 20
+
+
+def test_preview_gets_poses(tiny_onnx, receiver):
+    from realtime.live import LiveSession
+
+    got = {}
+
+    def on_frame(session, tick, lat):
+        if tick.frame_index == 25 and "pose" not in got:
+            url = f"http://127.0.0.1:{session.preview.port}/pose.json"
+            got["pose"] = json.loads(urllib.request.urlopen(url, timeout=2).read())
+            got["snapshot"] = session.preview.snapshot()
+
+    args = live_args("--model", tiny_onnx, "--demo", "--duration", 1.5, "--preview", "--preview-port", 0,
+                     "--osc", f"127.0.0.1:{receiver.port}", "--status-interval", 0.2)
+    assert LiveSession(args, on_frame=on_frame).run() == 0
+    for p in (got["pose"], got["snapshot"]):
+        joints = np.array(p["joints"])
+        assert joints.shape == (22, 3) and np.isfinite(joints).all() and p["frame"] >= 20
+        assert "fps" in p["status"]  # the live status line reaches the page
+
+
+class ClockedSource:
+    """A device stand-in whose sample timestamps are exact: sample i is captured at t0 + i / sr."""
+
+    def __init__(self, sr=48000, capacity=48000):
+        from realtime.ring_buffer import AudioRingBuffer
+
+        self.samplerate, self.name = sr, "clocked"
+        self.ring = AudioRingBuffer(capacity)
+        self.n = 0
+        self.t0 = 1000.0
+
+    def write(self, block):
+        self.n += len(block)
+        self.ring.write(block, self.t0 + (self.n - 1) / self.samplerate)
+
+
+def test_row_arrival_arithmetic_exact_even_after_an_overrun():
+    """row_arrival must be the capture time of the newest row's last sample. A click at a known sample
+    marks it: the first row whose level jumps ends at most one hop after the click."""
+    from realtime.streaming_features import StreamingAudioFeatures
+    from transflower.audio_features import AudioFeatureConfig
+
+    cfg = AudioFeatureConfig()
+    src = ClockedSource()
+    sf = StreamingAudioFeatures(src, cfg)
+    sr, hop_s = src.samplerate, 1.0 / cfg.fps
+    rng = np.random.default_rng(0)
+
+    def feed(seconds, click_at=None, block=480):
+        y = (1e-3 * rng.standard_normal(int(seconds * sr))).astype(np.float32)
+        click_idx = None
+        if click_at is not None:
+            click_idx = src.n + int(click_at * sr)
+            y[int(click_at * sr): int(click_at * sr) + 48] = 0.9
+        hit = None
+        for s in range(0, len(y), block):
+            src.write(y[s:s + block])
+            if sf.pull():
+                if src.ring.overruns == 0:  # without gaps, ring index == resampler input index
+                    end_time = src.t0 + sf.feat_samples_done * sf.ratio / sr  # just after the row's last sample
+                    assert abs(sf.row_arrival - (end_time - 1 / sr)) < 2 / sr
+                if click_idx is not None and hit is None and sf.level_db > -20:
+                    hit = sf.row_arrival
+        return click_idx, hit
+
+    feed(1.0)
+    idx, hit = feed(1.0, click_at=0.5)
+    t_click = src.t0 + idx / sr
+    assert hit is not None and 0 <= hit - t_click <= hop_s + 0.002
+    # an overrun: 1.5 s written without reading (ring holds 1 s) -> 0.5 s lost; arrival stays exact
+    y = (1e-3 * rng.standard_normal(int(1.5 * sr))).astype(np.float32)
+    for s in range(0, len(y), 480):
+        src.write(y[s:s + 480])
+    assert src.ring.overruns > 0
+    idx, hit = feed(1.0, click_at=0.5)
+    assert sf._ring_dropped() > 0
+    t_click = src.t0 + idx / sr
+    assert hit is not None and 0 <= hit - t_click <= hop_s + 0.002
+
+
+def _song_for_mic(shared_data):
+    try:
+        return first_song(shared_data)
+    except pytest.skip.Exception:
+        return None
+
+
+@pytest.mark.needs_audio
+def test_virtual_microphone_live(tiny_onnx, receiver, tmp_path, request):
+    """Real music played into a PulseAudio null sink, heard on its monitor through PortAudio by a
+    `transflower live --device pulse` subprocess, danced to and streamed to a local receiver."""
+    from virtual_mic import VirtualMic, available
+
+    ok, why = available()
+    if not ok:
+        pytest.skip(why)
+    from conftest import shared_data_dir
+
+    songs = sorted((shared_data_dir() / "music").glob("*.ogg")) if shared_data_dir().is_dir() else []
+    try:
+        vm = VirtualMic().start()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+    try:
+        if songs:
+            vm.play(songs[0])
+        else:  # no data: a loud synthetic track
+            from realtime.demo_track import synthesize_demo_track
+
+            vm.play(synthesize_demo_track(12.0, 48000, 120.0, 0, loopable=True), 48000)
+        dev = vm.device()
+        out = tmp_path / "s.json"
+        cmd = [sys.executable, "-m", "transflower.cli", "live", "--model", str(tiny_onnx),
+               "--device", "pulse" if dev is not None else "default", "--duration", "6",
+               "--osc", f"127.0.0.1:{receiver.port}", "--summary-json", str(out), "--status-interval", "0"]
+        p = subprocess.run(cmd, cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr[-2000:]
+        s = json.loads(out.read_text())
+        receiver.wait_for(frames=s["frames"] + 1, timeout=1.0)
+        check_stream(receiver, s, 6, 20)
+        assert s["source"].startswith("mic:")
+        assert s["audio_rows"] > 60 and s["audio_level_db"] > -50, s  # music, well above silence (-120)
+        assert s["latency_ms"]["n"] > 50
+    finally:
+        vm.stop()
