@@ -1,0 +1,1 @@
+"""`transflower bench`: latency, floor and quality benchmarks (tables, JSON, plots)."""

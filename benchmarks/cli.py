@@ -1,0 +1,31 @@
+"""`transflower bench {latency,floor,quality}`: each prints a table, writes JSON (--json), draws PNGs (--plot).
+
+Each benchmark module exposes configure_parser(parser) and run(args) -> int, imported lazily so that
+`transflower --help` stays instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS = {
+    "latency": ("benchmarks.latency", "per-frame step latency: recompute vs torch KV cache vs onnxruntime, context sweep"),
+    "floor": ("benchmarks.floor", "what the step must cost: FLOPs/bytes vs this CPU, onnxruntime's per-run overhead"),
+    "quality": ("benchmarks.quality", "dance quality on the test split: FID_k/FID_g, FPD/FMD, diversity, beats, skating"),
+}
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="benchmark", metavar="BENCHMARK")
+    for name, (module_name, help_text) in BENCHMARKS.items():
+        bp = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.configure_parser(bp)
+        bp.set_defaults(_bench_run=module.run)
+
+
+def run(args) -> int:
+    if getattr(args, "_bench_run", None) is None:
+        print("usage: transflower bench {" + ",".join(BENCHMARKS) + "} [options]; see transflower bench BENCHMARK --help")
+        return 2
+    return int(args._bench_run(args) or 0)

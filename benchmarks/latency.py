@@ -1,0 +1,461 @@
+"""`transflower bench latency`: per-frame latency of the live step, every approach side by side.
+
+Approaches (one row each, per context length):
+  original-recompute  torch, the paper-layout (bidirectional) model recomputed over the whole window
+                      every frame, as the seed generates (`transflower.models.transflower_paper`'s
+                      `step_full_window`). Until that model exists, `causal-recompute`: the causal
+                      TransflowerLive recomputed over the whole window every frame (same cost shape).
+  torch-kv-cache      torch, `KVCacheRunner.step` (one new token per layer, ring KV cache).
+  onnx-kv-cache       the exported step in onnxruntime through the live `DanceEngine` (2 intra-op
+                      threads, spinning on: the `transflower live` default); -1t: 1 thread;
+                      -nospin: 2 threads with spinning off.
+  *-cuda              the same on the GPU, when torch / onnxruntime see one.
+Each step includes its host work (noise draw, cache/window update, rotary angles). Models have the
+default live model's size and are randomly initialised unless --checkpoint is given (latency does not
+depend on the weights). Timing is interleaved: after a warm-up, every approach runs a block of steps
+in turn (rotating the order) until each has --steps, so background load hits all rows alike.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from transflower.errors import UserError
+
+log = logging.getLogger("transflower.bench.latency")
+
+DEFAULT_OVERRIDES = ["model_config.d_model=192", "model_config.cross_layers=3", "model_config.flow_hidden=192"]
+CONTEXTS = [60, 120, 240, 480]
+PAPER_FUTURE_FRAMES = 20  # the paper's audio window reaches 1 s (20 frames) beyond the motion window
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def fabricated_features() -> dict:
+    """A features.json good enough for export (real skeleton, feature layout; unit scalers)."""
+    from transflower.audio_features import AudioFeatureConfig
+    from transflower.motion_features import MotionFeatures
+    from transflower.skeleton import JOINT_NAMES, PARENTS, Skeleton
+
+    rng = np.random.default_rng(0)
+    offsets = np.zeros((len(JOINT_NAMES), 3))
+    offsets[1:] = rng.normal(size=(len(JOINT_NAMES) - 1, 3)) * 5 + np.array([0, 10, 0])
+    skel = Skeleton(JOINT_NAMES, PARENTS, offsets)
+    mf, ac = MotionFeatures(skel), AudioFeatureConfig()
+    m_mean = np.zeros(mf.dim)
+    m_mean[3] = 95.0
+    return {"fps": 20.0, "audio_config": ac.to_dict(), "audio_names": ac.names, "motion_names": mf.names,
+            "skeleton": skel.to_dict(), "motion_scaler": {"mean": m_mean.tolist(), "std": [1.0] * mf.dim},
+            "audio_scaler": {"mean": [0.0] * ac.dim, "std": [1.0] * ac.dim}}
+
+
+def model_source(checkpoint=None, overrides=None, features_json=None) -> dict:
+    """-> {'model_config': dict, 'state_dict': dict | None, 'features': dict, 'source': str}."""
+    import torch
+
+    if checkpoint:
+        from export.onnx_export import find_features_meta
+
+        try:
+            ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
+            cfg = ckpt["hyper_parameters"]["cfg"]
+        except FileNotFoundError:
+            raise UserError(f"{checkpoint}: checkpoint not found") from None
+        except (KeyError, TypeError):
+            raise UserError(f"{checkpoint}: not a transflower checkpoint") from None
+        if cfg["model"] != "transflower_live":
+            raise UserError(f"{checkpoint}: model {cfg['model']!r}; the latency benchmark runs transflower_live")
+        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        try:
+            feats = find_features_meta(checkpoint, cfg, features_json)
+        except UserError:
+            log.warning("no features.json for %s: using a fabricated one (latency does not depend on it)", checkpoint)
+            feats = fabricated_features()
+        return {"model_config": dict(cfg["model_config"]), "state_dict": state, "features": feats,
+                "source": f"checkpoint {checkpoint}"}
+    from transflower.train import DEFAULT_CONFIG, load_config
+
+    ov = list(DEFAULT_OVERRIDES if overrides is None else overrides)
+    cfg = load_config(DEFAULT_CONFIG, ov)
+    feats = fabricated_features()
+    mc = dict(cfg["model_config"])
+    mc.setdefault("motion_dim", len(feats["motion_names"]))
+    mc.setdefault("audio_dim", len(feats["audio_names"]))
+    return {"model_config": mc, "state_dict": None, "features": feats,
+            "source": f"{DEFAULT_CONFIG.name} + {' '.join(ov) or 'no overrides'}, random init"}
+
+
+def build_live_model(src: dict, context: int):
+    import torch
+
+    from transflower.models import build_model
+
+    mc = dict(src["model_config"], context=context, dropout=0.0)
+    torch.manual_seed(0)
+    model = build_model("transflower_live", mc)
+    if src["state_dict"] is not None:
+        model.load_state_dict(src["state_dict"])
+    else:
+        for s in model.flow.steps:
+            s.norm.initialized.fill_(True)
+    return model.eval()
+
+
+def export_for_context(src: dict, context: int, tmp: Path) -> Path:
+    import torch
+
+    from export.onnx_export import export_onnx
+
+    model = build_live_model(src, context)
+    cfg = {"model": "transflower_live", "model_config": model.cfg.to_dict()}
+    ckpt = tmp / f"ctx{context}.ckpt"
+    torch.save({"hyper_parameters": {"cfg": cfg}, "state_dict": {"model." + k: v for k, v in model.state_dict().items()}}, ckpt)
+    fpath = tmp / "features.json"
+    fpath.write_text(json.dumps(src["features"]))
+    out = tmp / f"ctx{context}.onnx"
+    t0 = time.time()
+    export_onnx(ckpt, out, features_json=fpath, check=False)
+    log.info("exported context %d in %.1f s", context, time.time() - t0)
+    return out
+
+
+def paper_model_available():
+    """The paper-layout model class if transflower/models/transflower_paper.py provides step_full_window."""
+    try:
+        from transflower.models import transflower_paper as tp
+    except ImportError:
+        return None
+    for obj in vars(tp).values():
+        if isinstance(obj, type) and hasattr(obj, "step_full_window"):
+            return tp, obj
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Approaches: each has .name and .step() (one live frame, host work included)
+
+
+class TorchRecompute:
+    """The causal model recomputed over the whole window each frame (the seed's way of generating)."""
+
+    def __init__(self, model, context: int, device="cpu", name="causal-recompute"):
+        import torch
+
+        self.torch, self.model, self.name, self.device = torch, model.to(device), name, device
+        c = model.cfg
+        self.motion = torch.randn(1, context, c.motion_dim, device=device)
+        self.audio = torch.randn(1, context, c.audio_dim, device=device)
+        self.D = c.motion_dim
+
+    def step(self):
+        torch = self.torch
+        with torch.no_grad():
+            new_audio = torch.randn(1, 1, self.audio.shape[-1], device=self.device)
+            self.audio = torch.cat([self.audio[:, 1:], new_audio], dim=1)
+            h = self.model.backbone(self.motion, self.audio)[:, -1]
+            noise = torch.randn(1, self.D, device=self.device)
+            pose = self.model.flow.inverse(noise, h)
+            self.motion = torch.cat([self.motion[:, 1:], pose[:, None]], dim=1)
+            if self.device != "cpu":
+                torch.cuda.synchronize()
+        return pose
+
+
+class PaperRecompute:
+    """The paper-layout Transflower: `step_full_window(motion_window, audio_window, noise)` every frame."""
+
+    def __init__(self, tp_module, cls, live_cfg, context: int, name="original-recompute"):
+        import dataclasses
+
+        import torch
+
+        self.torch, self.name = torch, name
+        cfg_cls = getattr(tp_module, "TransflowerPaperConfig", None) or next(
+            o for o in vars(tp_module).values() if dataclasses.is_dataclass(o) and isinstance(o, type))
+        known = {f.name for f in dataclasses.fields(cfg_cls)}
+        # the paper's windows: `context` past poses, audio reaching 20 frames (1 s) past them
+        want = dict(live_cfg.to_dict(), motion_window=context, audio_window=context + PAPER_FUTURE_FRAMES, dropout=0.0)
+        self.model = cls(cfg_cls(**{k: v for k, v in want.items() if k in known})).eval()
+        c = self.model.cfg
+        m_len = getattr(c, "motion_window", context)
+        a_len = getattr(c, "audio_window", m_len + PAPER_FUTURE_FRAMES)
+        self.motion = torch.randn(1, m_len, c.motion_dim)
+        self.audio = torch.randn(1, a_len, c.audio_dim)
+        self.D = c.motion_dim
+
+    def step(self):
+        torch = self.torch
+        with torch.no_grad():
+            self.audio = torch.cat([self.audio[:, 1:], torch.randn(1, 1, self.audio.shape[-1])], dim=1)
+            pose = self.model.step_full_window(self.motion, self.audio, torch.randn(1, self.D))
+            pose = pose.reshape(1, -1)[:, : self.D]
+            self.motion = torch.cat([self.motion[:, 1:], pose[:, None]], dim=1)
+        return pose
+
+
+class TorchKV:
+    def __init__(self, model, device="cpu", name="torch-kv-cache"):
+        import torch
+
+        from transflower.models.transflower import KVCacheRunner, rope_angles
+
+        self.torch, self.name, self.device, self.rope = torch, name, device, rope_angles
+        self.model = model.to(device)
+        self.runner = KVCacheRunner(self.model)
+        c = model.cfg
+        if device != "cpu":
+            r = self.runner
+            r.cache_k, r.cache_v, r.cache_bias = r.cache_k.to(device), r.cache_v.to(device), r.cache_bias.to(device)
+        self.D, self.A = c.motion_dim, c.audio_dim
+        self.prev = torch.zeros(1, self.D, device=device)
+        for _ in range(c.context - 1):  # fill the ring
+            self._step(torch.zeros(1, self.D, device=device))
+
+    def _step(self, noise):
+        torch = self.torch
+        if self.device == "cpu":
+            return self.runner.step(self.prev, torch.randn(1, self.A), noise)
+        r, c = self.runner, self.runner.cfg  # GPU: angles moved to the device
+        with torch.no_grad():
+            cos, sin = self.rope(torch.tensor([r.frame]), c.head_dim, c.rope_base)
+            pose, k, v = r.model.step(self.prev, torch.randn(1, self.A, device=self.device), cos[0].to(self.device),
+                                      sin[0].to(self.device), r.cache_k, r.cache_v, r.cache_bias, noise)
+            slot = r.frame % (c.context - 1)
+            r.cache_k[:, :, slot] = k
+            r.cache_v[:, :, slot] = v
+            r.cache_bias[:, slot] = 0.0
+            r.frame += 1
+            torch.cuda.synchronize()
+        return pose
+
+    def step(self):
+        self.prev = self._step(self.torch.randn(1, self.D, device=self.device))
+        return self.prev
+
+
+class OnnxKV:
+    def __init__(self, path: Path, threads: int, spinning: bool = True, provider: str = "cpu", name="onnx-kv-cache"):
+        from realtime.engine import DanceEngine, OnnxDanceModel
+
+        self.name = name
+        self.model = OnnxDanceModel(path, provider=provider, threads=threads, spinning=spinning)
+        m = self.model.meta
+        seed = np.repeat(np.asarray(m["seed_motion"], np.float32)[-1:], m["context"] - 1, axis=0)
+        self.engine = DanceEngine(self.model, temperature=1.0, seed=0, seed_motion=seed, explode_threshold=1e9)
+        self.rng = np.random.default_rng(1)
+        self.audio = self.rng.standard_normal((256, m["audio_dim"])).astype(np.float32)
+        self.i = 0
+
+    def step(self):
+        self.i += 1
+        return self.engine.step(self.audio[self.i % 256])
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+def summarise(ms: np.ndarray) -> dict:
+    return {"steps": int(len(ms)), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(ms.max()), "mean_ms": float(ms.mean())}
+
+
+def time_interleaved(approaches: list, steps: int, warmup: int, block: int = 50) -> dict[str, np.ndarray]:
+    for a in approaches:
+        for _ in range(warmup):
+            a.step()
+    times = {a.name: [] for a in approaches}
+    perf = time.perf_counter_ns
+    r = 0
+    while min(len(v) for v in times.values()) < steps:
+        order = approaches[r % len(approaches):] + approaches[: r % len(approaches)]
+        for a in order:
+            t = times[a.name]
+            n = min(block, steps - len(t))
+            gc.collect()
+            for _ in range(n):
+                t0 = perf()
+                a.step()
+                t.append(perf() - t0)
+        r += 1
+    return {k: np.asarray(v, np.float64) / 1e6 for k, v in times.items()}
+
+
+def machine_info() -> dict:
+    import onnxruntime as ort
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "onnxruntime": ort.__version__,
+            "loadavg_at_start": [round(x, 2) for x in load] if load else None}
+
+
+def run_latency(contexts=None, steps: int = 2000, warmup: int = 100, checkpoint=None, overrides=None, features_json=None,
+                main_context: int = 120, gpu: str = "auto", block: int = 50, torch_threads: int = 1, progress=print) -> dict:
+    import onnxruntime as ort
+    import torch
+
+    # 1 thread: with another process busy on this 2-core machine, torch's 2-thread pool (OpenMP barriers)
+    # made a step 3-60x slower (torch-kv-cache p50 12 -> 31 ms, causal-recompute 28 -> 1700 ms, measured)
+    torch.set_num_threads(max(1, torch_threads))
+
+    contexts = list(contexts or CONTEXTS)
+    src = model_source(checkpoint, overrides, features_json)
+    paper = paper_model_available()
+    use_cuda_torch = gpu != "off" and torch.cuda.is_available()
+    use_cuda_ort = gpu != "off" and "CUDAExecutionProvider" in ort.get_available_providers() and use_cuda_torch
+    info = machine_info()
+    progress(f"machine: {info['cpu']}, {info['cores']} cores, load {info['loadavg_at_start']}; model: {src['source']}")
+    sweep = []
+    with tempfile.TemporaryDirectory(prefix="tf_bench_") as tmp:
+        tmp = Path(tmp)
+        for ctx in contexts:
+            progress(f"context {ctx}: exporting ONNX ...")
+            onnx_path = export_for_context(src, ctx, tmp)
+            approaches = []
+            if paper is not None:
+                try:
+                    approaches.append(PaperRecompute(paper[0], paper[1], build_live_model(src, ctx).cfg, ctx))
+                    approaches[-1].step()
+                except Exception as e:  # an interface that changed must not lose the rest of the benchmark
+                    log.warning("paper-layout model unusable (%s: %s); timing causal-recompute instead", type(e).__name__, e)
+                    approaches = []
+            if not approaches:
+                approaches.append(TorchRecompute(build_live_model(src, ctx), ctx))
+            approaches.append(TorchKV(build_live_model(src, ctx)))
+            approaches.append(OnnxKV(onnx_path, threads=2, name="onnx-kv-cache"))
+            approaches.append(OnnxKV(onnx_path, threads=1, name="onnx-kv-cache-1t"))
+            approaches.append(OnnxKV(onnx_path, threads=2, spinning=False, name="onnx-kv-cache-nospin"))
+            if use_cuda_torch:
+                approaches.append(TorchRecompute(build_live_model(src, ctx), ctx, device="cuda", name="recompute-cuda"))
+                approaches.append(TorchKV(build_live_model(src, ctx), device="cuda", name="torch-kv-cache-cuda"))
+            if use_cuda_ort:
+                approaches.append(OnnxKV(onnx_path, threads=2, provider="cuda", name="onnx-kv-cache-cuda"))
+            progress(f"context {ctx}: timing {len(approaches)} approaches x {steps} steps (interleaved) ...")
+            t0 = time.time()
+            times = time_interleaved(approaches, steps, warmup, block)
+            base = approaches[0].name
+            b = summarise(times[base])
+            for a in approaches:
+                s = summarise(times[a.name])
+                row = {"name": a.name, "context": ctx, **s,
+                       "speedup_p50": b["p50_ms"] / s["p50_ms"], "speedup_p99": b["p99_ms"] / s["p99_ms"], "baseline": base}
+                if isinstance(a, OnnxKV):
+                    row["provider"] = a.model.provider
+                sweep.append(row)
+            progress(f"context {ctx}: {time.time() - t0:.0f} s")
+            del approaches
+            gc.collect()
+    main = [r for r in sweep if r["context"] == main_context] or [r for r in sweep if r["context"] == contexts[0]]
+    result = {"benchmark": "latency", "rows": [dict(r) for r in main], "sweep": sweep, "contexts": contexts,
+              "main_context": main[0]["context"], "steps_per_row": steps, "warmup": warmup, "machine": info,
+              "model": {"source": src["source"], "config": src["model_config"], "paper_layout": paper is not None},
+              "loadavg_at_end": [round(x, 2) for x in __import__("os").getloadavg()]}
+    result["targets"] = check_targets(result)
+    return result
+
+
+def check_targets(result: dict) -> dict:
+    rows = {r["name"]: r for r in result["rows"]}
+    onnx = rows.get("onnx-kv-cache")
+    base = result["rows"][0]
+    if onnx is None:
+        return {}
+    return {"onnx_p99_under_5ms": {"value_ms": onnx["p99_ms"], "ok": onnx["p99_ms"] < 5.0},
+            "onnx_10x_vs_original_p50": {"baseline": base["name"], "context": onnx["context"], "speedup": onnx["speedup_p50"],
+                                         "ok": onnx["speedup_p50"] >= 10.0}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def format_table(result: dict) -> str:
+    lines = [f"| approach | context | p50 ms | p99 ms | max ms | speedup p50 | speedup p99 |", "|---|---|---|---|---|---|---|"]
+    for r in result["sweep"]:
+        lines.append(f"| {r['name']} | {r['context']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | "
+                     f"{r['speedup_p50']:.1f}x | {r['speedup_p99']:.1f}x |")
+    for k, t in result.get("targets", {}).items():
+        lines.append(f"target {k}: {'PASS' if t['ok'] else 'FAIL'} ({', '.join(f'{a}={b:.3g}' if isinstance(b, float) else f'{a}={b}' for a, b in t.items() if a != 'ok')})")
+    return "\n".join(lines)
+
+
+def plot(result: dict, out_png) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    names = list(dict.fromkeys(r["name"] for r in result["sweep"]))
+    for i, n in enumerate(names):
+        rs = [r for r in result["sweep"] if r["name"] == n]
+        x = [r["context"] for r in rs]
+        color = f"C{i}"
+        ax.plot(x, [r["p50_ms"] for r in rs], "o-", color=color, label=f"{n} p50")
+        ax.plot(x, [r["p99_ms"] for r in rs], "x--", color=color, alpha=0.6, label=f"{n} p99")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(result["contexts"], [str(c) for c in result["contexts"]])
+    ax.set_xlabel("context (frames)")
+    ax.set_ylabel("step latency (ms)")
+    ax.axhline(50.0, color="grey", lw=0.8, ls=":")
+    ax.text(result["contexts"][0], 52, "frame budget at 20 fps", fontsize=7, color="grey")
+    ax.set_title(f"live step latency ({result['machine']['cores']} cores: {result['machine']['cpu'][:40]})", fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)
+
+
+def configure_parser(p) -> None:
+    p.add_argument("--contexts", type=int, nargs="+", default=CONTEXTS, help="context lengths to sweep (default 60 120 240 480)")
+    p.add_argument("--steps", type=int, default=2000, help="timed steps per approach and context (default 2000)")
+    p.add_argument("--warmup", type=int, default=100, help="untimed steps first (default 100)")
+    p.add_argument("--block", type=int, default=50, help="steps per interleaved block (default 50)")
+    p.add_argument("--checkpoint", help="take the model (sizes and weights) from this checkpoint")
+    p.add_argument("--features", help="features.json for --checkpoint (default: found via the run)")
+    p.add_argument("--override", "-o", nargs="*", default=None, metavar="SECTION.KEY=VALUE",
+                   help=f"config overrides on the default YAML (default: the default run's: {' '.join(DEFAULT_OVERRIDES)})")
+    p.add_argument("--main-context", type=int, default=120, help="context of the JSON's `rows` (default 120)")
+    p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads for the torch rows (default 1)")
+    p.add_argument("--gpu", choices=["auto", "off"], default="auto", help="also time on the GPU when there is one")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--plot", help="write latency vs context here (PNG)")
+
+
+def run(args) -> int:
+    if args.steps < 1 or any(c < 2 for c in args.contexts):
+        raise UserError("--steps must be >= 1 and every --contexts value >= 2")
+    res = run_latency(args.contexts, args.steps, args.warmup, args.checkpoint, args.override, args.features,
+                      args.main_context, args.gpu, args.block, args.torch_threads)
+    print(format_table(res))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=1))
+        print(f"wrote {args.json}")
+    if args.plot:
+        print(f"wrote {plot(res, args.plot)}")
+    return 0
