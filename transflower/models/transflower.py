@@ -247,6 +247,32 @@ class TransflowerLive(nn.Module):
         shape = (c.n_layers, batch, c.context - 1, c.n_heads, c.head_dim)
         return torch.zeros(shape), torch.zeros(shape), torch.full((batch, c.context - 1), -1e9)
 
+    @torch.no_grad()
+    def generate(self, seed_motion, audio, num_frames: int, temperature: float = 1.0, generator=None):
+        """Autoregressive rollout with the KV cache, in standardised feature space (CPU).
+
+        seed_motion (S >= 1, D_m): poses of frames -S..-1; audio (N, D_a): frames 0..N-1 -> (num_frames, D_m).
+        Token j carries pose x_j and audio a_{j+1+lookahead} (index clamped to [0, N-1]: edge rows repeat)
+        and its flow samples x_{j+1} with noise ~ N(0, temperature^2), drawn from `generator` once per frame."""
+        S, N, L, D = seed_motion.shape[0], audio.shape[0], self.cfg.lookahead, self.cfg.motion_dim
+        if S < 1:
+            raise ValueError("generate needs at least one seed frame")
+        was_training = self.training
+        self.eval()
+        try:
+            runner = KVCacheRunner(self)
+            seed_motion, audio, zeros = seed_motion.float(), audio.float(), torch.zeros(1, D)
+            for j in range(-S, -1):  # warm the cache on the seed (samples of known poses discarded)
+                runner.step(seed_motion[j + S][None], audio[min(max(j + 1 + L, 0), N - 1)][None], zeros)
+            prev, out = seed_motion[-1][None], []
+            for i in range(num_frames):
+                noise = torch.randn(1, D, generator=generator) * temperature
+                prev = runner.step(prev, audio[min(max(i + L, 0), N - 1)][None], noise)
+                out.append(prev[0])
+            return torch.stack(out)
+        finally:
+            self.train(was_training)
+
 
 class KVCacheRunner:
     """Host-side ring cache around `TransflowerLive.step` (torch); the ONNX engine mirrors it in numpy."""
