@@ -24,6 +24,15 @@ TINY = {
 FLOWS = ["transflower_live", "moglow", "transflower_paper"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread is faster, and 10x faster when the cores are busy (measured)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def tiny(name, perturb=True, seed=0):
     torch.manual_seed(seed)
     model = build_model(name, {**TINY[name], "motion_dim": DM, "audio_dim": DA}).eval()
