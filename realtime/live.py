@@ -373,7 +373,9 @@ class LiveSession:
         status_written = False
         try:
             if self.preview:
-                self.preview.start()
+                preview, self.preview = self.preview, None
+                preview.start()  # a port in use: UserError (and nothing to stop: its loop never ran)
+                self.preview = preview
                 log.info("preview: %s", self.preview.url)
             source = self.source = self.source_factory()
             source.start()
@@ -511,7 +513,10 @@ class LiveSession:
                 except Exception as e:  # noqa: BLE001
                     log.debug("stopping %s: %s", s.name, e)
             if self.preview:
-                self.preview.stop()
+                try:
+                    self.preview.stop()
+                except Exception as e:  # noqa: BLE001
+                    log.debug("stopping the preview: %s", e)
         summary = self.summary(source, feats)
         if self.stopped_by:
             log.info("stopped by %s after %d frames (%.1f s); sent the rest pose", self.stopped_by, summary.frames,

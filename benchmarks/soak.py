@@ -1,0 +1,122 @@
+"""Soak test: run the live loop on a (looped) audio file at real time for a long time and record what
+degrades: late/skipped frames, memory growth (RSS from /proc/self/status), latency drift (first vs last
+10% of the run), engine resets, audio overruns, UDP errors.
+
+    python -m benchmarks.soak --model M.onnx --input song.ogg --duration 3600 [--json out.json]
+
+`run_soak(model, input, duration_s=3600, **live_options) -> dict` is the function for `transflower bench`
+to wire in. CI runs ~10 s (tests/test_reliability.py::test_soak_short).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None, osc: str = "127.0.0.1:39539",
+             threads: int = 2, no_spin: bool = False, late_policy: str = "skip", rss_every_s: float = 1.0) -> dict:
+    from realtime.live import LiveSession, _parser
+
+    argv = ["--model", str(model), "--input", str(input), "--loop-input", "--duration", str(duration_s),
+            "--osc", osc, "--status-interval", "0", "--threads", str(threads), "--late-policy", late_policy]
+    if fps:
+        argv += ["--fps", str(fps)]
+    if no_spin:
+        argv.append("--no-spin")
+    args = _parser().parse_args(argv)
+    n_max = int(duration_s * (fps or 60) * 1.2) + 100
+    t_rel = np.zeros(n_max)           # tick time since start (s)
+    lat = np.full(n_max, np.nan)      # audio-in -> OSC-out (ms) when a new audio row was used
+    late = np.zeros(n_max)            # tick lateness (ms)
+    rss = []                          # (t, MB)
+    state = {"n": 0, "next_rss": 0.0}
+
+    def on_frame(session, tick, latency):
+        i = state["n"]
+        if i >= n_max:
+            return
+        el = tick.deadline - session.clock.t0
+        t_rel[i], late[i] = el, 1000 * tick.late_by
+        if latency is not None:
+            lat[i] = latency
+        state["n"] = i + 1
+        if el >= state["next_rss"]:
+            state["next_rss"] = el + rss_every_s
+            rss.append((el, rss_mb()))
+
+    session = LiveSession(args, on_frame=on_frame)
+    rss_before = rss_mb()
+    t0 = time.monotonic()
+    session.run()
+    wall = time.monotonic() - t0
+    n = state["n"]
+    t_rel, lat, late = t_rel[:n], lat[:n], late[:n]
+    tenth = max(1, n // 10)
+
+    def p(a, q):
+        a = a[np.isfinite(a)]
+        return round(float(np.percentile(a, q)), 3) if a.size else None
+
+    first, last = lat[:tenth], lat[-tenth:]
+    rss_arr = np.array([m for _, m in rss]) if rss else np.array([rss_before])
+    # memory growth after warm-up: median of the first 10% of samples vs the last 10%
+    k = max(1, len(rss_arr) // 10)
+    sm = session.summary(session.source, session.feats)
+    out = {
+        "duration_s": duration_s, "wall_s": round(wall, 2), "frames": sm.frames, "fps": sm.fps,
+        "late": sm.late, "skipped": sm.skipped,
+        "late_first_10pct": int(np.sum(late[:tenth] > 1000 * session.clock.late_tolerance_s)),
+        "late_last_10pct": int(np.sum(late[-tenth:] > 1000 * session.clock.late_tolerance_s)),
+        "step_ms": sm.step_ms,
+        "latency_ms": {"p50": p(lat, 50), "p99": p(lat, 99), "first_10pct_p50": p(first, 50),
+                       "last_10pct_p50": p(last, 50),
+                       "drift": (None if p(first, 50) is None or p(last, 50) is None
+                                 else round(p(last, 50) - p(first, 50), 3))},
+        "rss_mb": {"before": round(rss_before, 1), "start": round(float(np.median(rss_arr[:k])), 1),
+                   "end": round(float(np.median(rss_arr[-k:])), 1), "max": round(float(rss_arr.max()), 1),
+                   "growth": round(float(np.median(rss_arr[-k:]) - np.median(rss_arr[:k])), 2)},
+        "engine_resets": sm.engine_resets, "audio_overruns": sm.audio_overruns, "udp_errors": sm.udp_errors,
+        "audio_outages": sm.audio_outages,
+    }
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--input", required=True, help="audio file (looped)")
+    ap.add_argument("--duration", type=float, default=3600.0)
+    ap.add_argument("--fps", type=float)
+    ap.add_argument("--osc", default="127.0.0.1:39539")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-spin", action="store_true")
+    ap.add_argument("--json", help="write the result here")
+    a = ap.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    r = run_soak(a.model, a.input, a.duration, a.fps, a.osc, a.threads, a.no_spin)
+    text = json.dumps(r, indent=1)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
