@@ -172,13 +172,18 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> float:
 
 def frechet_from_stats(mu1, s1, mu2, s2, eps: float = 1e-6) -> float:
     diff = mu1 - mu2
-    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+    covmean = _sqrtm(s1.dot(s2))
     if not np.isfinite(covmean).all():
         off = np.eye(s1.shape[0]) * eps
-        covmean = linalg.sqrtm((s1 + off).dot(s2 + off))
+        covmean = _sqrtm((s1 + off).dot(s2 + off))
     covmean = np.real(covmean)
     d = float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
     return max(d, 0.0)
+
+
+def _sqrtm(a: np.ndarray) -> np.ndarray:
+    r = linalg.sqrtm(np.atleast_2d(a))
+    return np.atleast_2d(r[0] if isinstance(r, tuple) else r)
 
 
 def normalise_by(reference: np.ndarray, *others: np.ndarray):
