@@ -110,7 +110,7 @@ def build_live_model(src: dict, context: int):
     return model.eval()
 
 
-def export_for_context(src: dict, context: int, tmp: Path) -> Path:
+def export_for_context(src: dict, context: int, tmp: Path, dynamo: bool = True) -> Path:
     import torch
 
     from export.onnx_export import export_onnx
@@ -123,7 +123,7 @@ def export_for_context(src: dict, context: int, tmp: Path) -> Path:
     fpath.write_text(json.dumps(src["features"]))
     out = tmp / f"ctx{context}.onnx"
     t0 = time.time()
-    export_onnx(ckpt, out, features_json=fpath, check=False)
+    export_onnx(ckpt, out, features_json=fpath, dynamo=dynamo, check=False)
     log.info("exported context %d in %.1f s", context, time.time() - t0)
     return out
 
@@ -312,7 +312,8 @@ def machine_info() -> dict:
 
 
 def run_latency(contexts=None, steps: int = 2000, warmup: int = 100, checkpoint=None, overrides=None, features_json=None,
-                main_context: int = 120, gpu: str = "auto", block: int = 50, torch_threads: int = 1, progress=print) -> dict:
+                main_context: int = 120, gpu: str = "auto", block: int = 50, torch_threads: int = 1, dynamo: bool = True,
+                progress=print, partial_json=None) -> dict:
     import onnxruntime as ort
     import torch
 
@@ -328,11 +329,13 @@ def run_latency(contexts=None, steps: int = 2000, warmup: int = 100, checkpoint=
     info = machine_info()
     progress(f"machine: {info['cpu']}, {info['cores']} cores, load {info['loadavg_at_start']}; model: {src['source']}")
     sweep = []
+    # the main context first: a run stopped early still has the rows that matter most
+    order = sorted(contexts, key=lambda c: (c != main_context, contexts.index(c)))
     with tempfile.TemporaryDirectory(prefix="tf_bench_") as tmp:
         tmp = Path(tmp)
-        for ctx in contexts:
+        for ctx in order:
             progress(f"context {ctx}: exporting ONNX ...")
-            onnx_path = export_for_context(src, ctx, tmp)
+            onnx_path = export_for_context(src, ctx, tmp, dynamo)
             approaches = []
             if paper is not None:
                 try:
@@ -367,11 +370,22 @@ def run_latency(contexts=None, steps: int = 2000, warmup: int = 100, checkpoint=
             progress(f"context {ctx}: {time.time() - t0:.0f} s")
             del approaches
             gc.collect()
+            if partial_json:  # after every context, so an interrupted run keeps what it measured
+                Path(partial_json).write_text(json.dumps(_result(sweep, contexts, main_context, steps, warmup, info, src, paper), indent=1))
+    return _result(sweep, contexts, main_context, steps, warmup, info, src, paper)
+
+
+def _result(sweep, contexts, main_context, steps, warmup, info, src, paper) -> dict:
+    import os
+
+    sweep = sorted(sweep, key=lambda r: r["context"])
+    requested, contexts = list(contexts), [c for c in contexts if any(r["context"] == c for r in sweep)]
     main = [r for r in sweep if r["context"] == main_context] or [r for r in sweep if r["context"] == contexts[0]]
     result = {"benchmark": "latency", "rows": [dict(r) for r in main], "sweep": sweep, "contexts": contexts,
+              "contexts_requested": requested, "complete": contexts == requested,
               "main_context": main[0]["context"], "steps_per_row": steps, "warmup": warmup, "machine": info,
               "model": {"source": src["source"], "config": src["model_config"], "paper_layout": paper is not None},
-              "loadavg_at_end": [round(x, 2) for x in __import__("os").getloadavg()]}
+              "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]}
     result["targets"] = check_targets(result)
     return result
 
@@ -441,6 +455,7 @@ def configure_parser(p) -> None:
                    help=f"config overrides on the default YAML (default: the default run's: {' '.join(DEFAULT_OVERRIDES)})")
     p.add_argument("--main-context", type=int, default=120, help="context of the JSON's `rows` (default 120)")
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads for the torch rows (default 1)")
+    p.add_argument("--legacy-export", action="store_true", help="export with the TorchScript exporter (faster to export; default dynamo, as shipped)")
     p.add_argument("--gpu", choices=["auto", "off"], default="auto", help="also time on the GPU when there is one")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--plot", help="write latency vs context here (PNG)")
@@ -449,8 +464,11 @@ def configure_parser(p) -> None:
 def run(args) -> int:
     if args.steps < 1 or any(c < 2 for c in args.contexts):
         raise UserError("--steps must be >= 1 and every --contexts value >= 2")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     res = run_latency(args.contexts, args.steps, args.warmup, args.checkpoint, args.override, args.features,
-                      args.main_context, args.gpu, args.block, args.torch_threads)
+                      args.main_context, args.gpu, args.block, args.torch_threads, not args.legacy_export,
+                      partial_json=args.json)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

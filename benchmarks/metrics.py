@@ -182,7 +182,11 @@ def frechet_from_stats(mu1, s1, mu2, s2, eps: float = 1e-6) -> float:
 
 
 def _sqrtm(a: np.ndarray) -> np.ndarray:
-    r = linalg.sqrtm(np.atleast_2d(a))
+    import warnings
+
+    with warnings.catch_warnings():  # singular covariances (fewer samples than dims) are expected here
+        warnings.simplefilter("ignore")
+        r = linalg.sqrtm(np.atleast_2d(a))
     return np.atleast_2d(r[0] if isinstance(r, tuple) else r)
 
 

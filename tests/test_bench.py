@@ -17,7 +17,7 @@ TINY = ["model_config.d_model=16", "model_config.n_heads=2", "model_config.motio
 def test_bench_latency_json_rows(tmp_path):
     out = tmp_path / "lat.json"
     rc = main(["bench", "latency", "--contexts", "10", "--steps", "12", "--warmup", "2",
-               "--block", "4", "--override", *TINY, "--gpu", "off", "--json", str(out), "--plot", str(tmp_path / "lat.png")])
+               "--block", "4", "--legacy-export", "--override", *TINY, "--gpu", "off", "--json", str(out), "--plot", str(tmp_path / "lat.png")])
     assert rc == 0
     res = json.loads(out.read_text())
     names = [r["name"] for r in res["rows"]]
