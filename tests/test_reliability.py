@@ -114,13 +114,13 @@ def test_audio_device_lost_then_back(tiny_onnx, receiver, caplog):
         return FakeDevice()  # back for good
 
     levels = []
-    args = live_args("--model", tiny_onnx, "--duration", 7, "--osc", f"127.0.0.1:{receiver.port}", "--status-interval", 0)
+    args = live_args("--model", tiny_onnx, "--duration", 6, "--osc", f"127.0.0.1:{receiver.port}", "--status-interval", 0)
     s = LiveSession(args, source_factory=factory, on_frame=lambda sess, tick, lat: levels.append(sess.feats.level_db))
     caplog.set_level(logging.INFO, logger="transflower.live")
     assert s.run() == 0
     sm = s.summary(s.source, s.feats)
     receiver.wait_for(frames=sm.frames + 1, timeout=1.0)
-    assert abs(sm.frames - 140) <= 20 and receiver.frames >= sm.frames  # streamed throughout
+    assert abs(sm.frames - 120) <= 20 and receiver.frames >= sm.frames  # streamed throughout
     assert sm.audio_outages >= 2 and sm.audio_recoveries >= 2 and sm.audio_reopen_attempts >= 3
     assert sm.silent_frames > 10 and sm.audio_overruns >= 1
     assert levels[-1] > -30 and min(levels) == -120.0  # music, then silence-level features, then music
@@ -155,7 +155,7 @@ def test_overload_skip_or_hold_without_drift(tiny_onnx, receiver, caplog, capsys
     s.OVERLOAD_WINDOW_S = 1.0
     ticks = []
     s.on_frame = lambda sess, tick, lat: ticks.append(tick)
-    slow_every(s, 3, 0.12)  # every 3rd step takes 120 ms > 50 ms budget
+    n = slow_every(s, 3, 0.12)  # every 3rd step takes 120 ms > 50 ms budget
     caplog.set_level(logging.WARNING, logger="transflower.live")
     assert s.run() == 0
     c = s.clock
@@ -175,7 +175,7 @@ def test_overload_skip_or_hold_without_drift(tiny_onnx, receiver, caplog, capsys
     else:
         assert c.skipped == 0 and c.late > 5
         assert [t.frame_index for t in ticks] == list(range(len(ticks)))
-    record(f"overload ({policy})", 20, 20, c.skipped)
+    record(f"overload ({policy}): slow steps", n[0] // 3, n[0] // 3, c.skipped)
 
 
 # ------------------------------------------------------------------------------------------ network
@@ -337,6 +337,7 @@ def test_signal_stops_cleanly_with_rest_pose(tiny_onnx, receiver, sig):
 
 
 # ------------------------------------------------------------------------------------------- soak
+@pytest.mark.slow
 @pytest.mark.needs_data
 def test_soak_short(tiny_onnx, shared_data):
     from benchmarks.soak import run_soak
