@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import metrics as M
 from transflower.errors import UserError
 
 log = logging.getLogger("transflower.bench.quality")
@@ -62,6 +61,8 @@ def load_songs(data_dir: Path, split: str, seed_frames: int, max_frames: int, fp
 def dance_metrics(dances: list[dict], gt: dict | None, names: list[str], fps: float, seg: int) -> dict:
     """dances: [{'song': i, 'pos': (T, J, 3), 'beats': music beat frames}]; gt: the ground truth's sets
     (None when these dances are the ground truth)."""
+    from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
+
     K, G, kin_whole, geo_whole, poses, moves = [], [], [], [], [], []
     for d in dances:
         p = d["pos"]
@@ -98,6 +99,8 @@ def dance_metrics(dances: list[dict], gt: dict | None, names: list[str], fps: fl
 
 
 def generate_dances(model, songs, seed_frames: int, samples: int, temperature: float, scaler, skeleton, music) -> list[dict]:
+    from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
+
     import torch
 
     out = []
@@ -116,6 +119,7 @@ def generate_dances(model, songs, seed_frames: int, samples: int, temperature: f
 def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, seed_seconds: float = 2.0,
                 temperature: float = 1.0, split: str = "test", segment_seconds: float = 5.0, ours: str | None = None,
                 filmstrip=None, progress=print) -> dict:
+    from benchmarks import metrics as M
     from export.onnx_export import load_checkpoint
     from transflower.features import StandardScaler
 
