@@ -213,6 +213,23 @@ def test_unknown_model_config_key_is_a_user_error(name, data_dir, tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("name, override, words", [
+    ("transformer_mse", "model_config.d_model=30", ["model_config.d_model", "n_heads"]),
+    ("transformer_mse", "model_config.context=1", ["model_config.context", ">= 2"]),
+    ("transformer_mse", "model_config.lookahead=-1", ["model_config.lookahead", ">= 0"]),
+    ("moglow", "model_config.hidden=0", ["model_config.hidden", ">= 1"]),
+    ("moglow", "model_config.dropout=1.5", ["model_config.dropout", "[0, 1)"]),
+    ("transflower_paper", "model_config.audio_window=abc", ["model_config.audio_window", "integer"]),
+    ("transflower_paper", "model_config.n_heads=3", ["model_config.d_model", "n_heads"]),
+])
+def test_out_of_range_baseline_model_config_is_a_user_error(name, override, words, data_dir, tmp_path):
+    cfg = load_config(HPARAMS / f"{name}.yaml", [override])
+    with pytest.raises(UserError) as e:
+        train(cfg, data_dir, tmp_path / "run")
+    for w in words:
+        assert w in str(e.value), str(e.value)
+
+
 def test_unknown_model_is_a_user_error(data_dir, tmp_path):
     cfg = load_config(_write(tmp_path, "model: transfloower\n"))
     with pytest.raises(UserError, match="unknown model 'transfloower'"):

@@ -37,6 +37,16 @@ class MoGlowConfig:
     flow_steps: int = 8
     flow_hidden: int = 256
 
+    def __post_init__(self):
+        from transflower.errors import UserError
+
+        for name in ("motion_dim", "audio_dim", "hidden", "lstm_layers", "lookahead", "flow_steps", "flow_hidden"):
+            v, lo = getattr(self, name), 0 if name == "lookahead" else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise UserError(f"model_config.{name}: expected an integer >= {lo}, got {v!r}")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise UserError(f"model_config.dropout: expected a number in [0, 1), got {self.dropout!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -47,6 +47,19 @@ class TransflowerPaperConfig:
     flow_steps: int = 8
     flow_hidden: int = 256
 
+    def __post_init__(self):
+        from transflower.errors import UserError
+
+        for name in ("motion_dim", "audio_dim", "d_model", "n_heads", "motion_layers", "audio_layers", "cross_layers",
+                     "ff_mult", "motion_window", "audio_window", "flow_steps", "flow_hidden"):
+            v, lo = getattr(self, name), 0 if name.endswith("layers") else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise UserError(f"model_config.{name}: expected an integer >= {lo}, got {v!r}")
+        if self.d_model % self.n_heads:
+            raise UserError(f"model_config.d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise UserError(f"model_config.dropout: expected a number in [0, 1), got {self.dropout!r}")
+
     @property
     def future_frames(self) -> int:
         """Audio frames from the predicted frame t on that the model hears: a_t..a_{t+19}, the paper's 20 (1 s)."""

@@ -37,6 +37,19 @@ class TransformerMSEConfig:
     dropout: float = 0.1
     rope_base: float = 10000.0
 
+    def __post_init__(self):
+        from transflower.errors import UserError
+
+        for name in ("motion_dim", "audio_dim", "d_model", "n_heads", "motion_layers", "audio_layers", "cross_layers",
+                     "ff_mult", "context", "lookahead"):
+            v, lo = getattr(self, name), 2 if name == "context" else 0 if name.endswith(("layers", "lookahead")) else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise UserError(f"model_config.{name}: expected an integer >= {lo}, got {v!r}")
+        if self.d_model % self.n_heads or self.head_dim % 2:
+            raise UserError(f"model_config.d_model ({self.d_model}) must be n_heads ({self.n_heads}) x an even head width (RoPE)")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise UserError(f"model_config.dropout: expected a number in [0, 1), got {self.dropout!r}")
+
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
