@@ -118,11 +118,14 @@ def generate_dances(model, songs, seed_frames: int, samples: int, temperature: f
 
 def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, seed_seconds: float = 2.0,
                 temperature: float = 1.0, split: str = "test", segment_seconds: float = 5.0, ours: str | None = None,
-                filmstrip=None, progress=print) -> dict:
+                filmstrip=None, progress=print, torch_threads: int = 1) -> dict:
+    import torch
+
     from benchmarks import metrics as M
     from export.onnx_export import load_checkpoint
     from transflower.features import StandardScaler
 
+    torch.set_num_threads(max(1, torch_threads))  # see latency.py: 2 threads on a busy 2-core CPU is far slower
     data_dir = Path(data_dir)
     fj = data_dir / "features.json"
     if not fj.exists():
@@ -215,6 +218,7 @@ def configure_parser(p) -> None:
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--segment-seconds", type=float, default=5.0, help="segment length for FID_k / FID_g features (default 5)")
     p.add_argument("--ours", help="the model the targets are checked for (default: the first --models entry)")
+    p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads for generation (default 1)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--plot", help="write a filmstrip of the first test song here (PNG): ground truth + each model")
 
@@ -224,7 +228,7 @@ def run(args) -> int:
         raise UserError("--samples must be >= 1 and --seconds > 0")
     models = parse_models(args.models)
     res = run_quality(args.data, models, args.samples, args.seconds, args.seed_seconds, args.temperature, args.split,
-                      args.segment_seconds, args.ours, args.plot)
+                      args.segment_seconds, args.ours, args.plot, torch_threads=args.torch_threads)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
