@@ -123,6 +123,9 @@ def test_rerun_resumes_from_the_checkpoint_step(data_dir, tmp_path, monkeypatch)
     assert steps_seen == [5, 6, 7, 8], steps_seen  # not [1, ..., 8]: the optimiser and step came back
     assert _ckpt_step(out / "checkpoints" / "last.ckpt") == 8
     assert json.loads((out / "model_card.json").read_text())["steps"] == 8
+    curve = train_mod.read_curves(out / "metrics.csv")["train"]
+    steps = [st for st, _ in curve]
+    assert steps == sorted(steps) and steps[0] <= 4 and steps[-1] == 8  # the curve spans both runs
     # --fresh ignores the checkpoint
     steps_seen.clear()
     train(load_config(DEFAULT_CONFIG, base + ["training.max_steps=2"]), data_dir, out, resume=False)

@@ -7,7 +7,8 @@
 - Scale-out: `training.devices`, `training.num_nodes`, `training.strategy=ddp` go straight to
   Lightning (gloo on CPU, nccl on GPU). Multi-node: run the same command on every node with
   MASTER_ADDR, MASTER_PORT, NODE_RANK and WORLD_SIZE set (torchrun-style; see README).
-- Logs: TensorBoard (RUN_DIR/tb) and CSV (RUN_DIR/csv) with train/val NLL; `curves.png` at the end.
+- Logs: TensorBoard (RUN_DIR/tb) and RUN_DIR/metrics.csv (appended across resumes) with train/val NLL;
+  `curves.png` at the end.
 """
 from __future__ import annotations
 
@@ -141,6 +142,37 @@ def build_lightning_module(cfg: dict, dims: dict):
     return LitDance(cfg)
 
 
+def make_metrics_csv_callback(path: Path, every: int):
+    """Appends step, train NLL and validation NLL to a CSV that survives resumes (Lightning's CSVLogger
+    starts its file over); rows past the resumed step (logged after the last checkpoint) are dropped."""
+    import lightning as L
+
+    class MetricsCsv(L.Callback):
+        def on_train_start(self, trainer, pl_module):  # after a checkpoint is restored
+            if trainer.global_rank != 0:
+                return
+            rows = path.read_text().splitlines()[1:] if path.exists() else []
+            keep = [r for r in rows if r and int(r.split(",")[0]) <= trainer.global_step]
+            path.write_text("step,train/nll,val/nll\n" + "".join(r + "\n" for r in keep))
+
+        def _append(self, trainer, train="", val=""):
+            if trainer.global_rank == 0:
+                with open(path, "a") as f:
+                    f.write(f"{trainer.global_step},{train},{val}\n")
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step % every == 0:
+                loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+                self._append(trainer, train=f"{float(loss):.6f}")
+
+        def on_validation_end(self, trainer, pl_module):
+            val = trainer.callback_metrics.get("val/nll")
+            if val is not None and not trainer.sanity_checking:
+                self._append(trainer, val=f"{float(val):.6f}")
+
+    return MetricsCsv()
+
+
 def make_atomic_checkpoint_callback(ckpt_dir: Path, every: int):
     import lightning as L
 
@@ -203,7 +235,7 @@ def run(args) -> int:
 def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     import lightning as L
     import torch
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
     from torch.utils.data import DataLoader
 
     from transflower.dataset import MultimodalDataset
@@ -244,8 +276,9 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
         precision=t["precision"], max_steps=t["max_steps"], gradient_clip_val=t["grad_clip"],
         val_check_interval=t["val_every_steps"], check_val_every_n_epoch=None, limit_val_batches=t["max_val_batches"],
         log_every_n_steps=t["log_every_steps"], enable_checkpointing=False,
-        logger=[TensorBoardLogger(str(out_dir), name="tb", version=""), CSVLogger(str(out_dir), name="csv", version="")],
-        callbacks=[make_atomic_checkpoint_callback(out_dir / "checkpoints", t["checkpoint_every_steps"])],
+        logger=TensorBoardLogger(str(out_dir), name="tb", version=""),
+        callbacks=[make_atomic_checkpoint_callback(out_dir / "checkpoints", t["checkpoint_every_steps"]),
+                   make_metrics_csv_callback(out_dir / "metrics.csv", t["log_every_steps"])],
         num_sanity_val_steps=0, deterministic=False,
     )
     last = out_dir / "checkpoints" / "last.ckpt"
@@ -260,7 +293,7 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
 
 
 def write_model_card(out_dir: Path, cfg: dict, data_dir: Path, train_set, feat_meta: dict, trainer, n_params: int, seconds: float) -> None:
-    metrics = read_curves(out_dir / "csv" / "metrics.csv")
+    metrics = read_curves(out_dir / "metrics.csv")
     card = {
         "model": cfg["model"], "config": cfg, "parameters": n_params,
         "data_dir": str(data_dir), "data_hash": data_hash(data_dir, train_set.ids, sorted(train_set.dims)),

@@ -27,8 +27,15 @@ class ActNorm(nn.Module):
 
     @torch.no_grad()
     def _init(self, x: torch.Tensor) -> None:
-        self.bias.copy_(-x.mean(0))
-        self.log_scale.copy_(-torch.log(x.std(0) + 1e-6))
+        mean, sq = x.mean(0), (x * x).mean(0)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # under DDP every rank must start from the same statistics (of all ranks' first batches)
+            stats = torch.stack([mean, sq])
+            torch.distributed.all_reduce(stats)
+            mean, sq = stats / torch.distributed.get_world_size()
+        std = torch.sqrt(torch.clamp(sq - mean * mean, min=0.0))
+        self.bias.copy_(-mean)
+        self.log_scale.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(True)
 
     def forward(self, x, cond=None):

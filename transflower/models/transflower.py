@@ -47,6 +47,24 @@ class TransflowerConfig:
     flow_hidden: int = 256
     rope_base: float = 10000.0
 
+    def __post_init__(self):
+        from transflower.errors import UserError
+
+        positive = ["motion_dim", "audio_dim", "d_model", "n_heads", "motion_layers", "audio_layers", "cross_layers",
+                    "ff_mult", "flow_steps", "flow_hidden"]
+        for name in positive:
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise UserError(f"model_config.{name}: expected a positive integer, got {v!r}")
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise UserError(f"model_config.d_model ({self.d_model}) must be n_heads ({self.n_heads}) x an even head width (rotary positions rotate pairs)")
+        if not isinstance(self.context, int) or self.context < 2:
+            raise UserError(f"model_config.context: expected an integer >= 2 frames, got {self.context!r}")
+        if not isinstance(self.lookahead, int) or not 0 <= self.lookahead <= 100:
+            raise UserError(f"model_config.lookahead: expected an integer number of frames in 0..100, got {self.lookahead!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise UserError(f"model_config.dropout: expected a value in [0, 1), got {self.dropout!r}")
+
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
