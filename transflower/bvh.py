@@ -15,8 +15,6 @@ root's OFFSET (kept in skeleton.offsets[0]) is not added by `forward_kinematics`
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -309,19 +307,9 @@ def _build_motion(path: Path, joints: list[_Joint], data: np.ndarray, fps: float
 # --- writing -----------------------------------------------------------------------------------
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from transflower.atomic import write_text_atomic
+
+    write_text_atomic(path, text)
 
 
 def write_bvh(path, motion: BvhMotion) -> None:

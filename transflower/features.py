@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from transflower.atomic import atomic_path, write_json_atomic as save_json_atomic
 from transflower.errors import DataError, UserError
 
 log = logging.getLogger("transflower.features")
@@ -60,16 +60,8 @@ class StandardScaler:
 
 
 def save_npy_atomic(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, arr)
-    os.replace(tmp, path)
-
-
-def save_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------

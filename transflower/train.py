@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from transflower.atomic import write_json_atomic
 from transflower.errors import UserError
 
 log = logging.getLogger("transflower.train")
@@ -303,9 +304,7 @@ def write_model_card(out_dir: Path, cfg: dict, data_dir: Path, train_set, feat_m
         "best_val_nll": min(v for _, v in metrics["val"]) if metrics["val"] else None,
         "fit_seconds_this_run": round(seconds, 1), "features": feat_meta,
     }
-    tmp = out_dir / ".model_card.json.tmp"
-    tmp.write_text(json.dumps(card, indent=1))
-    os.replace(tmp, out_dir / "model_card.json")
+    write_json_atomic(out_dir / "model_card.json", card)
     plot_curves(metrics, out_dir / "curves.png", title=f"{cfg['model']} ({n_params / 1e6:.1f}M params)")
 
 
