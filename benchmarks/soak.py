@@ -1,8 +1,9 @@
-"""Soak test: run the live loop on a (looped) audio file at real time for a long time and record what
-degrades: late/skipped frames, memory growth (RSS from /proc/self/status), latency drift (first vs last
-10% of the run), engine resets, audio overruns, UDP errors.
+"""Soak / sustained run: the live loop on a (looped) audio file, the demo track or an input device, at real
+time, for a long time; records what degrades: late/skipped frames, inter-frame interval jitter, CPU share
+and resident memory of the process (growth), audio-in -> OSC-out latency and its drift (first vs last 10%
+of the run), engine resets, audio overruns, UDP errors.
 
-    python -m benchmarks.soak --model M.onnx --input song.ogg --duration 3600 [--json out.json]
+    transflower bench soak [--model M.onnx] [--input song.ogg | --device pulse] --duration 3600 [--json out.json]
 
 `run_soak(model, input, duration_s=3600, **live_options) -> dict` is the function for `transflower bench`
 to wire in. CI runs ~10 s (tests/test_reliability.py::test_soak_short).
@@ -29,11 +30,21 @@ def rss_mb() -> float:
 
 
 def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None, osc: str = "127.0.0.1:39539",
-             threads: int = 2, no_spin: bool = False, late_policy: str = "skip", rss_every_s: float = 1.0) -> dict:
+             threads: int = 2, no_spin: bool = False, late_policy: str = "skip", rss_every_s: float = 1.0,
+             device: str | None = None) -> dict:
+    import resource
+
     from realtime.live import LiveSession, _parser
 
-    argv = ["--model", str(model), "--input", str(input), "--loop-input", "--duration", str(duration_s),
-            "--osc", osc, "--status-interval", "0", "--threads", str(threads), "--late-policy", late_policy]
+    argv = ["--duration", str(duration_s), "--osc", osc, "--status-interval", "0", "--threads", str(threads),
+            "--late-policy", late_policy]
+    argv += ["--model", str(model)] if model else []
+    if input:
+        argv += ["--input", str(input), "--loop-input"]
+    elif device:
+        argv += ["--device", str(device)]
+    else:
+        argv += ["--demo"]
     if fps:
         argv += ["--fps", str(fps)]
     if no_spin:
@@ -43,6 +54,7 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
     t_rel = np.zeros(n_max)           # tick time since start (s)
     lat = np.full(n_max, np.nan)      # audio-in -> OSC-out (ms) when a new audio row was used
     late = np.zeros(n_max)            # tick lateness (ms)
+    emitted = np.zeros(n_max)         # when each frame was handed on (clock time, s)
     rss = []                          # (t, MB)
     state = {"n": 0, "next_rss": 0.0}
 
@@ -51,7 +63,7 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         if i >= n_max:
             return
         el = tick.deadline - session.clock.t0
-        t_rel[i], late[i] = el, 1000 * tick.late_by
+        t_rel[i], late[i], emitted[i] = el, 1000 * tick.late_by, tick.now
         if latency is not None:
             lat[i] = latency
         state["n"] = i + 1
@@ -62,8 +74,11 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
     session = LiveSession(args, on_frame=on_frame)
     rss_before = rss_mb()
     t0 = time.monotonic()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     session.run()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     wall = time.monotonic() - t0
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     n = state["n"]
     t_rel, lat, late = t_rel[:n], lat[:n], late[:n]
     tenth = max(1, n // 10)
@@ -73,6 +88,11 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         return round(float(np.percentile(a, q)), 3) if a.size else None
 
     first, last = lat[:tenth], lat[-tenth:]
+    # jitter: how far each inter-frame interval is from the frame period (skipped frames excluded)
+    period = 1.0 / session.fps
+    intervals = np.diff(emitted[:n])
+    intervals = intervals[intervals < 1.5 * period]
+    jitter = 1000 * np.abs(intervals - period)
     rss_arr = np.array([m for _, m in rss]) if rss else np.array([rss_before])
     # memory growth after warm-up: median of the first 10% of samples vs the last 10%
     k = max(1, len(rss_arr) // 10)
@@ -83,6 +103,8 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         "late_first_10pct": int(np.sum(late[:tenth] > 1000 * session.clock.late_tolerance_s)),
         "late_last_10pct": int(np.sum(late[-tenth:] > 1000 * session.clock.late_tolerance_s)),
         "step_ms": sm.step_ms,
+        "jitter_ms": {"p50": p(jitter, 50), "p99": p(jitter, 99), "max": p(jitter, 100)},
+        "cpu_share": round(cpu_s / max(wall, 1e-9), 3),  # of one core, whole process (audio thread included)
         "latency_ms": {"p50": p(lat, 50), "p99": p(lat, 99), "first_10pct_p50": p(first, 50),
                        "last_10pct_p50": p(last, 50),
                        "drift": (None if p(first, 50) is None or p(last, 50) is None
@@ -96,26 +118,35 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--input", required=True, help="audio file (looped)")
-    ap.add_argument("--duration", type=float, default=3600.0)
+def configure_parser(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--model", help="exported .onnx (default: the shipped model)")
+    ap.add_argument("--input", help="audio file, looped (default: the demo track)")
+    ap.add_argument("--device", help="an input device instead (e.g. pulse): measures audio-in -> OSC-out end to end")
+    ap.add_argument("--duration", type=float, default=3600.0, help="seconds (default 3600)")
     ap.add_argument("--fps", type=float)
     ap.add_argument("--osc", default="127.0.0.1:39539")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-spin", action="store_true")
     ap.add_argument("--json", help="write the result here")
-    a = ap.parse_args(argv)
-    import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    r = run_soak(a.model, a.input, a.duration, a.fps, a.osc, a.threads, a.no_spin)
+
+def run(a) -> int:
+    r = run_soak(a.model, a.input, a.duration, a.fps, a.osc, a.threads, a.no_spin, device=a.device)
     text = json.dumps(r, indent=1)
     print(text)
     if a.json:
         Path(a.json).write_text(text)
     return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.splitlines()[0])
+    configure_parser(ap)
+    a = ap.parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(a)
 
 
 if __name__ == "__main__":

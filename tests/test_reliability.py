@@ -348,6 +348,8 @@ def test_soak_short(tiny_onnx, shared_data):
     assert r["rss_mb"]["start"] > 0 and r["rss_mb"]["end"] > 0 and "growth" in r["rss_mb"]
     assert r["latency_ms"]["first_10pct_p50"] > 0 and "drift" in r["latency_ms"]
     assert r["late"] >= 0 and r["engine_resets"] == 0
+    assert r["jitter_ms"]["p50"] is not None and r["jitter_ms"]["p50"] >= 0
+    assert 0 < r["cpu_share"] < 2.5  # of one core; 2 cores here
 
 
 # -------------------------------------------------------------------------------------------- fuzz
