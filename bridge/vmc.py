@@ -104,7 +104,7 @@ class VmcSender:
     """
 
     def __init__(self, targets: Iterable = (("127.0.0.1", DEFAULT_PORT),), skeleton: Skeleton | None = None,
-                 *, root_rotation: str = "hips"):
+                 *, root_rotation: str = "identity"):
         if skeleton is None:
             raise ValueError("VmcSender needs the skeleton the poses are expressed in")
         if root_rotation not in ("hips", "identity"):

@@ -89,6 +89,8 @@ def test_receives_our_stream_and_survives_malformed_packets(harness, tmp_path):
             final = Pose(99, 3.3, np.array([12.0, 91.0, -7.0]), q)
             tx.send(final)
             root_pos, root_rot, bone_rots = [a.copy() for a in tx.retarget.retarget(final)]
+            if tx.root_rotation == "identity":  # the default: Root/Pos carries position only
+                root_rot = np.array([0.0, 0.0, 0.0, 1.0])
             bone_pos = tx.retarget.bone_positions
         raw.close()
         out, _ = proc.communicate(timeout=30)
