@@ -40,6 +40,21 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "transflower" / "default_model" / "transflower_live.onnx"
 
 
+def check_single_runtime() -> None:
+    """onnxruntime and onnxruntime-gpu install into the same folder: with both, one is silently broken."""
+    from importlib import metadata
+
+    found = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    if len(found) > 1:
+        log.warning("both %s are installed; they overwrite each other's files. Run `pip uninstall -y onnxruntime "
+                    "onnxruntime-gpu` and reinstall one: `pip install transflower-live[cpu]` or `[gpu]`", " and ".join(found))
+
+
 def pick_providers(preference: str = "auto") -> list[str]:
     """CUDA (or TensorRT when asked) if onnxruntime-gpu sees a GPU, else CPU."""
     import onnxruntime as ort
@@ -73,6 +88,7 @@ class OnnxDanceModel:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         so.log_severity_level = 3
+        check_single_runtime()
         providers = pick_providers(provider)
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=providers)
