@@ -129,8 +129,11 @@ class PreviewServer:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop_event is not None:
-            self._loop.call_soon_threadsafe(self._stop_event.set)
+        if self._loop is not None and self._stop_event is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stop_event.set)
+            except RuntimeError:  # the loop closed in between (a failed start): nothing left to stop
+                pass
         if self._thread is not None:
             self._thread.join(timeout=5.0)
 

@@ -183,11 +183,18 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
 
 
 def find_features_meta(ckpt_path, cfg, features_json=None) -> dict:
-    """features.json of the training data: given, next to the run, or recorded in the model card."""
-    if features_json is None and cfg.get("_features"):
+    """features.json of the training data: the one given (a file or its folder), the checkpoint's own,
+    the copy `transflower train` keeps in the run folder, or the one the run's model card points to."""
+    if features_json:
+        p = Path(features_json)
+        p = p / "features.json" if p.is_dir() else p
+        if not p.is_file():
+            raise UserError(f"--features {features_json}: no features.json there (expected the file, or the feature folder holding it)")
+        return _read_features(p)
+    if cfg.get("_features"):
         return dict(cfg["_features"])
-    candidates = [Path(features_json)] if features_json else []
     run_dir = Path(ckpt_path).resolve().parent.parent
+    candidates = [run_dir / "features.json"]
     card = run_dir / "model_card.json"
     if card.exists():
         c = json.loads(card.read_text())
@@ -195,9 +202,20 @@ def find_features_meta(ckpt_path, cfg, features_json=None) -> dict:
             return c["features"]
         candidates.append(Path(c["data_dir"]) / "features.json")
     for p in candidates:
-        if p.exists():
-            return json.loads(p.read_text())
+        if p.is_file():
+            return _read_features(p)
     raise UserError(f"{ckpt_path}: cannot find the features.json of its training data; pass --features DATA_DIR/features.json")
+
+
+def _read_features(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable features.json ({e})") from None
+    missing = [k for k in ("fps", "audio_config", "motion_scaler", "audio_scaler", "skeleton", "motion_names") if k not in meta]
+    if missing:
+        raise UserError(f"{path}: lacks {missing}; expected the features.json that `transflower features` writes")
+    return meta
 
 
 def load_seed_clip(feats: dict, seed_clip, context: int, ckpt_path=None) -> list:

@@ -263,6 +263,8 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    if feat_meta:  # export and generate find it here, mid-training too
+        write_json_atomic(out_dir / "features.json", feat_meta)
     loaders = dict(batch_size=t["batch_size"], num_workers=t["num_workers"], persistent_workers=t["num_workers"] > 0)
     train_loader = DataLoader(train_set, shuffle=True, drop_last=True, **loaders)
     val_loader = DataLoader(val_set, shuffle=False, **loaders)
