@@ -41,7 +41,7 @@ log = logging.getLogger("transflower.live")
 # options a --config YAML may set (the CLI's own names, with dashes as underscores)
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
-               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input"}
+               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor"}
 
 FPS_HELP = ("output frame rate (default: the model's). Another rate streams at --fps by interpolating between the "
             "two newest model frames (slerp rotations, lerp root), which adds one model frame of latency "
@@ -122,6 +122,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     out.add_argument("--preview", action="store_true", help="serve a live 3D skeleton in the browser")
     out.add_argument("--preview-port", type=int, default=8765, help="HTTP port of --preview (default 8765; 0 = any free port)")
     out.add_argument("--stage-radius", type=float, default=150.0, help="keep the dancer within this radius (cm) of the origin")
+    out.add_argument("--no-floor", action="store_true", help="do not lift the body when a sampled pose puts a foot below the floor")
     run = p.add_argument_group("run")
     run.add_argument("--duration", type=float, help="run this many seconds, then exit 0 with a summary")
     run.add_argument("--late-policy", choices=["skip", "hold"], default="skip", help="a late frame: skip to the next deadline, or emit it late")
@@ -295,6 +296,9 @@ class LiveSession:
         self.engine = DanceEngine(self.model, temperature=float(args.temperature), seed=args.seed, seed_motion=seed_motion)
         self.skeleton = Skeleton.from_dict(meta["skeleton"])
         self.integrator = MotionIntegrator(MotionFeatures(self.skeleton))
+        from transflower.floor import FloorClamp
+
+        self.floor = None if args.no_floor else FloorClamp(self.skeleton)
         self.audio_config = AudioFeatureConfig.from_dict(meta["audio_config"])
         self.sender = VmcSender(args.osc or ["127.0.0.1:39539"], self.skeleton)
         self.clock = FrameClock(self.fps, late_policy=args.late_policy)
@@ -352,6 +356,8 @@ class LiveSession:
             self.integrator.position[0] *= radius / r
             self.integrator.position[2] *= radius / r
             root[0], root[2] = self.integrator.position[0], self.integrator.position[2]
+        if self.floor is not None:
+            self.floor.apply(root, rots)
         root_out[:] = root
         rots_out[:] = rots
 

@@ -120,13 +120,18 @@ def generate(model_path, song, temperature: float = 1.0, seed: int | None = None
     return {"motion": out, "fps": fps, "skeleton": meta["skeleton"], "audio_rows": audio[:n], "backend": backend}
 
 
-def features_to_motion(motion: np.ndarray, skeleton_dict: dict, fps: float):
+def features_to_motion(motion: np.ndarray, skeleton_dict: dict, fps: float, floor: bool = False):
+    """Motion features (T, D) -> a BvhMotion; `floor` lifts frames whose feet sink below y = 0."""
     from transflower.bvh import BvhMotion
     from transflower.motion_features import MotionFeatures
     from transflower.skeleton import Skeleton
 
     skel = Skeleton.from_dict(skeleton_dict)
     root, rots = MotionFeatures(skel).decode(motion)
+    if floor:
+        from transflower.floor import FloorClamp
+
+        FloorClamp(skel).apply(root, rots)
     return BvhMotion(skeleton=skel, fps=fps, root_positions=root, local_rotations=rots)
 
 
@@ -142,6 +147,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible dance")
     p.add_argument("--features", help="features.json of the training data (for .ckpt; default: via the run's model card)")
     p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
+    p.add_argument("--no-floor", action="store_true", help="keep sampled poses whose feet sink below the floor as they are")
 
 
 def run(args) -> int:
@@ -152,7 +158,7 @@ def run(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     res = generate(args.model, args.song, args.temperature, args.seed, args.seed_motion, args.features, args.max_seconds)
-    motion = features_to_motion(res["motion"], res["skeleton"], res["fps"])
+    motion = features_to_motion(res["motion"], res["skeleton"], res["fps"], floor=not args.no_floor)
     stem = Path(args.song).stem
     written = []
     if args.bvh or not (args.video or args.filmstrip):
