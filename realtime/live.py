@@ -67,6 +67,42 @@ class RollingStats:
         return float(np.percentile(v, q)) if len(v) else float("nan")
 
 
+class OverloadMonitor:
+    """Share of late or skipped frames over a sliding window (0.25 s buckets, preallocated).
+
+    `update(tick, late_tolerance)` once per emitted frame; returns True the first time the share over a
+    full window exceeds `fraction` (the caller logs the hint once)."""
+
+    def __init__(self, window_s: float = 5.0, fraction: float = 0.10):
+        self.window_s, self.fraction = window_s, fraction
+        self.frames = np.zeros(int(math.ceil(window_s * 4)) + 1, np.int64)
+        self.bad = np.zeros_like(self.frames)
+        self.last_bucket = self.last_index = -1
+        self.hinted = False
+
+    def update(self, tick, elapsed: float, late_tolerance: float) -> bool:
+        n = len(self.frames)
+        b = int(elapsed * 4)
+        if b != self.last_bucket:  # clear the buckets the window slid past
+            for k in range(max(self.last_bucket + 1, b - n + 1), b + 1):
+                self.frames[k % n] = 0
+                self.bad[k % n] = 0
+            self.last_bucket = b
+        skipped_now = tick.frame_index - self.last_index - 1
+        self.last_index = tick.frame_index
+        self.frames[b % n] += 1 + skipped_now
+        self.bad[b % n] += (tick.late_by > late_tolerance) + skipped_now
+        if self.hinted or elapsed < self.window_s:
+            return False
+        total = int(self.frames.sum())
+        self.hinted = bool(total and self.bad.sum() > self.fraction * total)
+        return self.hinted
+
+    @property
+    def share(self) -> tuple[int, int]:
+        return int(self.bad.sum()), int(self.frames.sum())
+
+
 @dataclass
 class LiveSummary:
     frames: int = 0
@@ -414,9 +450,7 @@ class LiveSession:
             model_done = 0       # model frames computed (interpolation mode)
             max_catch_up = max(3, int(math.ceil(self.model_fps / self.fps)) + 1)
             end_at = None if args.duration is None else float(args.duration)
-            win_frames = np.zeros(int(math.ceil(self.OVERLOAD_WINDOW_S * 4)) + 1, np.int64)  # 0.25 s buckets
-            win_bad = np.zeros_like(win_frames)
-            last_bucket = last_index = -1
+            overload = OverloadMonitor(self.OVERLOAD_WINDOW_S, self.OVERLOAD_FRACTION)
             clock.start()
             next_status = status_every
             while not self.stop_requested:
@@ -473,26 +507,13 @@ class LiveSession:
                 if new_rows and feats.row_arrival is not None:
                     lat = 1000 * (sent - feats.row_arrival) + interp_ms
                     self.latency_ms.add(lat)
-                # overload window: frames and late+skipped per 0.25 s bucket
-                b = int(elapsed * 4)
-                if b != last_bucket:
-                    for k in range(max(last_bucket + 1, b - len(win_frames) + 1), b + 1):
-                        win_frames[k % len(win_frames)] = 0
-                        win_bad[k % len(win_bad)] = 0
-                    last_bucket = b
-                i = b % len(win_frames)
-                skipped_now = tick.frame_index - last_index - 1
-                last_index = tick.frame_index
-                win_frames[i] += 1 + skipped_now
-                win_bad[i] += (tick.late_by > clock.late_tolerance_s) + skipped_now
                 self.frames_sent += 1
-                if not self.overload_hints and elapsed >= self.OVERLOAD_WINDOW_S:
-                    tot = int(win_frames.sum())
-                    if tot and win_bad.sum() > self.OVERLOAD_FRACTION * tot:
-                        self.overload_hints += 1
-                        log.warning("overload: %d of the last %d frames were late or skipped (step p99 %.1f ms, budget %.1f ms). "
-                                    "Try fewer --threads, a smaller model, or --no-spin (the audio thread needs CPU too)",
-                                    int(win_bad.sum()), tot, self.step_ms.pct(99), 1000 / self.fps)
+                if overload.update(tick, elapsed, clock.late_tolerance_s):
+                    self.overload_hints += 1
+                    bad, tot = overload.share
+                    log.warning("overload: %d of the last %d frames were late or skipped (step p99 %.1f ms, budget %.1f ms). "
+                                "Try fewer --threads, a smaller model, or --no-spin (the audio thread needs CPU too)",
+                                bad, tot, self.step_ms.pct(99), 1000 / self.fps)
                 if self.on_frame is not None:
                     self.on_frame(self, tick, lat)
                 if status_every > 0 and elapsed >= next_status:
