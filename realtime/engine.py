@@ -138,6 +138,7 @@ class OnnxDanceModel:
 class EngineStats:
     steps: int = 0
     resets: int = 0
+    resampled: int = 0  # outlier samples redrawn (the flow's rare far-tail draws)
     last_reset_reason: str = ""
 
 
@@ -179,17 +180,31 @@ class DanceEngine:
 
     # -- state -----------------------------------------------------------------------------------
     def reset(self, reason: str = "") -> None:
-        """Clear the cache and warm-start from the seed motion (audio: silence-level features)."""
+        """Back to the warm-started state of the seed motion (audio: silence-level features).
+
+        The first call runs the warm start (context-1 steps, ~0.1-0.2 s) and keeps a copy of the primed
+        cache; later resets (a non-finite or exploding pose, mid-show) only copy it back: microseconds,
+        so a reset costs no frames."""
         f = self.feeds
+        if reason:
+            self.stats.resets += 1
+            self.stats.last_reset_reason = reason
+            log.warning("engine reset: %s (reset #%d); back to the warm-started seed motion", reason, self.stats.resets)
+        snap = getattr(self, "_primed", None)
+        if snap is not None:
+            f["cache_k"][:] = snap["cache_k"]
+            f["cache_v"][:] = snap["cache_v"]
+            f["cache_bias"][:] = snap["cache_bias"]
+            self.frame = snap["frame"]
+            self.pose[:] = snap["pose"]
+            return
         f["cache_k"].fill(0.0)
         f["cache_v"].fill(0.0)
         f["cache_bias"].fill(-1e9)
         self.frame = 0
-        if reason:
-            self.stats.resets += 1
-            self.stats.last_reset_reason = reason
-            log.warning("engine reset: %s (reset #%d); warm-starting from the seed motion", reason, self.stats.resets)
         self.warm_start(self.seed_motion)
+        self._primed = {k: f[k].copy() for k in ("cache_k", "cache_v", "cache_bias")}
+        self._primed.update(frame=self.frame, pose=self.pose.copy())
 
     def warm_start(self, seed_motion: np.ndarray, audio_rows: np.ndarray | None = None) -> None:
         """Prime the cache with a seed clip (teacher forcing): frame i feeds seed pose i and audio row i."""
@@ -217,23 +232,35 @@ class DanceEngine:
         return pose[0]
 
     # -- the live step ---------------------------------------------------------------------------
+    MAX_REDRAWS = 3
+
     def step(self, audio_row: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         """The next pose given this frame's audio features (of frame t + lookahead, unscaled).
 
-        `noise` (already scaled) replaces the engine's own draw, for parity checks."""
-        if noise is not None:
-            self.feeds["noise"][0] = noise
-        else:
-            self.feeds["noise"][0] = self.rng.standard_normal(self.motion_dim, dtype=np.float32)
-            self.feeds["noise"] *= self.temperature
-        pose = self._run(self.pose, audio_row)
+        A sample far outside the training distribution (|z| > explode_threshold in some dimension; the
+        flow's inverse can amplify a tail draw) is redrawn: the step is rerun with new noise, rewriting
+        the same cache slot with the same key/value. If it persists (or the pose is not finite, e.g. from
+        bad input), the engine resets to its warm-started state. `noise` (already scaled) replaces the
+        engine's own draw, for parity checks (then nothing is redrawn)."""
         self.stats.steps += 1
-        if not np.isfinite(pose).all():
-            self.reset("non-finite pose")
-            return self.pose
-        z_max = float(np.max(np.abs((pose - self.m_mean) / self.m_std)))
-        if z_max > self.explode_threshold:
-            self.reset(f"exploding pose (|z| = {z_max:.1f} > {self.explode_threshold})")
-            return self.pose
-        self.pose[:] = pose
+        reason = ""
+        for attempt in range(1 + (self.MAX_REDRAWS if noise is None else 0)):
+            if noise is not None:
+                self.feeds["noise"][0] = noise
+            else:
+                self.feeds["noise"][0] = self.rng.standard_normal(self.motion_dim, dtype=np.float32)
+                self.feeds["noise"] *= self.temperature
+            pose = self._run(self.pose, audio_row)
+            if not np.isfinite(pose).all():
+                reason = "non-finite pose"
+            else:
+                z_max = float(np.max(np.abs((pose - self.m_mean) / self.m_std)))
+                if z_max <= self.explode_threshold:
+                    self.pose[:] = pose
+                    return self.pose
+                reason = f"exploding pose (|z| = {z_max:.1f} > {self.explode_threshold})"
+            if attempt < self.MAX_REDRAWS and noise is None:
+                self.frame -= 1  # rerun this frame: same inputs, same cache slot, new noise
+                self.stats.resampled += 1
+        self.reset(reason + (f" after {self.MAX_REDRAWS} redraws" if noise is None else ""))
         return self.pose

@@ -114,6 +114,7 @@ class LiveSummary:
     step_ms: dict = field(default_factory=dict)
     latency_ms: dict = field(default_factory=dict)
     engine_resets: int = 0
+    engine_redraws: int = 0
     engine_errors: int = 0
     audio_rows: int = 0
     audio_level_db: float = -120.0
@@ -581,7 +582,7 @@ class LiveSession:
         return LiveSummary(
             frames=self.frames_sent, seconds=round(self.frames_sent / self.fps, 2), fps=self.fps, model_fps=self.model_fps,
             late=c.late, skipped=c.skipped,
-            step_ms=pct(self.step_ms), latency_ms=pct(self.latency_ms), engine_resets=self.engine.stats.resets,
+            step_ms=pct(self.step_ms), latency_ms=pct(self.latency_ms), engine_resets=self.engine.stats.resets, engine_redraws=self.engine.stats.resampled,
             engine_errors=self.engine_errors,
             audio_rows=feats.rows if feats else 0, audio_level_db=round(feats.level_db, 2) if feats else -120.0,
             starved_frames=self.starved, silent_frames=self.silent_frames,

@@ -29,7 +29,9 @@ def test_rollout_parity_500_frames(exported):
     par = report["parity"]
     print("parity:", par)
     assert par["frames"] == 500
-    assert par["ok"] and par["max_abs_error"] < 1e-3
+    assert par["ok"] and par["stepwise"]["max_abs_error"] < 1e-3
+    # the tiny untrained model is not chaotic: even free-running rollouts stay together
+    assert par["free_running"]["max_abs_error"] < 1e-3 and par["free_running"]["first_frame_over_tolerance"] is None
     assert par["engine_resets"] == 0
 
 

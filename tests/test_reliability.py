@@ -219,11 +219,15 @@ class FaultySession:
     pose, or raises."""
 
     def __init__(self, inner):
-        self.inner, self.armed = inner, None
+        self.inner, self.armed, self.persist = inner, None, 0
 
     def run(self, names, feeds):
         pose, k, v = self.inner.run(names, feeds)
-        f, self.armed = self.armed, None
+        f = self.armed
+        if self.persist > 0:  # a fault that survives redraws: the engine must reset
+            self.persist -= 1
+        else:
+            self.armed = None
         if f == "nan":
             pose = np.full_like(pose, np.nan)
         elif f == "inf":
@@ -242,12 +246,15 @@ def test_engine_nan_inf_explode_and_raise_reset_without_stopping(tiny_onnx, rece
                      "--status-interval", 0)
     s = LiveSession(args)
     fs = s.engine.session = FaultySession(s.engine.session)
-    faults = {10: "nan", 20: "inf", 30: "explode", 40: "raise"}
+    faults = {10: "nan", 20: "inf", 30: "explode", 40: "raise", 50: "persistent-nan"}
     step, n = s.engine.step, [0]
 
     def faulty_step(row, noise=None):
         n[0] += 1
-        fs.armed = faults.get(n[0])
+        f = faults.get(n[0])
+        if f == "persistent-nan":
+            f, fs.persist = "nan", 3  # the first run and all 3 redraws
+        fs.armed = f
         return step(row, noise)
 
     s.engine.step = faulty_step
@@ -257,9 +264,10 @@ def test_engine_nan_inf_explode_and_raise_reset_without_stopping(tiny_onnx, rece
     assert s.run() == 0
     sm = s.summary(s.source, s.feats)
     receiver.wait_for(frames=sm.frames + 1, timeout=1.0)
-    assert sm.engine_resets >= 3 and sm.engine_errors >= 1
+    # one-off bad samples are redrawn (no reset); an exception or a fault that persists resets
+    assert sm.engine_redraws >= 3 and sm.engine_errors >= 1 and sm.engine_resets >= 2
     assert abs(sm.frames - 60) <= 10 and all(finite) and len(finite) >= sm.frames
-    record("engine NaN / inf / exploding pose / exception", 4, 4, 0)
+    record("engine NaN / inf / exploding pose / exception / persistent NaN", 5, 5, 0)
 
 
 # -------------------------------------------------------------------------------------- bad input
