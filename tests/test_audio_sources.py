@@ -33,11 +33,9 @@ def peak_freq(x, sr):
 
 
 # ------------------------------------------------------------------------------------- demo track
-def test_demo_track_deterministic_fast_and_loopable():
-    t = time.perf_counter()
+def test_demo_track_deterministic_and_loopable():
+    # (speed is not asserted here: ~0.5 s for 60 s of audio, a benchmark number, not a test)
     x = synthesize_demo_track(60.0, 48000, seed=3)
-    dt = time.perf_counter() - t
-    assert dt < 2.0, f"60 s of demo audio took {dt:.2f} s"  # ~0.5 s here; loose on a shared box
     assert x.dtype == np.float32 and x.ndim == 1
     assert x.size == demo_bars(60.0) * 2 * 48000
     assert np.isclose(np.abs(x).max(), 0.8, atol=1e-3) and np.sqrt(np.mean(x ** 2)) > 0.03
@@ -199,14 +197,11 @@ def test_mic_callback_is_cheap_and_allocation_free(monkeypatch, channels):
     cb = src._callback
     cb(indata, 480, tinfo, flags)
     tracemalloc.start()
-    t = time.perf_counter()
     for _ in range(2000):
         cb(indata, 480, tinfo, flags)
-    per_call = (time.perf_counter() - t) / 2000
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 8192                     # never a block-sized allocation (480 x 4 bytes)
-    assert per_call < 500e-6               # ~10-20 us measured here (tracemalloc on)
     assert src.ring.overruns > 0           # nobody read: oldest overwritten, no exception
 
 
