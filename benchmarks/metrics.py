@@ -28,7 +28,6 @@ Inputs are joint positions (T, J, 3) in cm (Y up) from forward kinematics, at `f
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 from scipy.ndimage import gaussian_filter1d
 
 # ---------------------------------------------------------------------------------------------
@@ -171,23 +170,24 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, eps: float = 1e-6) -> float:
 
 
 def frechet_from_stats(mu1, s1, mu2, s2, eps: float = 1e-6) -> float:
+    """||mu1 - mu2||^2 + tr(s1 + s2 - 2 (s1 s2)^(1/2)). The trace of the matrix square root is taken as
+    tr((s1^(1/2) s2 s1^(1/2))^(1/2)) from symmetric eigendecompositions: the same value as the usual
+    sqrtm(s1 s2), but stable for the singular covariances of few samples (scipy's sqrtm can fail there).
+    Non-finite statistics (a model that produced NaN/inf) give inf."""
+    if not all(np.isfinite(a).all() for a in (mu1, s1, mu2, s2)):
+        return float("inf")
     diff = mu1 - mu2
-    covmean = _sqrtm(s1.dot(s2))
-    if not np.isfinite(covmean).all():
-        off = np.eye(s1.shape[0]) * eps
-        covmean = _sqrtm((s1 + off).dot(s2 + off))
-    covmean = np.real(covmean)
-    d = float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+    r1 = _psd_sqrt(s1)
+    inner = r1 @ s2 @ r1
+    tr_covmean = float(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0.0, None)).sum())
+    d = float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
     return max(d, 0.0)
 
 
-def _sqrtm(a: np.ndarray) -> np.ndarray:
-    import warnings
-
-    with warnings.catch_warnings():  # singular covariances (fewer samples than dims) are expected here
-        warnings.simplefilter("ignore")
-        r = linalg.sqrtm(np.atleast_2d(a))
-    return np.atleast_2d(r[0] if isinstance(r, tuple) else r)
+def _psd_sqrt(a: np.ndarray) -> np.ndarray:
+    a = np.atleast_2d(a)
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
 def normalise_by(reference: np.ndarray, *others: np.ndarray):
