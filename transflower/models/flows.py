@@ -160,3 +160,16 @@ class ConditionalFlow(nn.Module):
         if noise is None:
             noise = torch.randn(cond.shape[0], self.dim, device=cond.device, dtype=cond.dtype)
         return self.inverse(noise * temperature, cond)
+
+
+def sample_with_redraws(sample, draw_noise, bound: float = 25.0, max_redraws: int = 3):
+    """`sample(noise)` -> a pose in standardised units; redraw the noise (at most `max_redraws` times)
+    while the pose is non-finite or beyond `bound` std in some dimension: the flow's inverse can amplify a
+    far-tail draw into an exploding pose. The live engine applies the same rule (realtime/engine.py), so
+    offline generation and benchmarks see what the live dancer does."""
+    x = sample(draw_noise())
+    for _ in range(max_redraws):
+        if torch.isfinite(x).all() and x.abs().max() <= bound:
+            break
+        x = sample(draw_noise())
+    return x

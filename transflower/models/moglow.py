@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
-from transflower.models.flows import ConditionalFlow
+from transflower.models.flows import ConditionalFlow, sample_with_redraws
 
 
 @dataclass
@@ -113,8 +113,8 @@ class MoGlow(nn.Module):
             prev, out = seed_motion[-1], []
             for i in range(num_frames):
                 h, state = self(prev[None, None], music(i - 1), state)  # h (1, 1, Hd)
-                noise = (torch.randn(1, D, generator=generator) * temperature).to(dev)
-                prev = self.flow.inverse(noise, h[:, 0])[0]
+                prev = sample_with_redraws(lambda noise: self.flow.inverse(noise, h[:, 0])[0],
+                                           lambda: (torch.randn(1, D, generator=generator) * temperature).to(dev))
                 out.append(prev)
             return torch.stack(out)
         finally:

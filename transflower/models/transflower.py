@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from transflower.models.flows import ConditionalFlow
+from transflower.models.flows import ConditionalFlow, sample_with_redraws
 
 
 @dataclass
@@ -284,8 +284,14 @@ class TransflowerLive(nn.Module):
                 runner.step(seed_motion[j + S][None], audio[min(max(j + 1 + L, 0), N - 1)][None], zeros)
             prev, out = seed_motion[-1][None], []
             for i in range(num_frames):
-                noise = torch.randn(1, D, generator=generator) * temperature
-                prev = runner.step(prev, audio[min(max(i + L, 0), N - 1)][None], noise)
+                a = audio[min(max(i + L, 0), N - 1)][None]
+
+                def sample(noise, prev=prev, a=a):  # a redraw reruns this frame into the same cache slot
+                    runner.frame = frame
+                    return runner.step(prev, a, noise)
+
+                frame = runner.frame
+                prev = sample_with_redraws(sample, lambda: torch.randn(1, D, generator=generator) * temperature)
                 out.append(prev[0])
             return torch.stack(out)
         finally:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
-from transflower.models.flows import ConditionalFlow
+from transflower.models.flows import ConditionalFlow, sample_with_redraws
 
 
 @dataclass
@@ -147,8 +147,9 @@ class TransflowerPaper(nn.Module):
             out = []
             for i in range(num_frames):
                 aw = audio[(offsets + i).clamp(0, N - 1)]
-                noise = (torch.randn(1, c.motion_dim, generator=generator) * temperature).to(dev)
-                pose = self.step_full_window(hist[None], aw[None], noise)[0]
+                cond = self(hist[None], aw[None])  # the window is encoded once; a redraw reruns the flow only
+                pose = sample_with_redraws(lambda noise: self.flow.inverse(noise, cond)[0],
+                                           lambda: (torch.randn(1, c.motion_dim, generator=generator) * temperature).to(dev))
                 out.append(pose)
                 hist = torch.cat([hist[1:], pose[None]])
             return torch.stack(out)
