@@ -430,7 +430,7 @@ def open_default_source(device: int | str | None = None, demo_fallback: bool = T
         if not demo_fallback:
             raise
         log.warning("no usable microphone (%s); playing the built-in demo track instead "
-                    "(120 bpm, synthesised). Connect an input device or pass --device / --audio FILE.", e)
+                    "(120 bpm, synthesised). Connect an input device, or pass --device or --input FILE.", e)
         return DemoSource(samplerate=demo_samplerate, ring_seconds=ring_seconds)
 
 

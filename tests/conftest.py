@@ -20,3 +20,21 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data not found at {path} (set TRANSFLOWER_DATA or provide ../shared/data)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    """The tiny exported live model (real skeleton and feature layout, untrained), built once per session."""
+    from test_live import tiny_live_model
+
+    return tiny_live_model(tmp_path_factory)
+
+
+@pytest.fixture
+def receiver():
+    """A VMC receiver on a free local port."""
+    from bridge.vmc import VmcReceiver
+
+    rx = VmcReceiver(port=0)
+    yield rx
+    rx.close()

@@ -33,20 +33,6 @@ def tiny_live_model(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory):
-    return tiny_live_model(tmp_path_factory)
-
-
-@pytest.fixture
-def receiver():
-    from bridge.vmc import VmcReceiver
-
-    rx = VmcReceiver(port=0)
-    yield rx
-    rx.close()
-
-
 def live_args(*argv):
     from realtime.live import _parser
 

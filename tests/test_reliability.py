@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_live import REPO, live_args, tiny_live_model  # noqa: E402
+from test_live import REPO, live_args  # noqa: E402
 
 from realtime.audio_sources import AudioSource  # noqa: E402
 from transflower.errors import DataError, UserError  # noqa: E402
@@ -29,20 +29,6 @@ FAULTS: dict[str, list] = {}  # name -> [injected, survived, frames lost]
 
 def record(name, injected, survived, lost):
     FAULTS[name] = [injected, survived, lost]
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory):
-    return tiny_live_model(tmp_path_factory)
-
-
-@pytest.fixture
-def receiver():
-    from bridge.vmc import VmcReceiver
-
-    rx = VmcReceiver(port=0)
-    yield rx
-    rx.close()
 
 
 def free_port(kind=socket.SOCK_DGRAM) -> int:
