@@ -21,6 +21,12 @@ Inputs are joint positions (T, J, 3) in cm (Y up) from forward kinematics, at `f
   motion beats are the local minima of the Gaussian-smoothed mean joint speed (sigma 5 frames at 60 fps
   = 5/3 frames at 20 fps); score = mean over music beats of exp(-d^2 / (2 sigma^2)), d the distance to
   the nearest motion beat, sigma = 3 frames at 60 fps = 0.05 s (1 frame at 20 fps).
+- Kinetics (issue 11), at the data's frame rate (20 fps here; no resampling): mean joint speed (m/s,
+  all joints and frames, world positions as a viewer sees them), mean jerk (m/s^3,
+  the norm of the third finite difference), each frame's fastest joint (for the spike rate: the share
+  of frames beyond the ground truth's 99.9th percentile), and foot sliding as the issue defines it: the
+  share of frames whose lowest foot point (toe or heel) is within 5 cm of the floor yet moves faster
+  than 0.5 m/s horizontally.
 - Foot skating: mean horizontal speed (cm/s) of the toes and heels over the frames where that joint is
   in contact with the ground (height within `contact_cm` of the sequence's floor, the 2nd percentile of
   foot heights), plus the fraction of contact frames sliding faster than `slide_cm_s`.
@@ -281,6 +287,27 @@ def foot_skating(pos: np.ndarray, names: list[str], fps: float, contact_cm: floa
     sp = v[contact]
     return {"speed_cm_s": float(sp.mean()), "sliding_fraction": float((sp > slide_cm_s).mean()),
             "contact_fraction": float(contact.mean())}
+
+
+# ---------------------------------------------------------------------------------------------
+# Kinetics: speed, jerk, spikes, sliding
+
+
+def kinematics(pos: np.ndarray, names: list[str], fps: float, contact_cm: float = 5.0, slide_m_s: float = 0.5) -> dict:
+    """(T, J, 3) cm -> {'speed', 'jerk', 'frame_max_speed' (T-1,), 'slide'} (m/s, m/s^3, m/s, fraction)."""
+    p = np.asarray(pos, np.float64) / 100.0
+    if len(p) < 4:
+        raise ValueError("kinematics: need at least 4 frames")
+    v = np.linalg.norm(np.diff(p, axis=0), axis=-1) * fps  # (T-1, J)
+    jerk = np.linalg.norm(np.diff(p, n=3, axis=0), axis=-1) * fps ** 3  # (T-3, J)
+    feet = p[:, Joints(names).feet]  # (T, 4, 3)
+    floor = np.percentile(feet[..., 1], 2)
+    low = feet[..., 1].argmin(1)  # the lowest foot point of each frame
+    t = np.arange(len(p) - 1)
+    h_speed = np.linalg.norm(feet[t + 1, low[1:], :][:, [0, 2]] - feet[t, low[1:], :][:, [0, 2]], axis=-1) * fps
+    near = feet[t + 1, low[1:], 1] - floor < contact_cm / 100.0
+    return {"speed": float(v.mean()), "jerk": float(jerk.mean()), "frame_max_speed": v.max(1),
+            "slide": float((near & (h_speed > slide_m_s)).mean())}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,8 +5,12 @@ seeded with the song's first `--seed-seconds` of real motion and hearing the son
 (`model.generate(seed_motion, audio, num_frames, temperature, generator)`, standardised features).
 The real motion of the same frames is the `ground-truth` row; `shuffled-music` pairs each song's
 real motion with the next test song's music (its distribution metrics equal the ground truth's by
-construction: only beat alignment can tell it apart). Joint positions come from forward kinematics of
-the decoded features with the data's skeleton; benchmarks/metrics.py defines every metric.
+construction: only beat alignment can tell it apart). `real-other` is real motion of the training
+dances (mirrored copies excluded) against the test dances: the floor for every distance, since two sets
+of real dances are not at distance 0. Joint positions come from forward kinematics of the decoded
+features with the data's skeleton; benchmarks/metrics.py defines every metric. Kinetic columns (speed,
+jerk, spike rate, foot sliding) are computed at the data's frame rate and also given as ratios to the
+ground truth.
 """
 from __future__ import annotations
 
@@ -21,7 +25,10 @@ from transflower.errors import UserError
 
 log = logging.getLogger("transflower.bench.quality")
 
-COLUMNS = [("fid_k", "FID_k", "{:.2f}"), ("fid_g", "FID_g", "{:.2f}"), ("fpd", "FPD", "{:.1f}"), ("fmd", "FMD", "{:.1f}"),
+COLUMNS = [("speed", "speed m/s", "{:.3f}"), ("speed_ratio", "x gt", "{:.2f}"), ("jerk", "jerk m/s^3", "{:.0f}"),
+           ("jerk_ratio", "x gt", "{:.2f}"), ("spike", "spike %", "{:.2f}"), ("spike_ratio", "x gt", "{:.1f}"),
+           ("slide", "slide", "{:.2f}"), ("slide_ratio", "x gt", "{:.2f}"),
+           ("fid_k", "FID_k", "{:.2f}"), ("fid_g", "FID_g", "{:.2f}"), ("fpd", "FPD", "{:.1f}"), ("fmd", "FMD", "{:.1f}"),
            ("div_k_within", "Div_k within", "{:.2f}"), ("div_k_across", "Div_k across", "{:.2f}"),
            ("div_g_within", "Div_g within", "{:.2f}"), ("div_g_across", "Div_g across", "{:.2f}"),
            ("beat_align", "BAS", "{:.3f}"), ("foot_skate_cm_s", "skate cm/s", "{:.1f}"), ("foot_slide_frac", "slide frac", "{:.2f}")]
@@ -33,7 +40,7 @@ def parse_models(specs: list[str]) -> dict[str, Path]:
         if "=" not in s:
             raise UserError(f"--models {s!r}: expected NAME=CHECKPOINT")
         name, path = s.split("=", 1)
-        if name in out or name in ("ground-truth", "shuffled-music"):
+        if name in out or name in ("ground-truth", "shuffled-music", "real-other"):
             raise UserError(f"--models: duplicate or reserved name {name!r}")
         if not Path(path).exists():
             raise UserError(f"--models {name}: {path} not found")
@@ -63,9 +70,10 @@ def dance_metrics(dances: list[dict], gt: dict | None, names: list[str], fps: fl
     (None when these dances are the ground truth)."""
     from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
 
-    K, G, kin_whole, geo_whole, poses, moves = [], [], [], [], [], []
+    K, G, kin_whole, geo_whole, poses, moves, kin = [], [], [], [], [], [], []
     for d in dances:
         p = d["pos"]
+        kin.append(M.kinematics(p, names, fps))
         for s in M.segments(len(p), seg):
             K.append(M.kinetic_features(p[s], fps))
             G.append(M.geometric_features(p[s], names, fps))
@@ -73,8 +81,9 @@ def dance_metrics(dances: list[dict], gt: dict | None, names: list[str], fps: fl
         geo_whole.append(M.geometric_features(p, names, fps))
         poses.append((p - p[:, :1]).reshape(len(p), -1))
         moves.append(np.diff(p, axis=0).reshape(len(p) - 1, -1))
+    max_speed = np.concatenate([k["frame_max_speed"] for k in kin])
     sets = {"K": np.array(K), "G": np.array(G), "Kw": np.array(kin_whole), "Gw": np.array(geo_whole),
-            "P": np.concatenate(poses), "V": np.concatenate(moves)}
+            "P": np.concatenate(poses), "V": np.concatenate(moves), "spike_threshold": float(np.percentile(max_speed, 99.9))}
     ref = sets if gt is None else gt
     kn_ref, kn = M.normalise_by(ref["K"], sets["K"])
     gn_ref, gn = M.normalise_by(ref["G"], sets["G"])
@@ -87,7 +96,12 @@ def dance_metrics(dances: list[dict], gt: dict | None, names: list[str], fps: fl
     ba = [b for b in ba if np.isfinite(b)]
     sk = [M.foot_skating(d["pos"], names, fps) for d in dances]
     multi = any(len(f) > 1 for f in by_song(kw))
-    row = {"fid_k": M.frechet_distance(kn_ref, kn), "fid_g": M.frechet_distance(gn_ref, gn),
+    frames = np.array([len(k["frame_max_speed"]) for k in kin], np.float64)
+    row = {"speed": float(np.average([k["speed"] for k in kin], weights=frames)),
+           "jerk": float(np.average([k["jerk"] for k in kin], weights=frames)),
+           "spike": 100.0 * float((max_speed > ref["spike_threshold"]).mean()),
+           "slide": float(np.average([k["slide"] for k in kin], weights=frames)),
+           "fid_k": M.frechet_distance(kn_ref, kn), "fid_g": M.frechet_distance(gn_ref, gn),
            "fpd": M.frechet_distance(ref["P"], sets["P"]), "fmd": M.frechet_distance(ref["V"], sets["V"]),
            "div_k_within": dk["within"] if multi else None, "div_k_across": dk["across"],
            "div_g_within": dg["within"] if multi else None, "div_g_across": dg["across"],
@@ -98,7 +112,30 @@ def dance_metrics(dances: list[dict], gt: dict | None, names: list[str], fps: fl
     return row, sets
 
 
-def generate_dances(model, songs, seed_frames: int, samples: int, temperature: float, scaler, skeleton, music) -> list[dict]:
+def add_ratios(rows: list[dict]) -> None:
+    gt = next(r for r in rows if r["name"] == "ground-truth")
+    for r in rows:
+        for k in ("speed", "jerk", "spike", "slide"):
+            r[f"{k}_ratio"] = r[k] / gt[k] if gt.get(k) else None
+
+
+def real_other_dances(data_dir: Path, songs: list[dict], seed_frames: int, scaler, skeleton) -> list[dict]:
+    """Real dances of the training split (no mirrored copies), cut like the test dances."""
+    from benchmarks import metrics as M
+    from transflower.dataset import load_modality, read_ids
+
+    n = max(s["n"] for s in songs)
+    out = []
+    for i, sid in enumerate(x for x in read_ids(data_dir, "train") if "~" not in x):
+        m = load_modality(data_dir, sid, "motion")[seed_frames: seed_frames + n]
+        if len(m) >= 8:
+            out.append({"song": 1000 + i, "pos": M.positions_from_features(scaler.inverse(m), skeleton),
+                        "beats": np.array([], np.int64)})
+    return out
+
+
+def generate_dances(model, songs, seed_frames: int, samples: int, temperature: float, scaler, skeleton, music,
+                    style=None) -> list[dict]:
     from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
 
     import torch
@@ -110,7 +147,8 @@ def generate_dances(model, songs, seed_frames: int, samples: int, temperature: f
         for k in range(samples):
             g = torch.Generator().manual_seed(1000 * k + i)
             with torch.no_grad():
-                x = model.generate(seed, audio, s["n"], temperature, g)
+                x = (model.generate(seed, audio, s["n"], temperature, g) if style is None
+                     else model.generate(seed, audio, s["n"], temperature, g, style=style))
             x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, np.float64)
             out.append({"song": i, "pos": M.positions_from_features(scaler.inverse(x), skeleton), "beats": music[i]})
     return out
@@ -155,6 +193,9 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
         n = min(len(gt_dances[j]["pos"]), len(gt_dances[i]["pos"]))
         shuffled.append({"song": i, "pos": gt_dances[j]["pos"][:n], "beats": music[i][music[i] < n]})
     rows.append({"name": "shuffled-music", **dance_metrics(shuffled, gt_sets, names, fps, seg)[0]})
+    other = real_other_dances(data_dir, songs, seed_frames, scaler, skeleton)
+    if other:
+        rows.append({"name": "real-other", **dance_metrics(other, gt_sets, names, fps, seg)[0]})
     strip = [("ground truth", gt_dances[0]["pos"])]
     for name, path in models.items():
         t0 = time.time()
@@ -166,6 +207,7 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
                      "generate_s": round(time.time() - t0, 1), **row})
         strip.append((name, dances[0]["pos"]))
         progress(f"{name}: {time.time() - t0:.0f} s")
+    add_ratios(rows)
     res = {"benchmark": "quality", "data": str(data_dir), "split": split, "songs": [s["id"] for s in songs],
            "samples": samples, "seconds": seconds, "seed_seconds": seed_seconds, "temperature": temperature,
            "segment_seconds": segment_seconds, "fps": fps, "rows": rows}
@@ -187,7 +229,7 @@ def check_targets(res: dict, ours: str | None) -> dict:
     o, gt = rows[ours], rows["ground-truth"]
     t = {}
     for name, r in rows.items():
-        if name in (ours, "ground-truth", "shuffled-music") or r.get("model") not in ("transformer_mse", "moglow"):
+        if name in (ours, "ground-truth", "shuffled-music", "real-other") or r.get("model") not in ("transformer_mse", "moglow"):
             continue
         t[f"fid_k_below_{name}"] = {"ours": o["fid_k"], "theirs": r["fid_k"], "ok": o["fid_k"] < r["fid_k"]}
         t[f"div_k_above_{name}"] = {"ours": o["div_k_across"], "theirs": r["div_k_across"], "ok": o["div_k_across"] > r["div_k_across"]}

@@ -1,15 +1,17 @@
 """`transflower export CKPT OUT.onnx`: a trained Transflower -> one ONNX file the live path runs alone.
 
-The graph is one live step with static shapes (onnxruntime plans memory once; CUDA graphs/TensorRT
-can take it):
-  inputs   motion   (1, D_m)   the previous pose's features, unscaled (the graph folds the scaler)
-           audio    (1, D_a)   the audio features of frame t + lookahead, unscaled
+The graph is one live step; every shape is static except the batch axis B (one row per dancer: a
+crowd runs as one batched step; all dancers share the frame index, so the rotary angles are shared):
+  inputs   motion   (B, D_m)   the previous pose's features, unscaled (the graph folds the scaler)
+           audio    (B, D_a)   the audio features of frame t + lookahead, unscaled
            rope_cos, rope_sin (hd/2,)  rotary angles of this frame, computed on the host in float64
-           cache_k, cache_v (n_layers, 1, C, H, hd)  rotated keys / values of up to C = context-1 past frames
-           cache_bias (1, C)   0 for filled slots, -1e9 for empty ones
-           noise    (1, D_m)   N(0, 1) * temperature, drawn by the host (seeding stays ours)
-  outputs  pose     (1, D_m)   the next pose's features, unscaled
-           new_k, new_v (n_layers, 1, H, hd)  this frame's key/value; the host writes them into a ring slot
+           cache_k, cache_v (n_layers, B, C, H, hd)  rotated keys / values of up to C = context-1 past frames
+           cache_bias (B, C)   0 for filled slots, -1e9 for empty ones
+           noise    (B, D_m)   N(0, 1) * temperature, drawn by the host (seeding stays ours)
+           style    (B, S)     only for a style-conditioned model: weights over metadata "styles"
+                               (entry 0 "auto"; one-hot picks a style, a mix blends two during a switch)
+  outputs  pose     (B, D_m)   the next pose's features, unscaled
+           new_k, new_v (n_layers, B, H, hd)  this frame's key/value; the host writes them into a ring slot
 Returning only the new K/V (not the whole cache) is 1.7-1.9x faster here (FIELD_NOTES).
 The flow's sampling direction has its 1x1 inverses precomputed in float64 (no matrix-inverse op).
 Metadata (JSON under the key `transflower`) carries everything the runtime needs: rates, lookahead,
@@ -91,31 +93,45 @@ def build_step_module(model, motion_scaler, audio_scaler):
             self.register_buffer("a_mean", f(audio_scaler.mean))
             self.register_buffer("a_std", f(audio_scaler.std))
 
-        def forward(self, motion, audio, rope_cos, rope_sin, cache_k, cache_v, cache_bias, noise):
+        def forward(self, motion, audio, rope_cos, rope_sin, cache_k, cache_v, cache_bias, noise, style=None):
             m = (motion - self.m_mean) / self.m_std
             a = (audio - self.a_mean) / self.a_std
-            h, new_k, new_v = self.backbone.step(m, a, rope_cos, rope_sin, cache_k, cache_v, cache_bias)
-            pose = self.flow_inverse(noise, h) * self.m_std + self.m_mean
+            h, new_k, new_v = self.backbone.step(m, a, rope_cos, rope_sin, cache_k, cache_v, cache_bias, style)
+            x = self.flow_inverse(noise, h)
+            if model.cfg.residual:  # the flow sampled the change from the previous pose
+                x = m + x
+            pose = x * self.m_std + self.m_mean
             return pose, new_k, new_v
 
     return LiveStep().eval()
 
 
-def example_inputs(cfg):
+def example_inputs(cfg, batch: int = 2):
+    """Example inputs; batch >= 2, or the exporter silently fixes the batch axis to 1 (FIELD_NOTES)."""
     import torch
 
-    c = cfg
+    c, B = cfg, batch
     C = c.context - 1
-    return (
-        torch.randn(1, c.motion_dim), torch.randn(1, c.audio_dim),
+    inputs = (
+        torch.randn(B, c.motion_dim), torch.randn(B, c.audio_dim),
         torch.rand(c.head_dim // 2), torch.rand(c.head_dim // 2),
-        torch.randn(c.n_layers, 1, C, c.n_heads, c.head_dim), torch.randn(c.n_layers, 1, C, c.n_heads, c.head_dim),
-        torch.zeros(1, C), torch.randn(1, c.motion_dim),
+        torch.randn(c.n_layers, B, C, c.n_heads, c.head_dim), torch.randn(c.n_layers, B, C, c.n_heads, c.head_dim),
+        torch.zeros(B, C), torch.randn(B, c.motion_dim),
     )
+    if c.styles:
+        inputs += (torch.softmax(torch.randn(B, c.styles), -1),)
+    return inputs
 
 
 INPUT_NAMES = ["motion", "audio", "rope_cos", "rope_sin", "cache_k", "cache_v", "cache_bias", "noise"]
 OUTPUT_NAMES = ["pose", "new_k", "new_v"]
+# which axis of each input/output is the batch (None: shared by all dancers)
+BATCH_AXIS = {"motion": 0, "audio": 0, "rope_cos": None, "rope_sin": None, "cache_k": 1, "cache_v": 1, "cache_bias": 0,
+              "noise": 0, "style": 0, "pose": 0, "new_k": 1, "new_v": 1}
+
+
+def input_names(cfg) -> list[str]:
+    return INPUT_NAMES + (["style"] if cfg.styles else [])
 
 
 def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo: bool = True, check: bool = True,
@@ -140,18 +156,26 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     t0 = time.time()
+    if mc.styles and len(feats.get("styles") or []) != mc.styles:
+        raise UserError(f"{ckpt_path}: the model takes {mc.styles} style weights but its features.json lists styles "
+                        f"{feats.get('styles')}; pass the features.json it was trained on (--features)")
+    names = input_names(mc)
+    dynamic_axes = {n: {BATCH_AXIS[n]: "batch"} for n in names + OUTPUT_NAMES if BATCH_AXIS[n] is not None}
     with torch.no_grad():
         try:
             if not dynamo:
                 raise RuntimeError("legacy exporter requested")
-            prog = torch.onnx.export(step, example_inputs(mc), input_names=INPUT_NAMES, output_names=OUTPUT_NAMES, dynamo=True, verbose=False)
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            shapes = tuple({BATCH_AXIS[n]: batch} if BATCH_AXIS[n] is not None else None for n in names)
+            prog = torch.onnx.export(step, example_inputs(mc), input_names=names, output_names=OUTPUT_NAMES, dynamo=True,
+                                     dynamic_shapes=shapes, verbose=False)
             prog.save(str(tmp))
             exporter = "dynamo"
         except Exception as e:  # fall back to the TorchScript exporter, which also handles this graph
             if dynamo:
                 log.warning("dynamo export failed (%s); using the legacy exporter", e)
-            torch.onnx.export(step, example_inputs(mc), str(tmp), input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
-                              opset_version=17, dynamo=False)
+            torch.onnx.export(step, example_inputs(mc), str(tmp), input_names=names, output_names=OUTPUT_NAMES,
+                              dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
             exporter = "torchscript"
     proto = onnx.load(str(tmp), load_external_data=True)
     meta = {
@@ -163,6 +187,7 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
         "audio_config": feats["audio_config"], "motion_names": feats["motion_names"], "audio_names": feats.get("audio_names"),
         "motion_scaler": feats["motion_scaler"], "audio_scaler": feats["audio_scaler"],
         "skeleton": feats["skeleton"], "model_config": mc.to_dict(), "seed_motion": seed,
+        "styles": list(feats.get("styles") or [])[: mc.styles] if mc.styles else [],
         "source_checkpoint": Path(ckpt_path).name,
     }
     del proto.metadata_props[:]

@@ -26,6 +26,7 @@ FORMAT_VERSION = 1
 REQUIRED_META = ("format_version", "fps", "lookahead", "context", "n_layers", "n_heads", "head_dim", "rope_base",
                  "motion_dim", "audio_dim", "audio_config", "motion_scaler", "skeleton", "seed_motion")
 EXPECTED_INPUTS = ["motion", "audio", "rope_cos", "rope_sin", "cache_k", "cache_v", "cache_bias", "noise"]
+OPTIONAL_INPUTS = ["style"]  # (B, S) style weights, when the model is style-conditioned (metadata "styles")
 
 
 def silence_audio_row(audio_config: dict) -> np.ndarray:
@@ -117,13 +118,19 @@ class OnnxDanceModel:
     def _check_signature(self) -> None:
         m = self.meta
         names = [i.name for i in self.session.get_inputs()]
-        if names != EXPECTED_INPUTS:
-            raise UserError(f"{self.path}: graph inputs {names}, expected {EXPECTED_INPUTS}")
+        if names[: len(EXPECTED_INPUTS)] != EXPECTED_INPUTS or any(n not in OPTIONAL_INPUTS for n in names[len(EXPECTED_INPUTS):]):
+            raise UserError(f"{self.path}: graph inputs {names}, expected {EXPECTED_INPUTS} (+ optional {OPTIONAL_INPUTS})")
+        self.styles = list(m.get("styles") or [])
+        if ("style" in names) != bool(self.styles):
+            raise UserError(f"{self.path}: the graph {'has' if 'style' in names else 'lacks'} a style input but the metadata "
+                            f"lists styles {self.styles}: the metadata does not match the graph")
         C = m["context"] - 1
         expected = {"motion": [1, m["motion_dim"]], "audio": [1, m["audio_dim"]], "rope_cos": [m["head_dim"] // 2],
-                    "cache_k": [m["n_layers"], 1, C, m["n_heads"], m["head_dim"]], "cache_bias": [1, C], "noise": [1, m["motion_dim"]]}
+                    "cache_k": [m["n_layers"], 1, C, m["n_heads"], m["head_dim"]], "cache_bias": [1, C], "noise": [1, m["motion_dim"]],
+                    "style": [1, len(self.styles)]}
+        batch_free = lambda shape: [1 if not isinstance(d, int) else d for d in shape]  # noqa: E731 (a named batch axis takes 1)
         for inp in self.session.get_inputs():
-            if inp.name in expected and list(inp.shape) != expected[inp.name]:
+            if inp.name in expected and batch_free(inp.shape) != expected[inp.name]:
                 raise UserError(f"{self.path}: input {inp.name!r} has shape {inp.shape} but the metadata says {expected[inp.name]}: "
                                 "the metadata does not match the graph")
         if len(m["motion_scaler"]["mean"]) != m["motion_dim"] or len(m["seed_motion"][0]) != m["motion_dim"]:
@@ -173,10 +180,33 @@ class DanceEngine:
         if self.silence.shape != (self.audio_dim,):
             raise UserError(f"{model.path}: audio_config gives {self.silence.shape[0]} features, the graph takes {self.audio_dim}")
         self.feeds["audio"][0] = self.silence
+        if model.styles:
+            self.feeds["style"] = np.zeros((1, len(model.styles)), np.float32)
+            self.feeds["style"][0, 0] = 1.0  # "auto": the music decides
         self.pose = np.zeros(self.motion_dim, np.float32)
         self.stats = EngineStats()
         self.frame = 0
         self.reset()
+
+    @property
+    def styles(self) -> list[str]:
+        return self.model.styles
+
+    def set_style(self, style) -> None:
+        """A style name from the model's metadata ("auto" = the music decides) or a weight vector."""
+        if not self.styles:
+            raise UserError("this model has no style input")
+        if isinstance(style, str):
+            if style not in self.styles:
+                raise UserError(f"style {style!r}: expected one of {self.styles}")
+            w = np.zeros(len(self.styles), np.float32)
+            w[self.styles.index(style)] = 1.0
+        else:
+            w = np.asarray(style, np.float32)
+            if w.shape != (len(self.styles),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise UserError(f"style weights: expected {len(self.styles)} non-negative numbers over {self.styles}")
+            w = w / w.sum()
+        self.feeds["style"][0] = w
 
     # -- state -----------------------------------------------------------------------------------
     def reset(self, reason: str = "") -> None:

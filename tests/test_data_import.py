@@ -132,7 +132,10 @@ def test_bad_clips_are_reported_and_batch_continues(shared_data, tmp_path):
     assert rc == 1
     report = json.loads((out / "import_report.json").read_text())
     assert report["clips"]["DANCE_C_90"]["status"] == "no audio"
-    assert (out / "DANCE_C_90.bvh").is_file() and not (out / "DANCE_C_90.wav").exists()
+    # motion-only clips are kept apart, so that `transflower features OUT` sees only complete pairs
+    assert (out / "motion_only" / "DANCE_C_90.bvh").is_file() and not (out / "DANCE_C_90.bvh").exists()
+    assert not (out / "DANCE_C_90.wav").exists() and not list((out / "motion_only").glob("*.wav"))
+    assert json.loads((out / "styles.json").read_text()) == {}  # only complete, imported clips are labelled
     for bad, needle in [("DANCE_C_91", "skeletons.json"), ("DANCE_C_92", "(L, 23, 3)"),
                         ("DANCE_C_93", "config.json"), ("DANCE_C_94", "missing")]:
         e = report["clips"][bad]

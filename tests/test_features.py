@@ -46,7 +46,8 @@ def test_features_shapes_sync_scalers_and_splits(data_dir):
     meta = json.loads((data_dir / "features.json").read_text())
     train = (data_dir / "base_filenames_train.txt").read_text().split()
     test = (data_dir / "base_filenames_test.txt").read_text().split()
-    assert test == ["DANCE_C_3"] and sorted(train) == ["DANCE_C_1", "DANCE_C_2", "DANCE_W_1"]
+    real = ["DANCE_C_1", "DANCE_C_2", "DANCE_W_1"]
+    assert test == ["DANCE_C_3"] and sorted(train) == sorted(real + [f"{i}~mirror" for i in real])  # mirrored copies train only
     assert meta["fps"] == 20 and len(meta["motion_names"]) == 4 + 3 * len(ROTATING_JOINTS)
     for seq in train + test:
         m, a = np.load(data_dir / f"{seq}.motion.npy"), np.load(data_dir / f"{seq}.audio.npy")

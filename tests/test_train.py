@@ -102,8 +102,8 @@ def test_rerun_resumes_from_the_checkpoint_step(data_dir, tmp_path, monkeypatch)
     steps_seen = []
     make = train_mod.make_atomic_checkpoint_callback
 
-    def recording(ckpt_dir, every):  # wrap the run's own callback to record the step of every batch
-        cb = make(ckpt_dir, every)
+    def recording(ckpt_dir, every, keep_every=0):  # wrap the run's own callback to record the step of every batch
+        cb = make(ckpt_dir, every, keep_every)
         orig = cb.on_train_batch_end
 
         def on_train_batch_end(trainer, *a, **kw):

@@ -14,12 +14,18 @@ The fit (see `fit_clip`):
 3. Per frame, in topological order, each rotating joint's global rotation is the weighted Kabsch fit
    of its rest vectors to the observed vectors (measured from the joint's FK position, so errors do
    not accumulate down the chain); limb bones use their child direction (weight 1) plus a weak
-   twist reference, and a very weak "keep the parent's twist" fallback for straight limbs.
+   twist reference, and a very weak "keep the parent's twist" fallback for straight limbs. The twist
+   angle is read from the references' summed (cos, sin) vector, smoothed over time (`smooth_twist`):
+   its length is the reference's strength, so a frame where the reference lines up with the bone
+   (a pointed foot along the shin) takes its twist from its neighbours instead of flipping.
 4. Local = parent_global^-1 * global; quaternion signs are made temporally continuous.
 
 The clip's source frame rate: 25 fps for cha-cha and rumba; waltz motion is sampled sparsely, at
 length / ((end_position - start_position) / 25) fps (about 5.9). Motion frame i plays at song time
 start_position / 25 + i / fps. Motion is resampled to --fps (slerp rotations, linear root).
+
+Clips without audio (motion only) go to OUT/motion_only/ so that OUT holds only the <id>.bvh + <id>.wav
+pairs `transflower features` expects. OUT/styles.json names each clip's dance style (cha-cha, rumba, waltz).
 """
 from __future__ import annotations
 
@@ -38,6 +44,15 @@ NUM_MARKERS = 23
 SONG_FPS = 25.0
 AUDIO_SR = 44100
 STYLE_FPS = {"C": 25.0, "R": 25.0}  # W: derived per clip
+STYLE_NAMES = {"C": "cha-cha", "R": "rumba", "W": "waltz"}
+MOTION_ONLY_DIR = "motion_only"
+# lambda of the twist smoother, in (source frames)^2 (see smooth_twist). Legs: the foot's direction is
+# a weak twist reference for thigh and shin (near-degenerate when the toes point along the shin):
+# smoothing cut > 45 deg/frame turns from 0.7% to 0.05% of frames. Upper arms: smoothing made them
+# worse (0.45% -> 0.8%: a straight arm's twist is shared with the forearm), and so did forearms (1.5% ->
+# 2.5%: their twist comes from noisy forearm/hand markers, not a degenerate reference): both keep
+# per-frame angles.
+TWIST_SMOOTHING = 4.0
 
 # Kabsch weights
 W_TWIST = 0.2  # twist reference of limb bones
@@ -93,6 +108,9 @@ def run(args) -> int:
             failed += 1
         report["clips"][clip] = entry
     _atomic_write_bytes(out / "import_report.json", json.dumps(report, indent=2).encode())
+    styles = {c: STYLE_NAMES[c.split("_")[1]] for c, e in report["clips"].items()
+              if e["status"] == "ok" and c.split("_")[1] in STYLE_NAMES}
+    _atomic_write_bytes(out / "styles.json", json.dumps(styles, indent=1).encode())
     print(format_table(report))
     print(f"wrote {len(clips) - failed} clips to {out} ({failed} failed); report: {out / 'import_report.json'}")
     return 1 if failed else 0
@@ -232,11 +250,14 @@ def import_clip(clip_dir: Path, out_dir: Path, fps: float, beat_check: bool = Tr
             entry["beat_check"] = beat_check_clip(fit.global_positions, src_fps, mono, offset_s)
         write_wav_atomic(out_dir / f"{clip_id}.wav", cut, AUDIO_SR)
         entry["wav"] = f"{clip_id}.wav"
+        bvh_rel = f"{clip_id}.bvh"
     else:
         entry["status"] = "no audio"
-        warnings.append("no audio.mp3: motion only, no .wav written")
-    write_bvh(out_dir / f"{clip_id}.bvh", BvhMotion(fit.skeleton, fps, root, local))
-    entry["bvh"] = f"{clip_id}.bvh"
+        warnings.append(f"no audio.mp3: motion only, written to {MOTION_ONLY_DIR}/")
+        bvh_rel = f"{MOTION_ONLY_DIR}/{clip_id}.bvh"
+        (out_dir / MOTION_ONLY_DIR).mkdir(exist_ok=True)
+    write_bvh(out_dir / bvh_rel, BvhMotion(fit.skeleton, fps, root, local))
+    entry["bvh"] = bvh_rel
     entry["warnings"] = warnings
     return entry
 
@@ -340,7 +361,7 @@ def fit_clip(markers: np.ndarray) -> FitResult:
         obs_a = _unit(np.stack([np.broadcast_to(o, (L, 3)) for o in obs], axis=1))
         G[:, j] = weighted_kabsch(rest_a, obs_a, np.asarray(w, dtype=np.float64))
 
-    def aim(j: int, rest_main, obs_main, rest_sec: list, obs_sec: list, w: list) -> None:
+    def aim(j: int, rest_main, obs_main, rest_sec: list, obs_sec: list, w: list, lam: float = 0.0) -> None:
         # swing the bone exactly onto its observed direction, then twist about it: the angle that
         # best aligns the (perpendicular parts of the) secondary vectors, weighted
         b = _unit(np.broadcast_to(obs_main, (L, 3)))
@@ -354,7 +375,7 @@ def fit_clip(markers: np.ndarray) -> FitResult:
             o = o - np.sum(o * b, -1, keepdims=True) * b
             num += wk * np.sum(np.cross(p, o) * b, -1)
             den += wk * np.sum(p * o, -1)
-        G[:, j] = quat_mul(quat_from_axis_angle(b, np.arctan2(num, den)), swing)
+        G[:, j] = quat_mul(quat_from_axis_angle(b, smooth_twist(num, den, lam)), swing)
 
     def child_off(j_name: str) -> np.ndarray:
         return offsets[idx[j_name]]
@@ -400,7 +421,7 @@ def fit_clip(markers: np.ndarray) -> FitResult:
             # knee) to its hinge motion: Z for the thigh (pelvis forward), X for the shin (knee hinge)
             fb = Z if j == up else X
             aim(j, offsets[child], tgt[:, child] - P[:, j], [Z, fb], [foot_fwd, quat_apply(G[:, PARENTS[j]], fb)],
-                [W_TWIST, W_FALLBACK])
+                [W_TWIST, W_FALLBACK], lam=TWIST_SMOOTHING)
         place(ft)
         solve(ft, [offsets[toe], offsets[heel]], [tgt[:, toe] - P[:, ft], tgt[:, heel] - P[:, ft]], [1.0, 1.0])
         for m in (toe, heel):  # refine the end effectors: mean offset in the solved foot frame
@@ -451,6 +472,25 @@ def fit_clip(markers: np.ndarray) -> FitResult:
     err = np.linalg.norm(gpos - tgt, axis=-1)
     lengths = {JOINT_NAMES[j]: round(float(np.linalg.norm(offsets[j])), 2) for j in range(1, J)}
     return FitResult(skeleton, root, local, gpos, tgt, err, lengths)
+
+
+def smooth_twist(num: np.ndarray, den: np.ndarray, lam: float) -> np.ndarray:
+    """Twist angles (L,) from per-frame (sin, cos)-weighted sums: the 2-D vectors (den, num) are smoothed
+    over time (minimise |v - s|^2 + lam |v_t - v_{t-1}|^2, a tridiagonal solve), then v's angle is taken.
+    A vector's length is its reference's strength, so weak (near-degenerate) frames follow their
+    neighbours while strong frames keep their own angle: no 180-degree twist flips where a reference
+    vector passes close to the bone axis."""
+    from scipy.linalg import solveh_banded
+
+    L = num.shape[0]
+    if L < 3 or lam <= 0:
+        return np.arctan2(num, den)
+    ab = np.zeros((2, L))  # upper form: ab[0, 1:] = off-diagonal, ab[1] = diagonal
+    ab[0, 1:] = -lam
+    ab[1] = 1.0 + 2.0 * lam
+    ab[1, 0] = ab[1, -1] = 1.0 + lam
+    v = solveh_banded(ab, np.stack([den, num], axis=1))
+    return np.arctan2(v[:, 1], v[:, 0])
 
 
 # --- rate / offset check against the music ----------------------------------------------------------

@@ -6,6 +6,12 @@ the unscaled arrays as `<id>.motion_raw.npy` / `<id>.audio_raw.npy`), and for th
 `base_filenames_train.txt` / `base_filenames_test.txt`, and `features.json` (frame rate, audio feature
 config, motion feature names, the canonical skeleton used to turn generated features back into BVH).
 A bad clip is reported and skipped; the command exits non-zero at the end if any failed.
+
+Styles: when the folder has `styles.json` ({clip id: style name}, written by `transflower import
+tang2018`), every clip also gets `<id>.style.npy` (T, 1): the style's index in features.json's "styles"
+list, whose entry 0 is "auto" (no label: the music decides).
+Mirror augmentation (on by default, `--no-mirror`): each training clip also gets a left-right mirrored
+copy `<id>~mirror` (same music and style) in the training split; the test split stays real.
 """
 from __future__ import annotations
 
@@ -128,6 +134,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replace-existing", action="store_true", help="recompute clips whose feature files exist")
     p.add_argument("--test-ids", nargs="*", default=None, help="clip ids for the test split (default: every 6th clip per style)")
     p.add_argument("--sample-rate", type=int, default=24000, help="audio analysis rate (default 24000 Hz)")
+    p.add_argument("--no-mirror", action="store_true", help="do not add left-right mirrored copies of the training clips")
 
 
 def run(args) -> int:
@@ -180,9 +187,16 @@ def run(args) -> int:
         train, test = done, done[-1:]
         log.warning("too few clips for a split; using all clips for training and %s for validation", test)
 
+    styles, clip_styles = load_styles(data_dir, done)
+    if not getattr(args, "no_mirror", False):
+        train = train + write_mirrors(data_dir, train, skeletons)
     m_scaler = StandardScaler.fit([np.load(data_dir / f"{i}.motion_raw.npy") for i in train])
     a_scaler = StandardScaler.fit([np.load(data_dir / f"{i}.audio_raw.npy") for i in train])
-    for seq_id in done:
+    for seq_id in sorted(set(done) | set(train)):
+        if styles:
+            style = clip_styles.get(seq_id.split(MIRROR_SUFFIX)[0], "auto")
+            n = np.load(data_dir / f"{seq_id}.motion_raw.npy", mmap_mode="r").shape[0]
+            save_npy_atomic(data_dir / f"{seq_id}.style.npy", np.full((n, 1), styles.index(style), np.float32))
         save_npy_atomic(data_dir / f"{seq_id}.motion.npy", m_scaler.transform(np.load(data_dir / f"{seq_id}.motion_raw.npy")))
         save_npy_atomic(data_dir / f"{seq_id}.audio.npy", a_scaler.transform(np.load(data_dir / f"{seq_id}.audio_raw.npy")))
     save_json_atomic(data_dir / "motion_scaler.json", m_scaler.to_dict())
@@ -190,18 +204,56 @@ def run(args) -> int:
     (data_dir / "base_filenames_train.txt").write_text("\n".join(train) + "\n")
     (data_dir / "base_filenames_test.txt").write_text("\n".join(test) + "\n")
 
-    canonical = canonical_skeleton([skeletons[i] for i in train])
+    canonical = canonical_skeleton([skeletons[i] for i in train if i in skeletons])
     motion_names = MotionFeatures(canonical).names
     meta = {"fps": args.fps, "audio_config": audio_config.to_dict(), "audio_names": audio_config.names,
             "motion_names": list(motion_names), "skeleton": canonical.to_dict(),
             "motion_scaler": m_scaler.to_dict(), "audio_scaler": a_scaler.to_dict(),
-            "train_ids": train, "test_ids": test}
+            "train_ids": train, "test_ids": test, "styles": styles, "clip_styles": clip_styles}
     save_json_atomic(data_dir / "features.json", meta)
     print(f"features: {len(done)} clips ({len(train)} train, {len(test)} test) at {args.fps:g} fps; "
           f"motion {m_scaler.mean.shape[0]} dims, audio {a_scaler.mean.shape[0]} dims -> {data_dir}")
     for f in failures:
         print(f"FAILED {f}")
     return 1 if failures else 0
+
+
+MIRROR_SUFFIX = "~mirror"
+
+
+def load_styles(data_dir: Path, ids: list[str]) -> tuple[list[str], dict]:
+    """(["auto", style names...], {clip id: style}) from data_dir/styles.json, or ([], {}) without one."""
+    path = data_dir / "styles.json"
+    if not path.exists():
+        return [], {}
+    try:
+        clip_styles = json.loads(path.read_text())
+        if not isinstance(clip_styles, dict) or not all(isinstance(v, str) and v for v in clip_styles.values()):
+            raise ValueError("not a mapping of clip id -> style name")
+    except ValueError as e:
+        raise UserError(f"{path}: expected JSON {{\"<clip id>\": \"<style name>\"}} ({e})") from None
+    if "auto" in clip_styles.values():
+        raise UserError(f"{path}: 'auto' is reserved (it means: no style label)")
+    clip_styles = {i: clip_styles[i] for i in ids if i in clip_styles}
+    return ["auto"] + sorted(set(clip_styles.values())), clip_styles
+
+
+def write_mirrors(data_dir: Path, train: list[str], skeletons: dict) -> list[str]:
+    """Left-right mirrored copies of the training clips (raw motion mirrored, audio copied): their ids."""
+    from transflower.motion_features import MotionFeatures
+
+    out = []
+    for seq_id in train:
+        try:
+            mirrored = MotionFeatures(skeletons[seq_id]).mirror(np.load(data_dir / f"{seq_id}.motion_raw.npy"))
+        except ValueError as e:
+            log.warning("%s: no mirrored copy (%s)", seq_id, e)
+            continue
+        mid = seq_id + MIRROR_SUFFIX
+        save_npy_atomic(data_dir / f"{mid}.motion_raw.npy", mirrored)
+        save_npy_atomic(data_dir / f"{mid}.audio_raw.npy", np.load(data_dir / f"{seq_id}.audio_raw.npy"))
+        out.append(mid)
+    return out
 
 
 def canonical_skeleton(skeletons):

@@ -7,6 +7,8 @@ Per frame t, D = 4 + 3 * len(skeleton.rotating) float32 values:
     root_y              root height, cm
     <joint>_e{x,y,z}    exp-map of each rotating joint's local rotation (skeleton.rotating order);
                         for the Hips (the root) the heading is removed first, so it holds tilt only.
+                        Kept continuous over time (`expmap_continuous`): a joint turning through 180
+                        degrees keeps its branch instead of jumping by 2*pi (any norm decodes).
 Frame 0's velocities are 0. Heading ("yaw") is the angle about +Y of the Hips' forward axis (+Z)
 projected on the ground; yaw 0 faces +Z, and yaw increases turning +Z towards +X.
 
@@ -17,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from transflower.rotations import (expmap_from_quat, quat_from_expmap, quat_from_yaw, quat_mul, split_yaw,
-                                   wrap_angle)
+from transflower.rotations import (expmap_continuous, expmap_from_quat, quat_from_expmap, quat_from_yaw, quat_mul,
+                                   split_yaw, wrap_angle)
 from transflower.skeleton import Skeleton
 
 ROOT_FEATURES = ["root_dx", "root_dz", "root_dyaw", "root_y"]
@@ -57,8 +59,31 @@ class MotionFeatures:
         out[:, 3] = root[:, 1]
         rots = local[:, self.rotating].copy()
         rots[:, 0] = hips_rest
-        out[:, 4:] = expmap_from_quat(rots).reshape(T, -1)
+        out[:, 4:] = expmap_continuous(expmap_from_quat(rots), axis=0).reshape(T, -1)
         return out.astype(np.float32)
+
+    def mirror_permutation(self) -> tuple[np.ndarray, np.ndarray]:
+        """(index, sign) so that `features[:, index] * sign` is the left-right mirrored dance.
+
+        Mirroring across the body's sagittal plane (x -> -x): Left* and Right* joints swap; a rotation
+        (x, y, z, w) becomes (x, -y, -z, w), so an exp-map (ex, ey, ez) becomes (ex, -ey, -ez); root
+        sideways velocity and heading change flip sign. Raises ValueError if a Left/Right joint has no partner.
+        """
+        names = list(self.skeleton.names)
+        rot = [names[j] for j in self.rotating]
+        partner = []
+        for n in rot:
+            m = n.replace("Left", "\0").replace("Right", "Left").replace("\0", "Right")
+            if m not in rot:
+                raise ValueError(f"mirror: joint {n!r} has no rotating partner {m!r}")
+            partner.append(rot.index(m))
+        index = list(range(4)) + [4 + 3 * partner[k] + a for k in range(len(rot)) for a in range(3)]
+        sign = [-1.0, 1.0, -1.0, 1.0] + [1.0, -1.0, -1.0] * len(rot)
+        return np.asarray(index), np.asarray(sign, dtype=np.float32)
+
+    def mirror(self, features: np.ndarray) -> np.ndarray:
+        index, sign = self.mirror_permutation()
+        return (np.asarray(features)[:, index] * sign).astype(np.float32)
 
     def decode(self, features, start_position=None, start_yaw: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """(T, D) features -> (root_positions (T, 3), local_rotations (T, J, 4)).

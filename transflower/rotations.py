@@ -152,6 +152,25 @@ def expmap_from_quat(q) -> np.ndarray:
     return v * k
 
 
+def expmap_continuous(e, axis: int = 0) -> np.ndarray:
+    """Exp-maps (..., 3) made continuous along `axis` (time): each vector takes, of the equivalent
+    representations e + 2*pi*k*e/|e| (k = -1, 0, 1: the same rotation), the one nearest the previous
+    frame's, so a joint turning through 180 degrees does not jump by 2*pi in feature space."""
+    e = np.moveaxis(_as_float(e).copy(), axis, 0)
+    for t in range(1, e.shape[0]):
+        cur, prev = e[t], e[t - 1]
+        theta = np.linalg.norm(cur, axis=-1, keepdims=True)
+        unit = cur / np.maximum(theta, _EPS)
+        best, best_d = cur, np.linalg.norm(cur - prev, axis=-1, keepdims=True)
+        for k in (-1.0, 1.0):
+            cand = cur + 2.0 * np.pi * k * unit
+            d = np.linalg.norm(cand - prev, axis=-1, keepdims=True)
+            take = d < best_d
+            best, best_d = np.where(take, cand, best), np.where(take, d, best_d)
+        e[t] = best
+    return np.moveaxis(e, 0, axis)
+
+
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 
 

@@ -174,7 +174,7 @@ def make_metrics_csv_callback(path: Path, every: int):
     return MetricsCsv()
 
 
-def make_atomic_checkpoint_callback(ckpt_dir: Path, every: int):
+def make_atomic_checkpoint_callback(ckpt_dir: Path, every: int, keep_every: int = 0):
     import lightning as L
 
     class AtomicCheckpoint(L.Callback):
@@ -194,6 +194,8 @@ def make_atomic_checkpoint_callback(ckpt_dir: Path, every: int):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if trainer.global_step % every == 0:
                 self._save(trainer, "last.ckpt")
+            if keep_every and trainer.global_step % keep_every == 0:  # snapshots to choose from by held-out kinetics
+                self._save(trainer, f"step_{trainer.global_step:06d}.ckpt")
 
         def on_validation_end(self, trainer, pl_module):
             if trainer.sanity_checking:
@@ -247,15 +249,17 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     if not data_dir.is_dir():
         raise UserError(f"--data {data_dir}: not a folder; run `transflower features` to make one")
     L.seed_everything(t["seed"], workers=True)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(t.get("torch_threads") or max(1, torch.get_num_threads()))  # 0: torch's default
 
+    feat_meta_path = data_dir / "features.json"
+    feat_meta = json.loads(feat_meta_path.read_text()) if feat_meta_path.exists() else {}
+    if cfg["model_config"].get("styles") == "auto":  # the data's style labels, if it has any
+        cfg["model_config"]["styles"] = len(feat_meta.get("styles") or [])
     # the window spec comes from the model, so data and model cannot disagree
     probe = build_model(cfg["model"], {**cfg["model_config"], "motion_dim": 1, "audio_dim": 1})
     spec = probe.window_spec(d["seq_len"])
     train_set = MultimodalDataset(data_dir, "train", spec, stride=d["stride"])
     val_set = MultimodalDataset(data_dir, "test", spec, stride=max(d["stride"], d["seq_len"] // 2))
-    feat_meta_path = data_dir / "features.json"
-    feat_meta = json.loads(feat_meta_path.read_text()) if feat_meta_path.exists() else {}
     lit = build_lightning_module(cfg, train_set.dims)
     n_params = sum(p.numel() for p in lit.model.parameters())
     log.info("model %s: %.2fM parameters; %d train windows (%d clips), %d val windows",
@@ -280,7 +284,7 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
         val_check_interval=t["val_every_steps"], check_val_every_n_epoch=None, limit_val_batches=t["max_val_batches"],
         log_every_n_steps=t["log_every_steps"], enable_checkpointing=False,
         logger=TensorBoardLogger(str(out_dir), name="tb", version=""),
-        callbacks=[make_atomic_checkpoint_callback(out_dir / "checkpoints", t["checkpoint_every_steps"]),
+        callbacks=[make_atomic_checkpoint_callback(out_dir / "checkpoints", t["checkpoint_every_steps"], t.get("keep_every_steps", 0)),
                    make_metrics_csv_callback(out_dir / "metrics.csv", t["log_every_steps"])],
         num_sanity_val_steps=0, deterministic=False,
     )

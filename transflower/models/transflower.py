@@ -14,9 +14,20 @@ What differs from the paper, and why:
   t + lookahead (0 = none; the paper effectively used 20 frames = 1 s).
 - The modalities are fused per frame (concatenate, project) rather than as separate tokens, so one
   frame = one token per layer in the cross-modal encoder: half the cache and step cost.
+- The flow models the change from the previous pose (`residual`): x_t = x_{t-1} + flow sample. Its
+  noise then lives at the scale of one frame's motion, not of the whole pose distribution, which is
+  what made pose-space samples twitch (issue 11's ablation in benchmarks/README.md).
+- Robustness to its own outputs (exposure bias): in training the poses the encoder sees are noised
+  (`pose_noise`) and whole previous poses dropped (`pose_dropout`, MoGlow's autoregressive dropout);
+  the residual's base stays the clean previous pose.
+- An optional style label (`styles` > 0: a learned embedding of a weight vector over style names,
+  entry 0 = "auto") is added to every fused token; training drops the label (-> "auto") for a whole
+  window with probability `style_dropout`, so "auto" lets the music decide. Weights, not an index,
+  so a live switch can blend two styles.
 
 Shapes: B batch, T frames, D_m motion dims, D_a audio dims, d model width, H heads, hd head width.
-Teacher forcing: motion_in[t] = pose x_{t-1}, audio_in[t] = audio a_{t+lookahead}, target[t] = x_t.
+Teacher forcing: motion_in[t] = pose x_{t-1}, audio_in[t] = audio a_{t+lookahead}, target[t] = x_t;
+style_in[t] = the clip's style index (0 = auto).
 """
 from __future__ import annotations
 
@@ -46,6 +57,11 @@ class TransflowerConfig:
     flow_steps: int = 8
     flow_hidden: int = 256
     rope_base: float = 10000.0
+    residual: bool = False  # the flow samples x_t - x_{t-1} (the shipped model: True)
+    pose_noise: float = 0.0  # std (standardised units) of noise on the encoder's input poses, training only
+    pose_dropout: float = 0.0  # probability of zeroing a whole input pose, training only
+    styles: int = 0  # number of style weights including "auto" (0: no style input)
+    style_dropout: float = 0.3  # probability of training a window as "auto"
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -62,8 +78,13 @@ class TransflowerConfig:
             raise UserError(f"model_config.context: expected an integer >= 2 frames, got {self.context!r}")
         if not isinstance(self.lookahead, int) or not 0 <= self.lookahead <= 100:
             raise UserError(f"model_config.lookahead: expected an integer number of frames in 0..100, got {self.lookahead!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise UserError(f"model_config.dropout: expected a value in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "pose_dropout", "style_dropout"):
+            if not 0.0 <= float(getattr(self, name)) < 1.0:
+                raise UserError(f"model_config.{name}: expected a value in [0, 1), got {getattr(self, name)!r}")
+        if not float(self.pose_noise) >= 0.0:
+            raise UserError(f"model_config.pose_noise: expected a value >= 0, got {self.pose_noise!r}")
+        if not isinstance(self.styles, int) or self.styles < 0 or self.styles == 1:
+            raise UserError(f"model_config.styles: expected 0 (no style input) or >= 2 (auto + styles), got {self.styles!r}")
 
     @property
     def head_dim(self) -> int:
@@ -177,6 +198,7 @@ class CausalBackbone(nn.Module):
         self.motion_enc = nn.ModuleList([Block(cfg) for _ in range(cfg.motion_layers)])
         self.audio_enc = nn.ModuleList([Block(cfg) for _ in range(cfg.audio_layers)])
         self.fuse = nn.Linear(2 * cfg.d_model, cfg.d_model)
+        self.style_in = nn.Linear(cfg.styles, cfg.d_model, bias=False) if cfg.styles else None
         self.cross_enc = nn.ModuleList([Block(cfg) for _ in range(cfg.cross_layers)])
         self.ln_out = nn.LayerNorm(cfg.d_model)
 
@@ -184,7 +206,8 @@ class CausalBackbone(nn.Module):
         """All blocks in cache order: motion encoder, audio encoder, cross-modal encoder."""
         return [*self.motion_enc, *self.audio_enc, *self.cross_enc]
 
-    def forward(self, motion_in, audio_in, start_frame: int = 0):
+    def forward(self, motion_in, audio_in, style=None, start_frame: int = 0):
+        """style: (B, T, S) weights or None (-> "auto" when the model has styles)."""
         B, T, _ = motion_in.shape
         cos, sin = rope_angles(torch.arange(start_frame, start_frame + T, device=motion_in.device), self.cfg.head_dim, self.cfg.rope_base)
         mask = band_mask(T, self.cfg.context, motion_in.device)
@@ -195,12 +218,14 @@ class CausalBackbone(nn.Module):
         for blk in self.audio_enc:
             a = blk(a, cos, sin, mask)
         h = self.fuse(torch.cat([m, a], dim=-1))
+        if self.style_in is not None:
+            h = h + self.style_in(style if style is not None else auto_style(B, T, self.cfg.styles, h.device))
         for blk in self.cross_enc:
             h = blk(h, cos, sin, mask)
         return self.ln_out(h)
 
-    def step(self, motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias):
-        """motion_frame (B, D_m), audio_frame (B, D_a); cache_k/v (n_layers, B, C, H, hd).
+    def step(self, motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias, style=None):
+        """motion_frame (B, D_m), audio_frame (B, D_a); cache_k/v (n_layers, B, C, H, hd); style (B, S).
         Returns h (B, d), new_k/new_v (n_layers, B, H, hd)."""
         new_k, new_v = [], []
         m = self.motion_in(motion_frame)
@@ -213,6 +238,8 @@ class CausalBackbone(nn.Module):
             a, k, v = blk.step(a, cos, sin, cache_k[i], cache_v[i], cache_bias)
             new_k.append(k); new_v.append(v); i += 1
         h = self.fuse(torch.cat([m, a], dim=-1))
+        if self.style_in is not None:
+            h = h + self.style_in(style)
         for blk in self.cross_enc:
             h, k, v = blk.step(h, cos, sin, cache_k[i], cache_v[i], cache_bias)
             new_k.append(k); new_v.append(v); i += 1
@@ -233,31 +260,62 @@ class TransflowerLive(nn.Module):
         from transflower.dataset import WindowSpec
 
         L = self.cfg.lookahead
+        if self.cfg.styles:
+            return WindowSpec(["motion", "audio", "style"], ["motion"], [seq_len] * 3, [seq_len], [0, 1 + L, 1], [1])
         return WindowSpec(["motion", "audio"], ["motion"], [seq_len, seq_len], [seq_len], [0, 1 + L], [1])
 
     def loss(self, inputs, outputs):
-        motion_in, audio_in = inputs
-        return self.nll(motion_in, audio_in, outputs[0])
+        style = self.style_weights(inputs[2]) if self.cfg.styles else None
+        return self.nll(inputs[0], inputs[1], outputs[0], style)
 
-    def nll(self, motion_in, audio_in, target):
-        """Mean negative log-likelihood per dimension (nats), over all frames: the training loss."""
+    def style_weights(self, style_index):
+        """(B, T, 1) style indices -> (B, T, S) one-hot weights; in training a whole window becomes
+        "auto" (index 0) with probability style_dropout."""
+        idx = style_index[..., 0].long()
+        if self.training and self.cfg.style_dropout > 0:
+            drop = torch.rand(idx.shape[0], 1, device=idx.device) < self.cfg.style_dropout
+            idx = torch.where(drop, torch.zeros_like(idx), idx)
+        return F.one_hot(idx.clamp(0, self.cfg.styles - 1), self.cfg.styles).float()
+
+    def encoder_input(self, motion_in):
+        """What the encoder sees of the past poses: in training noised and partly dropped (exposure bias)."""
+        if not self.training:
+            return motion_in
+        x = motion_in
+        if self.cfg.pose_noise > 0:
+            x = x + self.cfg.pose_noise * torch.randn_like(x)
+        if self.cfg.pose_dropout > 0:
+            keep = torch.rand(x.shape[:-1] + (1,), device=x.device) >= self.cfg.pose_dropout
+            x = x * keep
+        return x
+
+    def nll(self, motion_in, audio_in, target, style=None):
+        """Mean negative log-likelihood per dimension (nats) of the poses, over all frames: the training
+        loss. With `residual` the flow scores x_t - x_{t-1}; the shift has unit Jacobian, so the number is
+        the same pose likelihood either way."""
         B, T, D = target.shape
-        h = self.backbone(motion_in, audio_in)
-        logp = self.flow.log_prob(target.reshape(B * T, D), h.reshape(B * T, -1))
+        h = self.backbone(self.encoder_input(motion_in), audio_in, style)
+        x = target - motion_in if self.cfg.residual else target
+        logp = self.flow.log_prob(x.reshape(B * T, D), h.reshape(B * T, -1))
         return -logp.mean() / D
 
-    def sample(self, motion_in, audio_in, temperature: float = 1.0, noise=None):
+    def sample(self, motion_in, audio_in, temperature: float = 1.0, noise=None, style=None):
         """Sample every frame's pose given teacher-forced inputs (B, T, D_m); for tests and eval."""
         B, T, _ = motion_in.shape
-        h = self.backbone(motion_in, audio_in).reshape(B * T, -1)
+        h = self.backbone(motion_in, audio_in, style).reshape(B * T, -1)
         if noise is not None:
             noise = noise.reshape(B * T, -1)
-        return self.flow.sample(h, temperature, noise).reshape(B, T, -1)
+        x = self.flow.sample(h, temperature, noise).reshape(B, T, -1)
+        return motion_in + x if self.cfg.residual else x
 
-    def step(self, motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias, noise):
+    def step(self, motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias, noise, style=None):
         """The live step: next pose (B, D_m) from the newest frame, the cache and (scaled) noise."""
-        h, new_k, new_v = self.backbone.step(motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias)
+        if self.cfg.styles and style is None:
+            style = auto_style(motion_frame.shape[0], None, self.cfg.styles, motion_frame.device)
+        h, new_k, new_v = self.backbone.step(motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias, style)
         pose = self.flow.inverse(noise, h)
+        if self.cfg.residual:
+            pose = motion_frame + pose
         return pose, new_k, new_v
 
     def empty_cache(self, batch: int = 1):
@@ -266,19 +324,20 @@ class TransflowerLive(nn.Module):
         return torch.zeros(shape), torch.zeros(shape), torch.full((batch, c.context - 1), -1e9)
 
     @torch.no_grad()
-    def generate(self, seed_motion, audio, num_frames: int, temperature: float = 1.0, generator=None):
+    def generate(self, seed_motion, audio, num_frames: int, temperature: float = 1.0, generator=None, style=None):
         """Autoregressive rollout with the KV cache, in standardised feature space (CPU).
 
         seed_motion (S >= 1, D_m): poses of frames -S..-1; audio (N, D_a): frames 0..N-1 -> (num_frames, D_m).
         Token j carries pose x_j and audio a_{j+1+lookahead} (index clamped to [0, N-1]: edge rows repeat)
-        and its flow samples x_{j+1} with noise ~ N(0, temperature^2), drawn from `generator` once per frame."""
+        and its flow samples x_{j+1} with noise ~ N(0, temperature^2), drawn from `generator` once per frame.
+        style: (S,) weights for the whole dance (None: "auto")."""
         S, N, L, D = seed_motion.shape[0], audio.shape[0], self.cfg.lookahead, self.cfg.motion_dim
         if S < 1:
             raise ValueError("generate needs at least one seed frame")
         was_training = self.training
         self.eval()
         try:
-            runner = KVCacheRunner(self)
+            runner = KVCacheRunner(self, style=style)
             seed_motion, audio, zeros = seed_motion.float(), audio.float(), torch.zeros(1, D)
             for j in range(-S, -1):  # warm the cache on the seed (samples of known poses discarded)
                 runner.step(seed_motion[j + S][None], audio[min(max(j + 1 + L, 0), N - 1)][None], zeros)
@@ -298,19 +357,32 @@ class TransflowerLive(nn.Module):
             self.train(was_training)
 
 
+def auto_style(B: int, T: int | None, S: int, device=None) -> torch.Tensor:
+    """Style weights meaning "no label": all weight on entry 0, shape (B, T, S) or (B, S) when T is None."""
+    shape = (B, S) if T is None else (B, T, S)
+    w = torch.zeros(shape, device=device)
+    w[..., 0] = 1.0
+    return w
+
+
 class KVCacheRunner:
     """Host-side ring cache around `TransflowerLive.step` (torch); the ONNX engine mirrors it in numpy."""
 
-    def __init__(self, model: TransflowerLive, batch: int = 1):
+    def __init__(self, model: TransflowerLive, batch: int = 1, style=None):
         self.model, self.cfg = model, model.cfg
         self.cache_k, self.cache_v, self.cache_bias = model.empty_cache(batch)
         self.frame = 0
+        self.style = None
+        if self.cfg.styles:
+            self.style = (auto_style(batch, None, self.cfg.styles) if style is None
+                          else torch.as_tensor(style, dtype=torch.float32).reshape(1, -1).expand(batch, -1))
 
     @torch.no_grad()
     def step(self, motion_frame, audio_frame, noise):
         cfg = self.cfg
         cos, sin = rope_angles(torch.tensor([self.frame]), cfg.head_dim, cfg.rope_base)
-        pose, k, v = self.model.step(motion_frame, audio_frame, cos[0], sin[0], self.cache_k, self.cache_v, self.cache_bias, noise)
+        pose, k, v = self.model.step(motion_frame, audio_frame, cos[0], sin[0], self.cache_k, self.cache_v, self.cache_bias,
+                                     noise, self.style)
         slot = self.frame % (cfg.context - 1)
         self.cache_k[:, :, slot] = k
         self.cache_v[:, :, slot] = v
