@@ -292,11 +292,13 @@ class ControlInput:
 
 
 def attach_controls(session, args) -> ControlInput | None:
-    """Create the ControlInput for `--control` / `--midi` and hook it into the session's frame loop.
-    Returns None when neither is asked for. Raises UserError (port in use, missing MIDI extra, bad map)."""
+    """Create the ControlInput for `--control` / `--midi` / `--preview` (the page's buttons) and hook it
+    into the session's frame loop. Returns None when none of them is on. Raises UserError (port in use,
+    missing MIDI extra, bad map)."""
     control_at = getattr(args, "control", None)
     midi_device = getattr(args, "midi", None)
-    if not control_at and midi_device is None:
+    preview = getattr(session, "preview", None)
+    if not control_at and midi_device is None and preview is None:
         return None
     engine = session.engine
     styles = list(getattr(engine, "styles", None) or [])
@@ -317,5 +319,7 @@ def attach_controls(session, args) -> ControlInput | None:
     except BaseException:
         controls.close()
         raise
+    if preview is not None:  # the preview server calls preview.on_control(address, args) for the page's controls
+        preview.on_control = controls.on_control
     session.frame_hooks.append(controls.apply)
     return controls

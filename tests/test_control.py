@@ -325,7 +325,12 @@ def test_options_and_attach():
     assert p.parse_args(["--control"]).control == str(DEFAULT_CONTROL_PORT)
     assert p.parse_args(["--control", "0.0.0.0:9100"]).control == "0.0.0.0:9100"
     s = fake_session()
+    s.preview = None
     assert attach_controls(s, p.parse_args([])) is None and s.frame_hooks == []
+    s.preview = SimpleNamespace()  # --preview alone: the page's buttons need the handler, no OSC port
+    c = attach_controls(s, p.parse_args(["--preview"]))
+    assert s.preview.on_control == c.on_control and c.port is None and s.frame_hooks == [c.apply]
+    s = fake_session()
     c = attach_controls(s, p.parse_args(["--control", "127.0.0.1:0", "--input-gain", "2"]))
     try:
         assert s.frame_hooks == [c.apply] and c.port > 0 and c.gain == 2.0 and c.styles == STYLES
@@ -341,3 +346,24 @@ def test_config_file_takes_control_options(tmp_path):
     args = _parser().parse_args(["--config", str(cfg)])
     apply_config_file(args)
     assert (args.control, args.midi, args.midi_map) == ("9100", "nano", "map.yaml")
+
+
+def test_preview_buttons_reach_the_running_dancer(tiny_onnx, receiver):
+    """--preview alone wires the page's handler (PreviewServer.on_control, issue 13's page sends into it)."""
+    from realtime.live import LiveSession, _parser
+
+    args = _parser().parse_args(["--model", str(tiny_onnx), "--demo", "--duration", "1.5", "--preview",
+                                 "--preview-port", "0", "--osc", f"127.0.0.1:{receiver.port}", "--status-interval", "0"])
+    replies = []
+
+    def on_frame(session, tick, lat):
+        if tick.frame_index == 5:
+            replies.append(session.preview.on_control("/transflower/temperature", [0.25]))
+            replies.append(session.preview.on_control("/transflower/temperature", ["warm"]))
+
+    session = LiveSession(args, on_frame=on_frame)
+    assert session.run() == 0
+    assert replies[0] is None and "expected a number" in replies[1]
+    assert session.engine.temperature == 0.25
+    s = session.summary(None, None)
+    assert s.control_messages == 1 and s.control_errors == 1
