@@ -4,6 +4,7 @@
     loop, once per frame on absolute deadlines (FrameClock):
         StreamingAudioFeatures.pull()   drain ring -> resample -> causal features (every hop)
         AudioWatchdog.check()           a lost input: log once, dance on to silence, reopen with back-off
+        frame hooks                     live control (realtime.control): temperature, style, hold, reset, gain
         DanceEngine.step(newest row)    ONNX step with the ring KV cache -> pose features
         MotionIntegrator.step()         features -> root position + local joint rotations
         (--fps != model fps)            slerp/lerp between the two newest model frames
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.control import DEFAULT_CONTROL_PORT
 from transflower.errors import UserError
 
 log = logging.getLogger("transflower.live")
@@ -41,7 +43,8 @@ log = logging.getLogger("transflower.live")
 # options a --config YAML may set (the CLI's own names, with dashes as underscores)
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
-               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor"}
+               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "control", "midi",
+               "midi_map"}
 
 FPS_HELP = ("output frame rate (default: the model's). Another rate streams at --fps by interpolating between the "
             "two newest model frames (slerp rotations, lerp root), which adds one model frame of latency "
@@ -132,6 +135,8 @@ class LiveSummary:
     provider: str = ""
     lookahead_ms: float = 0.0
     interpolation_ms: float = 0.0
+    control_messages: int = 0
+    control_errors: int = 0
     stopped_by: str = ""
 
 
@@ -160,6 +165,14 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     out.add_argument("--preview-port", type=int, default=8765, help="HTTP port of --preview (default 8765; 0 = any free port)")
     out.add_argument("--stage-radius", type=float, default=150.0, help="keep the dancer within this radius (cm) of the origin")
     out.add_argument("--no-floor", action="store_true", help="do not lift the body when a sampled pose puts a foot below the floor")
+    ctl = p.add_argument_group("live control (docs/control.md)")
+    ctl.add_argument("--control", nargs="?", const=str(DEFAULT_CONTROL_PORT), metavar="[HOST:]PORT",
+                     help=f"take OSC control messages (/transflower/temperature, style, hold, reset, gain) on UDP; "
+                          f"bound to 127.0.0.1 unless a host is given (--control alone: port {DEFAULT_CONTROL_PORT})")
+    ctl.add_argument("--midi", metavar="DEVICE", help="take control from a MIDI input (index or name, see --list-midi; "
+                                                      "needs the [midi] extra)")
+    ctl.add_argument("--midi-map", metavar="YAML", help="MIDI CC/note -> control map (default: docs/midi_map_example.yaml's)")
+    ctl.add_argument("--list-midi", action="store_true", help="list MIDI input ports and exit")
     run = p.add_argument_group("run")
     run.add_argument("--duration", type=float, help="run this many seconds, then exit 0 with a summary")
     run.add_argument("--late-policy", choices=["skip", "hold"], default="skip", help="a late frame: skip to the next deadline, or emit it late")
@@ -251,6 +264,16 @@ def validate(args) -> None:
         raise UserError(f"--input {args.input}: file not found")
     if args.model and not Path(args.model).is_file():
         raise UserError(f"--model {args.model}: file not found")
+    if args.control:  # fail before the model loads
+        from realtime.control import parse_listen_address
+
+        parse_listen_address(args.control)
+    if args.midi_map:
+        if args.midi is None:
+            raise UserError(f"--midi-map {args.midi_map}: also give --midi DEVICE (see --list-midi)")
+        from realtime.midi import load_midi_map
+
+        load_midi_map(args.midi_map)
 
 
 def open_source(args):
@@ -275,6 +298,15 @@ def run(args) -> int:
             print("no audio input devices (the demo track is used by default)")
         for d in devs:
             print(f"{d.index:3d}  {d.name}  ({d.channels} ch, {d.default_samplerate:g} Hz)")
+        return 0
+    if args.list_midi:
+        from realtime.midi import list_midi_inputs
+
+        names = list_midi_inputs()
+        if not names:
+            print("no MIDI input ports")
+        for i, name in enumerate(names):
+            print(f"{i:3d}  {name}")
         return 0
     apply_config_file(args)
     validate(args)
@@ -347,6 +379,9 @@ class LiveSession:
             self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status)
         self.stop_requested = False
         self.stopped_by = ""
+        self.frame_hooks = []  # hook(session), called once per frame before the step (live control)
+        self.hold = False      # a performer froze the dancer: the loop resends the last pose
+        self._held_root, self._held_rots = np.zeros(3), np.zeros((self.skeleton.num_joints, 4))
         self.step_ms = RollingStats()
         self.latency_ms = RollingStats()
         self.starved = 0
@@ -358,6 +393,9 @@ class LiveSession:
         self.watchdog = None
         self.source = None
         self._status_text = "starting"
+        from realtime.control import attach_controls
+
+        self.controls = attach_controls(self, args)  # --control / --midi; None when neither is given
 
     def _on_signal(self, signum, frame):
         self.stop_requested = True
@@ -385,6 +423,10 @@ class LiveSession:
 
     def _model_frame(self, row, root_out, rots_out):
         """One model step -> root/rotations written into the given buffers (stage radius applied)."""
+        if self.hold:  # frozen: resend the last pose; the engine and the integrator wait (no jump on resume)
+            root_out[:] = self._held_root
+            rots_out[:] = self._held_rots
+            return
         features = self._engine_step(row)
         root, rots = self.integrator.step(features)
         r = float(np.hypot(root[0], root[2]))
@@ -397,6 +439,8 @@ class LiveSession:
             self.floor.apply(root, rots)
         root_out[:] = root
         rots_out[:] = rots
+        self._held_root[:] = root
+        self._held_rots[:] = rots
 
     def run(self) -> int:
         from realtime.streaming_features import StreamingAudioFeatures
@@ -476,6 +520,8 @@ class LiveSession:
                         feats.level_db = -120.0
                     if row is silence:
                         self.silent_frames += 1
+                for hook in self.frame_hooks:
+                    hook(self)
                 if not self.interpolate:
                     self._model_frame(row, out_root, out_rots)
                 else:
@@ -540,6 +586,8 @@ class LiveSession:
                     s.stop()
                 except Exception as e:  # noqa: BLE001
                     log.debug("stopping %s: %s", s.name, e)
+            if self.controls is not None:
+                self.controls.close()
             if self.preview:
                 try:
                     self.preview.stop()
@@ -569,7 +617,8 @@ class LiveSession:
         audio = "" if self.watchdog is None or self.watchdog.state == "ok" else f"  AUDIO LOST {self.watchdog.silent_for:.0f}s"
         text = (f"{elapsed:7.1f}s  {c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {self.step_ms.pct(50):5.2f} "
                 f"p99 {self.step_ms.pct(99):5.2f} ms  latency p50 {self.latency_ms.pct(50):5.0f} ms  "
-                f"level {feats.level_db:6.1f} dB  late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}{audio}  ")
+                f"level {feats.level_db:6.1f} dB  late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}{audio}  "
+                + (f"{self.controls.status_text()}  " if self.controls is not None else ""))
         self._status_text = text.strip()
         sys.stderr.write("\r" + text)
         sys.stderr.flush()
@@ -595,5 +644,7 @@ class LiveSession:
             overload_hints=self.overload_hints,
             source=source.name if source is not None else "", provider=self.model.provider,
             lookahead_ms=1000 * self.lookahead / self.model_fps,
-            interpolation_ms=1000.0 / self.model_fps if self.interpolate else 0.0, stopped_by=self.stopped_by,
+            interpolation_ms=1000.0 / self.model_fps if self.interpolate else 0.0,
+            control_messages=self.controls.applied if self.controls is not None else 0,
+            control_errors=self.controls.errors if self.controls is not None else 0, stopped_by=self.stopped_by,
         )

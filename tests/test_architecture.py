@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 LIVE_MODULES = ["realtime.live", "realtime.engine", "realtime.streaming_features", "realtime.audio_sources",
-                "realtime.frame_clock", "realtime.ring_buffer", "bridge.vmc", "bridge.retarget", "bridge.osc",
+                "realtime.frame_clock", "realtime.ring_buffer", "realtime.control", "realtime.midi", "bridge.vmc", "bridge.retarget", "bridge.osc",
                 "bridge.preview"]
 
 
