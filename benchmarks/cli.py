@@ -1,4 +1,4 @@
-"""`transflower bench {latency,floor,quality,soak}`: each prints a table, writes JSON (--json), draws PNGs (--plot).
+"""`transflower bench {latency,floor,quality,decompose,soak}`: each prints a table, writes JSON (--json), draws PNGs (--plot).
 
 Each benchmark module exposes configure_parser(parser) and run(args) -> int, imported lazily so that
 `transflower --help` stays instant.
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "latency": ("benchmarks.latency", "per-frame step latency: recompute vs torch KV cache vs onnxruntime, context sweep"),
     "floor": ("benchmarks.floor", "what the step must cost: FLOPs/bytes vs this CPU, onnxruntime's per-run overhead"),
     "quality": ("benchmarks.quality", "dance quality on the test split: FID_k/FID_g, FPD/FMD, diversity, beats, skating"),
+    "decompose": ("benchmarks.decompose", "where extra joint speed and jerk come from: data, flow noise, rollout, floor clamp, root"),
     "soak": ("benchmarks.soak", "a sustained live run: late frames, jitter, CPU share, memory growth, latency drift"),
 }
 

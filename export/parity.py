@@ -26,6 +26,8 @@ def _torch_rollout_setup(model, seed, ms, a_s, silence):
     runner = KVCacheRunner(model)
     dtype = next(model.parameters()).dtype
     runner.cache_k, runner.cache_v, runner.cache_bias = (x.to(dtype) for x in (runner.cache_k, runner.cache_v, runner.cache_bias))
+    if runner.style is not None:
+        runner.style = runner.style.to(dtype)
     t = lambda x: torch.from_numpy(np.asarray(x, dtype=np.float64)).to(dtype)[None]  # noqa: E731
     with torch.no_grad():
         for row in seed:

@@ -102,3 +102,87 @@ def test_mismatched_metadata_is_a_clear_error(exported, tmp_path):
     onnx.save(proto, str(p))
     with pytest.raises(UserError, match="does not match"):
         OnnxDanceModel(p)
+
+
+@pytest.fixture(scope="module")
+def exported_residual_styles(tmp_path_factory):
+    """A residual, style-conditioned tiny model: the shipped model's kind."""
+    from export.onnx_export import export_onnx
+
+    tmp = tmp_path_factory.mktemp("export_styles")
+    ckpt, feats, model = make_tiny_checkpoint(tmp, residual=True, styles=3)
+    with torch.no_grad():  # a style embedding that matters; small steps (an untrained residual model random-walks)
+        model.backbone.style_in.weight.normal_()
+        for st in model.flow.steps:
+            st.norm.log_scale.fill_(1.5)
+            st.norm.bias.zero_()
+    torch.save({"hyper_parameters": torch.load(ckpt, weights_only=False)["hyper_parameters"],
+                "state_dict": {"model." + k: v for k, v in model.state_dict().items()}}, ckpt)
+    out = tmp / "tiny_styles.onnx"
+    report = export_onnx(ckpt, out, features_json=feats, parity_frames=200)
+    return out, report, model
+
+
+def test_residual_style_model_exports_with_parity(exported_residual_styles):
+    out, report, model = exported_residual_styles
+    assert report["parity"]["ok"] and report["parity"]["stepwise"]["max_abs_error"] < 1e-3
+    from realtime.engine import OnnxDanceModel
+
+    m = OnnxDanceModel(out, provider="cpu")
+    assert m.styles == ["auto", "style1", "style2"]
+    assert [i.name for i in m.session.get_inputs()][-1] == "style"
+
+
+def test_batch_axis_runs_dancers_independently(exported_residual_styles):
+    """One batched run of 3 dancers == three single runs (different poses, noise and styles per row)."""
+    from realtime.engine import OnnxDanceModel
+
+    sess = OnnxDanceModel(exported_residual_styles[0], provider="cpu").session
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for inp in sess.get_inputs():
+        shape = [3 if not isinstance(d, int) else d for d in inp.shape]
+        feeds[inp.name] = rng.standard_normal(shape).astype(np.float32)
+    feeds["cache_bias"][:] = 0.0
+    feeds["style"] = np.eye(3, dtype=np.float32)
+    batched = sess.run(None, feeds)
+    for b in range(3):
+        one = {k: (v[:, b: b + 1] if k in ("cache_k", "cache_v") else v if k.startswith("rope") else v[b: b + 1])
+               for k, v in feeds.items()}
+        single = sess.run(None, one)
+        assert np.allclose(single[0], batched[0][b: b + 1], atol=1e-5)
+        assert np.allclose(single[1], batched[1][:, b: b + 1], atol=1e-5)
+    assert not np.allclose(batched[0][0], batched[0][1])
+
+
+def test_engine_style_switch(exported_residual_styles):
+    from realtime.engine import DanceEngine, OnnxDanceModel
+
+    model = OnnxDanceModel(exported_residual_styles[0], provider="cpu")
+    audio = np.full(68, -50.0, np.float32)
+    poses = {}
+    for style in ("auto", "style1"):
+        eng = DanceEngine(model, seed=3)
+        eng.set_style(style)
+        poses[style] = np.stack([eng.step(audio).copy() for _ in range(5)])
+    assert not np.allclose(poses["auto"], poses["style1"])  # the label reaches the dance
+    with pytest.raises(UserError, match="expected one of"):
+        DanceEngine(model).set_style("tango")
+
+
+def test_residual_step_adds_the_flow_sample_to_the_previous_pose(exported_residual_styles):
+    """With zero noise the residual model's pose stays near the previous pose for the pose dims; the root
+    velocity dims (the first 3) are sampled as they are."""
+    model = exported_residual_styles[2]
+    assert model.residual_mask[:3].sum() == 0 and bool((model.residual_mask[3:] == 1).all())
+    from transflower.models.transflower import KVCacheRunner
+
+    runner = KVCacheRunner(model)
+    prev = torch.randn(1, model.cfg.motion_dim)
+    a = torch.randn(1, model.cfg.audio_dim)
+    with torch.no_grad():
+        h, _, _ = model.backbone.step(prev, a, *[x[0] for x in __import__("transflower.models.transflower", fromlist=["rope_angles"]).rope_angles(torch.tensor([0]), model.cfg.head_dim)],
+                                      runner.cache_k, runner.cache_v, runner.cache_bias, runner.style)
+        flow_x = model.flow.inverse(torch.zeros(1, model.cfg.motion_dim), h)
+        pose = runner.step(prev, a, torch.zeros(1, model.cfg.motion_dim))
+    assert torch.allclose(pose, model.residual_mask * prev + flow_x, atol=1e-5)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 
-def make_tiny_checkpoint(tmp_path: Path, context: int = 12, lookahead: int = 1, seed: int = 0):
+def make_tiny_checkpoint(tmp_path: Path, context: int = 12, lookahead: int = 1, seed: int = 0, **model_config):
     import torch
 
     from transflower.audio_features import AudioFeatureConfig
@@ -28,7 +28,7 @@ def make_tiny_checkpoint(tmp_path: Path, context: int = 12, lookahead: int = 1, 
     cfg = {"model": "transflower_live",
            "model_config": dict(motion_dim=motion_dim, audio_dim=ac.dim, d_model=32, n_heads=4, motion_layers=1,
                                 audio_layers=1, cross_layers=1, context=context, lookahead=lookahead, dropout=0.0,
-                                flow_steps=2, flow_hidden=16)}
+                                flow_steps=2, flow_hidden=16, **model_config)}
     torch.manual_seed(seed)
     model = build_model(cfg["model"], cfg["model_config"])
     for s in model.flow.steps:
@@ -44,6 +44,8 @@ def make_tiny_checkpoint(tmp_path: Path, context: int = 12, lookahead: int = 1, 
              "skeleton": skel.to_dict(),
              "motion_scaler": {"mean": m_mean.tolist(), "std": np.full(motion_dim, 0.1).tolist()},
              "audio_scaler": {"mean": (np.full(ac.dim, -50.0)).tolist(), "std": np.full(ac.dim, 15.0).tolist()}}
+    if model_config.get("styles"):
+        feats["styles"] = ["auto"] + [f"style{i}" for i in range(1, model_config["styles"])]
     fpath = Path(tmp_path) / "features.json"
     fpath.write_text(json.dumps(feats))
     return path, fpath, model

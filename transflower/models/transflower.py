@@ -16,7 +16,9 @@ What differs from the paper, and why:
   frame = one token per layer in the cross-modal encoder: half the cache and step cost.
 - The flow models the change from the previous pose (`residual`): x_t = x_{t-1} + flow sample. Its
   noise then lives at the scale of one frame's motion, not of the whole pose distribution, which is
-  what made pose-space samples twitch (issue 11's ablation in benchmarks/README.md).
+  what made pose-space samples twitch (issue 11's ablation in benchmarks/README.md). The leading
+  `velocity_dims` features (the root's velocity and turn rate: already changes) are sampled as they
+  are; a residual on them would make the root's speed a random walk.
 - Robustness to its own outputs (exposure bias): in training the poses the encoder sees are noised
   (`pose_noise`) and whole previous poses dropped (`pose_dropout`, MoGlow's autoregressive dropout);
   the residual's base stays the clean previous pose.
@@ -58,6 +60,7 @@ class TransflowerConfig:
     flow_hidden: int = 256
     rope_base: float = 10000.0
     residual: bool = False  # the flow samples x_t - x_{t-1} (the shipped model: True)
+    velocity_dims: int = 3  # leading features that are velocities, never residual (MotionFeatures: dx, dz, dyaw)
     pose_noise: float = 0.0  # std (standardised units) of noise on the encoder's input poses, training only
     pose_dropout: float = 0.0  # probability of zeroing a whole input pose, training only
     styles: int = 0  # number of style weights including "auto" (0: no style input)
@@ -254,6 +257,10 @@ class TransflowerLive(nn.Module):
         self.cfg = cfg
         self.backbone = CausalBackbone(cfg)
         self.flow = ConditionalFlow(cfg.motion_dim, cfg.d_model, cfg.flow_steps, cfg.flow_hidden)
+        base = torch.zeros(cfg.motion_dim)  # 1 where the flow samples a change from the previous pose
+        if cfg.residual:
+            base[cfg.velocity_dims:] = 1.0
+        self.register_buffer("residual_mask", base, persistent=False)
 
     # training interface (transflower.train): what the dataset cuts, what is minimised
     def window_spec(self, seq_len: int):
@@ -295,7 +302,7 @@ class TransflowerLive(nn.Module):
         the same pose likelihood either way."""
         B, T, D = target.shape
         h = self.backbone(self.encoder_input(motion_in), audio_in, style)
-        x = target - motion_in if self.cfg.residual else target
+        x = target - self.residual_mask * motion_in
         logp = self.flow.log_prob(x.reshape(B * T, D), h.reshape(B * T, -1))
         return -logp.mean() / D
 
@@ -305,17 +312,14 @@ class TransflowerLive(nn.Module):
         h = self.backbone(motion_in, audio_in, style).reshape(B * T, -1)
         if noise is not None:
             noise = noise.reshape(B * T, -1)
-        x = self.flow.sample(h, temperature, noise).reshape(B, T, -1)
-        return motion_in + x if self.cfg.residual else x
+        return self.residual_mask * motion_in + self.flow.sample(h, temperature, noise).reshape(B, T, -1)
 
     def step(self, motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias, noise, style=None):
         """The live step: next pose (B, D_m) from the newest frame, the cache and (scaled) noise."""
         if self.cfg.styles and style is None:
             style = auto_style(motion_frame.shape[0], None, self.cfg.styles, motion_frame.device)
         h, new_k, new_v = self.backbone.step(motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias, style)
-        pose = self.flow.inverse(noise, h)
-        if self.cfg.residual:
-            pose = motion_frame + pose
+        pose = self.residual_mask * motion_frame + self.flow.inverse(noise, h)
         return pose, new_k, new_v
 
     def empty_cache(self, batch: int = 1):
