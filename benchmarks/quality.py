@@ -156,7 +156,7 @@ def generate_dances(model, songs, seed_frames: int, samples: int, temperature: f
 
 def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, seed_seconds: float = 2.0,
                 temperature: float = 1.0, split: str = "test", segment_seconds: float = 5.0, ours: str | None = None,
-                filmstrip=None, progress=print, torch_threads: int = 1) -> dict:
+                filmstrip=None, progress=print, torch_threads: int = 1, speed_plot=None) -> dict:
     import torch
 
     from benchmarks import metrics as M
@@ -212,6 +212,9 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
            "samples": samples, "seconds": seconds, "seed_seconds": seed_seconds, "temperature": temperature,
            "segment_seconds": segment_seconds, "fps": fps, "rows": rows}
     res["targets"] = check_targets(res, ours or (next(iter(models)) if models else None))
+    if speed_plot:
+        plot_speed(strip, fps, speed_plot, songs[0]["id"])
+        res["speed_plot"] = str(speed_plot)
     if filmstrip:
         from transflower.render import render_filmstrip
 
@@ -222,20 +225,67 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
     return res
 
 
+def plot_speed(strip: list, fps: float, path, song: str) -> None:
+    """Mean joint speed (m/s) over time, one line per row of the filmstrip (ground truth first)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    for k, (name, pos) in enumerate(strip):
+        v = np.linalg.norm(np.diff(np.asarray(pos) / 100.0, axis=0), axis=-1).mean(-1) * fps
+        ax.plot(np.arange(1, len(pos)) / fps, v, lw=1.6 if k == 0 else 1.0, color="k" if k == 0 else f"C{k}", label=name)
+    ax.set_xlabel("seconds after the seed")
+    ax.set_ylabel("mean joint speed (m/s)")
+    ax.set_title(f"{song}: real dance vs generated (first sample), {fps:g} fps")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def check_targets(res: dict, ours: str | None) -> dict:
+    """Issue 11's targets for the model `ours`, against the ground truth, the real-other floor and the baselines."""
     rows = {r["name"]: r for r in res["rows"]}
     if not ours or ours not in rows:
         return {}
     o, gt = rows[ours], rows["ground-truth"]
     t = {}
-    for name, r in rows.items():
-        if name in (ours, "ground-truth", "shuffled-music", "real-other") or r.get("model") not in ("transformer_mse", "moglow"):
-            continue
-        t[f"fid_k_below_{name}"] = {"ours": o["fid_k"], "theirs": r["fid_k"], "ok": o["fid_k"] < r["fid_k"]}
-        t[f"div_k_above_{name}"] = {"ours": o["div_k_across"], "theirs": r["div_k_across"], "ok": o["div_k_across"] > r["div_k_across"]}
+
+    def ratio(key, lo, hi):
+        v = o.get(f"{key}_ratio")
+        t[f"{key}_ratio_in_{lo:g}_{hi:g}"] = {"ours": v, "ok": v is not None and lo <= v <= hi}
+
+    ratio("speed", 0.85, 1.15)
+    ratio("jerk", 0.0, 1.5)
+    ratio("spike", 0.0, 2.0)
+    ratio("slide", 0.0, 1.3)
+    if "real-other" in rows:
+        floor = rows["real-other"]["fid_k"]
+        t["fid_k_within_10x_real_other"] = {"ours": o["fid_k"], "real_other": floor, "ok": o["fid_k"] <= 10 * floor}
+    others = {n: r for n, r in rows.items() if n not in (ours, "ground-truth", "shuffled-music", "real-other")}
+    for name, r in others.items():
+        if r.get("model") in ("transformer_mse", "moglow"):
+            t[f"fid_k_below_{name}"] = {"ours": o["fid_k"], "theirs": r["fid_k"], "ok": o["fid_k"] < r["fid_k"]}
+    generative = {n: r for n, r in others.items() if r.get("model") in ("moglow", "transflower_paper", "transflower_live")}
+    if generative:
+        best = min(r["fid_g"] for r in generative.values())
+        t["fid_g_best_generative"] = {"ours": o["fid_g"], "best_other": best, "ok": o["fid_g"] <= best}
+    if gt.get("div_k_across"):
+        rel = o["div_k_across"] / gt["div_k_across"]
+        t["div_k_across_within_30pct_of_gt"] = {"ours": o["div_k_across"], "gt": gt["div_k_across"], "ratio": rel,
+                                                "ok": 0.7 <= rel <= 1.3}
+    if o.get("div_k_within") is not None:
+        t["samples_of_a_song_differ"] = {"div_k_within": o["div_k_within"], "ok": o["div_k_within"] > 0}
     if o.get("beat_align") is not None and gt.get("beat_align"):
         rel = abs(o["beat_align"] - gt["beat_align"]) / gt["beat_align"]
         t["beat_align_within_10pct_of_gt"] = {"ours": o["beat_align"], "gt": gt["beat_align"], "rel": rel, "ok": rel <= 0.10}
+        sh = rows.get("shuffled-music", {}).get("beat_align")
+        if sh is not None:
+            t["beat_align_above_shuffled_music"] = {"ours": o["beat_align"], "shuffled": sh, "ok": o["beat_align"] > sh}
     return t
 
 
@@ -263,6 +313,7 @@ def configure_parser(p) -> None:
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads for generation (default 1)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--plot", help="write a filmstrip of the first test song here (PNG): ground truth + each model")
+    p.add_argument("--speed-plot", help="write the mean joint speed over time of the first test song here (PNG): real vs each model")
 
 
 def run(args) -> int:
@@ -270,7 +321,8 @@ def run(args) -> int:
         raise UserError("--samples must be >= 1 and --seconds > 0")
     models = parse_models(args.models)
     res = run_quality(args.data, models, args.samples, args.seconds, args.seed_seconds, args.temperature, args.split,
-                      args.segment_seconds, args.ours, args.plot, torch_threads=args.torch_threads)
+                      args.segment_seconds, args.ours, args.plot, torch_threads=args.torch_threads,
+                      speed_plot=args.speed_plot)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -151,3 +151,21 @@ def test_cli_errors(tmp_path):
     (tmp_path / "src" / "DANCE_C_1").mkdir(parents=True)
     with pytest.raises(UserError):
         data_import.run(_args(tmp_path / "src", tmp_path / "out", clips=["DANCE_X_1"]))
+
+
+def test_smooth_twist_fills_weak_frames_from_neighbours():
+    """A twist reference that degenerates (its vector shrinks, its angle swings) takes its neighbours'
+    angle; strong frames keep their own."""
+    L = 60
+    true = np.linspace(0.0, 1.0, L)  # a slow, real twist
+    strength = np.ones(L)
+    strength[28:33] = 0.01  # the reference lines up with the bone here
+    measured = true.copy()
+    measured[28:33] = true[28:33] + np.pi  # ... and reads back flipped
+    num, den = strength * np.sin(measured), strength * np.cos(measured)
+    raw = np.arctan2(num, den)
+    smooth = data_import.smooth_twist(num, den, lam=4.0)
+    err = lambda a: np.abs(np.angle(np.exp(1j * (a - true))))  # noqa: E731
+    assert err(raw)[28:33].min() > 3.0  # the flip
+    assert err(smooth).max() < 0.1  # gone, and strong frames barely moved
+    assert np.allclose(data_import.smooth_twist(num, den, lam=0.0), raw)

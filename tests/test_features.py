@@ -140,3 +140,26 @@ def test_features_back_to_bvh(data_dir, tmp_path):
     dots = np.abs(np.sum(back.local_rotations[:, joints] * rots[:, joints], axis=-1))
     assert back.local_rotations.shape == rots.shape and dots.min() > 1 - 1e-4
     np.testing.assert_allclose(back.root_positions[:, 1], 90 + 3 * np.sin(4 * np.arange(len(rots)) / meta["fps"]), atol=0.05)
+
+
+def test_style_labels_and_mirrored_copies(data_dir):
+    (data_dir / "styles.json").write_text(json.dumps({"DANCE_C_1": "cha-cha", "DANCE_C_2": "cha-cha", "DANCE_C_3": "cha-cha",
+                                                      "DANCE_W_1": "waltz"}))
+    assert main(["features", str(data_dir), "--fps", "20", "--test-ids", "DANCE_C_3"]) == 0
+    meta = json.loads((data_dir / "features.json").read_text())
+    assert meta["styles"] == ["auto", "cha-cha", "waltz"]
+    assert np.all(np.load(data_dir / "DANCE_W_1.style.npy") == 2) and np.all(np.load(data_dir / "DANCE_C_3.style.npy") == 1)
+    assert np.all(np.load(data_dir / "DANCE_W_1~mirror.style.npy") == 2)  # a mirrored waltz is a waltz
+    raw, mir = np.load(data_dir / "DANCE_W_1.motion_raw.npy"), np.load(data_dir / "DANCE_W_1~mirror.motion_raw.npy")
+    assert np.allclose(mir[:, 0], -raw[:, 0]) and np.allclose(mir[:, 3], raw[:, 3])  # sideways velocity flips, height stays
+    assert np.array_equal(np.load(data_dir / "DANCE_W_1~mirror.audio.npy"), np.load(data_dir / "DANCE_W_1.audio.npy"))
+    assert "DANCE_C_3~mirror" not in (data_dir / "base_filenames_train.txt").read_text()  # the test split stays real
+    main(["features", str(data_dir), "--fps", "20", "--test-ids", "DANCE_C_3", "--no-mirror"])
+    assert "~mirror" not in (data_dir / "base_filenames_train.txt").read_text()
+
+
+def test_bad_styles_file_is_a_clear_error(data_dir, capsys):
+    (data_dir / "styles.json").write_text("[1, 2]")
+    assert main(["features", str(data_dir)]) == 2
+    err = capsys.readouterr()
+    assert "styles.json" in err.out + err.err and "Traceback" not in err.out + err.err

@@ -120,3 +120,40 @@ def test_roundtrip_real_clip(shared_data):
     assert err.max() < 0.05, err.max()  # cm, float32 features over 480 frames
     # plausible magnitudes: cha-cha root speed well under 1 m/s at 20 fps
     assert np.abs(f[:, :2]).max() < 10 and np.abs(f[:, 2]).max() < 1.0
+
+
+def test_mirror_swaps_sides_and_reflects():
+    """A mirrored dance is the original reflected across the body's sagittal plane (x -> -x), sides swapped."""
+    skel = _symmetric_skeleton()
+    _, root, local = random_motion(T=40, seed=5)
+    mf = MotionFeatures(skel)
+    f = mf.encode(root, local)
+    m = mf.mirror(f)
+    assert np.allclose(mf.mirror(m), f, atol=1e-6)  # an involution
+    p, _ = forward_kinematics(skel, *mf.decode(f))
+    pm, _ = forward_kinematics(skel, *mf.decode(m))
+    names = list(skel.names)
+    checked = 0
+    for j, n in enumerate(names):
+        other = n.replace("Left", "#").replace("Right", "Left").replace("#", "Right")
+        if other not in names:  # marker joints without a partner
+            continue
+        expect = p[:, names.index(other)].copy()
+        expect[:, 0] *= -1
+        assert np.allclose(pm[:, j], expect, atol=1e-3), n
+        checked += 1
+    assert checked >= 16
+
+
+def _symmetric_skeleton():
+    """The project's joint table with every Left joint's offset the mirror of its Right partner's."""
+    rng = np.random.default_rng(0)
+    names = list(JOINT_NAMES)
+    offsets = rng.normal(size=(len(names), 3)) * 5 + [0, 8, 0]
+    offsets[0] = 0.0
+    for j, n in enumerate(names):
+        if n.startswith("Left") and n.replace("Left", "Right") in names:
+            offsets[j] = offsets[names.index(n.replace("Left", "Right"))] * [-1, 1, 1]
+        elif "Left" not in n and "Right" not in n and j > 0:
+            offsets[j, 0] = 0.0  # central joints on the mid-plane
+    return Skeleton(names, PARENTS, offsets)

@@ -168,3 +168,17 @@ def test_weighted_kabsch():
     # two vectors (a plane) still give a proper rotation, identity stays identity
     np.testing.assert_allclose(canon(rot.weighted_kabsch(rest[:, :2], obs[:, :2])), canon(q), atol=1e-9)
     np.testing.assert_allclose(rot.weighted_kabsch(rest[0], rest[0]), [0, 0, 0, 1], atol=1e-12)
+
+
+def test_expmap_continuous_keeps_the_branch_through_180_degrees():
+    # a joint turning steadily about one axis from 0 to 300 degrees: the standard exp-map wraps at 180
+    angles = np.deg2rad(np.linspace(0, 300, 61))
+    axis = np.array([0.3, 0.9, -0.3]) / np.linalg.norm([0.3, 0.9, -0.3])
+    q = rot.quat_from_axis_angle(np.broadcast_to(axis, (61, 3)), angles)
+    e = rot.expmap_from_quat(q)
+    assert np.linalg.norm(np.diff(e, axis=0), axis=-1).max() > 3.0  # the wrap: a 2*pi jump
+    c = rot.expmap_continuous(e)
+    assert np.linalg.norm(np.diff(c, axis=0), axis=-1).max() < 0.2  # 5 degrees per frame, no jump
+    assert np.allclose(c, axis * angles[:, None], atol=1e-6)  # it follows the turn past pi
+    qc = rot.quat_from_expmap(c)
+    assert np.allclose(np.abs((qc * q).sum(-1)), 1.0, atol=1e-9)  # the same rotations

@@ -1,0 +1,181 @@
+"""`transflower bench style --data DIR --model CKPT`: does the dancer dance the style it is asked for?
+
+1. A style classifier learns the data's styles from real dances: per `--segment-seconds` window, the
+   kinetic (FID_k's 78) and geometric (FID_g's 32) features plus the root's mean speed and turn rate,
+   standardised; multinomial logistic regression (numpy, class-balanced, L2). Trained on the training
+   split's real dances (mirrored copies included: a mirrored waltz is a waltz), scored on the test split's.
+2. The model dances every test song once per requested style (and `--samples` times); the share of
+   generated windows the classifier assigns to the requested style is reported per style.
+The classifier's held-out accuracy says how far its verdict on generated dances can be trusted.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from transflower.errors import UserError
+
+log = logging.getLogger("transflower.bench.style")
+
+
+def window_features(pos: np.ndarray, names: list[str], fps: float, seg: int) -> np.ndarray:
+    """(T, J, 3) cm -> (windows, 112) style features."""
+    from benchmarks import metrics as M
+
+    out = []
+    for s in M.segments(len(pos), seg):
+        p = pos[s]
+        hips = p[:, names.index("Hips")] / 100.0
+        travel = np.linalg.norm(np.diff(hips[:, [0, 2]], axis=0), axis=-1).mean() * fps
+        heading = np.diff(np.unwrap(np.arctan2(*(p[:, names.index("LeftUpLeg")] - p[:, names.index("RightUpLeg")])[:, [2, 0]].T)))
+        out.append(np.concatenate([M.kinetic_features(p, fps), M.geometric_features(p, names, fps),
+                                   [travel, np.abs(heading).mean() * fps]]))
+    return np.array(out)
+
+
+class StyleClassifier:
+    """Multinomial logistic regression on standardised features, class-balanced, L2-regularised."""
+
+    def __init__(self, n_classes: int, l2: float = 1e-2, steps: int = 2000, lr: float = 0.5):
+        self.n, self.l2, self.steps, self.lr = n_classes, l2, steps, lr
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "StyleClassifier":
+        self.mean, self.std = X.mean(0), X.std(0) + 1e-6
+        Z = (X - self.mean) / self.std
+        counts = np.bincount(y, minlength=self.n).astype(np.float64)
+        w_sample = (1.0 / np.maximum(counts, 1))[y]
+        w_sample /= w_sample.sum()
+        Y = np.eye(self.n)[y]
+        self.W, self.b = np.zeros((Z.shape[1], self.n)), np.zeros(self.n)
+        for _ in range(self.steps):  # full-batch gradient descent: a convex problem, small data
+            P = self._softmax(Z @ self.W + self.b)
+            G = (P - Y) * w_sample[:, None]
+            self.W -= self.lr * (Z.T @ G + self.l2 * self.W)
+            self.b -= self.lr * G.sum(0)
+        return self
+
+    @staticmethod
+    def _softmax(a):
+        a = a - a.max(1, keepdims=True)
+        e = np.exp(a)
+        return e / e.sum(1, keepdims=True)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return (((X - self.mean) / self.std) @ self.W + self.b).argmax(1)
+
+
+def _real_windows(data_dir: Path, ids, clip_styles, styles, scaler, skeleton, names, fps, seg):
+    from benchmarks import metrics as M
+    from transflower.dataset import load_modality
+
+    X, y = [], []
+    for sid in ids:
+        style = clip_styles.get(sid.split("~")[0])
+        if style not in styles:
+            continue
+        pos = M.positions_from_features(scaler.inverse(load_modality(data_dir, sid, "motion")), skeleton)
+        f = window_features(pos, names, fps, seg)
+        X.append(f)
+        y += [styles.index(style)] * len(f)
+    return np.concatenate(X), np.array(y)
+
+
+def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seconds: float = 2.0, temperature: float = 1.0,
+              segment_seconds: float = 5.0, progress=print) -> dict:
+    import torch
+
+    from benchmarks import metrics as M
+    from benchmarks.quality import load_songs
+    from export.onnx_export import load_checkpoint
+    from transflower.dataset import read_ids
+    from transflower.features import StandardScaler
+
+    data_dir = Path(data_dir)
+    fj = data_dir / "features.json"
+    if not fj.exists():
+        raise UserError(f"{fj}: missing; run `transflower features {data_dir}` first")
+    feats = json.loads(fj.read_text())
+    styles_all = list(feats.get("styles") or [])
+    if len(styles_all) < 3:
+        raise UserError(f"{fj}: lists styles {styles_all}; a style benchmark needs at least two labelled styles")
+    styles = styles_all[1:]  # without "auto"
+    fps, skeleton, names = float(feats["fps"]), feats["skeleton"], feats["skeleton"]["names"]
+    scaler = StandardScaler.from_dict(feats["motion_scaler"])
+    seg = max(3, int(round(segment_seconds * fps)))
+    clip_styles = feats.get("clip_styles") or {}
+
+    Xtr, ytr = _real_windows(data_dir, read_ids(data_dir, "train"), clip_styles, styles, scaler, skeleton, names, fps, seg)
+    Xte, yte = _real_windows(data_dir, read_ids(data_dir, "test"), clip_styles, styles, scaler, skeleton, names, fps, seg)
+    clf = StyleClassifier(len(styles)).fit(Xtr, ytr)
+    pred = clf.predict(Xte)
+    held_out = {s: float((pred[yte == k] == k).mean()) if (yte == k).any() else None for k, s in enumerate(styles)}
+    progress(f"classifier: {len(Xtr)} training windows, held-out accuracy {float((pred == yte).mean()):.2f} "
+             f"({', '.join(f'{s} {v:.2f}' if v is not None else f'{s} -' for s, v in held_out.items())})")
+
+    model, _ = load_checkpoint(ckpt)
+    n_model_styles = getattr(model.cfg, "styles", 0)
+    if n_model_styles != len(styles_all):
+        raise UserError(f"{ckpt}: the model takes {n_model_styles} style weights; the data has {len(styles_all)} ({styles_all})")
+    torch.set_num_threads(1)
+    seed_frames = max(1, int(round(seed_seconds * fps)))
+    songs = load_songs(data_dir, "test", seed_frames, int(round(seconds * fps)), fps)
+    recognised = {}
+    for k, style in enumerate(styles):
+        w = torch.zeros(len(styles_all))
+        w[styles_all.index(style)] = 1.0
+        votes = []
+        for i, s in enumerate(songs):
+            seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
+            audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + s["n"]]))
+            for j in range(samples):
+                with torch.no_grad():
+                    x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(100 * j + i), style=w)
+                pos = M.positions_from_features(scaler.inverse(x.numpy()), skeleton)
+                votes += list(clf.predict(window_features(pos, names, fps, seg)) == k)
+        recognised[style] = {"share": float(np.mean(votes)), "windows": len(votes)}
+        progress(f"asked for {style}: recognised in {recognised[style]['share']:.0%} of {len(votes)} windows")
+    return {"benchmark": "style", "data": str(data_dir), "model": str(ckpt), "styles": styles, "fps": fps,
+            "segment_seconds": segment_seconds, "seconds": seconds, "samples": samples, "temperature": temperature,
+            "songs": [s["id"] for s in songs],
+            "classifier": {"train_windows": int(len(Xtr)), "test_windows": int(len(Xte)),
+                           "held_out_accuracy": float((pred == yte).mean()), "held_out_per_style": held_out},
+            "recognised": recognised,
+            "targets": {f"{s}_recognised_80pct": {"share": r["share"], "ok": r["share"] >= 0.8} for s, r in recognised.items()}}
+
+
+def format_table(res: dict) -> str:
+    c = res["classifier"]
+    lines = [f"style classifier: held-out accuracy {c['held_out_accuracy']:.2f} on {c['test_windows']} real test windows "
+             f"({c['train_windows']} training windows)",
+             "| requested style | classifier's held-out accuracy on real | generated windows recognised |", "|---|---|---|"]
+    for s in res["styles"]:
+        acc = c["held_out_per_style"].get(s)
+        lines.append(f"| {s} | {'-' if acc is None else f'{acc:.2f}'} | {res['recognised'][s]['share']:.0%} "
+                     f"of {res['recognised'][s]['windows']} |")
+    for k, t in res["targets"].items():
+        lines.append(f"target {k}: {'PASS' if t['ok'] else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def configure_parser(p) -> None:
+    p.add_argument("--data", required=True, help="a feature folder with style labels (features.json 'styles')")
+    p.add_argument("--model", required=True, help="a style-conditioned checkpoint (.ckpt or the shipped .pt)")
+    p.add_argument("--samples", type=int, default=2, help="dances per test song and style (default 2)")
+    p.add_argument("--seconds", type=float, default=30.0, help="seconds per dance (default 30)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    p.add_argument("--segment-seconds", type=float, default=5.0, help="classified window length (default 5)")
+    p.add_argument("--json", help="write the results here")
+
+
+def run(args) -> int:
+    res = run_style(args.data, args.model, args.samples, args.seconds, temperature=args.temperature,
+                    segment_seconds=args.segment_seconds)
+    print(format_table(res))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=1))
+        print(f"wrote {args.json}")
+    return 0
