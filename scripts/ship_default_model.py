@@ -4,21 +4,44 @@
 
 Writes, atomically: <name>.onnx (what `transflower live` loads), <name>.pt (weights only, fp16, in the
 checkpoint layout `transflower generate` / `export` read), model_card.json (config, data hash, steps,
-final train/validation NLL, parity), curves.png and config.yaml.
+final train/validation NLL, parity, where the training data comes from and its terms), curves.png and
+config.yaml. The card holds no path of the build machine: files are named by their base name only.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import shutil
 from pathlib import Path
 
 import torch
 
 from export.onnx_export import export_onnx
+from transflower.atomic import write_bytes_atomic, write_json_atomic
 
 DEST = Path(__file__).resolve().parent.parent / "transflower" / "default_model"
+
+# What the shipped weights were trained on, and on what terms (the card travels with the wheel).
+TRAINING_DATA = {
+    "name": "Dance with Melody (Tang, Jia, Mao 2018): ballroom dance motion capture paired with music",
+    "source": "https://github.com/mhy12345/Music-to-Dance-Motion-Synthesis",
+    "citation": "Taoran Tang, Jia Jia, Hanyang Mao. Dance with Melody: An LSTM-autoencoder Approach to "
+                "Music-oriented Dance Synthesis. ACM Multimedia 2018, pp. 1598-1606.",
+    "terms": "research data published without a licence: cite it, do not redistribute it; the data is not part "
+             "of this package. The model weights trained on it are the project's and ship under its MIT licence.",
+    "import": "transflower import tang2018 (a fixed-bone-length skeleton fitted to the 23 captured markers)",
+}
+
+
+def strip_paths(value):
+    """Absolute paths in a card (data folder, export target) -> their base names."""
+    if isinstance(value, dict):
+        return {k: strip_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strip_paths(v) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return Path(value).name
+    return value
 
 
 def main() -> None:
@@ -45,11 +68,12 @@ def main() -> None:
     torch.save(slim, tmp)
     os.replace(tmp, DEST / f"{args.name}.pt")
     card.update(shipped_checkpoint=args.checkpoint, checkpoint_step=int(ckpt.get("global_step") or 0),
-                onnx=report, features=None)  # features live in the ONNX metadata; keep the card short
-    (DEST / f"{args.name}.model_card.json").write_text(json.dumps(card, indent=1))
+                onnx=report, features=None,  # features live in the ONNX metadata; keep the card short
+                training_data=TRAINING_DATA, license="MIT (the weights); see training_data for the data's terms")
+    write_json_atomic(DEST / f"{args.name}.model_card.json", strip_paths(card))
     for name in ("curves.png", "config.yaml"):
         if (args.run / name).exists():
-            shutil.copy(args.run / name, DEST / f"{args.name}.{name}")
+            write_bytes_atomic(DEST / f"{args.name}.{name}", (args.run / name).read_bytes())
     print(json.dumps(report, indent=1))
 
 
