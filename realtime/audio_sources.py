@@ -25,7 +25,8 @@ from realtime.frame_clock import FrameClock
 from realtime.ring_buffer import AudioRingBuffer
 
 __all__ = ["AudioSource", "SourceStatus", "MicrophoneSource", "FileSource", "ArraySource", "DemoSource",
-           "InputDevice", "AudioUnavailable", "list_input_devices", "open_default_source",
+           "InputDevice", "AudioUnavailable", "list_input_devices", "find_input_device", "format_input_devices",
+           "open_default_source",
            "StreamResampler"]
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,12 @@ class InputDevice(NamedTuple):
     name: str
     channels: int
     default_samplerate: float
+    hostapi: str = ""          # PortAudio host API: "ALSA", "Windows WASAPI", "Core Audio", ...
+    is_default: bool = False   # the default input device
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} [{self.hostapi}]" if self.hostapi else self.name
 
 
 def list_input_devices() -> list[InputDevice]:
@@ -125,11 +132,59 @@ def list_input_devices() -> list[InputDevice]:
     try:
         sd = _sounddevice()
         devices = sd.query_devices()
+        hostapis = [h["name"] for h in sd.query_hostapis()]
     except Exception as e:  # noqa: BLE001  (AudioUnavailable, PortAudioError, ...)
         log.debug("cannot list audio devices: %s", e)
         return []
-    return [InputDevice(i, d["name"], int(d["max_input_channels"]), float(d["default_samplerate"]))
-            for i, d in enumerate(devices) if d["max_input_channels"] > 0]
+    try:
+        default_in = int(sd.default.device[0])
+    except Exception:  # noqa: BLE001  no default set
+        default_in = -1
+    if default_in < 0:  # PortAudio's own default input
+        try:
+            default_in = int(sd.query_devices(kind="input")["index"])
+        except Exception:  # noqa: BLE001  none
+            default_in = -1
+    out = []
+    for i, d in enumerate(devices):
+        if d["max_input_channels"] > 0:
+            h = int(d.get("hostapi", -1))
+            out.append(InputDevice(i, d["name"], int(d["max_input_channels"]), float(d["default_samplerate"]),
+                                   hostapis[h] if 0 <= h < len(hostapis) else "", i == default_in))
+    return out
+
+
+def format_input_devices(devices: list[InputDevice]) -> list[str]:
+    """`transflower live --list-devices` lines: index, default mark, name, host API, channels, rate."""
+    return [f"{'*' if d.is_default else ' '}{d.index:3d}  {d.name}  [{d.hostapi or '?'}]  "
+            f"({d.channels} ch, {d.default_samplerate:g} Hz){'  (default)' if d.is_default else ''}" for d in devices]
+
+
+def find_input_device(spec: int | str) -> InputDevice:
+    """An input device by index, or by a case-insensitive part of its "name [host API]" label.
+
+    An exact name wins over a substring; a spec matching several devices (the same microphone under
+    several host APIs, say) or none is an AudioUnavailable listing the candidates."""
+    devices = list_input_devices()
+    listing = "; ".join(f"{d.index}: {d.label}" for d in devices) or "none (see `transflower live --list-devices`)"
+    if isinstance(spec, int) or str(spec).strip().isdigit():
+        index = int(spec)
+        for d in devices:
+            if d.index == index:
+                return d
+        raise AudioUnavailable(f"--device {index}: no input device with that index; input devices: {listing}")
+    text = str(spec).strip().lower()
+    exact = [d for d in devices if d.name.lower() == text or d.label.lower() == text]
+    if len(exact) == 1:
+        return exact[0]
+    found = exact or [d for d in devices if text in d.label.lower()]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise AudioUnavailable(f"--device {spec!r}: no input device name contains it; input devices: {listing}")
+    names = "; ".join(f"{d.index}: {d.label}" for d in found)
+    raise AudioUnavailable(f"--device {spec!r} matches {len(found)} input devices ({names}); "
+                           "pass more of the name (e.g. the host API in brackets) or the index")
 
 
 class MicrophoneSource(AudioSource):
@@ -142,6 +197,8 @@ class MicrophoneSource(AudioSource):
                  latency: str | float = "low"):
         sd = _sounddevice()
         self._sd = sd
+        if isinstance(device, str):  # a part of the name: resolved here, so a reopened device is found again by name
+            device = find_input_device(device).index
         try:
             info = sd.query_devices(device, kind="input") if device is None else sd.query_devices(device)
         except Exception as e:  # noqa: BLE001  ValueError / PortAudioError

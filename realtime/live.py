@@ -143,7 +143,7 @@ class LiveSummary:
 def configure_parser(p: argparse.ArgumentParser) -> None:
     src = p.add_argument_group("audio input (default: the default input device, else the demo track)")
     src.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
-    src.add_argument("--device", help="input device index or name (see --list-devices)")
+    src.add_argument("--device", help="input device: an index or a part of its name, e.g. 'Stereo Mix' or 'monitor' (see --list-devices)")
     src.add_argument("--input", metavar="FILE", help="play an audio file through the live path, paced in real time")
     src.add_argument("--loop-input", action="store_true", help="loop --input")
     src.add_argument("--audible", action="store_true", help="also play --input / the demo track on the default output")
@@ -211,7 +211,7 @@ def apply_config_file(args) -> None:
     if unknown:
         raise UserError(f"--config {path}: unknown keys {sorted(unknown)}; expected some of {sorted(CONFIG_KEYS)}")
     actions = {a.dest: a for a in _parser()._actions}
-    defaults = vars(build_defaults())
+    typed = typed_options(args)
     for k, v in cfg.items():
         k = str(k).replace("-", "_")
         a = actions[k]
@@ -234,8 +234,23 @@ def apply_config_file(args) -> None:
                 v = str(v)
             if a.choices is not None and v not in a.choices:
                 raise UserError(f"--config {path}: {k}: {v!r} is not one of {list(a.choices)}")
-        if getattr(args, k) == defaults.get(k):  # the command line wins over the file
+        if k not in typed:  # the command line wins over the file
             setattr(args, k, v)
+
+
+def typed_options(args) -> set[str]:
+    """The options given on the command line (`args._argv`, which transflower.cli keeps), found by
+    parsing it again with every default suppressed: `--temperature 1.0` counts even though 1.0 is the
+    default. Without `_argv` (args built in code), the options whose value differs from the default."""
+    argv = getattr(args, "_argv", None)
+    if argv is None:
+        defaults = vars(build_defaults())
+        return {k for k, v in vars(args).items() if k in defaults and v != defaults[k]}
+    p = _parser()
+    for a in p._actions:
+        a.default = argparse.SUPPRESS
+    typed, _ = p.parse_known_args([str(a) for a in argv])  # the subcommand's name and global flags stay unknown
+    return set(vars(typed))
 
 
 def validate(args) -> None:
@@ -291,13 +306,16 @@ def open_source(args):
 
 def run(args) -> int:
     if args.list_devices:
-        from realtime.audio_sources import list_input_devices
+        from realtime.audio_sources import format_input_devices, list_input_devices
 
         devs = list_input_devices()
         if not devs:
             print("no audio input devices (the demo track is used by default)")
-        for d in devs:
-            print(f"{d.index:3d}  {d.name}  ({d.channels} ch, {d.default_samplerate:g} Hz)")
+        for line in format_input_devices(devs):
+            print(line)
+        if devs:
+            print("--device takes an index or a part of the name; * marks the default input. "
+                  "To dance to what this computer plays, see docs/system_audio.md")
         return 0
     if args.list_midi:
         from realtime.midi import list_midi_inputs

@@ -3,11 +3,16 @@
 Each subcommand lives in its own module exposing `configure_parser(parser)` and `run(args) -> int`.
 Those modules import heavy dependencies (torch, onnxruntime) inside `run`, so `transflower live`
 never pays for (or needs) the training stack, and `--help` is instant.
+
+Errors: a UserError prints its one line (exit 2); anything unexpected prints one line naming a log file
+that holds the traceback (exit 1). During `live`, native libraries' own stderr (PortAudio, ALSA) goes
+to that log file too (transflower.runlog).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import contextlib
 import logging
 import sys
 
@@ -49,8 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = argv  # which options were typed (they beat the same key in a --config file)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
         parser.print_help()
@@ -58,13 +65,43 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_missing", None):
         print(f"error: {args._missing}", file=sys.stderr)
         return 2
+    from transflower import runlog
+
+    # PortAudio/ALSA print to fd 2 from C, many lines a second while a device is lost
+    native = runlog.NativeStderrToLog(args.command) if args.command == "live" else None
     try:
-        return int(args._run(args) or 0)
+        with native or contextlib.nullcontext():
+            return int(args._run(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001  a bug or an environment we did not foresee: one line, traceback in a file
+        path = runlog.write_traceback(args.command, e, native.path if native else None)
+        where = f"traceback in {path}" if path else "no log file could be written; rerun with -v"
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        print(f"error: unexpected {type(e).__name__}{': ' + first if first else ''} ({where})", file=sys.stderr)
+        native = None  # the line above already names the log file
+        return 1
+    finally:
+        if native is not None:
+            _report_native_log(native)
+
+
+def _report_native_log(native) -> None:
+    """Delete an empty live log; otherwise say once where the native libraries' messages went."""
+    if native.path is None:
+        return
+    try:
+        size = native.path.stat().st_size
+    except OSError:
+        return
+    if size == 0:
+        native.path.unlink(missing_ok=True)
+    elif native.captured_bytes:
+        print(f"note: the audio library printed {native.captured_bytes} bytes of its own messages; they are in {native.path}",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,117 @@
+"""realtime.dancer.Dancer, through its public API only: audio blocks in, poses out, optional VMC stream."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime.dancer import Dancer
+from realtime.demo_track import synthesize_demo_track
+from transflower.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def song():
+    return synthesize_demo_track(4.0, 48000, 120.0, seed=3, loopable=False)
+
+
+def push_in_blocks(dancer, audio, rate, block):
+    poses = []
+    for s in range(0, len(audio), block):
+        poses += dancer.push_audio(audio[s:s + block], rate)
+    return poses
+
+
+def test_one_pose_per_frame_of_audio(tiny_onnx, song):
+    d = Dancer(tiny_onnx, seed=1)
+    poses = push_in_blocks(d, song[:48000], 48000, 480)
+    # 1 s at 20 fps; the resampler holds back a few samples (its filter delay), so the 20th may wait
+    assert 19 <= len(poses) <= 20
+    J = len(d.joint_names)
+    assert [p.frame_index for p in poses] == list(range(-d.lookahead, len(poses) - d.lookahead))
+    for p in poses:
+        assert p.root_position.shape == (3,) and p.local_rotations.shape == (J, 4)
+        assert np.all(np.isfinite(p.root_position))
+        assert np.allclose(np.linalg.norm(p.local_rotations, axis=1), 1.0, atol=1e-6)
+        assert p.time == pytest.approx(p.frame_index / d.fps)
+    assert d.latency_s == pytest.approx((1 + d.lookahead) / d.fps)
+    # the caller owns the arrays: the next frames do not overwrite them
+    kept = poses[-1].local_rotations.copy()
+    d.push_audio(song[48000:96000], 48000)
+    assert np.array_equal(poses[-1].local_rotations, kept)
+
+
+def test_block_size_does_not_change_the_dance(tiny_onnx, song):
+    a = push_in_blocks(Dancer(tiny_onnx, seed=7), song[:72000], 48000, 333)
+    b = push_in_blocks(Dancer(tiny_onnx, seed=7), song[:72000], 48000, 72000)
+    assert len(a) == len(b) > 20
+    for p, q in zip(a, b):
+        assert p.frame_index == q.frame_index
+        assert np.allclose(p.root_position, q.root_position, atol=1e-4)
+        assert np.allclose(p.local_rotations, q.local_rotations, atol=1e-5)
+
+
+def test_seed_reproducible_and_temperature_matters(tiny_onnx, song):
+    one = push_in_blocks(Dancer(tiny_onnx, seed=2), song[:48000], 48000, 4800)
+    again = push_in_blocks(Dancer(tiny_onnx, seed=2), song[:48000], 48000, 4800)
+    other = push_in_blocks(Dancer(tiny_onnx, seed=3), song[:48000], 48000, 4800)
+    calm = push_in_blocks(Dancer(tiny_onnx, seed=2, temperature=0.0), song[:48000], 48000, 4800)
+    rots = lambda ps: np.stack([p.local_rotations for p in ps])  # noqa: E731
+    assert np.array_equal(rots(one), rots(again))
+    assert not np.allclose(rots(one), rots(other))
+    assert not np.allclose(rots(one), rots(calm))
+
+
+def test_stereo_integer_and_other_rates(tiny_onnx, song):
+    d = Dancer(tiny_onnx, seed=0)
+    stereo16 = (np.stack([song[:44100], song[:44100]], axis=1) * 32000).astype(np.int16)
+    poses = d.push_audio(stereo16, 44100)  # read as 1 s (the rate given), whatever it sounds like
+    assert 19 <= len(poses) <= 20
+    poses += d.push_audio(np.zeros(24000, np.float32), 24000)  # the host may change rate mid-stream
+    assert 38 <= len(poses) <= 40
+    assert [p.frame_index for p in poses] == list(range(poses[0].frame_index, poses[0].frame_index + len(poses)))
+
+
+def test_reset_starts_the_song_over(tiny_onnx, song):
+    d = Dancer(tiny_onnx, seed=5)
+    first = push_in_blocks(d, song[:24000], 48000, 1200)
+    d.reset()
+    second = push_in_blocks(d, song[:24000], 48000, 1200)
+    assert [p.frame_index for p in first] == [p.frame_index for p in second]
+    assert second[0].frame_index == -d.lookahead
+
+
+@pytest.mark.parametrize("block, rate, words", [
+    (np.zeros((10, 2, 2)), 48000, "shape"),
+    (np.full(100, np.nan, np.float32), 48000, "non-finite"),
+    (np.zeros(100, np.float32), 0, "sample_rate"),
+    (np.zeros(100, np.float32), "48000", "sample_rate"),
+])
+def test_bad_audio_is_a_user_error(tiny_onnx, block, rate, words):
+    d = Dancer(tiny_onnx)
+    with pytest.raises(UserError, match=words):
+        d.push_audio(block, rate)
+
+
+def test_bad_model_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        Dancer(tmp_path / "missing.onnx")
+    with pytest.raises(UserError, match="temperature"):
+        Dancer(temperature=9.0)
+
+
+def test_stream_vmc_sends_every_pose_then_the_rest_pose(tiny_onnx, song, receiver):
+    with Dancer(tiny_onnx, seed=1).stream_vmc(f"127.0.0.1:{receiver.port}") as d:
+        poses = push_in_blocks(d, song[:48000], 48000, 960)
+        assert receiver.wait_for(frames=len(poses), timeout=2.0)
+    assert receiver.wait_for(frames=len(poses) + 1, timeout=2.0)  # + the rest pose on close
+    f = receiver.latest()
+    assert receiver.malformed == 0 and receiver.rejected == 0
+    assert len(f.bones) == 22 and f.ok == 1
+
+
+def test_shipped_model_dances():
+    d = Dancer(seed=0)  # the model that ships in the package
+    poses = d.push_audio(synthesize_demo_track(2.0, 48000, 120.0, seed=1, loopable=False), 48000)
+    assert 39 <= len(poses) <= 40
+    heights = np.array([p.root_position[1] for p in poses])
+    assert np.all(np.isfinite(heights)) and heights.min() > 0  # standing, not sunk through the floor
