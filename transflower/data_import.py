@@ -63,17 +63,28 @@ W_FOREARM_MARKERS = 0.3
 # --- CLI ---------------------------------------------------------------------------------------
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=["tang2018"], help="source dataset format")
-    parser.add_argument("src", type=Path, help="source folder (holds DANCE_<S>_<n>/ clip folders)")
+    parser.add_argument("dataset", choices=["tang2018", "bvh"],
+                        help="source format: tang2018 (the Tang et al. marker capture) or bvh (your own <id>.bvh + audio; "
+                             "see transflower.import_bvh)")
+    parser.add_argument("src", type=Path, help="source folder (tang2018: DANCE_<S>_<n>/ clip folders; "
+                                               "bvh: <id>.bvh + <id>.wav|mp3|ogg|flac)")
     parser.add_argument("out", type=Path, help="output folder for <id>.bvh, <id>.wav, import_report.json")
     parser.add_argument("--fps", type=float, default=20.0, help="output motion frame rate (default 20)")
     parser.add_argument("--clips", nargs="+", metavar="ID", help="only these clips (e.g. DANCE_C_2)")
     parser.add_argument("--no-beat-check", action="store_true",
                         help="skip the motion-beat vs music-beat check of each clip's rate (needs librosa)")
+    from transflower import import_bvh
+
+    import_bvh.add_options(parser)
 
 
 def run(args) -> int:
     from transflower.errors import UserError
+
+    if args.dataset == "bvh":
+        from transflower import import_bvh
+
+        return import_bvh.run(args)
 
     src: Path = args.src
     out: Path = args.out
