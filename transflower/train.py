@@ -303,8 +303,9 @@ def write_model_card(out_dir: Path, cfg: dict, data_dir: Path, train_set, feat_m
     metrics = read_curves(out_dir / "metrics.csv")
     card = {
         "model": cfg["model"], "config": cfg, "parameters": n_params,
-        # the folder name only: a card ships with the model and must not leak build-machine paths
-        "data_dir": Path(data_dir).name, "data_hash": data_hash(data_dir, train_set.ids, sorted(train_set.dims)),
+        # the full path: `transflower export` finds the training clips through it (the warm-start seed);
+        # scripts/ship_default_model.py strips paths from the card it ships
+        "data_dir": str(data_dir), "data_hash": data_hash(data_dir, train_set.ids, sorted(train_set.dims)),
         "train_ids": train_set.ids, "steps": int(trainer.global_step),
         "final_train_nll": metrics["train"][-1][1] if metrics["train"] else None,
         "final_val_nll": metrics["val"][-1][1] if metrics["val"] else None,
