@@ -3,6 +3,10 @@
 # - Debian packages the tests use as real peers: PulseAudio (a virtual microphone), PortAudio,
 #   liblo-tools (oscdump), mono-mcs (the Unity client's C#), chromium (the browser preview), ffmpeg.
 # - A virtual environment in .venv with torch pinned to the CPU wheel (an unpinned torch pulls CUDA).
+# - The wheel check runs inside pytest (tests/test_wheel.py, marked slow, ~15 s): `pip wheel --no-deps`
+#   with this venv's setuptools, installed into a fresh venv outside the checkout that borrows this
+#   venv's packages, then `transflower live --demo` from it and a check that it imports only declared
+#   dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +24,7 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
-python -m pip install -q --upgrade pip
+python -m pip install -q --upgrade pip "setuptools>=77" wheel   # setuptools: the wheel check builds without isolation
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[cpu,train,dev]"
 

@@ -31,6 +31,15 @@ def clean_env(**extra) -> dict:
     return env
 
 
+def _setuptools_version() -> tuple:
+    try:
+        from importlib.metadata import version
+
+        return tuple(int(x) for x in re.findall(r"\d+", version("setuptools"))[:2])
+    except Exception:  # noqa: BLE001  not installed
+        return (0,)
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """(venv python, venv bin folder) with the freshly built wheel installed."""
@@ -39,9 +48,11 @@ def installed(tmp_path_factory):
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "runs", "__pycache__",
                                                                ".pytest_cache", ".numba_cache", "node_modules", "data_out"))
     wheels = tmp / "wheels"
-    # --no-build-isolation: the test environment's setuptools builds it (offline, seconds)
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
-                       capture_output=True, text=True, env=clean_env(), timeout=600)
+    # --no-build-isolation: the test environment's setuptools builds it (offline, seconds) when it is
+    # recent enough for pyproject.toml (scripts/test.sh installs one); else pip fetches one as users' pip does
+    isolation = [] if _setuptools_version() >= (77,) else ["--use-pep517"]
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *(isolation or ["--no-build-isolation"]), "-q",
+                        "-w", str(wheels), str(src)], capture_output=True, text=True, env=clean_env(), timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     (wheel,) = wheels.glob("transflower_live-*.whl")
     venv = tmp / "venv"
