@@ -160,3 +160,47 @@ def test_real_demo_run_through_the_entry_point_prints_no_traceback(tiny_onnx, tm
     """, tmp_path)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr and "fps  step p50" in r.stderr and '"frames"' in r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.needs_audio
+def test_real_device_loss_keeps_the_terminal_clean(tiny_onnx, tmp_path):
+    """PulseAudio killed and restarted under `transflower live --device pulse`: PortAudio/ALSA print their
+    error lines from C; the terminal shows only our one-line messages, the log file holds theirs."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import numpy as np
+    from virtual_mic import VirtualMic, available
+
+    ok, why = available()
+    if not ok:
+        pytest.skip(why)
+    vm = VirtualMic().start()
+    try:
+        if getattr(vm, "reused_server", False):
+            pytest.skip("a PulseAudio server this test did not start is running; it will not kill it")
+        tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(48000 * 30) / 48000)).astype(np.float32)
+        vm.play(tone, 48000)
+        env = dict(os.environ, PYTHONPATH=str(REPO), TRANSFLOWER_LOG_DIR=str(tmp_path / "logs"))
+        p = subprocess.Popen([sys.executable, "-m", "transflower.cli", "live", "--model", str(tiny_onnx), "--device", "pulse",
+                              "--duration", "16", "--status-interval", "0", "--osc", "127.0.0.1:9"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        try:
+            import time
+
+            time.sleep(5)
+            vm._stop_server()  # the device goes away ...
+            time.sleep(3)
+            vm.start()         # ... and comes back
+            vm.play(tone, 48000)
+            out, err = p.communicate(timeout=90)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    finally:
+        vm.stop()
+    assert p.returncode == 0, err
+    assert "pa_linux_alsa" not in err and "ALSA lib" not in err and "Traceback" not in err
+    assert "lost" in err and "back after" in err  # our own lines stay visible
+    logs = list((tmp_path / "logs").glob("live-*.log"))
+    assert len(logs) == 1 and ("pa_linux_alsa" in logs[0].read_text() or "ALSA lib" in logs[0].read_text())
+    assert str(logs[0]) in err  # the one note says where they went
