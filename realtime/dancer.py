@@ -32,10 +32,11 @@ __all__ = ["Dancer", "Pose"]
 
 class Dancer:
     """One dancer. `model`: an exported .onnx (None: the shipped default model); `temperature`: 0 calm
-    .. 1 as trained; `seed`: a reproducible dance; `stage_radius`: keep within this many cm of the
-    origin; `floor`: lift the body when a sampled pose puts a foot below the floor."""
+    .. 1 as trained; `seed`: a reproducible dance; `style`: for a style-conditioned model, one of
+    `dancer.styles` or weights over them (default "auto": the music decides); `stage_radius`: keep within
+    this many cm of the origin; `floor`: lift the body when a sampled pose puts a foot below the floor."""
 
-    def __init__(self, model=None, temperature: float = 1.0, seed: int | None = None, *, threads: int = 2,
+    def __init__(self, model=None, temperature: float = 1.0, seed: int | None = None, *, style=None, threads: int = 2,
                  provider: str = "auto", stage_radius: float = 150.0, floor: bool = True):
         from realtime.engine import DanceEngine, OnnxDanceModel
         from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
@@ -64,6 +65,8 @@ class Dancer:
         self._fifo = np.zeros(0, np.float32)  # feature-rate samples not yet a whole hop
         self.rows = 0                         # audio frames (hops) completed = model steps taken
         self.sender = None
+        if style is not None:
+            self.set_style(style)
 
     # -- facts a host needs ------------------------------------------------------------------------
     @property
@@ -127,6 +130,17 @@ class Dancer:
         if self.sender is not None:
             self.sender.send(pose)
         return pose
+
+    @property
+    def styles(self) -> list[str]:
+        """The styles a style-conditioned model knows ([] for a model without a style input)."""
+        return list(self.model.meta.get("styles") or [])
+
+    def set_style(self, style) -> None:
+        """A name from `styles`, or non-negative weights over them (blended); takes effect from the next frame."""
+        if not self.styles:
+            raise UserError(f"{self.model.path.name}: this model has no style input")
+        self.engine.set_style(style)
 
     def reset(self) -> None:
         """Start over (a new song): the warm-started model state, the dancer back at the origin."""

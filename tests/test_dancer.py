@@ -1,12 +1,17 @@
 """realtime.dancer.Dancer, through its public API only: audio blocks in, poses out, optional VMC stream."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from realtime.dancer import Dancer
 from realtime.demo_track import synthesize_demo_track
 from transflower.errors import UserError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +120,29 @@ def test_shipped_model_dances():
     assert 39 <= len(poses) <= 40
     heights = np.array([p.root_position[1] for p in poses])
     assert np.all(np.isfinite(heights)) and heights.min() > 0  # standing, not sunk through the floor
+
+
+@pytest.fixture(scope="module")
+def style_model(tmp_path_factory):
+    from tiny_model import make_tiny_onnx
+
+    return make_tiny_onnx(tmp_path_factory.mktemp("dancer_styles"), context=16, lookahead=1, styles=3)
+
+
+def test_styles_of_a_style_conditioned_model(style_model, song):
+    d = Dancer(style_model, seed=1, style="style1")
+    assert d.styles == ["auto", "style1", "style2"]
+    assert 19 <= len(push_in_blocks(d, song[:48000], 48000, 4800)) <= 20
+    d.set_style([0.0, 1.0, 1.0])  # a blend
+    d.set_style("auto")
+    with pytest.raises(UserError, match="salsa"):
+        d.set_style("salsa")
+    with pytest.raises(UserError, match="weights"):
+        d.set_style([1.0, -1.0, 0.0])
+
+
+def test_style_on_a_model_without_styles_is_a_user_error(tiny_onnx):
+    d = Dancer(tiny_onnx)
+    assert d.styles == []
+    with pytest.raises(UserError, match="no style input"):
+        d.set_style("auto")
