@@ -83,6 +83,7 @@ def test_unexpected_error_is_one_line_and_the_log_has_the_traceback(tmp_path):
     assert log.parent == tmp_path / "logs"
     text = log.read_text()
     assert "Traceback (most recent call last)" in text and "in broken" in text and "a bug deep inside" in text
+    assert text.splitlines()[0].endswith("transflower features nowhere")  # the command line that failed
 
 
 def test_user_error_stays_one_line_without_a_log(tmp_path):

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # noqa: BLE001  a bug or an environment we did not foresee: one line, traceback in a file
-        path = runlog.write_traceback(args.command, e, native.path if native else None)
+        path = runlog.write_traceback(args.command, e, native.path if native else None, argv)
         where = f"traceback in {path}" if path else "no log file could be written; rerun with -v"
         first = (str(e).strip().splitlines() or [""])[0][:200]
         print(f"error: unexpected {type(e).__name__}{': ' + first if first else ''} ({where})", file=sys.stderr)

@@ -36,10 +36,10 @@ def new_log_path(command: str) -> Path:
     return d / f"{command or 'transflower'}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
 
 
-def write_traceback(command: str, exc: BaseException, path: Path | None = None) -> Path | None:
-    """Append the traceback of `exc` (with the command line) to `path` (default: a new log file);
+def write_traceback(command: str, exc: BaseException, path: Path | None = None, argv: list[str] | None = None) -> Path | None:
+    """Append the traceback of `exc` (with the command line `argv`) to `path` (default: a new log file);
     returns the file, or None when no log file could be written."""
-    text = (f"{time.strftime('%Y-%m-%d %H:%M:%S')} transflower {' '.join(sys.argv[1:])}\n"
+    text = (f"{time.strftime('%Y-%m-%d %H:%M:%S')} transflower {' '.join(sys.argv[1:] if argv is None else argv)}\n"
             f"python {sys.version.split()[0]} on {sys.platform}\n"
             + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
     for candidate in ([path] if path is not None else []) + [None]:
