@@ -81,6 +81,10 @@ def test_bench_quality_json_and_ground_truth_fid_zero(tmp_path):
     assert gt["fpd"] == pytest.approx(0.0, abs=1e-3) and gt["fmd"] == pytest.approx(0.0, abs=1e-3)
     assert rows["shuffled-music"]["fid_k"] == pytest.approx(0.0, abs=1e-3)  # same motions, other music
     assert rows["tiny"]["dances"] == 2 * 2 and rows["tiny"]["div_k_within"] > 0 and rows["tiny"]["fid_k"] > 0
+    # kinetic columns and their ratios to the ground truth (issue 11)
+    assert gt["speed_ratio"] == pytest.approx(1.0) and gt["jerk_ratio"] == pytest.approx(1.0)
+    assert rows["tiny"]["speed"] > 0 and rows["tiny"]["jerk_ratio"] == pytest.approx(rows["tiny"]["jerk"] / gt["jerk"])
+    assert 0.0 <= rows["tiny"]["spike"] <= 100.0 and "speed_ratio_in_0.85_1.15" in res["targets"]
     assert 0.0 <= gt["beat_align"] <= 1.0
     assert (tmp_path / "strip.png").stat().st_size > 1000
 

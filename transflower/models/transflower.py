@@ -69,6 +69,8 @@ class TransflowerConfig:
     def __post_init__(self):
         from transflower.errors import UserError
 
+        if self.styles == "auto":  # `transflower train` resolves it against the data; a model built without data has none
+            self.styles = 0
         positive = ["motion_dim", "audio_dim", "d_model", "n_heads", "motion_layers", "audio_layers", "cross_layers",
                     "ff_mult", "flow_steps", "flow_hidden"]
         for name in positive:
@@ -376,8 +378,8 @@ class KVCacheRunner:
         self.model, self.cfg = model, model.cfg
         self.cache_k, self.cache_v, self.cache_bias = model.empty_cache(batch)
         self.frame = 0
-        self.style = None
-        if self.cfg.styles:
+        self.style = None  # (B, S) weights for a style-conditioned model; other models take none
+        if getattr(self.cfg, "styles", 0):
             self.style = (auto_style(batch, None, self.cfg.styles) if style is None
                           else torch.as_tensor(style, dtype=torch.float32).reshape(1, -1).expand(batch, -1))
 
@@ -385,8 +387,9 @@ class KVCacheRunner:
     def step(self, motion_frame, audio_frame, noise):
         cfg = self.cfg
         cos, sin = rope_angles(torch.tensor([self.frame]), cfg.head_dim, cfg.rope_base)
+        extra = () if self.style is None else (self.style,)
         pose, k, v = self.model.step(motion_frame, audio_frame, cos[0], sin[0], self.cache_k, self.cache_v, self.cache_bias,
-                                     noise, self.style)
+                                     noise, *extra)
         slot = self.frame % (cfg.context - 1)
         self.cache_k[:, :, slot] = k
         self.cache_v[:, :, slot] = v
