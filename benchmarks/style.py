@@ -6,6 +6,10 @@
    split's real dances (mirrored copies included: a mirrored waltz is a waltz), scored on the test split's.
 2. The model dances every test song once per requested style (and `--samples` times); the share of
    generated windows the classifier assigns to the requested style is reported per style.
+3. A switch: on every test song the dancer starts in one style and, at `--switch-seconds`, blends to the
+   next style linearly over `--blend-seconds` (what `engine.set_style(name, blend_s)` does live). Each
+   frame's fastest joint around the switch (1 s before to 2 s after) is compared with the real test
+   dances' 99.9th percentile of that speed: a pop would exceed it.
 The classifier's held-out accuracy says how far its verdict on generated dances can be trusted.
 """
 from __future__ import annotations
@@ -84,7 +88,7 @@ def _real_windows(data_dir: Path, ids, clip_styles, styles, scaler, skeleton, na
 
 
 def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seconds: float = 2.0, temperature: float = 1.0,
-              segment_seconds: float = 5.0, progress=print) -> dict:
+              segment_seconds: float = 5.0, switch_seconds: float = 10.0, blend_seconds: float = 1.0, progress=print) -> dict:
     import torch
 
     from benchmarks import metrics as M
@@ -137,13 +141,51 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
                 votes += list(clf.predict(window_features(pos, names, fps, seg)) == k)
         recognised[style] = {"share": float(np.mean(votes)), "windows": len(votes)}
         progress(f"asked for {style}: recognised in {recognised[style]['share']:.0%} of {len(votes)} windows")
+    switch = style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
+                          blend_seconds)
+    progress(f"switch: max joint speed around the switch {switch['max_speed_at_switch']:.2f} m/s "
+             f"(real 99.9th percentile {switch['real_p999']:.2f} m/s)")
     return {"benchmark": "style", "data": str(data_dir), "model": str(ckpt), "styles": styles, "fps": fps,
             "segment_seconds": segment_seconds, "seconds": seconds, "samples": samples, "temperature": temperature,
             "songs": [s["id"] for s in songs],
             "classifier": {"train_windows": int(len(Xtr)), "test_windows": int(len(Xte)),
                            "held_out_accuracy": float((pred == yte).mean()), "held_out_per_style": held_out},
-            "recognised": recognised,
-            "targets": {f"{s}_recognised_80pct": {"share": r["share"], "ok": r["share"] >= 0.8} for s, r in recognised.items()}}
+            "recognised": recognised, "switch": switch,
+            "targets": {**{f"{s}_recognised_80pct": {"share": r["share"], "ok": r["share"] >= 0.8} for s, r in recognised.items()},
+                        "switch_without_pop": {"max_speed": switch["max_speed_at_switch"], "real_p999": switch["real_p999"],
+                                               "ok": switch["max_speed_at_switch"] <= switch["real_p999"]}}}
+
+
+def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
+                 blend_seconds) -> dict:
+    import torch
+
+    from benchmarks import metrics as M
+
+    real = np.concatenate([M.kinematics(M.positions_from_features(scaler.inverse(s["motion"][seed_frames: seed_frames + s["n"]]),
+                                                                  skeleton), names, fps)["frame_max_speed"] for s in songs])
+    p999 = float(np.percentile(real, 99.9))
+    k0 = int(round(switch_seconds * fps))
+    nb = max(1, int(round(blend_seconds * fps)))
+    worst, per_song = 0.0, []
+    for i, s in enumerate(songs):
+        n = min(s["n"], k0 + 3 * int(fps))
+        if n <= k0 + 2 * int(fps):
+            continue
+        a, b = 1 + i % (len(styles_all) - 1), 1 + (i + 1) % (len(styles_all) - 1)  # a style and the next one
+        w = torch.zeros(n, len(styles_all))
+        ramp = torch.clamp((torch.arange(n) - k0 + 1) / nb, 0.0, 1.0)
+        w[:, a], w[:, b] = 1.0 - ramp, ramp
+        seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
+        audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + n]))
+        with torch.no_grad():
+            x = model.generate(seed, audio, n, temperature, torch.Generator().manual_seed(7 + i), style=w)
+        v = M.kinematics(M.positions_from_features(scaler.inverse(x.numpy()), skeleton), names, fps)["frame_max_speed"]
+        around = v[max(0, k0 - int(fps)): k0 + 2 * int(fps)]
+        per_song.append({"song": s["id"], "from": styles_all[a], "to": styles_all[b], "max_speed": float(around.max())})
+        worst = max(worst, float(around.max()))
+    return {"switch_seconds": switch_seconds, "blend_seconds": blend_seconds, "real_p999": p999,
+            "max_speed_at_switch": worst, "songs": per_song}
 
 
 def format_table(res: dict) -> str:
@@ -155,6 +197,9 @@ def format_table(res: dict) -> str:
         acc = c["held_out_per_style"].get(s)
         lines.append(f"| {s} | {'-' if acc is None else f'{acc:.2f}'} | {res['recognised'][s]['share']:.0%} "
                      f"of {res['recognised'][s]['windows']} |")
+    sw = res["switch"]
+    lines.append(f"switch ({sw['blend_seconds']:g} s blend at {sw['switch_seconds']:g} s, {len(sw['songs'])} songs): fastest joint "
+                 f"within 1 s before / 2 s after {sw['max_speed_at_switch']:.2f} m/s; real 99.9th percentile {sw['real_p999']:.2f} m/s")
     for k, t in res["targets"].items():
         lines.append(f"target {k}: {'PASS' if t['ok'] else 'FAIL'}")
     return "\n".join(lines)
@@ -167,12 +212,14 @@ def configure_parser(p) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="seconds per dance (default 30)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
     p.add_argument("--segment-seconds", type=float, default=5.0, help="classified window length (default 5)")
+    p.add_argument("--switch-seconds", type=float, default=10.0, help="when the switch test changes style (default 10 s)")
+    p.add_argument("--blend-seconds", type=float, default=1.0, help="how long the switch blends (default 1 s, as live)")
     p.add_argument("--json", help="write the results here")
 
 
 def run(args) -> int:
     res = run_style(args.data, args.model, args.samples, args.seconds, temperature=args.temperature,
-                    segment_seconds=args.segment_seconds)
+                    segment_seconds=args.segment_seconds, switch_seconds=args.switch_seconds, blend_seconds=args.blend_seconds)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -94,3 +94,29 @@ def test_bench_quality_errors(tmp_path, capsys):
     assert "NAME=CHECKPOINT" in capsys.readouterr().err
     assert main(["bench", "quality", "--data", str(tmp_path)]) == 2
     assert "features.json" in capsys.readouterr().err
+
+
+def test_bench_style_and_decompose_run_end_to_end(tmp_path):
+    """bench style: a classifier of the (synthetic) real dances, per-style recognition of generated ones, a
+    switch measured against the real 99.9th percentile; bench decompose: its rows on the same model."""
+    ckpt, feats, _ = make_tiny_checkpoint(tmp_path, context=12, lookahead=1, residual=True, styles=3)
+    data = make_data(tmp_path, feats, ids=("a_1", "a_2", "b_1", "b_2"), seconds=8.0)
+    meta = json.loads((data / "features.json").read_text())
+    meta["clip_styles"] = {"a_1": "style1", "a_2": "style1", "b_1": "style2", "b_2": "style2"}
+    (data / "features.json").write_text(json.dumps(meta))
+    (data / "base_filenames_train.txt").write_text("a_1\nb_1\n")
+    (data / "base_filenames_test.txt").write_text("a_2\nb_2\n")
+    out = tmp_path / "style.json"
+    rc = main(["bench", "style", "--data", str(data), "--model", str(ckpt), "--samples", "1", "--seconds", "6",
+               "--segment-seconds", "1", "--switch-seconds", "2", "--blend-seconds", "0.5", "--json", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert set(res["recognised"]) == {"style1", "style2"} and 0.0 <= res["classifier"]["held_out_accuracy"] <= 1.0
+    assert all(r["windows"] > 0 for r in res["recognised"].values())
+    assert res["switch"]["songs"] and res["switch"]["real_p999"] > 0 and "switch_without_pop" in res["targets"]
+    out = tmp_path / "dec.json"
+    assert main(["bench", "decompose", "--data", str(data), "--model", str(ckpt), "--seconds", "4", "--samples", "1",
+                 "--json", str(out)]) == 0
+    rows = {r["name"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["real: features"]["world_speed_ratio"] == pytest.approx(1.0)
+    assert rows["rollout"]["world_speed"] > 0 and rows["one-step: model displacement"]["body_speed"] > 0

@@ -336,20 +336,24 @@ class TransflowerLive(nn.Module):
         seed_motion (S >= 1, D_m): poses of frames -S..-1; audio (N, D_a): frames 0..N-1 -> (num_frames, D_m).
         Token j carries pose x_j and audio a_{j+1+lookahead} (index clamped to [0, N-1]: edge rows repeat)
         and its flow samples x_{j+1} with noise ~ N(0, temperature^2), drawn from `generator` once per frame.
-        style: (S,) weights for the whole dance (None: "auto")."""
+        style: (S,) weights for the whole dance, or (num_frames, S) per generated frame (a live switch's
+        blend); None: "auto"."""
         S, N, L, D = seed_motion.shape[0], audio.shape[0], self.cfg.lookahead, self.cfg.motion_dim
         if S < 1:
             raise ValueError("generate needs at least one seed frame")
         was_training = self.training
         self.eval()
         try:
-            runner = KVCacheRunner(self, style=style)
+            per_frame = style is not None and torch.as_tensor(style).ndim == 2
+            runner = KVCacheRunner(self, style=torch.as_tensor(style)[0] if per_frame else style)
             seed_motion, audio, zeros = seed_motion.float(), audio.float(), torch.zeros(1, D)
             for j in range(-S, -1):  # warm the cache on the seed (samples of known poses discarded)
                 runner.step(seed_motion[j + S][None], audio[min(max(j + 1 + L, 0), N - 1)][None], zeros)
             prev, out = seed_motion[-1][None], []
             for i in range(num_frames):
                 a = audio[min(max(i + L, 0), N - 1)][None]
+                if per_frame:
+                    runner.style = torch.as_tensor(style[i], dtype=torch.float32).reshape(1, -1)
 
                 def sample(noise, prev=prev, a=a):  # a redraw reruns this frame into the same cache slot
                     runner.frame = frame
