@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# crash logs of `live` runs the tests start go to a throwaway folder, not the user's log folder
+os.environ.setdefault("TRANSFLOWER_LOG_DIR", os.path.join(tempfile.gettempdir(), "transflower-test-logs"))
 
 
 def shared_data_dir() -> Path:
