@@ -62,6 +62,8 @@ class TransflowerConfig:
     residual: bool = False  # the flow samples x_t - x_{t-1} (the shipped model: True)
     velocity_dims: int = 3  # leading features that are velocities, never residual (MotionFeatures: dx, dz, dyaw)
     pose_noise: float = 0.0  # std (standardised units) of noise on the encoder's input poses, training only
+    noisy_base: bool = False  # the residual's base is the noised previous pose too: the flow learns to correct drift
+    flow_skip: bool = False  # the flow's coupling nets also see the previous pose directly (not only through h)
     pose_dropout: float = 0.0  # probability of zeroing a whole input pose, training only
     styles: int = 0  # number of style weights including "auto" (0: no style input)
     style_dropout: float = 0.3  # probability of training a window as "auto"
@@ -258,7 +260,8 @@ class TransflowerLive(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = CausalBackbone(cfg)
-        self.flow = ConditionalFlow(cfg.motion_dim, cfg.d_model, cfg.flow_steps, cfg.flow_hidden)
+        cond_dim = cfg.d_model + (cfg.motion_dim if cfg.flow_skip else 0)
+        self.flow = ConditionalFlow(cfg.motion_dim, cond_dim, cfg.flow_steps, cfg.flow_hidden)
         base = torch.zeros(cfg.motion_dim)  # 1 where the flow samples a change from the previous pose
         if cfg.residual:
             base[cfg.velocity_dims:] = 1.0
@@ -303,15 +306,21 @@ class TransflowerLive(nn.Module):
         loss. With `residual` the flow scores x_t - x_{t-1}; the shift has unit Jacobian, so the number is
         the same pose likelihood either way."""
         B, T, D = target.shape
-        h = self.backbone(self.encoder_input(motion_in), audio_in, style)
-        x = target - self.residual_mask * motion_in
-        logp = self.flow.log_prob(x.reshape(B * T, D), h.reshape(B * T, -1))
+        seen = self.encoder_input(motion_in)
+        h = self.backbone(seen, audio_in, style)
+        base = seen if self.cfg.noisy_base else motion_in
+        x = target - self.residual_mask * base
+        logp = self.flow.log_prob(x.reshape(B * T, D), self.flow_condition(h, seen).reshape(B * T, -1))
         return -logp.mean() / D
+
+    def flow_condition(self, h, motion_in):
+        """What the flow is conditioned on: the backbone's output, plus the previous pose with flow_skip."""
+        return torch.cat([h, motion_in], dim=-1) if self.cfg.flow_skip else h
 
     def sample(self, motion_in, audio_in, temperature: float = 1.0, noise=None, style=None):
         """Sample every frame's pose given teacher-forced inputs (B, T, D_m); for tests and eval."""
         B, T, _ = motion_in.shape
-        h = self.backbone(motion_in, audio_in, style).reshape(B * T, -1)
+        h = self.flow_condition(self.backbone(motion_in, audio_in, style), motion_in).reshape(B * T, -1)
         if noise is not None:
             noise = noise.reshape(B * T, -1)
         return self.residual_mask * motion_in + self.flow.sample(h, temperature, noise).reshape(B, T, -1)
@@ -321,7 +330,7 @@ class TransflowerLive(nn.Module):
         if self.cfg.styles and style is None:
             style = auto_style(motion_frame.shape[0], None, self.cfg.styles, motion_frame.device)
         h, new_k, new_v = self.backbone.step(motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias, style)
-        pose = self.residual_mask * motion_frame + self.flow.inverse(noise, h)
+        pose = self.residual_mask * motion_frame + self.flow.inverse(noise, self.flow_condition(h, motion_frame))
         return pose, new_k, new_v
 
     def empty_cache(self, batch: int = 1):
