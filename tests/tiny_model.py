@@ -58,3 +58,62 @@ def make_tiny_onnx(tmp_path: Path, **kw) -> Path:
     out = Path(tmp_path) / "tiny.onnx"
     export_onnx(ckpt, out, features_json=feats, check=False)
     return out
+
+
+def make_tiny_batched_onnx(tmp_path: Path, styles: list[str] | None = None, **kw) -> Path:
+    """The tiny model exported with a dynamic batch axis (what a crowd needs), optionally with a `style`
+    input: float32 (B, S) weights that shift the audio features through a fixed random matrix, so the
+    dance depends on them. Test-only: `transflower export` itself writes a batch of 1 and no style."""
+    import onnx
+    import torch
+
+    from export.onnx_export import INPUT_NAMES, OUTPUT_NAMES, build_step_module, example_inputs, load_checkpoint
+    from transflower.features import StandardScaler
+
+    tmp_path = Path(tmp_path)
+    ckpt, feats_path, _ = make_tiny_checkpoint(tmp_path, **kw)
+    static = tmp_path / "tiny_static.onnx"
+    from export.onnx_export import export_onnx
+
+    export_onnx(ckpt, static, features_json=feats_path, check=False)
+    model, _ = load_checkpoint(ckpt)
+    feats = json.loads(Path(feats_path).read_text())
+    step = build_step_module(model, StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"]))
+    ex = [t.repeat(*([1] * t.dim())) for t in example_inputs(model.cfg)]
+    # batch 2 in the example (a size-1 example would fix the axis to 1)
+    for name, axis in (("motion", 0), ("audio", 0), ("cache_k", 1), ("cache_v", 1), ("cache_bias", 0), ("noise", 0)):
+        i = INPUT_NAMES.index(name)
+        ex[i] = torch.cat([ex[i], ex[i]], dim=axis)
+    names, module = list(INPUT_NAMES), step
+    if styles:
+        g = torch.Generator().manual_seed(3)
+        shift = torch.randn(len(styles), model.cfg.audio_dim, generator=g) * 30.0
+        shift[0] = 0.0  # "auto" changes nothing
+
+        class Styled(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.step = step
+                self.register_buffer("shift", shift)
+
+            def forward(self, motion, audio, rope_cos, rope_sin, cache_k, cache_v, cache_bias, noise, style):
+                return self.step(motion, audio + style @ self.shift, rope_cos, rope_sin, cache_k, cache_v, cache_bias, noise)
+
+        module, names = Styled().eval(), names + ["style"]
+        ex.append(torch.full((2, len(styles)), 1.0 / len(styles)))
+    axes = {"motion": {0: "batch"}, "audio": {0: "batch"}, "cache_k": {1: "batch"}, "cache_v": {1: "batch"},
+            "cache_bias": {0: "batch"}, "noise": {0: "batch"}, "style": {0: "batch"},
+            "pose": {0: "batch"}, "new_k": {1: "batch"}, "new_v": {1: "batch"}}
+    out = tmp_path / ("tiny_styled.onnx" if styles else "tiny_batched.onnx")
+    with torch.no_grad():
+        torch.onnx.export(module, tuple(ex), str(out), input_names=names, output_names=OUTPUT_NAMES, opset_version=17,
+                          dynamo=False, dynamic_axes={k: v for k, v in axes.items() if k in names + OUTPUT_NAMES})
+    proto = onnx.load(str(out))
+    meta = json.loads(onnx.load(str(static)).metadata_props[0].value)
+    if styles:
+        meta["styles"] = list(styles)
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "transflower", json.dumps(meta)
+    onnx.save(proto, str(out))
+    return out
