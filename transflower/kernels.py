@@ -101,6 +101,24 @@ def fir_polyphase(bank, buf, n_old, n_out, n_end, up, down, drop, out):
     return w
 
 
+@_jit
+def add_saws(out, samplerate, freqs, phases):
+    """out[n] += sum_k saw(freqs[k] * n / samplerate + phases[k]), saw(x) = 2 (x mod 1) - 1 (demo track pads)."""
+    for n in range(out.shape[0]):
+        t = n / samplerate
+        for k in range(freqs.shape[0]):
+            out[n] += 2.0 * ((freqs[k] * t + phases[k]) % 1.0) - 1.0
+
+
+@_jit
+def one_pole_lowpass(x, a):
+    """y[n] = (1 - a) x[n] + a y[n-1], in place (scipy.signal.lfilter([1 - a], [1, -a], x))."""
+    y = 0.0
+    for n in range(x.shape[0]):
+        y = (1.0 - a) * x[n] + a * y
+        x[n] = y
+
+
 def warm_up() -> None:
     """Load (or, the first time on a machine, compile) every kernel with the live path's argument types."""
     J = 3
