@@ -48,10 +48,9 @@ BATCH_AXIS = {"motion": 0, "audio": 0, "cache_k": 1, "cache_v": 1, "cache_bias":
 
 def silence_audio_row(audio_config: dict) -> np.ndarray:
     """The audio feature row of digital silence (mel at the floor, no onset, no tempo)."""
-    from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
+    from transflower.generate import silence_row
 
-    ex = AudioFeatureExtractor(AudioFeatureConfig.from_dict(audio_config))
-    return ex.push_hop(np.zeros(ex.hop, np.float32)).copy()
+    return silence_row(audio_config)
 
 
 def default_model_path() -> Path:
