@@ -20,7 +20,7 @@ class FloorClamp:
     def __init__(self, skeleton: Skeleton, floor_y: float = 0.0):
         from transflower import kernels
 
-        self._kernel = kernels.lowest_foot
+        self._kernel, self._lift = kernels.lowest_foot, kernels.lift_feet
         self.floor_y = float(floor_y)
         names = list(skeleton.names)
         feet = [names.index(n) for n in FOOT_JOINTS if n in names]
@@ -53,9 +53,16 @@ class FloorClamp:
 
     def apply(self, root_positions: np.ndarray, local_rotations: np.ndarray) -> None:
         """Lift root_positions[..., 1] in place wherever a foot is below the floor."""
-        low = self.lowest_foot(root_positions, local_rotations)
-        # in place and without temporaries: depth = floor - low, lifted where positive
-        np.subtract(self.floor_y, low, out=low)
-        np.maximum(low, 0.0, out=low)
-        self.lifts += int(np.count_nonzero(low))
-        root_positions[..., 1] += low
+        root, rots = root_positions, local_rotations
+        live = (isinstance(root, np.ndarray) and root.ndim == 2 and root.dtype == np.float64 and root.flags.c_contiguous
+                and rots.dtype == np.float64 and rots.flags.c_contiguous and rots.ndim == 3)
+        if not live:  # whole clips, other shapes or dtypes: through a float64 copy
+            low = self.lowest_foot(root, rots)
+            lift = np.maximum(self.floor_y - low, 0.0)
+            self.lifts += int(np.count_nonzero(lift))
+            root[..., 1] += lift
+            return
+        if self._low.shape[0] != root.shape[0]:
+            self._low = np.zeros(root.shape[0])
+        self.lifts += self._lift(root, rots, self.chain, self.parents, self.offsets, self.feet, self._grot, self._gpos,
+                                 self._low, self.floor_y)

@@ -47,6 +47,19 @@ def lowest_foot(root, rots, chain, parents, offsets, feet, grot, gpos, out):
 
 
 @_jit
+def lift_feet(root, rots, chain, parents, offsets, feet, grot, gpos, low, floor_y):
+    """Lift root[n, 1] wherever frame n's lowest foot is below floor_y (lowest_foot, then in place);
+    returns how many frames were lifted."""
+    lowest_foot(root, rots, chain, parents, offsets, feet, grot, gpos, low)
+    lifted = 0
+    for n in range(root.shape[0]):
+        if low[n] < floor_y:
+            root[n, 1] += floor_y - low[n]
+            lifted += 1
+    return lifted
+
+
+@_jit
 def integrate(features, position, yaw, rotating, radius, root_out, rots_out):
     """One MotionIntegrator step for each of B dancers (see transflower.motion_features).
     features (B, D) -> root_out (B, 3), rots_out (B, J, 4); position (B, 3) / yaw (B,) are the state.
@@ -125,8 +138,8 @@ def warm_up() -> None:
     parents = np.array([-1, 0, 1], np.int64)
     rots = np.zeros((1, J, 4))
     rots[..., 3] = 1.0
-    lowest_foot(np.zeros((1, 3)), rots, np.arange(J, dtype=np.int64), parents, np.ones((J, 3)),
-                np.array([2], np.int64), np.zeros((J, 4)), np.zeros((J, 3)), np.zeros(1))
+    lift_feet(np.zeros((1, 3)), rots, np.arange(J, dtype=np.int64), parents, np.ones((J, 3)),
+              np.array([2], np.int64), np.zeros((J, 4)), np.zeros((J, 3)), np.zeros(1), 0.0)
     integrate(np.zeros((1, 7), np.float32), np.zeros((1, 3)), np.zeros(1), np.array([0], np.int64), 150.0,
               np.zeros((1, 3)), rots)
     slerp_into(np.zeros((J, 4)), rots[0], rots[0], 0.5)
