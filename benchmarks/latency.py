@@ -410,38 +410,6 @@ PAPER_FULL = dict(d_model=800, n_heads=10, motion_layers=2, audio_layers=2, cros
                   motion_window=120, audio_window=140, flow_steps=16, flow_hidden=512, dropout=0.0)
 
 
-def export_dynamic_batch(src: dict, context: int, tmp: Path) -> Path:
-    """The live step exported with a dynamic batch axis (what `transflower export` should write for crowds;
-    until it does, this re-exports the same step module with the legacy exporter and copies the metadata)."""
-    import onnx
-    import torch
-
-    from export.onnx_export import INPUT_NAMES, OUTPUT_NAMES, build_step_module, example_inputs
-    from transflower.features import StandardScaler
-
-    static = export_for_context(src, context, tmp)
-    model = build_live_model(src, context)
-    f = src["features"]
-    step = build_step_module(model, StandardScaler.from_dict(f["motion_scaler"]), StandardScaler.from_dict(f["audio_scaler"]))
-    ex = list(example_inputs(model.cfg))
-    axes = {"motion": 0, "audio": 0, "cache_k": 1, "cache_v": 1, "cache_bias": 0, "noise": 0}
-    for name, axis in axes.items():  # batch 2 in the example: a size-1 example would fix the axis
-        i = INPUT_NAMES.index(name)
-        ex[i] = torch.cat([ex[i], ex[i]], dim=axis)
-    dyn = {k: {a: "batch"} for k, a in {**axes, "pose": 0, "new_k": 1, "new_v": 1}.items()}
-    out = tmp / f"ctx{context}_batched.onnx"
-    with torch.no_grad():
-        torch.onnx.export(step, tuple(ex), str(out), input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
-                          opset_version=17, dynamo=False, dynamic_axes=dyn)
-    proto = onnx.load(str(out))
-    del proto.metadata_props[:]
-    for p in onnx.load(str(static)).metadata_props:
-        e = proto.metadata_props.add()
-        e.key, e.value = p.key, p.value
-    onnx.save(proto, str(out))
-    return out
-
-
 class OnnxCrowd(OnnxKV):
     """N dancers through one batched DanceEngine step (the live crowd)."""
 
@@ -498,7 +466,7 @@ def variant_rows(onnx_path: Path, tmp: Path, steps: int, warmup: int, block: int
 
 def crowd_rows(src: dict, context: int, dancers: list[int], tmp: Path, steps: int, warmup: int, block: int, threads: int,
                progress=print) -> list[dict]:
-    path = export_dynamic_batch(src, context, tmp)
+    path = export_for_context(src, context, tmp)  # `transflower export` declares a dynamic batch axis
     rows = []
     for n in dancers:  # one size at a time: a 64-dancer step is not worth interleaving with a 1-dancer one
         a = OnnxCrowd(path, n, threads=threads)

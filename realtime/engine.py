@@ -143,10 +143,10 @@ class OnnxDanceModel:
                 styles = json.loads(raw) if raw else None
             except ValueError:
                 raise UserError(f"{self.path}: metadata key 'styles' is not a JSON list of names") from None
-        if styles is None:
+        if not styles:  # absent, or [] (no style input)
             return []
-        if not isinstance(styles, list) or not all(isinstance(n, str) for n in styles) or not styles:
-            raise UserError(f"{self.path}: metadata 'styles' must be a non-empty list of names, got {styles!r}")
+        if not isinstance(styles, list) or not all(isinstance(n, str) for n in styles):
+            raise UserError(f"{self.path}: metadata 'styles' must be a list of names, got {styles!r}")
         return list(styles)
 
     def _check_signature(self) -> None:

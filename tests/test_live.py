@@ -260,7 +260,7 @@ def test_crowd_streams_each_dancer_to_its_own_port_with_frame_hooks(tmp_path):
     from realtime.live import LiveSession
     from tiny_model import make_tiny_batched_onnx
 
-    model = make_tiny_batched_onnx(tmp_path, styles=["auto", "waltz"], context=12)
+    model = make_tiny_batched_onnx(tmp_path, styles=2, context=12)
     rxs = [VmcReceiver(port=0) for _ in range(3)]
     # find three consecutive free ports: bind receivers there
     for r in rxs:
@@ -285,7 +285,7 @@ def test_crowd_streams_each_dancer_to_its_own_port_with_frame_hooks(tmp_path):
             hooked.append(session.engine.frame)
             if len(hooked) == 5:
                 session.engine.dancers[2].temperature = 0.0
-                session.engine.dancers[2].set_style("waltz", blend_s=0.5)
+                session.engine.dancers[2].set_style("style1", blend_s=0.5)
 
         args = live_args("--model", model, "--demo", "--duration", 2, "--dancers", 3, "--seed", 4,
                          "--osc", f"127.0.0.1:{base}", "--status-interval", 0, "--summary-json", tmp_path / "s.json")

@@ -60,10 +60,30 @@ def make_tiny_onnx(tmp_path: Path, **kw) -> Path:
     return out
 
 
-def make_tiny_batched_onnx(tmp_path: Path, styles: list[str] | None = None, **kw) -> Path:
-    """The tiny model exported with a dynamic batch axis (what a crowd needs), optionally with a `style`
-    input: float32 (B, S) weights that shift the audio features through a fixed random matrix, so the
-    dance depends on them. Test-only: `transflower export` itself writes a batch of 1 and no style."""
+def make_tiny_batched_onnx(tmp_path: Path, styles: int = 0, **kw) -> Path:
+    """The tiny model exported by `transflower export` (dynamic batch axis: what a crowd needs), optionally
+    style-conditioned (`styles` weights: "auto", "style1", ...) with a style embedding large enough that
+    the dance depends on it."""
+    import torch
+
+    from export.onnx_export import export_onnx
+
+    tmp_path = Path(tmp_path)
+    ckpt, feats, model = make_tiny_checkpoint(tmp_path, styles=styles, **kw)
+    if styles:
+        with torch.no_grad():
+            model.backbone.style_in.weight.normal_(std=3.0)
+        saved = torch.load(ckpt, weights_only=False)
+        saved["state_dict"] = {"model." + k: v for k, v in model.state_dict().items()}
+        torch.save(saved, ckpt)
+    out = tmp_path / ("tiny_styled.onnx" if styles else "tiny_batched.onnx")
+    export_onnx(ckpt, out, features_json=feats, check=False)
+    return out
+
+
+def make_tiny_fixed_batch_onnx(tmp_path: Path, **kw) -> Path:
+    """The tiny model with its batch axis fixed to 1, as exports before the crowd work wrote it (the
+    engine then runs the graph once per dancer)."""
     import onnx
     import torch
 
@@ -71,49 +91,18 @@ def make_tiny_batched_onnx(tmp_path: Path, styles: list[str] | None = None, **kw
     from transflower.features import StandardScaler
 
     tmp_path = Path(tmp_path)
-    ckpt, feats_path, _ = make_tiny_checkpoint(tmp_path, **kw)
-    static = tmp_path / "tiny_static.onnx"
-    from export.onnx_export import export_onnx
-
-    export_onnx(ckpt, static, features_json=feats_path, check=False)
-    model, _ = load_checkpoint(ckpt)
-    feats = json.loads(Path(feats_path).read_text())
+    dynamic = make_tiny_batched_onnx(tmp_path, **kw)
+    model, _ = load_checkpoint(tmp_path / "tiny.ckpt")
+    feats = json.loads((tmp_path / "features.json").read_text())
     step = build_step_module(model, StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"]))
-    ex = [t.repeat(*([1] * t.dim())) for t in example_inputs(model.cfg)]
-    # batch 2 in the example (a size-1 example would fix the axis to 1)
-    for name, axis in (("motion", 0), ("audio", 0), ("cache_k", 1), ("cache_v", 1), ("cache_bias", 0), ("noise", 0)):
-        i = INPUT_NAMES.index(name)
-        ex[i] = torch.cat([ex[i], ex[i]], dim=axis)
-    names, module = list(INPUT_NAMES), step
-    if styles:
-        g = torch.Generator().manual_seed(3)
-        shift = torch.randn(len(styles), model.cfg.audio_dim, generator=g) * 30.0
-        shift[0] = 0.0  # "auto" changes nothing
-
-        class Styled(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.step = step
-                self.register_buffer("shift", shift)
-
-            def forward(self, motion, audio, rope_cos, rope_sin, cache_k, cache_v, cache_bias, noise, style):
-                return self.step(motion, audio + style @ self.shift, rope_cos, rope_sin, cache_k, cache_v, cache_bias, noise)
-
-        module, names = Styled().eval(), names + ["style"]
-        ex.append(torch.full((2, len(styles)), 1.0 / len(styles)))
-    axes = {"motion": {0: "batch"}, "audio": {0: "batch"}, "cache_k": {1: "batch"}, "cache_v": {1: "batch"},
-            "cache_bias": {0: "batch"}, "noise": {0: "batch"}, "style": {0: "batch"},
-            "pose": {0: "batch"}, "new_k": {1: "batch"}, "new_v": {1: "batch"}}
-    out = tmp_path / ("tiny_styled.onnx" if styles else "tiny_batched.onnx")
+    out = tmp_path / "tiny_fixed.onnx"
     with torch.no_grad():
-        torch.onnx.export(module, tuple(ex), str(out), input_names=names, output_names=OUTPUT_NAMES, opset_version=17,
-                          dynamo=False, dynamic_axes={k: v for k, v in axes.items() if k in names + OUTPUT_NAMES})
+        torch.onnx.export(step, example_inputs(model.cfg, batch=1), str(out), input_names=INPUT_NAMES,
+                          output_names=OUTPUT_NAMES, opset_version=17, dynamo=False)
     proto = onnx.load(str(out))
-    meta = json.loads(onnx.load(str(static)).metadata_props[0].value)
-    if styles:
-        meta["styles"] = list(styles)
     del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "transflower", json.dumps(meta)
+    for p in onnx.load(str(dynamic)).metadata_props:
+        e = proto.metadata_props.add()
+        e.key, e.value = p.key, p.value
     onnx.save(proto, str(out))
     return out
