@@ -63,7 +63,7 @@ def model_source(checkpoint=None, overrides=None, features_json=None) -> dict:
     import torch
 
     if checkpoint:
-        from export.onnx_export import find_features_meta
+        from transflower.checkpoint import find_features_meta
 
         try:
             ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
@@ -173,18 +173,20 @@ class TorchRecompute:
 class PaperRecompute:
     """The paper-layout Transflower: `step_full_window(motion_window, audio_window, noise)` every frame."""
 
-    def __init__(self, tp_module, cls, live_cfg, context: int, name="original-recompute"):
+    def __init__(self, tp_module, cls, live_cfg, context: int, name="original-recompute", model=None):
         import dataclasses
 
         import torch
 
         self.torch, self.name = torch, name
-        cfg_cls = getattr(tp_module, "TransflowerPaperConfig", None) or next(
-            o for o in vars(tp_module).values() if dataclasses.is_dataclass(o) and isinstance(o, type))
-        known = {f.name for f in dataclasses.fields(cfg_cls)}
-        # the paper's windows: `context` past poses, audio reaching 20 frames (1 s) past them
-        want = dict(live_cfg.to_dict(), motion_window=context, audio_window=context + PAPER_FUTURE_FRAMES, dropout=0.0)
-        self.model = cls(cfg_cls(**{k: v for k, v in want.items() if k in known})).eval()
+        if model is None:
+            cfg_cls = getattr(tp_module, "TransflowerPaperConfig", None) or next(
+                o for o in vars(tp_module).values() if dataclasses.is_dataclass(o) and isinstance(o, type))
+            known = {f.name for f in dataclasses.fields(cfg_cls)}
+            # the paper's windows: `context` past poses, audio reaching 20 frames (1 s) past them
+            want = dict(live_cfg.to_dict(), motion_window=context, audio_window=context + PAPER_FUTURE_FRAMES, dropout=0.0)
+            model = cls(cfg_cls(**{k: v for k, v in want.items() if k in known}))
+        self.model = model.eval()
         c = self.model.cfg
         m_len = getattr(c, "motion_window", context)
         a_len = getattr(c, "audio_window", m_len + PAPER_FUTURE_FRAMES)
@@ -402,6 +404,153 @@ def check_targets(result: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+# Sections beyond the context sweep: a crowd, quantised variants, the paper's full-size model
+
+PAPER_FULL = dict(d_model=800, n_heads=10, motion_layers=2, audio_layers=2, cross_layers=12, ff_mult=4,
+                  motion_window=120, audio_window=140, flow_steps=16, flow_hidden=512, dropout=0.0)
+
+
+class OnnxCrowd(OnnxKV):
+    """N dancers through one batched DanceEngine step (the live crowd)."""
+
+    def __init__(self, path: Path, dancers: int, threads: int, provider: str = "cpu"):
+        from realtime.engine import DanceEngine, OnnxDanceModel
+
+        self.name, self.dancers = f"onnx-crowd-{dancers}", dancers
+        self.model = OnnxDanceModel(path, provider=provider, threads=threads)
+        m = self.model.meta
+        seed = np.repeat(np.asarray(m["seed_motion"], np.float32)[-1:], m["context"] - 1, axis=0)
+        self.engine = DanceEngine(self.model, seed=0, seed_motion=seed, explode_threshold=1e9, dancers=dancers)
+        self.rng = np.random.default_rng(1)
+        self.audio = self.rng.standard_normal((256, m["audio_dim"])).astype(np.float32)
+        self.i = 0
+
+
+def variant_rows(onnx_path: Path, tmp: Path, steps: int, warmup: int, block: int, threads: int, progress=print) -> list[dict]:
+    """fp32 / int8 / fp16 of one exported model, timed interleaved, with each variant's output error
+    against fp32 over the same teacher-forced 200-frame rollout (same noise, same audio)."""
+    from export.quantize import make_variant
+    from realtime.engine import DanceEngine, OnnxDanceModel
+
+    paths = {"fp32": Path(onnx_path)}
+    for v in ("int8", "fp16"):
+        paths[v] = tmp / f"variant_{v}.onnx"
+        make_variant(onnx_path, paths[v], v)
+    approaches = [OnnxKV(p, threads=threads, name=f"onnx-{v}") for v, p in paths.items()]
+    progress(f"variants of {Path(onnx_path).name}: timing {len(approaches)} x {steps} steps ...")
+    times = time_interleaved(approaches, steps, warmup, block)
+    # fidelity: every variant fed the fp32 engine's own poses (teacher forcing), same noise
+    rng = np.random.default_rng(0)
+    ref_engine = DanceEngine(OnnxDanceModel(paths["fp32"], provider="cpu", threads=threads), seed=0)
+    engines = {v: DanceEngine(OnnxDanceModel(p, provider="cpu", threads=threads), seed=0) for v, p in paths.items() if v != "fp32"}
+    audio = np.repeat(ref_engine.silence[None], 200, axis=0) + rng.standard_normal((200, ref_engine.audio_dim)).astype(np.float32) * 5
+    std = ref_engine.m_std
+    err = {v: [] for v in engines}
+    for i in range(200):
+        noise = rng.standard_normal(ref_engine.motion_dim).astype(np.float32)
+        prev = ref_engine.pose.copy()
+        ref = ref_engine.step(audio[i], noise=noise).copy()
+        for v, e in engines.items():
+            e.pose[:] = prev
+            err[v].append(np.abs((e.step(audio[i], noise=noise) - ref) / std).max())
+    base = summarise(times["onnx-fp32"])
+    rows = []
+    for v, a in zip(paths, approaches):
+        s = summarise(times[a.name])
+        rows.append({"name": a.name, "section": "variants", "model": str(onnx_path), "bytes": paths[v].stat().st_size, **s,
+                     "speedup_p50": base["p50_ms"] / s["p50_ms"],
+                     "max_err_std": float(np.max(err[v])) if v in err else 0.0,
+                     "mean_err_std": float(np.mean(err[v])) if v in err else 0.0})
+    return rows
+
+
+def crowd_rows(src: dict, context: int, dancers: list[int], tmp: Path, steps: int, warmup: int, block: int, threads: int,
+               progress=print) -> list[dict]:
+    path = export_for_context(src, context, tmp)  # `transflower export` declares a dynamic batch axis
+    rows = []
+    for n in dancers:  # one size at a time: a 64-dancer step is not worth interleaving with a 1-dancer one
+        a = OnnxCrowd(path, n, threads=threads)
+        progress(f"crowd of {n}: timing {steps} steps ...")
+        s = summarise(time_interleaved([a], steps, warmup, block)[a.name])
+        rows.append({"name": a.name, "section": "crowd", "context": context, "dancers": n, **s,
+                     "per_dancer_p50_ms": s["p50_ms"] / n, "per_dancer_p99_ms": s["p99_ms"] / n,
+                     "max_dancers_20fps_p99": int(50.0 // (s["p99_ms"] / n)) if s["p99_ms"] > 0 else None})
+    return rows
+
+
+def paper_full_row(steps: int, warmup: int, progress=print) -> dict | None:
+    """The paper's full-size model (FIELD_NOTES: width 800, 10 heads, 2+2+12 layers, 120/140 windows),
+    randomly initialised, recomputing its windows every frame as the seed generates."""
+    import torch
+
+    paper = paper_model_available()
+    if paper is None:
+        return None
+    tp, cls = paper
+    from transflower.audio_features import AudioFeatureConfig
+
+    feats = fabricated_features()
+    cfg = tp.TransflowerPaperConfig(motion_dim=len(feats["motion_names"]), audio_dim=AudioFeatureConfig().dim, **PAPER_FULL)
+    torch.manual_seed(0)
+    model = cls(cfg).eval()
+    params = sum(p.numel() for p in model.parameters())
+    a = PaperRecompute(tp, cls, None, cfg.motion_window, name="original-recompute-fullsize", model=model)
+    progress(f"paper full size ({params / 1e6:.0f}M parameters): timing {steps} steps ...")
+    s = summarise(time_interleaved([a], steps, warmup, 10)[a.name])
+    return {"name": a.name, "section": "paper-full", "parameters": int(params), "config": PAPER_FULL, **s}
+
+
+def run_sections(dancers=None, variants_of=None, paper_full: bool = False, steps: int = 300, warmup: int = 20,
+                 block: int = 50, threads: int = 1, main_context: int = 120, checkpoint=None, overrides=None,
+                 features_json=None, torch_threads: int = 1, progress=print) -> dict:
+    import torch
+
+    torch.set_num_threads(max(1, torch_threads))
+    info = machine_info()
+    progress(f"machine: {info['cpu']}, {info['cores']} cores, load {info['loadavg_at_start']}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tf_bench_") as tmp:
+        tmp = Path(tmp)
+        if variants_of:
+            rows += variant_rows(Path(variants_of), tmp, steps, warmup, block, threads, progress)
+        if dancers:
+            src = model_source(checkpoint, overrides, features_json)
+            rows += crowd_rows(src, main_context, dancers, tmp, steps, warmup, block, threads, progress)
+        if paper_full:
+            r = paper_full_row(min(steps, 300), min(warmup, 5), progress)
+            if r is None:
+                progress("no paper-layout model (transflower/models/transflower_paper.py): no full-size row")
+            else:
+                rows.append(r)
+    import os
+
+    return {"benchmark": "latency-sections", "rows": rows, "machine": info, "steps_per_row": steps, "threads": threads,
+            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]}
+
+
+def format_sections(res: dict) -> str:
+    lines = []
+    for sec, head in (("variants", "| variant | MB | p50 ms | p99 ms | max ms | speedup p50 | max err (std) | mean err (std) |"),
+                      ("crowd", "| dancers | step p50 ms | step p99 ms | max ms | per dancer p50 ms | per dancer p99 ms |"),
+                      ("paper-full", "| row | parameters | p50 ms | p99 ms | max ms |")):
+        rs = [r for r in res["rows"] if r["section"] == sec]
+        if not rs:
+            continue
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for r in rs:
+            if sec == "variants":
+                lines.append(f"| {r['name']} | {r['bytes'] / 1e6:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | "
+                             f"{r['speedup_p50']:.2f}x | {r['max_err_std']:.3f} | {r['mean_err_std']:.4f} |")
+            elif sec == "crowd":
+                lines.append(f"| {r['dancers']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.2f} | "
+                             f"{r['per_dancer_p50_ms']:.3f} | {r['per_dancer_p99_ms']:.3f} |")
+            else:
+                lines.append(f"| {r['name']} | {r['parameters'] / 1e6:.1f}M | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
 # Output
 
 
@@ -445,7 +594,13 @@ def plot(result: dict, out_png) -> Path:
 
 
 def configure_parser(p) -> None:
-    p.add_argument("--contexts", type=int, nargs="+", default=CONTEXTS, help="context lengths to sweep (default 60 120 240 480)")
+    p.add_argument("--contexts", type=int, nargs="+", default=None, help="context lengths to sweep (default 60 120 240 480; "
+                   "with --dancers / --variants / --paper-full, no sweep unless given)")
+    p.add_argument("--dancers", help="crowd rows: comma-separated crowd sizes, e.g. 1,4,16,64 (one batched step each)")
+    p.add_argument("--variants", nargs="?", const="default", metavar="MODEL.onnx",
+                   help="fp32 / int8 / fp16 rows of an exported model (default: the shipped model), with output error")
+    p.add_argument("--paper-full", action="store_true", help="the paper's full-size model (122M parameters) recomputing its window every frame")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads of the --dancers / --variants rows (default 1)")
     p.add_argument("--steps", type=int, default=2000, help="timed steps per approach and context (default 2000)")
     p.add_argument("--warmup", type=int, default=100, help="untimed steps first (default 100)")
     p.add_argument("--block", type=int, default=50, help="steps per interleaved block (default 50)")
@@ -462,6 +617,31 @@ def configure_parser(p) -> None:
 
 
 def run(args) -> int:
+    sections = args.dancers or args.variants or args.paper_full
+    if sections:
+        try:
+            dancers = [int(x) for x in args.dancers.split(",")] if args.dancers else None
+        except ValueError:
+            raise UserError(f"--dancers {args.dancers}: expected comma-separated crowd sizes, e.g. 1,4,16,64") from None
+        if dancers and min(dancers) < 1:
+            raise UserError(f"--dancers {args.dancers}: sizes must be >= 1")
+        variants_of = None
+        if args.variants:
+            from realtime.engine import default_model_path
+
+            variants_of = default_model_path() if args.variants == "default" else Path(args.variants)
+            if not Path(variants_of).is_file():
+                raise UserError(f"--variants {variants_of}: model file not found")
+        res = run_sections(dancers, variants_of, args.paper_full, args.steps, args.warmup, args.block, args.threads,
+                           args.main_context, args.checkpoint, args.override, args.features, args.torch_threads)
+        print(format_sections(res))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(res, indent=1))
+            print(f"wrote {args.json}")
+        if args.contexts is None:
+            return 0
+    args.contexts = args.contexts or CONTEXTS
     if args.steps < 1 or any(c < 2 for c in args.contexts):
         raise UserError("--steps must be >= 1 and every --contexts value >= 2")
     if args.json:

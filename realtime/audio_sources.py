@@ -492,34 +492,48 @@ def open_default_source(device: int | str | None = None, demo_fallback: bool = T
 
 
 # ------------------------------------------------------------------------------------- resampling
+def kaiser_lowpass(numtaps: int, cutoff: float, beta: float = 5.0) -> np.ndarray:
+    """A windowed-sinc lowpass FIR, cutoff relative to Nyquist, unit gain at DC: what
+    scipy.signal.firwin(numtaps, cutoff, window=("kaiser", beta)) designs (tests check it), without
+    importing scipy.signal (2.5 s of start-up for this one function)."""
+    m = np.arange(numtaps) - 0.5 * (numtaps - 1)
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(numtaps, beta)
+    return h / h.sum()
+
+
 class StreamResampler:
     """Streaming polyphase resampler (the same Kaiser-windowed FIR that scipy.signal.resample_poly
     designs), for the consumer side. ``process(chunk)`` returns every output sample whose inputs have
-    arrived; chunked output equals one-shot output. With ``align=True`` (default) the filter's delay is
+    arrived (``process_into(chunk, out)`` writes them into a preallocated array instead: no allocation);
+    chunked output equals one-shot output. With ``align=True`` (default) the filter's delay is
     removed, so the concatenated output equals ``resample_poly(x, up, down)`` except for the last few
     samples, which need ``flush()`` (zeros) as resample_poly's zero-padding does. The cost of that
-    alignment is ``delay_s`` of latency (about 10 input samples)."""
+    alignment is ``delay_s`` of latency (about 10 input samples). The filter runs as a compiled kernel
+    (transflower.kernels.fir_polyphase)."""
 
     def __init__(self, in_rate: float, out_rate: float, window=("kaiser", 5.0), align: bool = True,
-                 dtype=np.float32):
-        from scipy.signal import firwin
+                 dtype=np.float32, max_chunk: int = 8192):
+        from transflower.kernels import fir_polyphase
 
         ratio = Fraction(in_rate).limit_denominator(100000) / Fraction(out_rate).limit_denominator(100000)
         ratio = ratio.limit_denominator(10000)
         self.in_rate, self.out_rate = float(in_rate), float(out_rate)
-        self._args = (in_rate, out_rate, window, align, dtype)
+        self._args = (in_rate, out_rate, window, align, dtype, max_chunk)
         self.up, self.down = ratio.denominator, ratio.numerator   # out/in = up/down
         self.dtype = np.dtype(dtype)
+        self._kernel = fir_polyphase
         L, M = self.up, self.down
         self.passthrough = (L == M == 1)
+        self._n_in = self._n_out = self._emitted = 0
         if self.passthrough:
             self.taps_per_phase = 1
             self.delay_s = 0.0
             self._drop = 0
-            self._n_in = self._emitted = 0
             return
+        if window[0] != "kaiser":
+            raise ValueError(f"StreamResampler: only a ('kaiser', beta) window is supported, got {window!r}")
         half_len = 10 * max(L, M)
-        h = firwin(2 * half_len + 1, 1.0 / max(L, M), window=window) * L
+        h = kaiser_lowpass(2 * half_len + 1, 1.0 / max(L, M), float(window[1])) * L
         n_pre_pad = M - half_len % M
         h = np.concatenate([np.zeros(n_pre_pad), h])
         T = -(-h.size // L)
@@ -528,11 +542,10 @@ class StreamResampler:
         # q = j // L (i.e. tap h[p + L*i] on x[q - i], reversed so it is a dot with a forward window)
         self._bank = h.reshape(T, L).T[:, ::-1].copy()
         self.taps_per_phase = T
-        self._hist = np.zeros(T - 1, dtype=np.float64)
-        self._n_in = 0
-        self._n_out = 0
+        self._max_chunk = int(max_chunk)
+        self._buf = np.zeros(T - 1 + self._max_chunk, dtype=np.float64)  # history (T-1) + the new chunk
+        self._out64 = np.zeros(self.output_length(self._max_chunk) + 2, dtype=np.float64)
         self._drop = (half_len + n_pre_pad) // M if align else 0
-        self._emitted = 0
         # latency: an output sample needs inputs this far past its own time (the filter's lookahead)
         self.delay_s = (half_len + n_pre_pad) / (L * self.in_rate)
 
@@ -540,34 +553,45 @@ class StreamResampler:
         """Samples a one-shot resample_poly would return for ``n_in`` inputs."""
         return -(-n_in * self.up // self.down)
 
+    def max_output(self, n_in: int) -> int:
+        """The most samples one process_into call can return for ``n_in`` inputs."""
+        return n_in if self.passthrough else n_in * self.up // self.down + 2
+
     def process(self, chunk: np.ndarray) -> np.ndarray:
         x = np.asarray(chunk)
+        out = np.empty(self.max_output(x.shape[0]), self.dtype)
+        return out[: self.process_into(x, out)]
+
+    def process_into(self, chunk: np.ndarray, out: np.ndarray) -> int:
+        """Resample ``chunk``; the new outputs go to out[:n]; returns n (out needs max_output(len(chunk)))."""
+        n_chunk = chunk.shape[0]
         if self.passthrough:
-            self._n_in += x.shape[0]
-            self._emitted += x.shape[0]
-            return x.astype(self.dtype, copy=True)
-        L, M, T = self.up, self.down, self.taps_per_phase
+            self._n_in += n_chunk
+            self._emitted += n_chunk
+            out[:n_chunk] = chunk
+            return n_chunk
+        done = 0
+        for s in range(0, n_chunk, self._max_chunk):
+            done += self._process_block(chunk[s:s + self._max_chunk], out[done:])
+        return done
+
+    def _process_block(self, x, out) -> int:
+        L, M, T1 = self.up, self.down, self.taps_per_phase - 1
+        n = x.shape[0]
+        buf = self._buf
+        buf[T1:T1 + n] = x
         n_old = self._n_in
-        buf = np.concatenate([self._hist, x.astype(np.float64, copy=False)])
-        self._n_in += x.shape[0]
+        self._n_in += n
         n_end = -(-self._n_in * L // M)     # outputs n with (n*M)//L <= n_in - 1
-        if n_end <= self._n_out:
-            self._hist = buf[buf.size - (T - 1):]
-            return np.empty(0, self.dtype)
-        ns = np.arange(self._n_out, n_end, dtype=np.int64)
-        j = ns * M
-        p = j % L
-        s = (j // L) - n_old                 # window start in buf (buf[0] is input n_old - (T-1))
-        win = np.lib.stride_tricks.sliding_window_view(buf, T)
-        y = np.einsum("nt,nt->n", self._bank[p], win[s])
-        self._n_out = int(n_end)
-        self._hist = buf[buf.size - (T - 1):].copy()
-        if self._drop:
-            k = min(self._drop, y.size)
-            y = y[k:]
-            self._drop -= k
-        self._emitted += y.size
-        return y.astype(self.dtype)
+        k = 0
+        if n_end > self._n_out:
+            k = self._kernel(self._bank, buf, n_old, self._n_out, n_end, L, M, self._drop, self._out64)
+            self._drop -= min(self._drop, n_end - self._n_out)
+            self._n_out = n_end
+            out[:k] = self._out64[:k]
+            self._emitted += k
+        buf[:T1] = buf[n:n + T1]  # keep the newest T-1 inputs as the next block's history
+        return k
 
     def flush(self) -> np.ndarray:
         """Outputs still held back by the filter (feeds zeros, like resample_poly's edge): after it

@@ -140,7 +140,7 @@ class Dancer:
         """A name from `styles`, or non-negative weights over them (blended); takes effect from the next frame."""
         if not self.styles:
             raise UserError(f"{self.model.path.name}: this model has no style input")
-        self.engine.set_style(style)
+        self.engine.set_style(style, blend_s=0.0)  # the engine blends over 1 s by default
 
     def reset(self) -> None:
         """Start over (a new song): the warm-started model state, the dancer back at the origin."""

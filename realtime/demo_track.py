@@ -9,7 +9,6 @@ decay tails wrapped to the start). ``demo_beat_times`` gives the ground-truth be
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 __all__ = ["synthesize_demo_track", "demo_beat_times", "demo_bars"]
 
@@ -49,6 +48,8 @@ def synthesize_demo_track(duration_s: float = 64.0, samplerate: int = 48000, bpm
                           seed: int = 0, loopable: bool = True) -> np.ndarray:
     """Render the demo track: mono float32, peak 0.8. Its length is a whole number of bars
     (``demo_bars(duration_s, bpm)``), so it loops seamlessly when ``loopable``."""
+    from transflower.kernels import add_saws, one_pole_lowpass
+
     sr = int(samplerate)
     rng = np.random.default_rng(seed)
     beat = 60.0 / bpm
@@ -120,17 +121,18 @@ def synthesize_demo_track(duration_s: float = 64.0, samplerate: int = 48000, bpm
         tt = np.arange(int((dur + 0.5) * sr)) / sr
         env = np.minimum(1.0, tt / 0.08) * np.where(tt < dur, 1.0, np.exp(-(tt - dur) * 8.0))
         chord_sig = np.zeros(tt.size)
+        freqs, phases = [], []
         for iv in chord:
             f0 = float(_hz(root + iv))
             for det in (0.997, 1.003):
-                chord_sig += 2.0 * ((f0 * det * tt + rng.random()) % 1.0) - 1.0
+                freqs.append(f0 * det)
+                phases.append(rng.random())
+        add_saws(chord_sig, float(sr), np.array(freqs), np.array(phases))
         put(pads, chord_sig * env, t_bar, 0.09 if sec != "breakdown" else 0.14)
 
     # low-pass the pads (one-pole, ~1.5 kHz) and soften the bass
-    a = np.exp(-2 * np.pi * 1500.0 / sr)
-    pads = lfilter([1 - a], [1, -a], pads)
-    a = np.exp(-2 * np.pi * 900.0 / sr)
-    bass = lfilter([1 - a], [1, -a], bass)
+    one_pole_lowpass(pads, float(np.exp(-2 * np.pi * 1500.0 / sr)))
+    one_pole_lowpass(bass, float(np.exp(-2 * np.pi * 900.0 / sr)))
     out = drums + bass + pads
     if loopable:
         out[:tail] += out[n:n + tail]

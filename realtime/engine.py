@@ -4,8 +4,22 @@
 onnxruntime session on the best provider available (CUDA/TensorRT with onnxruntime-gpu and a GPU,
 else CPU), with thread counts set for low latency. `DanceEngine` owns the step's state: the ring cache
 (C = context - 1 slots per layer; the new frame's key/value go into slot t mod C), rotary angles
-computed on the host in float64 (exact after hours), the noise RNG and temperature, warm start from a
+computed on the host in float64 (exact after hours), the noise RNGs and temperatures, warm start from a
 seed clip, and a reset when the output goes non-finite or explodes (counted; the stream continues).
+
+A crowd: `DanceEngine(model, dancers=N)` steps N independent dancers (own noise generator, temperature
+and style each; the same music) with one batched graph run when the graph's batch axis is dynamic, else
+one run per dancer (same results, N times the cost). All dancers share the frame counter, so one set of
+rotary angles serves the batch; a dancer reset mid-show gets the primed snapshot re-rotated to the
+current frame (RoPE rotations compose), its ring slots rolled to match.
+
+Per dancer (`engine.dancers[i]`, or the engine itself for dancer 0 / all):
+  `temperature` (settable any time), `set_style(name_or_weights, blend_s=1.0)` (models with a `style`
+  input: float32 (B, S) weights over the names in the metadata's "styles", index 0 "auto" = the music
+  decides; moved linearly over blend_s * fps frames), `styles` ([] without a style input), `reset()`.
+
+The step is allocation-free: inputs and outputs are preallocated and bound once (onnxruntime IO binding),
+noise is drawn into its buffer, checks run into scratch arrays.
 
 numpy + onnxruntime only: the live path never imports torch.
 """
@@ -26,15 +40,17 @@ FORMAT_VERSION = 1
 REQUIRED_META = ("format_version", "fps", "lookahead", "context", "n_layers", "n_heads", "head_dim", "rope_base",
                  "motion_dim", "audio_dim", "audio_config", "motion_scaler", "skeleton", "seed_motion")
 EXPECTED_INPUTS = ["motion", "audio", "rope_cos", "rope_sin", "cache_k", "cache_v", "cache_bias", "noise"]
-OPTIONAL_INPUTS = ["style"]  # (B, S) style weights, when the model is style-conditioned (metadata "styles")
+OPTIONAL_INPUTS = ["style"]
+OUTPUTS = ["pose", "new_k", "new_v"]
+# where each input's batch axis is (rope angles are shared by the whole batch)
+BATCH_AXIS = {"motion": 0, "audio": 0, "cache_k": 1, "cache_v": 1, "cache_bias": 0, "noise": 0, "style": 0}
 
 
 def silence_audio_row(audio_config: dict) -> np.ndarray:
     """The audio feature row of digital silence (mel at the floor, no onset, no tempo)."""
-    from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
+    from transflower.generate import silence_row
 
-    ex = AudioFeatureExtractor(AudioFeatureConfig.from_dict(audio_config))
-    return ex.push_hop(np.zeros(ex.hop, np.float32)).copy()
+    return silence_row(audio_config)
 
 
 def default_model_path() -> Path:
@@ -74,6 +90,7 @@ def pick_providers(preference: str = "auto") -> list[str]:
     return chosen + ["CPUExecutionProvider"]
 
 
+
 class OnnxDanceModel:
     def __init__(self, path=None, provider: str = "auto", threads: int = 2, spinning: bool = True):
         import onnxruntime as ort
@@ -97,8 +114,10 @@ class OnnxDanceModel:
             raise UserError(f"{self.path}: not a loadable ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
         self.provider = self.session.get_providers()[0]
         self.meta = self._read_metadata()
+        self.styles = self._read_styles()
         self._check_signature()
-        log.info("model %s on %s (%d intra-op threads, spinning %s)", self.path.name, self.provider, threads, "on" if spinning else "off")
+        log.info("model %s on %s (%d intra-op threads, spinning %s%s)", self.path.name, self.provider, threads,
+                 "on" if spinning else "off", ", batch axis dynamic" if self.batch_dynamic else "")
 
     def _read_metadata(self) -> dict:
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
@@ -115,23 +134,52 @@ class OnnxDanceModel:
             raise UserError(f"{self.path}: metadata format {meta['format_version']}, this runtime reads format {FORMAT_VERSION}; re-export it")
         return meta
 
+    def _read_styles(self) -> list[str]:
+        """Style names: `styles` in the transflower metadata, else a top-level ONNX metadata key `styles` (JSON list)."""
+        styles = self.meta.get("styles")
+        if styles is None:
+            raw = self.session.get_modelmeta().custom_metadata_map.get("styles")
+            try:
+                styles = json.loads(raw) if raw else None
+            except ValueError:
+                raise UserError(f"{self.path}: metadata key 'styles' is not a JSON list of names") from None
+        if not styles:  # absent, or [] (no style input)
+            return []
+        if not isinstance(styles, list) or not all(isinstance(n, str) for n in styles):
+            raise UserError(f"{self.path}: metadata 'styles' must be a list of names, got {styles!r}")
+        return list(styles)
+
     def _check_signature(self) -> None:
         m = self.meta
+        inputs = {i.name: i for i in self.session.get_inputs()}
         names = [i.name for i in self.session.get_inputs()]
-        if names[: len(EXPECTED_INPUTS)] != EXPECTED_INPUTS or any(n not in OPTIONAL_INPUTS for n in names[len(EXPECTED_INPUTS):]):
+        extra = [n for n in names if n not in EXPECTED_INPUTS]
+        if [n for n in names if n in EXPECTED_INPUTS] != EXPECTED_INPUTS or any(n not in OPTIONAL_INPUTS for n in extra):
             raise UserError(f"{self.path}: graph inputs {names}, expected {EXPECTED_INPUTS} (+ optional {OPTIONAL_INPUTS})")
-        self.styles = list(m.get("styles") or [])
-        if ("style" in names) != bool(self.styles):
-            raise UserError(f"{self.path}: the graph {'has' if 'style' in names else 'lacks'} a style input but the metadata "
+        self.has_style = "style" in inputs
+        if self.has_style != bool(self.styles):
+            raise UserError(f"{self.path}: the graph {'has' if self.has_style else 'lacks'} a style input but the metadata "
                             f"lists styles {self.styles}: the metadata does not match the graph")
+        out_names = [o.name for o in self.session.get_outputs()]
+        if out_names != OUTPUTS:
+            raise UserError(f"{self.path}: graph outputs {out_names}, expected {OUTPUTS}")
         C = m["context"] - 1
         expected = {"motion": [1, m["motion_dim"]], "audio": [1, m["audio_dim"]], "rope_cos": [m["head_dim"] // 2],
-                    "cache_k": [m["n_layers"], 1, C, m["n_heads"], m["head_dim"]], "cache_bias": [1, C], "noise": [1, m["motion_dim"]],
-                    "style": [1, len(self.styles)]}
-        batch_free = lambda shape: [1 if not isinstance(d, int) else d for d in shape]  # noqa: E731 (a named batch axis takes 1)
-        for inp in self.session.get_inputs():
-            if inp.name in expected and batch_free(inp.shape) != expected[inp.name]:
-                raise UserError(f"{self.path}: input {inp.name!r} has shape {inp.shape} but the metadata says {expected[inp.name]}: "
+                    "cache_k": [m["n_layers"], 1, C, m["n_heads"], m["head_dim"]], "cache_bias": [1, C], "noise": [1, m["motion_dim"]]}
+        if self.has_style:
+            expected["style"] = [1, len(self.styles)]
+        # the batch axis: fixed to 1 on every batched input, or symbolic (dynamic) on every one
+        dynamic = {n: not isinstance(inputs[n].shape[a], int) for n, a in BATCH_AXIS.items() if n in inputs}
+        if len(set(dynamic.values())) > 1:
+            raise UserError(f"{self.path}: the batch axis is dynamic on {sorted(n for n, d in dynamic.items() if d)} but "
+                            f"fixed on {sorted(n for n, d in dynamic.items() if not d)}; export it dynamic on all or none")
+        self.batch_dynamic = all(dynamic.values())
+        for name, want in expected.items():
+            got = list(inputs[name].shape)
+            if self.batch_dynamic and name in BATCH_AXIS:
+                got[BATCH_AXIS[name]] = 1
+            if got != want:
+                raise UserError(f"{self.path}: input {name!r} has shape {inputs[name].shape} but the metadata says {want}: "
                                 "the metadata does not match the graph")
         if len(m["motion_scaler"]["mean"]) != m["motion_dim"] or len(m["seed_motion"][0]) != m["motion_dim"]:
             raise UserError(f"{self.path}: metadata motion_dim {m['motion_dim']} does not match its scaler / seed motion")
@@ -149,17 +197,76 @@ class EngineStats:
     last_reset_reason: str = ""
 
 
-class DanceEngine:
-    """One dancer: step(audio_row) -> next pose's motion features (unscaled), as a view of a reused buffer."""
+class _Group:
+    """The dancers [lo, hi) that one graph run steps: contiguous views of the engine's batched inputs, its
+    own cache (the batch is axis 1 there) and outputs, all bound once to the session."""
 
-    def __init__(self, model: OnnxDanceModel, temperature: float = 1.0, seed: int | None = None,
-                 seed_motion: np.ndarray | None = None, explode_threshold: float = 25.0):
-        if not (0.0 <= temperature <= 5.0):
-            raise UserError(f"temperature {temperature}: expected a value between 0 and 5 (1 = as trained)")
+    def __init__(self, engine: "DanceEngine", lo: int, hi: int):
+        e, b = engine, hi - lo
+        self.lo, self.hi = lo, hi
+        shape = (e.n_layers, b, e.C, e.H, e.hd)
+        self.cache_k, self.cache_v = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        self.new_k, self.new_v = np.zeros((e.n_layers, b, e.H, e.hd), np.float32), np.zeros((e.n_layers, b, e.H, e.hd), np.float32)
+        self.feeds = {"motion": e.motion[lo:hi], "audio": e.audio[lo:hi], "rope_cos": e.rope_cos, "rope_sin": e.rope_sin,
+                      "cache_k": self.cache_k, "cache_v": self.cache_v, "cache_bias": e.cache_bias[lo:hi], "noise": e.noise[lo:hi]}
+        if e.style is not None:
+            self.feeds["style"] = e.style[lo:hi]
+        self.outputs = {"pose": e.out_pose[lo:hi], "new_k": self.new_k, "new_v": self.new_v}
+        self.binding = e.session.io_binding()
+        for name, arr in self.feeds.items():
+            assert arr.flags.c_contiguous and arr.dtype == np.float32
+            self.binding.bind_input(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
+        for name, arr in self.outputs.items():
+            self.binding.bind_output(name, "cpu", 0, np.float32, list(arr.shape), arr.ctypes.data)
+
+
+class DancerControls:
+    """One dancer of an engine: what a control surface may change while it dances."""
+
+    def __init__(self, engine: "DanceEngine", index: int):
+        self.engine, self.index = engine, index
+
+    @property
+    def temperature(self) -> float:
+        return float(self.engine.temperatures[self.index, 0])
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.engine.set_temperature(value, dancer=self.index)
+
+    @property
+    def styles(self) -> list[str]:
+        return self.engine.styles
+
+    @property
+    def style_weights(self) -> np.ndarray | None:
+        return None if self.engine.style is None else self.engine.style[self.index]
+
+    def set_style(self, name_or_weights, blend_s: float = 1.0) -> None:
+        self.engine.set_style(name_or_weights, blend_s, dancer=self.index)
+
+    def reset(self, reason: str = "") -> None:
+        self.engine.reset(reason, dancer=self.index)
+
+    @property
+    def pose(self) -> np.ndarray:
+        return self.engine.poses[self.index]
+
+
+class DanceEngine:
+    """`dancers` dancers: step(audio_row) -> the next poses' motion features (unscaled), a view of a reused
+    buffer: (D,) for one dancer, (dancers, D) for a crowd."""
+
+    MAX_REDRAWS = 3
+
+    def __init__(self, model: OnnxDanceModel, temperature=1.0, seed: int | None = None,
+                 seed_motion: np.ndarray | None = None, explode_threshold: float = 25.0, dancers: int = 1):
         m = model.meta
-        self.model, self.session = model, model.session
-        self.temperature = float(temperature)
-        self.rng = np.random.default_rng(seed)
+        B = int(dancers)
+        if B < 1:
+            raise UserError(f"dancers {dancers}: expected at least 1")
+        self.model, self.session, self.n_dancers = model, model.session, B
+        self.fps = model.fps
         self.n_layers, self.C, self.H, self.hd = m["n_layers"], m["context"] - 1, m["n_heads"], m["head_dim"]
         self.motion_dim, self.audio_dim = m["motion_dim"], m["audio_dim"]
         self.inv_freq = 1.0 / (m["rope_base"] ** (np.arange(0, self.hd, 2, dtype=np.float64) / self.hd))
@@ -169,128 +276,255 @@ class DanceEngine:
         self.seed_motion = np.asarray(seed_motion if seed_motion is not None else m["seed_motion"], dtype=np.float32)
         if self.seed_motion.ndim != 2 or self.seed_motion.shape[1] != self.motion_dim:
             raise UserError(f"seed motion: expected (frames, {self.motion_dim}) motion features, got {self.seed_motion.shape}")
-        shape = (self.n_layers, 1, self.C, self.H, self.hd)
-        self.feeds = {
-            "motion": np.zeros((1, self.motion_dim), np.float32), "audio": np.zeros((1, self.audio_dim), np.float32),
-            "rope_cos": np.zeros(self.hd // 2, np.float32), "rope_sin": np.zeros(self.hd // 2, np.float32),
-            "cache_k": np.zeros(shape, np.float32), "cache_v": np.zeros(shape, np.float32),
-            "cache_bias": np.full((1, self.C), -1e9, np.float32), "noise": np.zeros((1, self.motion_dim), np.float32),
-        }
+        # one noise generator per dancer: dancer i of seed s draws what a lone dancer of seed s + i draws
+        self.rngs = [np.random.default_rng(None if seed is None else seed + i) for i in range(B)]
+        self.temperatures = np.ones((B, 1), np.float32)
+        for i, t in enumerate(np.broadcast_to(np.asarray(temperature, np.float64), (B,))):
+            self.set_temperature(float(t), dancer=i)
+        self.styles = list(model.styles) if model.has_style else []
+        D, A, S = self.motion_dim, self.audio_dim, len(self.styles)
+        # batched inputs (row i = dancer i) and outputs, bound once; scratch for the output checks
+        self.motion, self.audio, self.noise = np.zeros((B, D), np.float32), np.zeros((B, A), np.float32), np.zeros((B, D), np.float32)
+        self.cache_bias = np.full((B, self.C), -1e9, np.float32)
+        self.rope_cos, self.rope_sin = np.zeros(self.hd // 2, np.float32), np.zeros(self.hd // 2, np.float32)
+        self._angle = np.zeros(self.hd // 2, np.float64)
+        self._trig = np.zeros(self.hd // 2, np.float64)
+        self.out_pose = np.zeros((B, D), np.float32)
+        self.poses = np.zeros((B, D), np.float32)
+        self.pose = self.poses[0]
+        self._z = np.zeros((B, D), np.float32)
+        self._z_max = np.zeros(B, np.float32)
+        self._good = np.zeros(B, bool)
+        self._accepted = np.zeros(B, bool)
+        self.style = None
+        if S:
+            self.style = np.zeros((B, S), np.float32)
+            self.style[:, 0] = 1.0  # "auto": the music decides
+            self._style_target = self.style.copy()
+            self._style_step = np.zeros((B, S), np.float32)
+            self._style_left = np.zeros(B, np.int64)
+        self._blending = 0
+        sizes = [(0, B)] if model.batch_dynamic else [(i, i + 1) for i in range(B)]
+        self.groups = [_Group(self, lo, hi) for lo, hi in sizes]
+        self.batched = len(self.groups) == 1
+        self.feeds = self.groups[0].feeds
+        self.dancers = [DancerControls(self, i) for i in range(B)]
         self.silence = silence_audio_row(m["audio_config"])  # what the warm start hears
         if self.silence.shape != (self.audio_dim,):
             raise UserError(f"{model.path}: audio_config gives {self.silence.shape[0]} features, the graph takes {self.audio_dim}")
-        self.feeds["audio"][0] = self.silence
-        if model.styles:
-            self.feeds["style"] = np.zeros((1, len(model.styles)), np.float32)
-            self.feeds["style"][0, 0] = 1.0  # "auto": the music decides
-        self.pose = np.zeros(self.motion_dim, np.float32)
+        self.audio[:] = self.silence
         self.stats = EngineStats()
         self.frame = 0
         self.reset()
 
+    # -- controls --------------------------------------------------------------------------------
     @property
-    def styles(self) -> list[str]:
-        return self.model.styles
+    def temperature(self) -> float:
+        """Dancer 0's temperature; setting it sets every dancer's."""
+        return float(self.temperatures[0, 0])
 
-    def set_style(self, style) -> None:
-        """A style name from the model's metadata ("auto" = the music decides) or a weight vector."""
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.set_temperature(value)
+
+    def set_temperature(self, value: float, dancer: int | None = None) -> None:
+        value = float(value)
+        if not (0.0 <= value <= 5.0):
+            raise UserError(f"temperature {value}: expected a value between 0 and 5 (1 = as trained)")
+        self.temperatures[slice(None) if dancer is None else dancer] = value
+
+    def set_style(self, name_or_weights, blend_s: float = 1.0, dancer: int | None = None) -> None:
+        """Move a dancer's (default: every dancer's) style weights linearly to a style name or a weight
+        vector over blend_s * fps frames (0: at the next step)."""
         if not self.styles:
-            raise UserError("this model has no style input")
-        if isinstance(style, str):
-            if style not in self.styles:
-                raise UserError(f"style {style!r}: expected one of {self.styles}")
-            w = np.zeros(len(self.styles), np.float32)
-            w[self.styles.index(style)] = 1.0
+            raise UserError(f"{self.model.path.name}: this model has no style input")
+        S = len(self.styles)
+        if isinstance(name_or_weights, str):
+            if name_or_weights not in self.styles:
+                raise UserError(f"style {name_or_weights!r}: unknown; expected one of {self.styles}")
+            target = np.zeros(S, np.float32)
+            target[self.styles.index(name_or_weights)] = 1.0
         else:
-            w = np.asarray(style, np.float32)
-            if w.shape != (len(self.styles),) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-                raise UserError(f"style weights: expected {len(self.styles)} non-negative numbers over {self.styles}")
-            w = w / w.sum()
-        self.feeds["style"][0] = w
+            target = np.asarray(name_or_weights, np.float64).reshape(-1)
+            if target.shape != (S,) or not np.isfinite(target).all() or (target < 0).any() or target.sum() <= 0:
+                raise UserError(f"style weights {list(np.round(target, 3))}: expected {S} non-negative weights over {self.styles}")
+            target = (target / target.sum()).astype(np.float32)
+        if not (np.isfinite(blend_s) and blend_s >= 0):
+            raise UserError(f"blend_s {blend_s}: expected seconds >= 0")
+        frames = max(1, int(round(float(blend_s) * self.fps)))
+        rows = range(self.n_dancers) if dancer is None else [dancer]
+        for i in rows:
+            self._style_target[i] = target
+            self._style_step[i] = (target - self.style[i]) / frames
+            self._style_left[i] = frames
+        self._blending = int(np.count_nonzero(self._style_left))
+
+    def _advance_styles(self) -> None:
+        active = self._style_left > 0
+        np.add(self.style, self._style_step, out=self.style, where=active[:, None])
+        self._style_left -= active
+        np.copyto(self.style, self._style_target, where=(self._style_left == 0)[:, None])  # land exactly
+        self._blending = int(np.count_nonzero(self._style_left))
 
     # -- state -----------------------------------------------------------------------------------
-    def reset(self, reason: str = "") -> None:
+    def reset(self, reason: str = "", dancer: int | None = None) -> None:
         """Back to the warm-started state of the seed motion (audio: silence-level features).
 
         The first call runs the warm start (context-1 steps, ~0.1-0.2 s) and keeps a copy of the primed
         cache; later resets (a non-finite or exploding pose, mid-show) only copy it back: microseconds,
-        so a reset costs no frames."""
-        f = self.feeds
+        so a reset costs no frames. `dancer`: reset that one only (the others dance on)."""
         if reason:
-            self.stats.resets += 1
-            self.stats.last_reset_reason = reason
-            log.warning("engine reset: %s (reset #%d); back to the warm-started seed motion", reason, self.stats.resets)
-        snap = getattr(self, "_primed", None)
-        if snap is not None:
-            f["cache_k"][:] = snap["cache_k"]
-            f["cache_v"][:] = snap["cache_v"]
-            f["cache_bias"][:] = snap["cache_bias"]
-            self.frame = snap["frame"]
-            self.pose[:] = snap["pose"]
-            return
-        f["cache_k"].fill(0.0)
-        f["cache_v"].fill(0.0)
-        f["cache_bias"].fill(-1e9)
-        self.frame = 0
-        self.warm_start(self.seed_motion)
-        self._primed = {k: f[k].copy() for k in ("cache_k", "cache_v", "cache_bias")}
-        self._primed.update(frame=self.frame, pose=self.pose.copy())
+            self._count_reset(reason, dancer)
+        if getattr(self, "_primed", None) is None:
+            self._prime()
+        if dancer is None or self.n_dancers == 1:
+            self.frame = self._primed["frame"]
+            for i in range(self.n_dancers):
+                self._restore(i, shift=0)
+        else:
+            self._restore(dancer, shift=self.frame - self._primed["frame"])
 
-    def warm_start(self, seed_motion: np.ndarray, audio_rows: np.ndarray | None = None) -> None:
-        """Prime the cache with a seed clip (teacher forcing): frame i feeds seed pose i and audio row i."""
-        self.feeds["noise"].fill(0.0)
-        for i in range(len(seed_motion)):
-            audio = audio_rows[i] if audio_rows is not None and i < len(audio_rows) else self.silence
-            self._run(seed_motion[i], audio)
-        self.pose[:] = seed_motion[-1]
+    def _count_reset(self, reason: str, dancer: int | None) -> None:
+        self.stats.resets += 1
+        self.stats.last_reset_reason = reason
+        who = "" if dancer is None or self.n_dancers == 1 else f"dancer {dancer}: "
+        log.warning("engine reset: %s%s (reset #%d); back to the warm-started seed motion", who, reason, self.stats.resets)
 
-    def _run(self, motion_row, audio_row):
-        """One graph run with the noise already in feeds["noise"]; writes the new K/V into the ring."""
-        f = self.feeds
-        f["motion"][0] = motion_row
-        if audio_row is not None:
-            f["audio"][0] = audio_row
-        ang = self.frame * self.inv_freq  # float64: exact for days of frames
-        f["rope_cos"][:] = np.cos(ang)
-        f["rope_sin"][:] = np.sin(ang)
-        pose, new_k, new_v = self.session.run(None, f)
-        slot = self.frame % self.C
-        f["cache_k"][:, :, slot] = new_k
-        f["cache_v"][:, :, slot] = new_v
-        f["cache_bias"][0, slot] = 0.0
-        self.frame += 1
-        return pose[0]
+    def _restore(self, i: int, shift: int) -> None:
+        """Dancer i's cache := the primed snapshot moved `shift` frames later (keys re-rotated by RoPE,
+        ring slots rolled), so it fits the shared frame counter."""
+        g, j = self._group_of(i)
+        p = self._primed
+        if shift == 0:
+            g.cache_k[:, j] = p["cache_k"]
+            g.cache_v[:, j] = p["cache_v"]
+            self.cache_bias[i] = p["cache_bias"]
+        else:
+            roll = shift % self.C
+            k = np.roll(p["cache_k"], roll, axis=1).astype(np.float64)
+            ang = shift * self.inv_freq
+            cos, sin, h = np.cos(ang), np.sin(ang), self.hd // 2
+            g.cache_k[:, j, ..., :h] = k[..., :h] * cos - k[..., h:] * sin
+            g.cache_k[:, j, ..., h:] = k[..., :h] * sin + k[..., h:] * cos
+            g.cache_v[:, j] = np.roll(p["cache_v"], roll, axis=1)
+            self.cache_bias[i] = np.roll(p["cache_bias"], roll)
+        self.poses[i] = p["pose"]
+
+    def _group_of(self, i: int):
+        g = self.groups[0] if self.batched else self.groups[i]
+        return g, i - g.lo
+
+    def _prime(self) -> None:
+        """Warm start one dancer on the seed clip (teacher forcing, silence) with plain runs; keep the snapshot."""
+        C, D = self.C, self.motion_dim
+        shape = (self.n_layers, 1, C, self.H, self.hd)
+        f = {"motion": np.zeros((1, D), np.float32), "audio": self.silence[None].astype(np.float32),
+             "rope_cos": self.rope_cos, "rope_sin": self.rope_sin, "cache_k": np.zeros(shape, np.float32),
+             "cache_v": np.zeros(shape, np.float32), "cache_bias": np.full((1, C), -1e9, np.float32),
+             "noise": np.zeros((1, D), np.float32)}
+        if self.style is not None:
+            f["style"] = np.zeros((1, len(self.styles)), np.float32)
+            f["style"][0, 0] = 1.0
+        for frame, row in enumerate(self.seed_motion):
+            f["motion"][0] = row
+            self._set_rope(frame)
+            _, new_k, new_v = self.session.run(None, f)
+            slot = frame % C
+            f["cache_k"][:, :, slot] = new_k
+            f["cache_v"][:, :, slot] = new_v
+            f["cache_bias"][0, slot] = 0.0
+        self._primed = {"cache_k": f["cache_k"][:, 0].copy(), "cache_v": f["cache_v"][:, 0].copy(),
+                        "cache_bias": f["cache_bias"][0].copy(), "frame": len(self.seed_motion),
+                        "pose": self.seed_motion[-1].copy()}
+
+    def warm_start(self, seed_motion: np.ndarray) -> None:
+        """Prime every dancer with another seed clip (teacher forcing, silence) and make it the reset state."""
+        self.seed_motion = np.asarray(seed_motion, np.float32)
+        self._primed = None
+        self.reset()
+
+    def _set_rope(self, frame: int) -> None:
+        np.multiply(self.inv_freq, frame, out=self._angle)  # float64: exact for days of frames
+        np.cos(self._angle, out=self._trig)
+        self.rope_cos[:] = self._trig
+        np.sin(self._angle, out=self._trig)
+        self.rope_sin[:] = self._trig
+
+    def _run(self) -> None:
+        for g in self.groups:
+            self.session.run_with_iobinding(g.binding)
+
+    def _draw_noise(self, only=None) -> None:
+        for i, rng in enumerate(self.rngs):
+            if only is None or not only[i]:
+                rng.standard_normal(dtype=np.float32, out=self.noise[i])
+        np.multiply(self.noise, self.temperatures, out=self.noise)
+
+    def _check(self) -> bool:
+        """_good[i]: dancer i's sample is finite and within explode_threshold standard deviations."""
+        z = self._z
+        np.subtract(self.out_pose, self.m_mean, out=z)
+        np.divide(z, self.m_std, out=z)
+        np.abs(z, out=z)
+        np.max(z, axis=1, out=self._z_max)
+        np.less_equal(self._z_max, self.explode_threshold, out=self._good)  # NaN compares False
+        return bool(self._good.all())
 
     # -- the live step ---------------------------------------------------------------------------
-    MAX_REDRAWS = 3
-
     def step(self, audio_row: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
-        """The next pose given this frame's audio features (of frame t + lookahead, unscaled).
+        """The next poses given this frame's audio features (of frame t + lookahead, unscaled; the same row
+        for every dancer).
 
         A sample far outside the training distribution (|z| > explode_threshold in some dimension; the
-        flow's inverse can amplify a tail draw) is redrawn: the step is rerun with new noise, rewriting
-        the same cache slot with the same key/value. If it persists (or the pose is not finite, e.g. from
-        bad input), the engine resets to its warm-started state. `noise` (already scaled) replaces the
-        engine's own draw, for parity checks (then nothing is redrawn)."""
+        flow's inverse can amplify a tail draw) is redrawn: the graph is rerun with new noise for that
+        dancer (keys/values do not depend on the noise; the ring is written once, after the last draw).
+        If it persists (or the pose is not finite, e.g. from bad input), that dancer resets to its
+        warm-started state. `noise` (already scaled; (D,) or (dancers, D)) replaces the engine's own
+        draw, for parity checks (then nothing is redrawn)."""
         self.stats.steps += 1
-        reason = ""
-        for attempt in range(1 + (self.MAX_REDRAWS if noise is None else 0)):
-            if noise is not None:
-                self.feeds["noise"][0] = noise
-            else:
-                self.feeds["noise"][0] = self.rng.standard_normal(self.motion_dim, dtype=np.float32)
-                self.feeds["noise"] *= self.temperature
-            pose = self._run(self.pose, audio_row)
-            if not np.isfinite(pose).all():
-                reason = "non-finite pose"
-            else:
-                z_max = float(np.max(np.abs((pose - self.m_mean) / self.m_std)))
-                if z_max <= self.explode_threshold:
-                    self.pose[:] = pose
-                    return self.pose
-                reason = f"exploding pose (|z| = {z_max:.1f} > {self.explode_threshold})"
-            if attempt < self.MAX_REDRAWS and noise is None:
-                self.frame -= 1  # rerun this frame: same inputs, same cache slot, new noise
-                self.stats.resampled += 1
-        self.reset(reason + (f" after {self.MAX_REDRAWS} redraws" if noise is None else ""))
-        return self.pose
+        self.audio[:] = audio_row
+        if self._blending:
+            self._advance_styles()
+        if noise is None:
+            self._draw_noise()
+        else:
+            self.noise[:] = noise
+        self.motion[:] = self.poses
+        self._set_rope(self.frame)
+        self._run()
+        if self._check():
+            self.poses[:] = self.out_pose
+        else:
+            self._redraw_or_reset(allow_redraw=noise is None)
+        slot = self.frame % self.C
+        for g in self.groups:
+            g.cache_k[:, :, slot] = g.new_k
+            g.cache_v[:, :, slot] = g.new_v
+        self.cache_bias[:, slot] = 0.0
+        self.frame += 1
+        return self.pose if self.n_dancers == 1 else self.poses
+
+    def _redraw_or_reset(self, allow_redraw: bool) -> None:
+        accepted = self._accepted
+        accepted[:] = self._good
+        np.copyto(self.poses, self.out_pose, where=accepted[:, None])
+        for _ in range(self.MAX_REDRAWS if allow_redraw else 0):
+            self.stats.resampled += int(self.n_dancers - np.count_nonzero(accepted))
+            self._draw_noise(only=accepted)
+            self._run()
+            self._check()
+            np.copyto(self.poses, self.out_pose, where=(self._good & ~accepted)[:, None])
+            accepted |= self._good
+            if accepted.all():
+                return
+        for i in np.flatnonzero(~accepted):
+            row = self.out_pose[i]
+            reason = ("non-finite pose" if not np.isfinite(row).all()
+                      else f"exploding pose (|z| = {self._z_max[i]:.1f} > {self.explode_threshold})")
+            self._count_reset(reason + (f" after {self.MAX_REDRAWS} redraws" if allow_redraw else ""), int(i))
+            # primed as of the frame after this one; its newest slot is the one this step writes
+            self._restore(int(i), shift=self.frame + 1 - self._primed["frame"])
+            g, j = self._group_of(int(i))
+            slot = self.frame % self.C
+            g.new_k[:, j] = g.cache_k[:, j, slot]
+            g.new_v[:, j] = g.cache_v[:, j, slot]

@@ -1,15 +1,18 @@
 """`transflower live`: music in, dance out, every frame on time.
 
     audio source (mic / file / demo) --callback--> ring buffer
-    loop, once per frame on absolute deadlines (FrameClock):
-        StreamingAudioFeatures.pull()   drain ring -> resample -> causal features (every hop)
-        AudioWatchdog.check()           a lost input: log once, dance on to silence, reopen with back-off
-        frame hooks                     live control (realtime.control): temperature, style, hold, reset, gain
-        DanceEngine.step(newest row)    ONNX step with the ring KV cache -> pose features
-        MotionIntegrator.step()         features -> root position + local joint rotations
-        (--fps != model fps)            slerp/lerp between the two newest model frames
-        VmcSender.send()                one OSC bundle per frame to every target (never blocks)
-        status line                     fps, step p50/p99, level, late/skipped frames, resets
+    LiveSession.run: start-up (model, warm start, kernels, gc.freeze), then once per frame on absolute
+    deadlines (realtime.frame_clock) LiveSession.frame(tick), which is a frame's whole path:
+        pull audio rows          StreamingAudioFeatures.pull(): drain ring -> resample -> causal features
+                                 (AudioWatchdog: a lost input dances on to silence, reopened with back-off)
+        frame hooks              `for hook in session.frame_hooks: hook(session)`: live control
+                                 (realtime.control: OSC / MIDI; temperature, style, hold, reset, gain) or a
+                                 script may change engine.temperature / set_style / reset per dancer here,
+                                 before the step; `session.hold` freezes the dancers
+        step                     DanceEngine.step(newest row): every dancer, one batched ONNX run
+        pose                     Crowd.body(): integrate, stage radius, floor (--fps: Crowd.blend())
+        send                     Crowd.send(): one OSC bundle per dancer to its own target(s)
+    then bookkeeping: engine_ms / host_ms / step_ms, latency, overload hint, status line.
 
 The model sees audio up to the newest complete hop; it was trained to place the pose `lookahead`
 frames before that, so the dance trails the music by hop + lookahead frames + processing, which the
@@ -20,13 +23,21 @@ Faults never stop the stream: a lost audio input is reopened in the background (
 an engine that raises or outputs non-finite/exploding poses is reset from the seed motion; OSC send
 errors are counted (bridge.vmc); a late step is skipped or held per --late-policy, and sustained
 overload logs one hint. SIGINT/SIGTERM stop cleanly: rest pose sent, summary printed, exit 0.
+
+Late frames, and what the loop does against them: nothing in a frame allocates container objects, and
+everything made at start-up is moved out of the garbage collector's reach (gc.freeze), so a
+collection never walks the model's objects mid-show (the summary counts collections: `gc`);
+onnxruntime runs 1 intra-op thread unless --threads says otherwise (a spinning second thread on a
+2-core machine takes the core the audio thread and the OS need).
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -43,67 +54,12 @@ log = logging.getLogger("transflower.live")
 # options a --config YAML may set (the CLI's own names, with dashes as underscores)
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
-               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "control", "midi",
+               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "control", "midi",
                "midi_map"}
 
 FPS_HELP = ("output frame rate (default: the model's). Another rate streams at --fps by interpolating between the "
             "two newest model frames (slerp rotations, lerp root), which adds one model frame of latency "
             "(reported as interpolation_ms); the model itself always steps at its own rate")
-
-
-class RollingStats:
-    """Fixed-size ring of recent values (no allocation per frame) with percentiles on demand."""
-
-    def __init__(self, size: int = 2048):
-        self.buf = np.zeros(size, np.float64)
-        self.n = 0
-
-    def add(self, v: float) -> None:
-        self.buf[self.n % len(self.buf)] = v
-        self.n += 1
-
-    def values(self) -> np.ndarray:
-        return self.buf[: min(self.n, len(self.buf))]
-
-    def pct(self, q: float) -> float:
-        v = self.values()
-        return float(np.percentile(v, q)) if len(v) else float("nan")
-
-
-class OverloadMonitor:
-    """Share of late or skipped frames over a sliding window (0.25 s buckets, preallocated).
-
-    `update(tick, late_tolerance)` once per emitted frame; returns True the first time the share over a
-    full window exceeds `fraction` (the caller logs the hint once)."""
-
-    def __init__(self, window_s: float = 5.0, fraction: float = 0.10):
-        self.window_s, self.fraction = window_s, fraction
-        self.frames = np.zeros(int(math.ceil(window_s * 4)) + 1, np.int64)
-        self.bad = np.zeros_like(self.frames)
-        self.last_bucket = self.last_index = -1
-        self.hinted = False
-
-    def update(self, tick, elapsed: float, late_tolerance: float) -> bool:
-        n = len(self.frames)
-        b = int(elapsed * 4)
-        if b != self.last_bucket:  # clear the buckets the window slid past
-            for k in range(max(self.last_bucket + 1, b - n + 1), b + 1):
-                self.frames[k % n] = 0
-                self.bad[k % n] = 0
-            self.last_bucket = b
-        skipped_now = tick.frame_index - self.last_index - 1
-        self.last_index = tick.frame_index
-        self.frames[b % n] += 1 + skipped_now
-        self.bad[b % n] += (tick.late_by > late_tolerance) + skipped_now
-        if self.hinted or elapsed < self.window_s:
-            return False
-        total = int(self.frames.sum())
-        self.hinted = bool(total and self.bad.sum() > self.fraction * total)
-        return self.hinted
-
-    @property
-    def share(self) -> tuple[int, int]:
-        return int(self.bad.sum()), int(self.frames.sum())
 
 
 @dataclass
@@ -114,7 +70,11 @@ class LiveSummary:
     model_fps: float = 0.0
     late: int = 0
     skipped: int = 0
+    dancers: int = 1
     step_ms: dict = field(default_factory=dict)
+    engine_ms: dict = field(default_factory=dict)
+    host_ms: dict = field(default_factory=dict)
+    startup_s: float | None = None
     latency_ms: dict = field(default_factory=dict)
     engine_resets: int = 0
     engine_redraws: int = 0
@@ -135,6 +95,7 @@ class LiveSummary:
     provider: str = ""
     lookahead_ms: float = 0.0
     interpolation_ms: float = 0.0
+    gc: dict = field(default_factory=dict)
     control_messages: int = 0
     control_errors: int = 0
     stopped_by: str = ""
@@ -156,7 +117,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     mdl.add_argument("--seed", type=int, help="random seed for a reproducible dance")
     mdl.add_argument("--seed-motion", metavar="BVH", help="BVH clip whose last frames start the dance")
     mdl.add_argument("--lookahead", type=int, help="frames of music lookahead; must equal what the model was trained with")
-    mdl.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    mdl.add_argument("--dancers", type=int, default=1, help="N independent dancers (own noise seed each) on the same music, one batched model step")
+    mdl.add_argument("--temperatures", metavar="T1,T2,...", help="one sampling temperature per dancer (default: --temperature for all)")
+    mdl.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1: a second, spinning thread "
+                     "competes with the audio thread on small CPUs; try 2 on an idle machine with more cores)")
     mdl.add_argument("--provider", default="auto", help="auto | cpu | cuda | tensorrt (default auto: a GPU if there is one)")
     mdl.add_argument("--no-spin", action="store_true", help="turn off onnxruntime thread spinning (less CPU, ~1 ms slower)")
     out = p.add_argument_group("output")
@@ -271,6 +235,7 @@ def validate(args) -> None:
     num("status-interval", args.status_interval, 0.0)
     num("preview-port", args.preview_port, 0, 65535)
     num("lookahead", args.lookahead, 0, 1000)
+    num("dancers", args.dancers, 1, 4096)
     if args.input and args.device is not None:
         raise UserError("--input and --device: choose one audio input")
     if args.input and args.demo:
@@ -328,24 +293,24 @@ def run(args) -> int:
         return 0
     apply_config_file(args)
     validate(args)
-    return LiveSession(args).run()
+    session = LiveSession(args)
+    session.startup_from_process = True
+    return session.run()
 
 
-def _slerp_into(out, q0, q1, t):
-    """Per-row slerp of (J, 4) quaternions into `out` (shorter arc; nlerp when nearly equal)."""
-    d = np.sum(q0 * q1, axis=1)
-    sign = np.where(d < 0, -1.0, 1.0)
-    d = np.abs(d)
-    theta = np.arccos(np.clip(d, -1.0, 1.0))
-    s = np.sin(theta)
-    close = s < 1e-4
-    safe = np.where(close, 1.0, s)
-    w0 = np.where(close, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
-    w1 = np.where(close, t, np.sin(t * theta) / safe) * sign
-    np.multiply(q0, w0[:, None], out=out)
-    out += q1 * w1[:, None]
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out
+
+
+def parse_temperatures(args) -> list[float]:
+    n = int(args.dancers)
+    if not args.temperatures:
+        return [float(args.temperature)] * n
+    try:
+        temps = [float(t) for t in str(args.temperatures).split(",")]
+    except ValueError:
+        raise UserError(f"--temperatures {args.temperatures}: expected comma-separated numbers, one per dancer") from None
+    if len(temps) != n or not all(0.0 <= t <= 5.0 for t in temps):
+        raise UserError(f"--temperatures {args.temperatures}: expected {n} values (one per dancer) between 0 and 5")
+    return temps
 
 
 class LiveSession:
@@ -357,16 +322,21 @@ class LiveSession:
     def __init__(self, args, *, source_factory=None, on_frame=None):
         """`source_factory()` -> an unstarted AudioSource (default: from args; tests inject fakes);
         `on_frame(session, tick, latency_ms_or_None)` is called after every sent frame (soak runner)."""
-        from bridge.vmc import VmcSender
+        from realtime.crowd import Crowd, dancer_targets
         from realtime.engine import DanceEngine, OnnxDanceModel
         from realtime.frame_clock import FrameClock
+        from realtime.timing import FrameTimes, RollingStats
+        from transflower import kernels
         from transflower.audio_features import AudioFeatureConfig
-        from transflower.motion_features import MotionFeatures, MotionIntegrator
         from transflower.skeleton import Skeleton
 
+        self._created = time.perf_counter()
+        self.startup_from_process = False  # `transflower live` measures from the process's start
         self.args = args
         self.source_factory = source_factory or (lambda: open_source(args))
         self.on_frame = on_frame
+        self.frame_hooks = []  # callables hook(session), run every frame before the step (live control)
+        self.hold = False      # a performer froze the dancers: the loop resends the last poses
         self.model = OnnxDanceModel(args.model, provider=args.provider, threads=int(args.threads), spinning=not args.no_spin)
         meta = self.model.meta
         self.model_fps = float(meta["fps"])
@@ -380,14 +350,18 @@ class LiveSession:
             from transflower.generate import seed_from_bvh
 
             seed_motion = seed_from_bvh(args.seed_motion, self.model_fps)[-(int(meta["context"]) - 1):]
-        self.engine = DanceEngine(self.model, temperature=float(args.temperature), seed=args.seed, seed_motion=seed_motion)
+        self.dancers = int(getattr(args, "dancers", 1) or 1)
+        targets = dancer_targets(args.osc, self.dancers)
+        self.engine = DanceEngine(self.model, temperature=parse_temperatures(args), seed=args.seed,
+                                  seed_motion=seed_motion, dancers=self.dancers)
+        if self.dancers > 1 and not self.engine.batched:
+            log.warning("%s has a batch axis fixed to 1: the %d dancers step one graph run each (re-export it with a "
+                        "dynamic batch axis for one batched run)", self.model.path.name, self.dancers)
         self.skeleton = Skeleton.from_dict(meta["skeleton"])
-        self.integrator = MotionIntegrator(MotionFeatures(self.skeleton))
-        from transflower.floor import FloorClamp
-
-        self.floor = None if args.no_floor else FloorClamp(self.skeleton)
+        kernels.warm_up()  # load (or compile once) the per-frame kernels now, never in the loop
+        self.crowd = Crowd(self.skeleton, self.dancers, targets, float(args.stage_radius), floor=not args.no_floor,
+                           interpolate=self.interpolate)
         self.audio_config = AudioFeatureConfig.from_dict(meta["audio_config"])
-        self.sender = VmcSender(args.osc or ["127.0.0.1:39539"], self.skeleton)
         self.clock = FrameClock(self.fps, late_policy=args.late_policy)
         self.lookahead = int(meta["lookahead"])
         self.preview = None
@@ -397,16 +371,16 @@ class LiveSession:
             self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status)
         self.stop_requested = False
         self.stopped_by = ""
-        self.frame_hooks = []  # hook(session), called once per frame before the step (live control)
-        self.hold = False      # a performer froze the dancer: the loop resends the last pose
-        self._held_root, self._held_rots = np.zeros(3), np.zeros((self.skeleton.num_joints, 4))
-        self.step_ms = RollingStats()
+        self.times = FrameTimes()
         self.latency_ms = RollingStats()
         self.starved = 0
         self.silent_frames = 0
         self.engine_errors = 0
+        self._engine_fail_run = 0
         self.overload_hints = 0
         self.frames_sent = 0
+        self.startup_s = None
+        self.gc_watch = None
         self.feats = None
         self.watchdog = None
         self.source = None
@@ -415,11 +389,75 @@ class LiveSession:
 
         self.controls = attach_controls(self, args)  # --control / --midi; None when neither is given
 
+    @property
+    def sender(self):
+        """Dancer 0's VMC sender (one dancer: the only one)."""
+        return self.crowd.senders[0]
+
+    @property
+    def step_ms(self):
+        return self.times.recent_step
+
     def _on_signal(self, signum, frame):
         self.stop_requested = True
         self.stopped_by = signal.Signals(signum).name
 
-    # ------------------------------------------------------------------------------------------
+    # -- one frame -------------------------------------------------------------------------------
+    def frame(self, tick, elapsed: float) -> int:
+        """A frame's path: pull audio rows -> frame hooks -> step -> pose -> send. Returns new audio rows."""
+        new_rows = self._pull_audio()
+        for hook in self.frame_hooks:
+            hook(self)
+        if not self.interpolate:
+            self._model_frame()
+        else:
+            self._model_frames_until(elapsed)
+        self.crowd.send(tick.frame_index, elapsed)
+        return new_rows
+
+    def _pull_audio(self) -> int:
+        """Newest audio features into self.row; a stalled input dances on to the last music, then silence."""
+        feats, watchdog = self.feats, self.watchdog
+        new = watchdog.take_replacement()
+        if new is not None:
+            feats.attach(new)
+            self.source = new
+        new_rows = feats.pull()
+        state = watchdog.check(new_rows > 0)
+        if new_rows:
+            self.row = feats.row
+        else:
+            self.starved += 1
+            if state != "ok" and self.row is not self.engine.silence:
+                self.row = self.engine.silence
+                feats.level_db = -120.0
+            if self.row is self.engine.silence:
+                self.silent_frames += 1
+        return new_rows
+
+    def _model_frame(self) -> None:
+        """One model step for every dancer -> their next bodies (crowd.root / crowd.rots)."""
+        if self.hold:  # frozen: resend the last poses; the engine and the integrator wait (no jump on resume)
+            if self.interpolate:
+                self.crowd.hold()
+            return
+        t0 = time.perf_counter()
+        self._engine_step(self.row)
+        self._engine_s += time.perf_counter() - t0
+        self.crowd.body(self.engine.poses)
+
+    def _model_frames_until(self, elapsed: float) -> None:
+        """--fps other than the model's: the model frames due by now, then the blend between the two newest."""
+        need = int(math.floor(elapsed * self.model_fps + 1e-9)) + 1
+        if need - self._model_done > self._max_catch_up:  # a long stall: do not replay missed model frames
+            self._model_done = need - self._max_catch_up
+        while self._model_done < need:
+            self._model_frame()
+            if self._model_done == 0:
+                self.crowd.hold()
+            self._model_done += 1
+        self.crowd.blend(min(max(elapsed * self.model_fps - need + 1, 0.0), 1.0))
+
     def _engine_step(self, row):
         """engine.step, surviving an engine that raises (counted; reset from the seed motion)."""
         try:
@@ -437,204 +475,163 @@ class LiveSession:
                 self.engine.reset(f"engine error ({type(e).__name__})")
             except Exception:  # noqa: BLE001
                 pass
-            return self.engine.pose
+            return self.engine.poses
 
-    def _model_frame(self, row, root_out, rots_out):
-        """One model step -> root/rotations written into the given buffers (stage radius applied)."""
-        if self.hold:  # frozen: resend the last pose; the engine and the integrator wait (no jump on resume)
-            root_out[:] = self._held_root
-            rots_out[:] = self._held_rots
-            return
-        features = self._engine_step(row)
-        root, rots = self.integrator.step(features)
-        r = float(np.hypot(root[0], root[2]))
-        radius = self._radius
-        if r > radius:  # keep the dancer on stage: pull the integrator (and this frame) back to the circle
-            self.integrator.position[0] *= radius / r
-            self.integrator.position[2] *= radius / r
-            root[0], root[2] = self.integrator.position[0], self.integrator.position[2]
-        if self.floor is not None:
-            self.floor.apply(root, rots)
-        root_out[:] = root
-        rots_out[:] = rots
-        self._held_root[:] = root
-        self._held_rots[:] = rots
-
+    # -- the run ---------------------------------------------------------------------------------
     def run(self) -> int:
-        from realtime.streaming_features import StreamingAudioFeatures
-        from realtime.watchdog import AudioWatchdog
-        from transflower.skeleton import Pose
-
-        args = self.args
         import threading
 
         old_handlers = ({s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
                         if threading.current_thread() is threading.main_thread() else {})  # tests run it in threads
-        status_every = float(args.status_interval)
-        self._radius = float(args.stage_radius)
-        self._engine_fail_run = 0
-        feats = watchdog = source = None
-        clock = self.clock
         status_written = False
         try:
-            if self.preview:
-                preview, self.preview = self.preview, None
-                preview.start()  # a port in use: UserError (and nothing to stop: its loop never ran)
-                self.preview = preview
-                log.info("preview: %s", self.preview.url)
-            source = self.source = self.source_factory()
-            source.start()
-            end = time.monotonic() + 4.0
-            while source.ring.total_written == 0 and not self.stop_requested and time.monotonic() < end:
-                time.sleep(0.01)  # a PortAudio stream may take ~2 s to deliver its first callback
-            if source.ring.total_written == 0 and not self.stop_requested:
-                log.warning("%s delivered no audio in 4 s; dancing to silence until it does", source.name)
-            feats = self.feats = StreamingAudioFeatures(source, self.audio_config, gain=float(args.input_gain))
-            from realtime.audio_sources import MicrophoneSource
-
-            # a device can come back: reopen it; a file or the demo track cannot fail that way
-            reopenable = isinstance(source, MicrophoneSource) or getattr(source, "reopenable", False)
-            reopen = self.source_factory if reopenable else None
-            watchdog = self.watchdog = AudioWatchdog(source, reopen)
-            targets = ", ".join(f"{t.host}:{t.port}" for t in self.sender.targets)
-            interp_ms = 1000.0 / self.model_fps if self.interpolate else 0.0
-            log.info("dancing to %s at %g fps (model %g fps, lookahead %d frames = %.0f ms%s) -> VMC %s; Ctrl-C stops",
-                     source.name, self.fps, self.model_fps, self.lookahead, 1000 * self.lookahead / self.model_fps,
-                     f", interpolated: +{interp_ms:.0f} ms" if self.interpolate else "", targets)
-            engine, sender = self.engine, self.sender
-            J = self.skeleton.num_joints
-            cur_root, prev_root = np.zeros(3), np.zeros(3)
-            cur_rots = np.zeros((J, 4)); cur_rots[:, 3] = 1.0  # noqa: E702
-            prev_rots = cur_rots.copy()
-            out_root, out_rots = np.zeros(3), cur_rots.copy()
-            pose = Pose(0, 0.0, out_root, out_rots)
-            silence = engine.silence
-            row = silence
-            model_done = 0       # model frames computed (interpolation mode)
-            max_catch_up = max(3, int(math.ceil(self.model_fps / self.fps)) + 1)
-            end_at = None if args.duration is None else float(args.duration)
-            overload = OverloadMonitor(self.OVERLOAD_WINDOW_S, self.OVERLOAD_FRACTION)
-            clock.start()
-            next_status = status_every
-            while not self.stop_requested:
-                tick = clock.wait_next()
-                elapsed = tick.deadline - clock.t0
-                if end_at is not None and elapsed >= end_at - 1e-9:
-                    break
-                t_start = time.perf_counter()
-                new = watchdog.take_replacement()
-                if new is not None:
-                    feats.attach(new)
-                    source = self.source = new
-                new_rows = feats.pull()
-                state = watchdog.check(new_rows > 0)
-                if new_rows:
-                    row = feats.row
-                else:
-                    self.starved += 1
-                    # a stalled input: keep dancing to the last music for a moment, then to silence
-                    if state != "ok" and row is not silence:
-                        row = silence
-                        feats.level_db = -120.0
-                    if row is silence:
-                        self.silent_frames += 1
-                for hook in self.frame_hooks:
-                    hook(self)
-                if not self.interpolate:
-                    self._model_frame(row, out_root, out_rots)
-                else:
-                    need = int(math.floor(elapsed * self.model_fps + 1e-9)) + 1
-                    if need - model_done > max_catch_up:  # a long stall: do not replay missed model frames
-                        model_done = need - max_catch_up
-                    while model_done < need:
-                        prev_root, cur_root = cur_root, prev_root
-                        prev_rots, cur_rots = cur_rots, prev_rots
-                        self._model_frame(row, cur_root, cur_rots)
-                        if model_done == 0:
-                            prev_root[:] = cur_root
-                            prev_rots[:] = cur_rots
-                        model_done += 1
-                    alpha = min(max(elapsed * self.model_fps - need + 1, 0.0), 1.0)
-                    np.multiply(prev_root, 1.0 - alpha, out=out_root)
-                    out_root += alpha * cur_root
-                    _slerp_into(out_rots, prev_rots, cur_rots, alpha)
-                pose.frame_index, pose.time = tick.frame_index, elapsed
-                sender.send(pose)
-                sent = time.monotonic()
-                if self.preview:
-                    try:
-                        self.preview.push_pose(pose, self.skeleton)
-                    except Exception as e:  # noqa: BLE001  the preview is a convenience: never stop the show
-                        log.warning("preview failed (%s); turning it off", e)
-                        self.preview = None
-                self.step_ms.add(1000 * (time.perf_counter() - t_start))
-                lat = None
-                if new_rows and feats.row_arrival is not None:
-                    lat = 1000 * (sent - feats.row_arrival) + interp_ms
-                    self.latency_ms.add(lat)
-                self.frames_sent += 1
-                if overload.update(tick, elapsed, clock.late_tolerance_s):
-                    self.overload_hints += 1
-                    bad, tot = overload.share
-                    log.warning("overload: %d of the last %d frames were late or skipped (step p99 %.1f ms, budget %.1f ms). "
-                                "Try fewer --threads, a smaller model, or --no-spin (the audio thread needs CPU too)",
-                                bad, tot, self.step_ms.pct(99), 1000 / self.fps)
-                if self.on_frame is not None:
-                    self.on_frame(self, tick, lat)
-                if status_every > 0 and elapsed >= next_status:
-                    next_status = elapsed + status_every
-                    self._print_status(feats, elapsed)
-                    status_written = True
-                if getattr(source, "finished", False) and source.ring.available() == 0:
-                    log.info("input finished")
-                    break
+            self._start()
+            status_written = self._loop()
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
-            if status_written:
-                sys.stderr.write("\n")
-            try:
-                self.sender.send_rest_pose()
-            except Exception:  # noqa: BLE001  shutting down: a failing socket must not hide the summary
-                pass
-            if watchdog is not None:
-                watchdog.close()
-            for s in {id(x): x for x in (source, watchdog.source if watchdog else None) if x is not None}.values():
-                try:
-                    s.stop()
-                except Exception as e:  # noqa: BLE001
-                    log.debug("stopping %s: %s", s.name, e)
-            if self.controls is not None:
-                self.controls.close()
-            if self.preview:
-                try:
-                    self.preview.stop()
-                except Exception as e:  # noqa: BLE001
-                    log.debug("stopping the preview: %s", e)
-        summary = self.summary(source, feats)
+            self._stop(status_written)
+        summary = self.summary(self.source, self.feats)
         if self.stopped_by:
             log.info("stopped by %s after %d frames (%.1f s); sent the rest pose", self.stopped_by, summary.frames,
                      summary.seconds)
         print(json.dumps(summary.__dict__, indent=1), flush=True)
-        if args.summary_json:
+        if self.args.summary_json:
+            from transflower.atomic import write_text_atomic
+
             try:
-                Path(args.summary_json).write_text(json.dumps(summary.__dict__, indent=1))
+                write_text_atomic(self.args.summary_json, json.dumps(summary.__dict__, indent=1))
             except OSError as e:
-                raise UserError(f"--summary-json {args.summary_json}: cannot write it ({e.strerror or e})") from None
-        self.sender.close()
+                raise UserError(f"--summary-json {self.args.summary_json}: cannot write it ({e.strerror or e})") from None
+        self.crowd.close()
         for h in logging.getLogger().handlers:
             h.flush()
         return 0
 
+    def _start(self) -> None:
+        from realtime.audio_sources import MicrophoneSource
+        from realtime.streaming_features import StreamingAudioFeatures
+        from realtime.timing import GcWatch
+        from realtime.watchdog import AudioWatchdog
+
+        args = self.args
+        if self.preview:
+            preview, self.preview = self.preview, None
+            preview.start()  # a port in use: UserError (and nothing to stop: its loop never ran)
+            self.preview = preview
+            log.info("preview: %s", self.preview.url)
+        source = self.source = self.source_factory()
+        source.start()
+        end = time.monotonic() + 4.0
+        while source.ring.total_written == 0 and not self.stop_requested and time.monotonic() < end:
+            time.sleep(0.01)  # a PortAudio stream may take ~2 s to deliver its first callback
+        if source.ring.total_written == 0 and not self.stop_requested:
+            log.warning("%s delivered no audio in 4 s; dancing to silence until it does", source.name)
+        self.feats = StreamingAudioFeatures(source, self.audio_config, gain=float(args.input_gain))
+        # a device can come back: reopen it; a file or the demo track cannot fail that way
+        reopenable = isinstance(source, MicrophoneSource) or getattr(source, "reopenable", False)
+        self.watchdog = AudioWatchdog(source, self.source_factory if reopenable else None)
+        targets = ", ".join(f"{t.host}:{t.port}" for t in self.crowd.targets[:4]) + (" ..." if len(self.crowd.targets) > 4 else "")
+        interp_ms = 1000.0 / self.model_fps if self.interpolate else 0.0
+        log.info("dancing to %s at %g fps (model %g fps, lookahead %d frames = %.0f ms%s)%s -> VMC %s; Ctrl-C stops",
+                 source.name, self.fps, self.model_fps, self.lookahead, 1000 * self.lookahead / self.model_fps,
+                 f", interpolated: +{interp_ms:.0f} ms" if self.interpolate else "",
+                 f", {self.dancers} dancers" if self.dancers > 1 else "", targets)
+        self.row = self.engine.silence
+        self._model_done = 0  # model frames computed (interpolation mode)
+        self._max_catch_up = max(3, int(math.ceil(self.model_fps / self.fps)) + 1)
+        self._engine_s = 0.0
+        # everything made so far lives for the whole show: out of the collector's reach
+        gc.collect()
+        gc.freeze()
+        self.gc_watch = GcWatch().__enter__()
+
+    def _loop(self) -> bool:
+        args, clock, times = self.args, self.clock, self.times
+        from realtime.timing import OverloadMonitor
+
+        status_every = float(args.status_interval)
+        end_at = None if args.duration is None else float(args.duration)
+        interp_ms = 1000.0 / self.model_fps if self.interpolate else 0.0
+        overload = OverloadMonitor(self.OVERLOAD_WINDOW_S, self.OVERLOAD_FRACTION)
+        next_status = status_every
+        status_written = False
+        clock.start()
+        while not self.stop_requested:
+            tick = clock.wait_next()
+            elapsed = tick.deadline - clock.t0
+            if end_at is not None and elapsed >= end_at - 1e-9:
+                break
+            t_start = time.perf_counter()
+            self._engine_s = 0.0
+            new_rows = self.frame(tick, elapsed)
+            sent = time.monotonic()
+            if self.startup_s is None:
+                self.startup_s = (process_age_s() if self.startup_from_process else None) or (time.perf_counter() - self._created)
+            if self.preview:
+                try:
+                    self.preview.push_pose(self.crowd.poses[0], self.skeleton)
+                except Exception as e:  # noqa: BLE001  the preview is a convenience: never stop the show
+                    log.warning("preview failed (%s); turning it off", e)
+                    self.preview = None
+            times.add(1000 * self._engine_s, 1000 * (time.perf_counter() - t_start))
+            lat = None
+            feats = self.feats
+            if new_rows and feats.row_arrival is not None:
+                lat = 1000 * (sent - feats.row_arrival) + interp_ms
+                self.latency_ms.add(lat)
+            self.frames_sent += 1
+            if overload.update(tick, elapsed, clock.late_tolerance_s):
+                self.overload_hints += 1
+                bad, tot = overload.share
+                log.warning("overload: %d of the last %d frames were late or skipped (step p99 %.1f ms, budget %.1f ms). "
+                            "Try fewer --threads, fewer --dancers, a smaller model, or --no-spin (the audio thread needs CPU too)",
+                            bad, tot, times.recent_step.pct(99), 1000 / self.fps)
+            if self.on_frame is not None:
+                self.on_frame(self, tick, lat)
+            if status_every > 0 and elapsed >= next_status:
+                next_status = elapsed + status_every
+                self._print_status(feats, elapsed)
+                status_written = True
+            if getattr(self.source, "finished", False) and self.source.ring.available() == 0:
+                log.info("input finished")
+                break
+        return status_written
+
+    def _stop(self, status_written: bool) -> None:
+        if self.gc_watch is not None:
+            self.gc_watch.__exit__()
+        gc.unfreeze()
+        if status_written:
+            sys.stderr.write("\n")
+        self.crowd.send_rest_pose()
+        watchdog = self.watchdog
+        if watchdog is not None:
+            watchdog.close()
+        for s in {id(x): x for x in (self.source, watchdog.source if watchdog else None) if x is not None}.values():
+            try:
+                s.stop()
+            except Exception as e:  # noqa: BLE001
+                log.debug("stopping %s: %s", s.name, e)
+        if self.controls is not None:
+            self.controls.close()
+        if self.preview:
+            try:
+                self.preview.stop()
+            except Exception as e:  # noqa: BLE001
+                log.debug("stopping the preview: %s", e)
+
+    # -- reporting -------------------------------------------------------------------------------
     def _preview_status(self) -> str:
         return self._status_text
 
     def _print_status(self, feats, elapsed):
-        c, e = self.clock, self.engine
-        udp = sum(t.failed + t.refused for t in self.sender.targets)
+        c, e, t = self.clock, self.engine, self.times
+        udp = sum(x.failed + x.refused for x in self.crowd.targets)
         audio = "" if self.watchdog is None or self.watchdog.state == "ok" else f"  AUDIO LOST {self.watchdog.silent_for:.0f}s"
-        text = (f"{elapsed:7.1f}s  {c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {self.step_ms.pct(50):5.2f} "
-                f"p99 {self.step_ms.pct(99):5.2f} ms  latency p50 {self.latency_ms.pct(50):5.0f} ms  "
+        text = (f"{elapsed:7.1f}s  {c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {t.recent_step.pct(50):5.2f} "
+                f"p99 {t.recent_step.pct(99):5.2f} ms (engine {t.recent_engine.pct(50):5.2f}/{t.recent_engine.pct(99):5.2f}, "
+                f"host {t.recent_host.pct(50):4.2f}/{t.recent_host.pct(99):4.2f})  latency p50 {self.latency_ms.pct(50):5.0f} ms  "
                 f"level {feats.level_db:6.1f} dB  late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}{audio}  "
                 + (f"{self.controls.status_text()}  " if self.controls is not None else ""))
         self._status_text = text.strip()
@@ -642,14 +639,18 @@ class LiveSession:
         sys.stderr.flush()
 
     def summary(self, source, feats) -> LiveSummary:
-        c = self.clock
-        pct = lambda s: {"p50": round(s.pct(50), 3), "p99": round(s.pct(99), 3),  # noqa: E731
-                         "max": round(float(s.values().max()), 3) if s.n else None, "n": int(s.n)}
+        c, t = self.clock, self.times
         wd = self.watchdog
+        lat = self.latency_ms
+        targets = self.crowd.targets
         return LiveSummary(
             frames=self.frames_sent, seconds=round(self.frames_sent / self.fps, 2), fps=self.fps, model_fps=self.model_fps,
-            late=c.late, skipped=c.skipped,
-            step_ms=pct(self.step_ms), latency_ms=pct(self.latency_ms), engine_resets=self.engine.stats.resets, engine_redraws=self.engine.stats.resampled,
+            late=c.late, skipped=c.skipped, dancers=self.dancers,
+            step_ms=t.step.summary(), engine_ms=t.engine.summary(), host_ms=t.host.summary(),
+            startup_s=None if self.startup_s is None else round(self.startup_s, 3),
+            latency_ms={"p50": round(lat.pct(50), 3), "p99": round(lat.pct(99), 3),
+                        "max": round(float(lat.values().max()), 3) if lat.n else None, "n": int(lat.n)},
+            engine_resets=self.engine.stats.resets, engine_redraws=self.engine.stats.resampled,
             engine_errors=self.engine_errors,
             audio_rows=feats.rows if feats else 0, audio_level_db=round(feats.level_db, 2) if feats else -120.0,
             starved_frames=self.starved, silent_frames=self.silent_frames,
@@ -657,12 +658,23 @@ class LiveSession:
             audio_reopen_attempts=wd.reopen_attempts if wd else 0,
             audio_overruns=wd.overruns() if wd else 0,
             audio_dropped_samples=(feats.dropped_samples + feats._ring_dropped()) if feats else 0,
-            udp_errors=int(sum(t.failed + t.refused for t in self.sender.targets)),
-            udp_sent=int(sum(t.sent for t in self.sender.targets)),
+            udp_errors=int(sum(x.failed + x.refused for x in targets)),
+            udp_sent=int(sum(x.sent for x in targets)),
             overload_hints=self.overload_hints,
             source=source.name if source is not None else "", provider=self.model.provider,
             lookahead_ms=1000 * self.lookahead / self.model_fps,
             interpolation_ms=1000.0 / self.model_fps if self.interpolate else 0.0,
+            gc=self.gc_watch.summary() if self.gc_watch else {},
             control_messages=self.controls.applied if self.controls is not None else 0,
             control_errors=self.controls.errors if self.controls is not None else 0, stopped_by=self.stopped_by,
         )
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc), for `startup_s`: command -> first packet."""
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None

@@ -27,6 +27,8 @@ extractor's onset/tempo state; the live watchdog uses it when the audio device c
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from realtime.audio_sources import AudioSource, StreamResampler
@@ -55,9 +57,10 @@ class StreamingAudioFeatures:
             self.dropped_samples += self._ring_dropped()
         same_rate = self.source is not None and source.samplerate == self.source.samplerate
         self.source = source
-        self.resampler = StreamResampler(source.samplerate, self.config.sample_rate)
-        self.ratio = source.samplerate / self.config.sample_rate
         self.scratch = np.zeros(int(source.samplerate * self.max_block_s) + 1, np.float32)
+        self.resampler = StreamResampler(source.samplerate, self.config.sample_rate, max_chunk=len(self.scratch))
+        self.resampled = np.zeros(self.resampler.max_output(len(self.scratch)), np.float32)
+        self.ratio = source.samplerate / self.config.sample_rate
         if not same_rate:
             self.fifo_n = 0
         self.dev_samples_read = 0    # device-rate samples of this source fed to the resampler
@@ -94,7 +97,7 @@ class StreamingAudioFeatures:
         self.dev_samples_read += n
         if self.gain != 1.0:
             self.scratch[:n] *= self.gain
-        y = self.resampler.process(self.scratch[:n])
+        y = self.resampled[: self.resampler.process_into(self.scratch[:n], self.resampled)]
         if self.fifo_n + len(y) > len(self.fifo):  # the loop stalled for long: keep the newest audio
             keep = max(len(self.fifo) - len(y), 0)
             self.feat_samples_done += self.fifo_n - keep
@@ -114,7 +117,7 @@ class StreamingAudioFeatures:
             new_rows += 1
         if new_rows:
             last = self.fifo[pos - self.hop : pos]
-            self.level_db = float(10 * np.log10(max(np.mean(last * last) * 2.0, 1e-12)))
+            self.level_db = 10 * math.log10(max(float(np.dot(last, last)) * 2.0 / len(last), 1e-12))
             self.fifo[: self.fifo_n - pos] = self.fifo[pos : self.fifo_n]
             self.fifo_n -= pos
             self.feat_samples_done += pos

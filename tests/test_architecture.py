@@ -3,7 +3,8 @@ import subprocess
 import sys
 
 LIVE_MODULES = ["realtime.live", "realtime.engine", "realtime.streaming_features", "realtime.audio_sources",
-                "realtime.frame_clock", "realtime.ring_buffer", "realtime.control", "realtime.midi", "bridge.vmc", "bridge.retarget", "bridge.osc",
+                "realtime.frame_clock", "realtime.ring_buffer", "realtime.control", "realtime.midi", "realtime.crowd",
+                "realtime.timing", "transflower.kernels", "bridge.vmc", "bridge.retarget", "bridge.osc",
                 "bridge.preview"]
 
 
@@ -33,3 +34,13 @@ def test_cli_help_lists_every_subcommand():
     assert out.returncode == 0
     for sub in ["import", "features", "train", "generate", "export", "live", "view", "bench"]:
         assert sub in out.stdout
+
+
+def test_core_does_not_reach_up_into_export_or_realtime():
+    """Generation and checkpoint loading are core: importing them (and loading a checkpoint's helpers)
+    pulls in neither export/ nor realtime/ (an .onnx model still runs in realtime.engine, imported on demand)."""
+    code = ("import transflower.generate, transflower.checkpoint, transflower.floor, transflower.kernels, sys\n"
+            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('export', 'realtime'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"the core imported: {out.stdout.strip()}"

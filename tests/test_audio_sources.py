@@ -229,6 +229,24 @@ def test_stream_resampler_chunked_equals_one_shot(rates):
     assert one.delay_s < 0.002
 
 
+def test_kaiser_lowpass_is_scipy_firwin():
+    from scipy.signal import firwin
+
+    from realtime.audio_sources import kaiser_lowpass
+
+    for taps, cutoff in ((41, 0.5), (3201, 1 / 160), (21, 1.0 / 3)):
+        np.testing.assert_allclose(kaiser_lowpass(taps, cutoff, 5.0), firwin(taps, cutoff, window=("kaiser", 5.0)), atol=1e-15)
+
+
+def test_stream_resampler_process_into_allocates_nothing_new():
+    r = StreamResampler(48000, 24000, max_chunk=1000)
+    x = np.random.default_rng(0).standard_normal(2500).astype(np.float32)  # more than max_chunk: blocks
+    out = np.zeros(r.max_output(x.size), np.float32)
+    n = r.process_into(x, out)
+    ref = StreamResampler(48000, 24000).process(x)
+    assert n == ref.size and np.allclose(out[:n], ref, atol=1e-7)
+
+
 def test_stream_resampler_keeps_sine_frequency():
     a, b = 44100, 48000
     t = np.arange(a * 2) / a

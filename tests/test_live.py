@@ -93,7 +93,7 @@ def test_file_input_real_song_at_interpolated_fps(tiny_onnx, receiver, tmp_path,
 
 
 def test_interpolation_slerp_matches_reference():
-    from realtime.live import _slerp_into
+    from transflower.kernels import slerp_into
     from transflower.rotations import quat_slerp
 
     rng = np.random.default_rng(0)
@@ -103,7 +103,8 @@ def test_interpolation_slerp_matches_reference():
     out = np.zeros_like(q0)
     for t in (0.0, 0.3, 1.0):
         ref = quat_slerp(q0, q1, t)
-        got = _slerp_into(out, q0, q1, t)
+        got = out
+        slerp_into(out, q0, q1, t)
         assert np.allclose(np.abs(np.sum(got * ref, axis=1)), 1.0, atol=1e-9)
 
 
@@ -250,3 +251,70 @@ def test_virtual_microphone_live(tiny_onnx, receiver, tmp_path, request):
         assert s["latency_ms"]["n"] > 50
     finally:
         vm.stop()
+
+
+def test_crowd_streams_each_dancer_to_its_own_port_with_frame_hooks(tmp_path):
+    """--dancers 3 with one HOST:PORT: dancers on consecutive ports, each its own dance; a frame hook
+    (what a control surface uses) runs once per frame before the step and can change a dancer."""
+    from bridge.vmc import VmcReceiver
+    from realtime.live import LiveSession
+    from tiny_model import make_tiny_batched_onnx
+
+    model = make_tiny_batched_onnx(tmp_path, styles=2, context=12)
+    rxs = [VmcReceiver(port=0) for _ in range(3)]
+    # find three consecutive free ports: bind receivers there
+    for r in rxs:
+        r.close()
+    base = None
+    for start in range(41000, 42000, 7):
+        try:
+            rxs = [VmcReceiver(port=start + i) for i in range(3)]
+            base = start
+            break
+        except OSError:
+            for r in locals().get("rxs", []):
+                r.close()
+    assert base is not None
+    got = [[], [], []]
+    for r, g in zip(rxs, got):
+        r.on_frame = lambda f, g=g: g.append(np.asarray(f.bones["Hips"][1], float))
+    try:
+        hooked = []
+
+        def hook(session):
+            hooked.append(session.engine.frame)
+            if len(hooked) == 5:
+                session.engine.dancers[2].temperature = 0.0
+                session.engine.dancers[2].set_style("style1", blend_s=0.5)
+
+        args = live_args("--model", model, "--demo", "--duration", 2, "--dancers", 3, "--seed", 4,
+                         "--osc", f"127.0.0.1:{base}", "--status-interval", 0, "--summary-json", tmp_path / "s.json")
+        s = LiveSession(args)
+        s.frame_hooks.append(hook)
+        assert s.engine.batched and len(s.crowd.senders) == 3
+        assert s.run() == 0
+        sm = json.loads((tmp_path / "s.json").read_text())
+        assert sm["dancers"] == 3 and len(hooked) == sm["frames"]
+        for k in ("step_ms", "engine_ms", "host_ms"):
+            assert set(sm[k]) >= {"p50", "p99", "max"} and sm[k]["n"] == sm["frames"]
+        assert sm["startup_s"] is not None and sm["startup_s"] > 0
+        for r in rxs:
+            r.wait_for(frames=sm["frames"] + 1, timeout=1.0)
+            assert abs(r.frames - 1 - 40) <= 10 and r.malformed == 0
+        assert s.engine.dancers[2].temperature == 0.0 and s.engine.style[2, 1] == 1.0
+        hips = [np.array(h[:30]) for h in got]
+        assert np.abs(hips[0] - hips[1]).max() > 1e-4  # their own dances
+    finally:
+        for r in rxs:
+            r.close()
+
+
+def test_crowd_targets_rules():
+    from realtime.crowd import dancer_targets
+    from transflower.errors import UserError
+
+    assert dancer_targets(["h:9000"], 3) == [["h:9000"], ["h:9001"], ["h:9002"]]
+    assert dancer_targets(["a:1", "b:2"], 2) == [["a:1"], ["b:2"]]
+    assert dancer_targets(["a:1", "b:2"], 1) == [["a:1", "b:2"]]
+    with pytest.raises(UserError, match="once per dancer"):
+        dancer_targets(["a:1", "b:2"], 3)

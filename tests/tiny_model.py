@@ -58,3 +58,51 @@ def make_tiny_onnx(tmp_path: Path, **kw) -> Path:
     out = Path(tmp_path) / "tiny.onnx"
     export_onnx(ckpt, out, features_json=feats, check=False)
     return out
+
+
+def make_tiny_batched_onnx(tmp_path: Path, styles: int = 0, **kw) -> Path:
+    """The tiny model exported by `transflower export` (dynamic batch axis: what a crowd needs), optionally
+    style-conditioned (`styles` weights: "auto", "style1", ...) with a style embedding large enough that
+    the dance depends on it."""
+    import torch
+
+    from export.onnx_export import export_onnx
+
+    tmp_path = Path(tmp_path)
+    ckpt, feats, model = make_tiny_checkpoint(tmp_path, styles=styles, **kw)
+    if styles:
+        with torch.no_grad():
+            model.backbone.style_in.weight.normal_(std=3.0)
+        saved = torch.load(ckpt, weights_only=False)
+        saved["state_dict"] = {"model." + k: v for k, v in model.state_dict().items()}
+        torch.save(saved, ckpt)
+    out = tmp_path / ("tiny_styled.onnx" if styles else "tiny_batched.onnx")
+    export_onnx(ckpt, out, features_json=feats, check=False)
+    return out
+
+
+def make_tiny_fixed_batch_onnx(tmp_path: Path, **kw) -> Path:
+    """The tiny model with its batch axis fixed to 1, as exports before the crowd work wrote it (the
+    engine then runs the graph once per dancer)."""
+    import onnx
+    import torch
+
+    from export.onnx_export import INPUT_NAMES, OUTPUT_NAMES, build_step_module, example_inputs, load_checkpoint
+    from transflower.features import StandardScaler
+
+    tmp_path = Path(tmp_path)
+    dynamic = make_tiny_batched_onnx(tmp_path, **kw)
+    model, _ = load_checkpoint(tmp_path / "tiny.ckpt")
+    feats = json.loads((tmp_path / "features.json").read_text())
+    step = build_step_module(model, StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"]))
+    out = tmp_path / "tiny_fixed.onnx"
+    with torch.no_grad():
+        torch.onnx.export(step, example_inputs(model.cfg, batch=1), str(out), input_names=INPUT_NAMES,
+                          output_names=OUTPUT_NAMES, opset_version=17, dynamo=False)
+    proto = onnx.load(str(out))
+    del proto.metadata_props[:]
+    for p in onnx.load(str(dynamic)).metadata_props:
+        e = proto.metadata_props.add()
+        e.key, e.value = p.key, p.value
+    onnx.save(proto, str(out))
+    return out

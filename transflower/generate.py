@@ -27,6 +27,14 @@ def song_audio_features(song, audio_config: dict, num_frames: int | None = None)
     return compute_audio_features(y, sr, AudioFeatureConfig.from_dict(audio_config), num_frames)
 
 
+def silence_row(audio_config: dict) -> np.ndarray:
+    """The audio feature row of digital silence: what the model hears past the song's end."""
+    from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
+
+    ex = AudioFeatureExtractor(AudioFeatureConfig.from_dict(audio_config))
+    return ex.push_hop(np.zeros(ex.hop, np.float32)).copy()
+
+
 def seed_from_bvh(path, fps: float) -> np.ndarray:
     from transflower.bvh import read_bvh
     from transflower.features import resample_motion
@@ -43,7 +51,7 @@ class TorchGenerator:
     def __init__(self, ckpt, temperature: float = 1.0, seed: int | None = None, features_json=None):
         import torch
 
-        from export.onnx_export import find_features_meta, load_checkpoint, load_seed_clip
+        from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip
         from transflower.features import StandardScaler
 
         self.model, cfg = load_checkpoint(ckpt)
@@ -81,9 +89,9 @@ class TorchGenerator:
 
 def generate(model_path, song, temperature: float = 1.0, seed: int | None = None, seed_motion=None,
              features_json=None, max_seconds: float | None = None, progress: bool = True) -> dict:
-    """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}."""
-    from realtime.engine import silence_audio_row
+    """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
+    An .onnx file runs in the live engine (realtime.engine: onnxruntime), imported only for that case."""
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
         from realtime.engine import DanceEngine, OnnxDanceModel
@@ -100,7 +108,7 @@ def generate(model_path, song, temperature: float = 1.0, seed: int | None = None
     n = len(audio) if max_seconds is None else min(len(audio), int(max_seconds * fps))
     if n < 2:
         raise UserError(f"{song}: too short to dance to ({len(audio) / fps:.2f} s)")
-    silence = silence_audio_row(meta["audio_config"])
+    silence = silence_row(meta["audio_config"])
     # pose t hears audio row t + L; past the song's end the model hears silence
     rows = np.concatenate([audio, np.repeat(silence[None], L, axis=0)])[L : L + n]
     seed_feats = seed_from_bvh(seed_motion, fps) if seed_motion else np.asarray(meta["seed_motion"], np.float32)

@@ -335,3 +335,58 @@ def weighted_kabsch(rest, observed, weights=None) -> np.ndarray:
     s[..., 2] = d
     r = (u * s[..., None, :]) @ vt
     return quat_from_matrix(r)
+
+
+# --- scalar forms ---------------------------------------------------------------------------------
+# The same maths on plain floats, for per-frame loops: `transflower.kernels` compiles these with numba
+# (tests/test_kernels.py checks them against the vectorised forms above).
+
+def quat_mul_scalar(ax, ay, az, aw, bx, by, bz, bw):
+    """quat_mul for one pair, as a tuple (x, y, z, w)."""
+    return (aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz)
+
+
+def quat_apply_scalar(qx, qy, qz, qw, vx, vy, vz):
+    """quat_apply for one vector, as a tuple (x, y, z)."""
+    tx, ty, tz = 2.0 * (qy * vz - qz * vy), 2.0 * (qz * vx - qx * vz), 2.0 * (qx * vy - qy * vx)
+    return (vx + qw * tx + (qy * tz - qz * ty), vy + qw * ty + (qz * tx - qx * tz), vz + qw * tz + (qx * ty - qy * tx))
+
+
+def quat_from_expmap_scalar(ex, ey, ez):
+    """quat_from_expmap for one exp-map vector, as a tuple (x, y, z, w)."""
+    theta = (ex * ex + ey * ey + ez * ez) ** 0.5
+    if theta < 1e-6:
+        k = 0.5 - theta * theta / 48.0
+    else:
+        k = np.sin(0.5 * theta) / theta
+    return (ex * k, ey * k, ez * k, np.cos(0.5 * theta))
+
+
+def wrap_angle_scalar(a):
+    return (a + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def quat_slerp_into(out, q0, q1, t):
+    """quat_slerp of (..., 4) unit quaternions into `out` (the same formulas), one scalar t; returns out."""
+    for idx in np.ndindex(out.shape[:-1]):
+        out[idx] = quat_slerp_scalar(*q0[idx], *q1[idx], t)
+    return out
+
+
+def quat_slerp_scalar(ax, ay, az, aw, bx, by, bz, bw, t):
+    """quat_slerp of two unit quaternions (shorter arc; nlerp when nearly equal), as a tuple."""
+    d = ax * bx + ay * by + az * bz + aw * bw
+    if d < 0.0:
+        bx, by, bz, bw, d = -bx, -by, -bz, -bw, -d
+    if d > 0.9995:
+        w0, w1 = 1.0 - t, t
+    else:
+        theta = np.arccos(min(d, 1.0))
+        s = np.sin(theta)
+        w0, w1 = np.sin((1.0 - t) * theta) / s, np.sin(t * theta) / s
+    x, y, z, w = w0 * ax + w1 * bx, w0 * ay + w1 * by, w0 * az + w1 * bz, w0 * aw + w1 * bw
+    n = max((x * x + y * y + z * z + w * w) ** 0.5, _EPS)
+    return (x / n, y / n, z / n, w / n)

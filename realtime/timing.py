@@ -1,0 +1,141 @@
+"""What the live loop measures about itself, without allocating per frame.
+
+`RunStats`: a whole-run log-binned histogram (2.3% wide bins from 1 us to 100 s) with exact count and
+max: p50/p99/max over an hour in fixed memory. `RollingStats`: the recent values (status line).
+`OverloadMonitor`: share of late/skipped frames over a sliding window (the overload hint).
+`GcWatch`: garbage-collector passes during the run and the longest one (a late-frame suspect).
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+
+import numpy as np
+
+
+class RunStats:
+    BINS_PER_DECADE = 100
+    LO_LOG10 = -3.0  # 1 us, in ms
+
+    def __init__(self):
+        self.counts = np.zeros(int(8 * self.BINS_PER_DECADE) + 1, np.int64)
+        self.n = 0
+        self.max = 0.0
+
+    def add(self, ms: float) -> None:
+        i = int((math.log10(ms) - self.LO_LOG10) * self.BINS_PER_DECADE) if ms > 0 else 0
+        self.counts[min(max(i, 0), len(self.counts) - 1)] += 1
+        self.n += 1
+        if ms > self.max:
+            self.max = ms
+
+    def pct(self, q: float) -> float:
+        if not self.n:
+            return float("nan")
+        i = int(np.searchsorted(np.cumsum(self.counts), q / 100.0 * self.n))
+        return min(10 ** ((i + 0.5) / self.BINS_PER_DECADE + self.LO_LOG10), self.max)  # the bin's centre
+
+    def summary(self) -> dict:
+        r = lambda v: round(v, 3)  # noqa: E731
+        return {"p50": r(self.pct(50)), "p99": r(self.pct(99)), "max": r(self.max) if self.n else None, "n": self.n}
+
+
+class RollingStats:
+    """Fixed-size ring of recent values (no allocation per frame) with percentiles on demand."""
+
+    def __init__(self, size: int = 2048):
+        self.buf = np.zeros(size, np.float64)
+        self.n = 0
+
+    def add(self, v: float) -> None:
+        self.buf[self.n % len(self.buf)] = v
+        self.n += 1
+
+    def values(self) -> np.ndarray:
+        return self.buf[: min(self.n, len(self.buf))]
+
+    def pct(self, q: float) -> float:
+        v = self.values()
+        return float(np.percentile(v, q)) if len(v) else float("nan")
+
+
+class FrameTimes:
+    """Per frame: the engine's share (ONNX runs), the host's (everything else) and the whole loop body."""
+
+    def __init__(self):
+        self.engine, self.host, self.step = RunStats(), RunStats(), RunStats()
+        self.recent_engine, self.recent_host, self.recent_step = RollingStats(), RollingStats(), RollingStats()
+
+    def add(self, engine_ms: float, step_ms: float) -> None:
+        host_ms = max(step_ms - engine_ms, 0.0)
+        self.engine.add(engine_ms)
+        self.host.add(host_ms)
+        self.step.add(step_ms)
+        self.recent_engine.add(engine_ms)
+        self.recent_host.add(host_ms)
+        self.recent_step.add(step_ms)
+
+
+class OverloadMonitor:
+    """Share of late or skipped frames over a sliding window (0.25 s buckets, preallocated).
+
+    `update(tick, late_tolerance)` once per emitted frame; returns True the first time the share over a
+    full window exceeds `fraction` (the caller logs the hint once)."""
+
+    def __init__(self, window_s: float = 5.0, fraction: float = 0.10):
+        self.window_s, self.fraction = window_s, fraction
+        self.frames = np.zeros(int(math.ceil(window_s * 4)) + 1, np.int64)
+        self.bad = np.zeros_like(self.frames)
+        self.last_bucket = self.last_index = -1
+        self.hinted = False
+
+    def update(self, tick, elapsed: float, late_tolerance: float) -> bool:
+        n = len(self.frames)
+        b = int(elapsed * 4)
+        if b != self.last_bucket:  # clear the buckets the window slid past
+            for k in range(max(self.last_bucket + 1, b - n + 1), b + 1):
+                self.frames[k % n] = 0
+                self.bad[k % n] = 0
+            self.last_bucket = b
+        skipped_now = tick.frame_index - self.last_index - 1
+        self.last_index = tick.frame_index
+        self.frames[b % n] += 1 + skipped_now
+        self.bad[b % n] += (tick.late_by > late_tolerance) + skipped_now
+        if self.hinted or elapsed < self.window_s:
+            return False
+        total = int(self.frames.sum())
+        self.hinted = bool(total and self.bad.sum() > self.fraction * total)
+        return self.hinted
+
+    @property
+    def share(self) -> tuple[int, int]:
+        return int(self.bad.sum()), int(self.frames.sum())
+
+
+class GcWatch:
+    """Counts garbage-collector passes while installed, and times the longest (gc.callbacks)."""
+
+    def __init__(self):
+        self.collections = [0, 0, 0]
+        self.max_ms = 0.0
+        self._t0 = 0.0
+
+    def _callback(self, phase, info):
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.collections[info["generation"]] += 1
+            self.max_ms = max(self.max_ms, 1000 * (time.perf_counter() - self._t0))
+
+    def __enter__(self):
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc):
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def summary(self) -> dict:
+        return {"gen0": self.collections[0], "gen1": self.collections[1], "gen2": self.collections[2],
+                "max_ms": round(self.max_ms, 3)}

@@ -1,0 +1,127 @@
+"""The live engine's crowd and control contract: N dancers through one batched graph run (or one run each
+when the graph's batch axis is fixed), per-dancer noise / temperature / style / reset, the optional
+`style` input, and zero-allocation bookkeeping. Behaviour only (no timings)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from transflower.errors import UserError  # noqa: E402
+
+STYLES = ["auto", "style1", "style2"]
+
+
+@pytest.fixture(scope="module")
+def styled_onnx(tmp_path_factory):
+    from tiny_model import make_tiny_batched_onnx
+
+    return make_tiny_batched_onnx(tmp_path_factory.mktemp("styled"), styles=3, context=12)
+
+
+def engine(path, **kw):
+    from realtime.engine import DanceEngine, OnnxDanceModel
+
+    return DanceEngine(OnnxDanceModel(path, provider="cpu", threads=1), **kw)
+
+
+def rollout(e, frames=25, audio=None):
+    audio = e.silence if audio is None else audio
+    return np.stack([np.array(e.step(audio)) for _ in range(frames)])
+
+
+@pytest.fixture(scope="module")
+def fixed_onnx(tmp_path_factory):
+    from tiny_model import make_tiny_fixed_batch_onnx
+
+    return make_tiny_fixed_batch_onnx(tmp_path_factory.mktemp("fixed"), context=12)
+
+
+@pytest.mark.parametrize("model", ["batched", "fixed"])
+def test_crowd_dancer_i_dances_what_a_lone_dancer_with_seed_plus_i_dances(model, styled_onnx, fixed_onnx):
+    path = styled_onnx if model == "batched" else fixed_onnx
+    crowd = engine(path, seed=10, dancers=3, temperature=[1.0, 0.5, 1.0])
+    assert crowd.batched == (model == "batched") and len(crowd.groups) == (1 if model == "batched" else 3)
+    got = rollout(crowd)
+    assert got.shape == (25, 3, crowd.motion_dim)
+    lone = rollout(engine(path, seed=11, temperature=0.5))
+    np.testing.assert_allclose(got[:, 1], lone, atol=1e-4)
+    assert np.abs(got[:, 0] - got[:, 2]).max() > 1e-3  # their own noise: different dances
+
+
+def test_temperature_per_dancer_settable_any_time(styled_onnx):
+    crowd = engine(styled_onnx, seed=0, dancers=2)
+    crowd.dancers[0].temperature = 0.0
+    crowd.dancers[1].temperature = 0.0
+    a = rollout(crowd, 10)
+    np.testing.assert_allclose(a[:, 0], a[:, 1], atol=1e-5)  # no noise: the same dance from the same state
+    crowd.dancers[1].temperature = 1.0  # mid-show
+    b = rollout(crowd, 5)
+    assert np.abs(b[:, 0] - b[:, 1]).max() > 1e-3 and crowd.dancers[0].temperature == 0.0
+    with pytest.raises(UserError, match="temperature"):
+        crowd.dancers[1].temperature = 7.0
+
+
+def test_style_input_blends_linearly_and_changes_the_dance(styled_onnx):
+    e = engine(styled_onnx, seed=0, dancers=2, temperature=0.0)
+    assert e.styles == STYLES and e.dancers[0].styles == STYLES
+    np.testing.assert_array_equal(e.style[:, 0], 1.0)  # starts on "auto"
+    base = rollout(e, 3)
+    e.dancers[1].set_style("style1", blend_s=0.2)  # 4 frames at 20 fps
+    seen = []
+    for _ in range(6):
+        e.step(e.silence)
+        seen.append(e.style[1].copy())
+    np.testing.assert_allclose([s[1] for s in seen], [0.25, 0.5, 0.75, 1.0, 1.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(np.sum(seen, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(e.style[0], [1, 0, 0])  # the other dancer keeps its style
+    after = rollout(e, 3)
+    assert np.abs(after[:, 1] - after[:, 0]).max() > 1e-3 and base.shape == (3, 2, e.motion_dim)
+    e.set_style([0.0, 1.0, 3.0], blend_s=0)  # weights (normalised), every dancer, next step
+    e.step(e.silence)
+    np.testing.assert_allclose(e.style, [[0, 0.25, 0.75]] * 2, atol=1e-6)
+    with pytest.raises(UserError, match=r"unknown.*\['auto', 'style1', 'style2'\]"):
+        e.set_style("tango")
+    with pytest.raises(UserError, match="3 non-negative weights"):
+        e.set_style([1.0, -1.0, 1.0])
+
+
+def test_a_model_without_style_input_says_so(tiny_onnx):
+    e = engine(tiny_onnx, seed=0)
+    assert e.styles == [] and e.style is None
+    with pytest.raises(UserError, match="this model has no style input"):
+        e.set_style("style1")
+    assert rollout(e, 3).shape == (3, e.motion_dim)
+
+
+def test_one_dancer_reset_mid_show_equals_a_fresh_start(styled_onnx):
+    """The primed snapshot moved to the shared frame counter (keys re-rotated, slots rolled) must dance
+    exactly like a freshly primed lone engine fed the same noise."""
+    crowd = engine(styled_onnx, seed=0, dancers=2)
+    rollout(crowd, 17)  # any frame, not a multiple of the ring size
+    crowd.dancers[1].reset()
+    lone = engine(styled_onnx, seed=0)
+    rng = np.random.default_rng(3)
+    for _ in range(15):
+        noise = rng.standard_normal((2, crowd.motion_dim)).astype(np.float32)
+        a = crowd.step(crowd.silence, noise=noise)
+        b = lone.step(lone.silence, noise=noise[1])
+        np.testing.assert_allclose(a[1], b, atol=2e-4)
+
+
+def test_a_bad_sample_resets_only_that_dancer(styled_onnx):
+    crowd = engine(styled_onnx, seed=0, dancers=3)
+    rollout(crowd, 5)
+    audio = np.tile(crowd.silence, (1, 1))
+    before = crowd.poses.copy()
+    noise = np.zeros((3, crowd.motion_dim), np.float32)
+    noise[2] = np.nan  # dancer 2's sample is not finite: it alone restarts from the seed pose
+    out = crowd.step(audio[0], noise=noise)
+    assert crowd.stats.resets == 1 and np.isfinite(out).all()
+    np.testing.assert_allclose(out[2], crowd.seed_motion[-1])
+    assert np.abs(out[:2] - before[:2]).max() > 0  # the others danced on
+    assert np.isfinite(rollout(crowd, 5)).all()

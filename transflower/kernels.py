@@ -1,0 +1,146 @@
+"""Compiled per-frame loops (numba) for the live path and whole clips: forward kinematics of the leg
+chains (floor clamp), the motion-feature integrator for a crowd, slerp, polyphase FIR resampling.
+
+Each kernel writes into arrays its caller preallocated, so a frame allocates nothing. The rotation
+maths is `transflower.rotations`' scalar forms, compiled here. Compiled code is cached on disk
+(numba's cache: next to this file, else the user cache folder; `NUMBA_CACHE_DIR` overrides), and
+`warm_up()` loads or compiles every kernel at start-up, so nothing compiles inside the live loop.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from transflower import rotations as R
+
+_jit = numba.njit(cache=True, nogil=True)
+_qmul = _jit(R.quat_mul_scalar)
+_qapply = _jit(R.quat_apply_scalar)
+_qexp = _jit(R.quat_from_expmap_scalar)
+_wrap = _jit(R.wrap_angle_scalar)
+_slerp = _jit(R.quat_slerp_scalar)
+
+
+@_jit
+def lowest_foot(root, rots, chain, parents, offsets, feet, grot, gpos, out):
+    """out[n] = height of the lowest foot joint of frame n. root (N, 3), rots (N, J, 4) local rotations;
+    chain: the joints from the root to the feet, parent first; grot (J, 4) / gpos (J, 3): scratch."""
+    for n in range(root.shape[0]):
+        for c in range(chain.shape[0]):
+            j = chain[c]
+            p = parents[j]
+            if p < 0:
+                for a in range(4):
+                    grot[j, a] = rots[n, j, a]
+                for a in range(3):
+                    gpos[j, a] = root[n, a]
+            else:
+                x, y, z, w = _qmul(grot[p, 0], grot[p, 1], grot[p, 2], grot[p, 3],
+                                   rots[n, j, 0], rots[n, j, 1], rots[n, j, 2], rots[n, j, 3])
+                grot[j, 0], grot[j, 1], grot[j, 2], grot[j, 3] = x, y, z, w
+                ox, oy, oz = _qapply(grot[p, 0], grot[p, 1], grot[p, 2], grot[p, 3], offsets[j, 0], offsets[j, 1], offsets[j, 2])
+                gpos[j, 0], gpos[j, 1], gpos[j, 2] = gpos[p, 0] + ox, gpos[p, 1] + oy, gpos[p, 2] + oz
+        low = np.inf
+        for f in range(feet.shape[0]):
+            low = min(low, gpos[feet[f], 1])
+        out[n] = low
+
+
+@_jit
+def lift_feet(root, rots, chain, parents, offsets, feet, grot, gpos, low, floor_y):
+    """Lift root[n, 1] wherever frame n's lowest foot is below floor_y (lowest_foot, then in place);
+    returns how many frames were lifted."""
+    lowest_foot(root, rots, chain, parents, offsets, feet, grot, gpos, low)
+    lifted = 0
+    for n in range(root.shape[0]):
+        if low[n] < floor_y:
+            root[n, 1] += floor_y - low[n]
+            lifted += 1
+    return lifted
+
+
+@_jit
+def integrate(features, position, yaw, rotating, radius, root_out, rots_out):
+    """One MotionIntegrator step for each of B dancers (see transflower.motion_features).
+    features (B, D) -> root_out (B, 3), rots_out (B, J, 4); position (B, 3) / yaw (B,) are the state.
+    A dancer further than `radius` from the origin is pulled back onto that circle (the stage)."""
+    for b in range(features.shape[0]):
+        dx, dz, dyaw, y = np.float64(features[b, 0]), np.float64(features[b, 1]), np.float64(features[b, 2]), np.float64(features[b, 3])
+        c, s = np.cos(yaw[b]), np.sin(yaw[b])
+        position[b, 0] += c * dx + s * dz
+        position[b, 2] += -s * dx + c * dz
+        yaw[b] = _wrap(yaw[b] + dyaw)
+        r = (position[b, 0] ** 2 + position[b, 2] ** 2) ** 0.5
+        if r > radius:
+            position[b, 0] *= radius / r
+            position[b, 2] *= radius / r
+        root_out[b, 0], root_out[b, 1], root_out[b, 2] = position[b, 0], y, position[b, 2]
+        hy, hw = np.sin(0.5 * yaw[b]), np.cos(0.5 * yaw[b])
+        for r_i in range(rotating.shape[0]):
+            k = 4 + 3 * r_i
+            x, yy, z, w = _qexp(np.float64(features[b, k]), np.float64(features[b, k + 1]), np.float64(features[b, k + 2]))
+            if r_i == 0:  # the root: heading back on top of the tilt
+                x, yy, z, w = _qmul(0.0, hy, 0.0, hw, x, yy, z, w)
+            j = rotating[r_i]
+            rots_out[b, j, 0], rots_out[b, j, 1], rots_out[b, j, 2], rots_out[b, j, 3] = x, yy, z, w
+
+
+@_jit
+def slerp_into(out, q0, q1, t):
+    """out[n] = slerp(q0[n], q1[n], t) for (N, 4) unit quaternions."""
+    for n in range(out.shape[0]):
+        out[n, 0], out[n, 1], out[n, 2], out[n, 3] = _slerp(q0[n, 0], q0[n, 1], q0[n, 2], q0[n, 3],
+                                                            q1[n, 0], q1[n, 1], q1[n, 2], q1[n, 3], t)
+
+
+@_jit
+def fir_polyphase(bank, buf, n_old, n_out, n_end, up, down, drop, out):
+    """Outputs n_out..n_end-1 of a polyphase FIR (see realtime.audio_sources.StreamResampler), the first
+    `drop` of them discarded; buf[0] is input sample n_old - (taps - 1). Returns how many were written."""
+    taps = bank.shape[1]
+    w = 0
+    for n in range(n_out, n_end):
+        if drop > 0:
+            drop -= 1
+            continue
+        j = n * down
+        p = j % up
+        s = j // up - n_old
+        acc = 0.0
+        for t in range(taps):
+            acc += bank[p, t] * buf[s + t]
+        out[w] = acc
+        w += 1
+    return w
+
+
+@_jit
+def add_saws(out, samplerate, freqs, phases):
+    """out[n] += sum_k saw(freqs[k] * n / samplerate + phases[k]), saw(x) = 2 (x mod 1) - 1 (demo track pads)."""
+    for n in range(out.shape[0]):
+        t = n / samplerate
+        for k in range(freqs.shape[0]):
+            out[n] += 2.0 * ((freqs[k] * t + phases[k]) % 1.0) - 1.0
+
+
+@_jit
+def one_pole_lowpass(x, a):
+    """y[n] = (1 - a) x[n] + a y[n-1], in place (scipy.signal.lfilter([1 - a], [1, -a], x))."""
+    y = 0.0
+    for n in range(x.shape[0]):
+        y = (1.0 - a) * x[n] + a * y
+        x[n] = y
+
+
+def warm_up() -> None:
+    """Load (or, the first time on a machine, compile) every kernel with the live path's argument types."""
+    J = 3
+    parents = np.array([-1, 0, 1], np.int64)
+    rots = np.zeros((1, J, 4))
+    rots[..., 3] = 1.0
+    lift_feet(np.zeros((1, 3)), rots, np.arange(J, dtype=np.int64), parents, np.ones((J, 3)),
+              np.array([2], np.int64), np.zeros((J, 4)), np.zeros((J, 3)), np.zeros(1), 0.0)
+    integrate(np.zeros((1, 7), np.float32), np.zeros((1, 3)), np.zeros(1), np.array([0], np.int64), 150.0,
+              np.zeros((1, 3)), rots)
+    slerp_into(np.zeros((J, 4)), rots[0], rots[0], 0.5)
+    fir_polyphase(np.ones((1, 3)), np.zeros(8), 0, 0, 2, 1, 2, 0, np.zeros(4))
