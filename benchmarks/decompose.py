@@ -48,7 +48,7 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
 
     from benchmarks import metrics as M
     from benchmarks.quality import load_songs
-    from export.onnx_export import load_checkpoint
+    from transflower.checkpoint import load_checkpoint
     from transflower.bvh import forward_kinematics, read_bvh
     from transflower.features import StandardScaler, resample_motion
     from transflower.floor import FloorClamp

@@ -93,7 +93,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
 
     from benchmarks import metrics as M
     from benchmarks.quality import load_songs
-    from export.onnx_export import load_checkpoint
+    from transflower.checkpoint import load_checkpoint
     from transflower.dataset import read_ids
     from transflower.features import StandardScaler
 

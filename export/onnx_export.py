@@ -28,37 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip  # noqa: F401 (re-exported)
 from transflower.errors import UserError
 
 log = logging.getLogger("transflower.export")
 FORMAT_VERSION = 1
 METADATA_KEY = "transflower"
-
-
-def load_checkpoint(path):
-    """(model, cfg) from a Lightning checkpoint written by `transflower train`."""
-    import torch
-
-    from transflower.models import build_model
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise UserError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
-    try:
-        cfg = ckpt["hyper_parameters"]["cfg"]
-        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    except (KeyError, TypeError):
-        raise UserError(f"{path}: not a transflower checkpoint (no hyper_parameters.cfg / state_dict)") from None
-    if isinstance(ckpt.get("features"), dict):  # a shipped, self-contained checkpoint
-        cfg = {**cfg, "_features": ckpt["features"]}
-    model = build_model(cfg["model"], cfg["model_config"])
-    model.load_state_dict(state)
-    model.eval()
-    return model, cfg
 
 
 def build_step_module(model, motion_scaler, audio_scaler):
@@ -203,69 +178,6 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
 
         report["parity"] = rollout_parity(model, out_path, m_scaler, a_scaler, frames=parity_frames)
     return report
-
-
-def find_features_meta(ckpt_path, cfg, features_json=None) -> dict:
-    """features.json of the training data: the one given (a file or its folder), the checkpoint's own,
-    the copy `transflower train` keeps in the run folder, or the one the run's model card points to."""
-    if features_json:
-        p = Path(features_json)
-        p = p / "features.json" if p.is_dir() else p
-        if not p.is_file():
-            raise UserError(f"--features {features_json}: no features.json there (expected the file, or the feature folder holding it)")
-        return _read_features(p)
-    if cfg.get("_features"):
-        return dict(cfg["_features"])
-    run_dir = Path(ckpt_path).resolve().parent.parent
-    candidates = [run_dir / "features.json"]
-    card = run_dir / "model_card.json"
-    if card.exists():
-        c = json.loads(card.read_text())
-        if c.get("features"):
-            return c["features"]
-        candidates.append(Path(c["data_dir"]) / "features.json")
-    for p in candidates:
-        if p.is_file():
-            return _read_features(p)
-    raise UserError(f"{ckpt_path}: cannot find the features.json of its training data; pass --features DATA_DIR/features.json")
-
-
-def _read_features(path: Path) -> dict:
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable features.json ({e})") from None
-    missing = [k for k in ("fps", "audio_config", "motion_scaler", "audio_scaler", "skeleton", "motion_names") if k not in meta]
-    if missing:
-        raise UserError(f"{path}: lacks {missing}; expected the features.json that `transflower features` writes")
-    return meta
-
-
-def load_seed_clip(feats: dict, seed_clip, context: int, ckpt_path=None) -> list:
-    """A warm-start clip (unscaled motion features, up to context-1 frames) for the live cache.
-
-    A BVH given; else the opening of the first training clip (found through the run's model card);
-    else the mean pose of the training data."""
-    n = max(1, context - 1)
-    if seed_clip:
-        from transflower.bvh import read_bvh
-        from transflower.features import resample_motion
-        from transflower.motion_features import MotionFeatures
-
-        motion = read_bvh(seed_clip)
-        root, rots = resample_motion(motion.root_positions, motion.local_rotations, motion.fps, feats["fps"])
-        f = MotionFeatures(motion.skeleton).encode(root, rots)[-n:]
-        return np.asarray(f, dtype=np.float32).round(5).tolist()
-    if ckpt_path is not None:
-        card = Path(ckpt_path).resolve().parent.parent / "model_card.json"
-        if card.exists():
-            c = json.loads(card.read_text())
-            raw = Path(c.get("data_dir", "")) / f"{(c.get('train_ids') or [''])[0]}.motion_raw.npy"
-            if raw.is_file():
-                f = np.load(raw)[:n]
-                return np.asarray(f, dtype=np.float32).round(5).tolist()
-    mean = np.asarray(feats["motion_scaler"]["mean"], dtype=np.float32)
-    return [mean.round(5).tolist()]
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
