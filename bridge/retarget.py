@@ -170,7 +170,7 @@ def load_bone_map(spec) -> BoneMap:
     if isinstance(spec, BoneMap):
         return spec
     if isinstance(spec, dict):
-        return BoneMap(spec.get("joints", spec), "(dict)")
+        return BoneMap(spec.get("joints", spec), "(given as a dict)")
     spec = str(spec)
     path = BONE_MAP_DIR / f"{spec}.json" if spec in SHIPPED_BONE_MAPS else Path(spec)
     try:
@@ -208,7 +208,8 @@ def _match(bone_map: BoneMap, skeleton: Skeleton) -> tuple[dict[str, int], list[
 
 def resolve_bone_map(skeleton: Skeleton, bone_map=None) -> tuple[BoneMap, dict[str, int]]:
     """(map, bone -> joint index). A given map must match every joint it names; without one, the first
-    shipped map whose required bones all exist in the skeleton is used (its optional joints may be absent)."""
+    shipped map whose required bones all exist in the skeleton and that names most of its joints is used
+    (its optional joints may be absent)."""
     if bone_map is not None:
         m = load_bone_map(bone_map)
         found, missing = _match(m, skeleton)
@@ -217,15 +218,17 @@ def resolve_bone_map(skeleton: Skeleton, bone_map=None) -> tuple[BoneMap, dict[s
                             f"(it has: {', '.join(skeleton.names)})")
         _check_required(m, found)
         return m, found
-    best = None
+    best, fits = None, None
     for name in SHIPPED_BONE_MAPS:
         m = load_bone_map(name)
         found, _ = _match(m, skeleton)
         lacking = [b for b in REQUIRED_BONES if b not in found]
-        if not lacking:
-            return m, found
+        if not lacking and (fits is None or len(found) > len(fits[1])):  # the map that names most joints wins
+            fits = (m, found)
         if best is None or len(lacking) < len(best[1]):
             best = (name, lacking, m)
+    if fits is not None:
+        return fits
     name, lacking, m = best
     need = [j for j, b in m.joints.items() if b in lacking]
     raise UserError(f"the model's skeleton matches none of the shipped bone maps ({', '.join(SHIPPED_BONE_MAPS)}): "

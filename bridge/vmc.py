@@ -96,6 +96,7 @@ class TargetStats:
         self.last_error_time = time.monotonic()
 
 
+_IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
 MAX_DATAGRAM = 1472  # a 1500-byte Ethernet MTU less the IPv4 and UDP headers: no IP fragmentation on a LAN
 BONE_POSITIONS = ("none", "skeleton")
 
@@ -214,10 +215,7 @@ class VmcSender:
         """Send an already retargeted frame (Unity frame: m, (x, y, z, w), ``UNITY_BONES`` order)."""
         v = self._values
         v[0:3] = root_pos
-        if self.root_rotation == "hips":
-            v[3:7] = root_rot
-        else:
-            v[3:7] = (0.0, 0.0, 0.0, 1.0)
+        v[3:7] = root_rot if self.root_rotation == "hips" else _IDENTITY
         np.take(bone_rots, self._sent_index, axis=0, out=self._bone_block)
         v[-1] = t
         self.last_root_pos[:] = root_pos
@@ -237,7 +235,7 @@ class VmcSender:
         root_pos, root_rot, bone_rots = self.retarget.rest()
         return self.send_unity(root_pos, root_rot, bone_rots, t)
 
-    def ease_to_neutral(self, duration_s: float = 0.5, fps: float = 30.0, sleep=time.sleep) -> int:
+    def ease_to_neutral(self, duration_s: float = 0.5, fps: float = 30.0, sleep=time.sleep, clock=time.monotonic) -> int:
         """Ease from the last frame sent into a relaxed standing pose (arms down), paced at ``fps`` over
         ``duration_s``: the end of a stream viewers see instead of a snap to the T-pose. The dancer keeps its
         place and facing; the root settles to standing height. Returns the frames sent (blocks ~duration_s)."""
@@ -251,14 +249,14 @@ class VmcSender:
         target[0] = quat_from_yaw(yaw)
         end_root = start_root.copy()
         end_root[1] = 0.0
-        t0, clock0 = self.last_time, time.monotonic()
+        t0, clock0 = self.last_time, clock()
         for i in range(1, n + 1):
             u = i / n
             s = u * u * (3.0 - 2.0 * u)  # smoothstep: no velocity jump at either end
             rots = quat_slerp(start_rots, target, s)
             root = start_root + s * (end_root - start_root)
             self.send_unity(root, rots[0], rots, t0 + i / fps)
-            delay = clock0 + i / fps - time.monotonic()
+            delay = clock0 + i / fps - clock()  # absolute deadlines: no drift
             if delay > 0 and i < n:
                 sleep(delay)
         return n

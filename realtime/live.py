@@ -19,7 +19,7 @@ newest row's last sample to the send of the first bundle computed from it).
 Faults never stop the stream: a lost audio input is reopened in the background (realtime.watchdog);
 an engine that raises or outputs non-finite/exploding poses is reset from the seed motion; OSC send
 errors are counted (bridge.vmc); a late step is skipped or held per --late-policy, and sustained
-overload logs one hint. SIGINT/SIGTERM stop cleanly: rest pose sent, summary printed, exit 0.
+overload logs one hint. SIGINT/SIGTERM stop cleanly: the dancer eases into a standing pose, summary printed, exit 0.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ log = logging.getLogger("transflower.live")
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
                "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "control", "midi",
-               "midi_map"}
+               "midi_map", "bone_positions", "bone_map", "avatar"}
 
 FPS_HELP = ("output frame rate (default: the model's). Another rate streams at --fps by interpolating between the "
             "two newest model frames (slerp rotations, lerp root), which adds one model frame of latency "
@@ -161,7 +161,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     mdl.add_argument("--no-spin", action="store_true", help="turn off onnxruntime thread spinning (less CPU, ~1 ms slower)")
     out = p.add_argument_group("output")
     out.add_argument("--osc", action="append", metavar="HOST:PORT", help="VMC/OSC target, repeatable (default 127.0.0.1:39539)")
-    out.add_argument("--preview", action="store_true", help="serve a live 3D skeleton in the browser")
+    out.add_argument("--bone-positions", choices=["none", "skeleton"], default="none",
+                     help="Bone/Pos positions: none (default: receivers keep the avatar's own proportions) or skeleton "
+                          "(the dancer's; EVMC4U's Bone Position Synchronize then reshapes the avatar)")
+    out.add_argument("--bone-map", metavar="JSON", help="joint -> HumanBodyBones map for the model's skeleton "
+                     "(default: the shipped map that fits: transflower, cmu, mixamo; see docs/bone_maps.md)")
+    out.add_argument("--preview", action="store_true", help="serve a live 3D view (a VRM avatar) in the browser")
+    out.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar for --preview (default: the built-in box figure)")
     out.add_argument("--preview-port", type=int, default=8765, help="HTTP port of --preview (default 8765; 0 = any free port)")
     out.add_argument("--stage-radius", type=float, default=150.0, help="keep the dancer within this radius (cm) of the origin")
     out.add_argument("--no-floor", action="store_true", help="do not lift the body when a sampled pose puts a foot below the floor")
@@ -387,14 +393,16 @@ class LiveSession:
 
         self.floor = None if args.no_floor else FloorClamp(self.skeleton)
         self.audio_config = AudioFeatureConfig.from_dict(meta["audio_config"])
-        self.sender = VmcSender(args.osc or ["127.0.0.1:39539"], self.skeleton)
+        self.sender = VmcSender(args.osc or ["127.0.0.1:39539"], self.skeleton, bone_positions=args.bone_positions,
+                                bone_map=args.bone_map)
         self.clock = FrameClock(self.fps, late_policy=args.late_policy)
         self.lookahead = int(meta["lookahead"])
         self.preview = None
         if args.preview:
             from bridge.preview import PreviewServer
 
-            self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status)
+            self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status,
+                                         avatar=args.avatar)
         self.stop_requested = False
         self.stopped_by = ""
         self.frame_hooks = []  # hook(session), called once per frame before the step (live control)
@@ -594,7 +602,7 @@ class LiveSession:
             if status_written:
                 sys.stderr.write("\n")
             try:
-                self.sender.send_rest_pose()
+                self.sender.ease_to_neutral(0.5, self.fps)  # ~0.5 s into a standing pose, not a snap to T
             except Exception:  # noqa: BLE001  shutting down: a failing socket must not hide the summary
                 pass
             if watchdog is not None:
@@ -613,7 +621,7 @@ class LiveSession:
                     log.debug("stopping the preview: %s", e)
         summary = self.summary(source, feats)
         if self.stopped_by:
-            log.info("stopped by %s after %d frames (%.1f s); sent the rest pose", self.stopped_by, summary.frames,
+            log.info("stopped by %s after %d frames (%.1f s); eased into the standing pose", self.stopped_by, summary.frames,
                      summary.seconds)
         print(json.dumps(summary.__dict__, indent=1), flush=True)
         if args.summary_json:
