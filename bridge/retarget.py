@@ -25,6 +25,7 @@ hip height and applies only the root still crouches and jumps with the dancer.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,7 @@ SHIPPED_BONE_MAPS = ("transflower", "cmu", "mixamo")  # tried in this order when
 # unmapped Unity bones that split the way from their parent to their mapped child (the rest sit on their parent)
 _SPLIT_FRACTION: dict[str, float] = {"Neck": 0.5, "LeftShoulder": 0.5, "RightShoulder": 0.5}
 
+log = logging.getLogger(__name__)
 _MIRROR = np.array([-1.0, 1.0, 1.0])
 _QMIRROR = np.array([1.0, -1.0, -1.0, 1.0])
 
@@ -328,6 +330,7 @@ class HumanoidRetarget:
         ident[:, 3] = 1.0
         rest_pos, _ = forward_kinematics(skeleton.parents, skeleton.offsets, ident, np.zeros(3))
         self.hips_height_cm = float(max(0.0, -rest_pos[:, 1].min()))  # the lowest joint of the rest pose is on the floor
+        self.rest_warning = ""
         self._check_tpose(rest_pos, bone_to_joint)
         bone_rest = np.zeros((B, 3))
         for b, name in enumerate(UNITY_BONES):  # parents come first in UNITY_HIERARCHY
@@ -361,7 +364,8 @@ class HumanoidRetarget:
         return None
 
     def _check_tpose(self, rest_pos: np.ndarray, bone_to_joint: dict) -> None:
-        """Unity's normalized rest is a T-pose facing +Z: arms sideways, legs down. Check the skeleton's rest is too."""
+        """Unity's normalized rest is a T-pose facing +Z: arms sideways, legs down. A skeleton whose rest is not
+        streams, but avatars show its rest as their T-pose: say so once (``rest_warning``), loudly."""
         expect = {("LeftUpperArm", "LeftHand"): (1, 0, 0), ("RightUpperArm", "RightHand"): (-1, 0, 0),
                   ("LeftUpperLeg", "LeftFoot"): (0, -1, 0), ("RightUpperLeg", "RightFoot"): (0, -1, 0),
                   ("Hips", "Head"): (0, 1, 0)}
@@ -370,10 +374,11 @@ class HumanoidRetarget:
             v = rest_pos[bone_to_joint[b]] - rest_pos[bone_to_joint[a]]
             cos = float(np.dot(v, d) / max(np.linalg.norm(v), 1e-9))
             if cos < np.cos(np.radians(30)):
-                raise UserError(f"bone map {self.bone_map.source}: the skeleton's rest pose is not a T-pose facing +Z "
-                                f"(from {names[bone_to_joint[a]]!r} to {names[bone_to_joint[b]]!r} points "
-                                f"{np.round(v / max(np.linalg.norm(v), 1e-9), 2).tolist()}, expected {list(d)}); "
-                                "re-export the BVH with a T-pose rest")
+                self.rest_warning = (f"the skeleton's rest pose is not a T-pose facing +Z (from {names[bone_to_joint[a]]!r} "
+                                     f"to {names[bone_to_joint[b]]!r} points {np.round(v / max(np.linalg.norm(v), 1e-9), 2).tolist()}, "
+                                     f"expected {list(d)}): avatars will look bent; re-export the BVH with a T-pose rest")
+                log.warning("%s", self.rest_warning)
+                return
 
     def retarget(self, pose: Pose) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.retarget_arrays(pose.root_position, pose.local_rotations)
