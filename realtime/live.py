@@ -46,9 +46,15 @@ CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperatur
                "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "control", "midi",
                "midi_map", "bone_positions", "bone_map", "avatar"}
 
-FPS_HELP = ("output frame rate (default: the model's). Another rate streams at --fps by interpolating between the "
-            "two newest model frames (slerp rotations, lerp root), which adds one model frame of latency "
-            "(reported as interpolation_ms); the model itself always steps at its own rate")
+# Receivers that do not interpolate (EVMC4U, VSeeFace, Warudo as set up by default) show the newest frame at each
+# display refresh: at the model's 20 fps that is visible 50 ms stepping, so the stream goes out at 60 fps,
+# interpolated, for one model frame of latency (scripts/measure_send_rate.py; docs/receivers.md). --fps 20 gives
+# that frame back where the receiver interpolates itself (our Unity package, the browser preview).
+DEFAULT_SEND_FPS = 60.0
+FPS_HELP = ("output frame rate (default 60, or the model's if higher). A rate other than the model's streams by "
+            "interpolating between the two newest model frames (slerp rotations, lerp root), which adds one model frame "
+            "of latency (reported as interpolation_ms); --fps 20 (the model's) is lowest latency for receivers that "
+            "interpolate themselves. The model always steps at its own rate")
 
 
 class RollingStats:
@@ -376,7 +382,7 @@ class LiveSession:
         self.model = OnnxDanceModel(args.model, provider=args.provider, threads=int(args.threads), spinning=not args.no_spin)
         meta = self.model.meta
         self.model_fps = float(meta["fps"])
-        self.fps = float(args.fps) if args.fps is not None else self.model_fps
+        self.fps = float(args.fps) if args.fps is not None else max(DEFAULT_SEND_FPS, self.model_fps)
         self.interpolate = abs(self.fps - self.model_fps) > 1e-6
         if args.lookahead is not None and int(args.lookahead) != int(meta["lookahead"]):
             raise UserError(f"--lookahead {args.lookahead}: this model was trained with lookahead {meta['lookahead']}; "
