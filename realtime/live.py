@@ -408,7 +408,7 @@ class LiveSession:
             from bridge.preview import PreviewServer
 
             self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status,
-                                         avatar=args.avatar)
+                                         avatar=args.avatar, styles=self.model.meta.get("styles") or [])
         self.stop_requested = False
         self.stopped_by = ""
         self.frame_hooks = []  # hook(session), called once per frame before the step (live control)
