@@ -652,6 +652,9 @@ class LiveSession:
                 f"level {feats.level_db:6.1f} dB  late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}{audio}  "
                 + (f"{self.controls.status_text()}  " if self.controls is not None else ""))
         self._status_text = text.strip()
+        if self.preview is not None and self.controls is not None:  # the page shows the current control values
+            c = self.controls
+            self.preview.set_values({"temperature": c.temperature, "style": c.style, "hold": int(c.hold), "gain": c.gain})
         sys.stderr.write("\r" + text)
         sys.stderr.flush()
 
