@@ -308,12 +308,15 @@ class FrameEncoder:
         self.buffer = bytearray(b"".join(parts))
         self._words = np.frombuffer(self.buffer, dtype=">f4")  # writable big-endian view
         self._slots = np.asarray(slots, dtype=np.intp)
+        self._stage = np.zeros(len(slots), dtype=">f4")  # the frame's values cast once, then scattered: no temporaries
         self.num_slots = len(slots)
         self.size = len(self.buffer)
+        self._view = memoryview(self.buffer)
 
     def encode(self, values: np.ndarray) -> memoryview:
         values = np.asarray(values)
         if values.size != self.num_slots:
             raise ValueError(f"FrameEncoder: expected {self.num_slots} values, got {values.size}")
-        self._words[self._slots] = values.reshape(-1)
-        return memoryview(self.buffer)
+        np.copyto(self._stage, values.reshape(-1), casting="same_kind")
+        self._words[self._slots] = self._stage
+        return self._view

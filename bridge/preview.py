@@ -1,10 +1,18 @@
-"""`transflower view`: a browser preview of a VMC stream (a 3D skeleton), and `PreviewServer` for in-process use.
+"""`transflower view`: a browser preview of a VMC stream (a VRM avatar, or a skeleton), and `PreviewServer`
+for in-process use (`transflower live --preview`).
 
-One local port serves both the page (HTTP GET /, /preview.js, /pose.json) and a WebSocket (/ws) that
-pushes joint positions at frame rate. Joint positions come from forward kinematics over Unity's
-humanoid hierarchy: from received VMC bone transforms (`transflower view`), or from our poses
-retargeted in-process (`PreviewServer.push_pose`, used by `transflower live --preview`).
-Positions on the wire are Unity-frame metres (left-handed, Y up); the page converts for drawing.
+One local port serves the page (HTTP GET /, /preview.js, /vrm_bundle.js: three.js + @pixiv/three-vrm bundled
+from npm, /avatar.vrm, /pose.json) and a WebSocket (/ws). Over the WebSocket the server sends a "hello"
+(bone names, parents, the stream's rest offsets and hip height, the style names, the control values) and
+then one "pose" per frame: the floor-level root and the 22 bones' local rotations, in Unity's frame
+(left-handed, Y up, metres, x y z w) exactly as VMC carries them. The page applies them through
+three-vrm's normalized humanoid (identity rest rotations, the convention VSeeFace and Unity use), moving
+the avatar's hips by the root scaled to the avatar's own hip height, so any VRM keeps its proportions
+and its feet on the floor: it doubles as an independent receiver.
+
+Performer controls on the page (style buttons, temperature, gain, hold, reset) send
+``{"control": "/transflower/temperature", "args": [0.8]}`` back over the WebSocket, with the addresses of
+the OSC control input; the server validates them and calls ``on_control(address, args)``.
 """
 from __future__ import annotations
 
@@ -20,24 +28,27 @@ from typing import Callable
 
 import numpy as np
 
-from bridge.retarget import UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, forward_kinematics
+from bridge.retarget import UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, forward_kinematics, synthetic_tpose_skeleton
 from transflower.errors import UserError
 from transflower.skeleton import Pose, Skeleton
 
-__all__ = ["PreviewServer", "configure_parser", "run", "vmc_frame_positions"]
+__all__ = ["PreviewServer", "configure_parser", "run", "vmc_frame_positions", "CONTROL_ADDRESSES"]
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("preview")
-_STATIC_FILES = {"/": "index.html", "/index.html": "index.html", "/preview.js": "preview.js"}
+DEFAULT_AVATAR = STATIC_DIR / "default_avatar.vrm"
+_STATIC_FILES = {"/": "index.html", "/index.html": "index.html", "/preview.js": "preview.js",
+                 "/vrm_bundle.js": "vrm_bundle.js"}
+# the OSC control input's addresses and argument types (realtime/control.py takes the same)
+CONTROL_ADDRESSES: dict[str, str] = {"/transflower/temperature": "f", "/transflower/style": "s",
+                                     "/transflower/hold": "i", "/transflower/reset": "", "/transflower/gain": "f"}
+B = len(UNITY_BONES)
+_IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
 
 
 def vmc_frame_positions(frame) -> np.ndarray:
-    """Global joint positions (22, 3), Unity frame, metres, from a VmcFrame (missing bones: identity, zero offset).
-
-    The Hips sit at Root/Pos position + the Hips local position; Root/Pos rotation is not composed in
-    (our stream carries the Hips global rotation there, which the Hips Bone/Pos already applies).
-    """
-    B = len(UNITY_BONES)
+    """Global joint positions (22, 3), Unity frame, metres, from a VmcFrame as a receiver applying every received
+    position and rotation computes them (missing bones: identity, zero offset; the Hips above Root/Pos)."""
     offsets = np.zeros((B, 3))
     rots = np.zeros((B, 4))
     rots[:, 3] = 1.0
@@ -51,23 +62,63 @@ def vmc_frame_positions(frame) -> np.ndarray:
     return pos
 
 
-class PreviewServer:
-    """Serve the preview page and push skeleton frames to every connected browser at ``fps``.
+def _check_control(address, args) -> tuple | None:
+    """(address, args) with args converted, or None when it is not one of CONTROL_ADDRESSES with the right types."""
+    types = CONTROL_ADDRESSES.get(address) if isinstance(address, str) else None
+    if types is None or not isinstance(args, list) or len(args) != len(types):
+        return None
+    out = []
+    for t, a in zip(types, args):
+        if t == "f" and isinstance(a, (int, float)) and not isinstance(a, bool) and np.isfinite(a):
+            out.append(float(a))
+        elif t == "i" and (isinstance(a, bool) or (isinstance(a, (int, float)) and float(a).is_integer())):
+            out.append(int(a))
+        elif t == "s" and isinstance(a, str) and 0 < len(a) <= 200:
+            out.append(a)
+        else:
+            return None
+    return address, tuple(out)
 
-    Feed it from any thread: ``push_positions``, ``push_pose`` (our poses, e.g. from the live engine)
-    or ``push_vmc`` (a VmcReceiver frame). ``status_fn`` (optional) returns a status line for the page.
-    ``port=0`` picks a free port (see ``.port`` / ``.url`` after ``start()``).
+
+class PreviewServer:
+    """Serve the preview page and push pose frames to every connected browser at ``fps``.
+
+    Feed it from any thread: ``push_pose`` (our poses: the live loop, allocation- and lock-free: a triple buffer
+    with a sequence number), ``push_unity`` (an already retargeted frame) or ``push_vmc`` (a VmcReceiver frame).
+    ``status_fn`` (optional) returns a status line for the page; ``set_values(dict)`` publishes the current
+    control values (shown on the page); ``styles`` names the style buttons; ``on_control(address, args)`` gets
+    the page's control messages (called on the server's thread; None: ignored). ``avatar``: a .vrm file (default:
+    the built-in box figure). ``port=0`` picks a free port (see ``.port`` / ``.url`` after ``start()``).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8765, fps: float = 30.0,
-                 status_fn: Callable[[], str] | None = None):
+                 status_fn: Callable[[], str] | None = None, *, avatar: str | Path | None = None,
+                 on_control: Callable[[str, tuple], None] | None = None, styles=(), skeleton: Skeleton | None = None):
         self.host, self.port, self.fps = host, port, float(fps)
         self.status_fn = status_fn
-        self._lock = threading.Lock()
-        self._payload: dict | None = None
-        self._version = 0
-        self._frames = 0
+        self.on_control = on_control
+        self.styles = [str(s) for s in (styles or [])]
+        self.avatar = Path(avatar) if avatar else DEFAULT_AVATAR
+        if avatar is not None:
+            try:
+                head = self.avatar.read_bytes()[:4]
+            except FileNotFoundError:
+                raise UserError(f"--avatar {avatar}: file not found") from None
+            except OSError as e:
+                raise UserError(f"--avatar {avatar}: cannot read it ({e.strerror or e})") from None
+            if head != b"glTF":
+                raise UserError(f"--avatar {avatar}: not a VRM (expected a binary glTF file starting with 'glTF')")
+        self._values: dict = {}
+        self._lock = threading.Lock()  # guards the layout/hello and values, never taken by push_pose
         self._retargets: dict[int, HumanoidRetarget] = {}
+        self._layout_version = 0
+        self._set_layout(HumanoidRetarget(skeleton or synthetic_tpose_skeleton()))
+        # triple buffer of frames: [root (3), root_rot (4), rots (B*4), t]; the writer publishes an index
+        self._frames = np.zeros((3, 7 + 4 * B + 1))
+        self._frames[:, 3] = 1.0
+        self._frames[:, 7 + 3:7 + 4 * B:4] = 1.0
+        self._seq = 0  # frames pushed; the latest lives in _frames[_seq % 3]
+        self._read = np.zeros(7 + 4 * B + 1)
         self._clients: set = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -75,44 +126,89 @@ class PreviewServer:
         self._stop_event: asyncio.Event | None = None
         self._error: BaseException | None = None
         self.messages_sent = 0
+        self.controls_received = 0
+        self.controls_rejected = 0
 
     # ----------------------------------------------------------------------------------- feeding
-    def push_positions(self, positions: np.ndarray, parents=UNITY_PARENTS, names=UNITY_BONES, t: float | None = None) -> None:
-        """Joint positions (N, 3) in Unity-frame metres, with parent indices (-1: root)."""
-        positions = np.asarray(positions, dtype=np.float64)
-        payload = {"joints": np.round(positions, 4).tolist(), "parents": [int(p) for p in parents],
-                   "names": list(names), "t": None if t is None else float(t)}
+    def _set_layout(self, r: HumanoidRetarget | None, rest: np.ndarray | None = None, hips: float | None = None) -> None:
         with self._lock:
-            self._frames += 1
-            payload["frame"] = self._frames
-            self._payload = payload
-            self._version += 1
+            self._rest = (r.bone_positions if r is not None else rest).round(5).tolist()
+            self._hips_height = float(r.hips_height_m if r is not None else hips)
+            self._layout_version += 1
+
+    def push_unity(self, root_pos: np.ndarray, root_rot: np.ndarray, bone_rots: np.ndarray, t: float = 0.0) -> None:
+        """A retargeted frame (Unity frame, ``UNITY_BONES`` order). No allocation, no lock."""
+        buf = self._frames[(self._seq + 1) % 3]
+        buf[0:3] = root_pos
+        buf[3:7] = root_rot
+        buf[7:7 + 4 * B] = bone_rots.reshape(-1)
+        buf[-1] = t
+        self._seq += 1  # publish (one store; the reader re-checks it after copying)
 
     def push_pose(self, pose: Pose, skeleton: Skeleton) -> None:
         r = self._retargets.get(id(skeleton))
-        if r is None:
+        if r is None:  # once per skeleton, not per frame
             r = self._retargets[id(skeleton)] = HumanoidRetarget(skeleton)
+            self._set_layout(r)
         root_pos, _, bone_rots = r.retarget(pose)
-        pos, _ = r.unity_fk(root_pos, bone_rots)
-        self.push_positions(pos, t=pose.time)
+        self.push_unity(root_pos, _IDENTITY, bone_rots, pose.time)  # as the stream: the Hips carry the orientation
 
     def push_vmc(self, frame) -> None:
-        self.push_positions(vmc_frame_positions(frame), t=frame.time)
+        """A VmcReceiver frame (any VMC sender): rotations as received; rest offsets from its bone positions when
+        it sends them (else our figure's), the hip height from its Hips position."""
+        rots = np.tile([0.0, 0.0, 0.0, 1.0], (B, 1))
+        rest = np.array(self._rest)
+        has_positions = False
+        for b, name in enumerate(UNITY_BONES):
+            got = frame.bones.get(name)
+            if got is not None:
+                rots[b] = got[1]
+                if b > 0 and np.any(got[0] != 0):
+                    rest[b] = got[0]
+                    has_positions = True
+        hips = frame.bones.get("Hips")
+        hips_h = float(hips[0][1]) if hips is not None and hips[0][1] > 0.1 else self._hips_height
+        if hips is not None:
+            rest[0] = hips[0]
+        if has_positions or abs(hips_h - self._hips_height) > 1e-6:
+            if not np.allclose(rest, self._rest, atol=1e-5) or abs(hips_h - self._hips_height) > 1e-6:
+                self._set_layout(None, rest, hips_h)
+        self.push_unity(frame.root_position, frame.root_rotation, rots, frame.time)
+
+    def set_values(self, values: dict) -> None:
+        """Current control values to show on the page (e.g. {"temperature": 0.8, "style": "waltz", "hold": 0})."""
+        with self._lock:
+            self._values = dict(values)
+
+    def _latest(self) -> tuple[int, np.ndarray]:
+        while True:
+            seq = self._seq
+            self._read[:] = self._frames[seq % 3]
+            if self._seq - seq < 2:  # the writer did not come round to this buffer while we copied it
+                return seq, self._read
+
+    def hello(self) -> dict:
+        with self._lock:
+            return {"type": "hello", "bones": UNITY_BONES, "parents": [int(p) for p in UNITY_PARENTS],
+                    "rest": self._rest, "hips_height": self._hips_height, "avatar": "avatar.vrm",
+                    "styles": self.styles, "controls": {a: t for a, t in CONTROL_ADDRESSES.items()},
+                    "values": dict(self._values), "layout": self._layout_version}
 
     def snapshot(self) -> dict:
+        seq, f = self._latest()
         with self._lock:
-            p = dict(self._payload) if self._payload else {"joints": [], "parents": [], "names": [], "frame": 0, "t": None}
-        p["status"] = self._status()
-        p["fps"] = self.fps
-        return p
+            values, layout = dict(self._values), self._layout_version
+        return {"type": "pose", "frame": seq, "t": round(float(f[-1]), 4), "root": np.round(f[0:3], 5).tolist(),
+                "root_rot": np.round(f[3:7], 6).tolist(), "rots": np.round(f[7:7 + 4 * B], 6).reshape(B, 4).tolist(),
+                "status": self._status(seq), "values": values, "layout": layout, "fps": self.fps}
 
-    def _status(self) -> str:
+    def _status(self, seq: int) -> str:
         if self.status_fn is not None:
             try:
                 return str(self.status_fn())
             except Exception as e:  # a status bug must not break the stream
                 return f"status unavailable ({e})"
-        return "live" if self._payload else "waiting for poses"
+        return "live" if seq else "waiting for poses"
 
     # ---------------------------------------------------------------------------------- serving
     @property
@@ -169,8 +265,14 @@ class PreviewServer:
         if path == "/ws":
             return None  # go on with the WebSocket handshake
         if path == "/pose.json":
-            body = json.dumps(self.snapshot()).encode()
+            body = json.dumps({**self.hello(), **self.snapshot()}).encode()
             ctype = "application/json"
+        elif path == "/avatar.vrm":
+            try:
+                body = self.avatar.read_bytes()
+            except OSError:
+                return Response(500, "Internal Server Error", Headers([("Content-Type", "text/plain")]), b"avatar unreadable\n")
+            ctype = "model/gltf-binary"
         elif path in _STATIC_FILES:
             f = STATIC_DIR / _STATIC_FILES[path]
             try:
@@ -187,30 +289,52 @@ class PreviewServer:
     async def _ws_handler(self, ws) -> None:
         self._clients.add(ws)
         try:
+            await ws.send(json.dumps(self.hello()))
             await ws.send(json.dumps(self.snapshot()))
-            async for _ in ws:  # the page sends nothing we need; wait for it to close
-                pass
+            async for text in ws:
+                self._handle_page_message(text)
         except Exception:
             pass
         finally:
             self._clients.discard(ws)
 
+    def _handle_page_message(self, text) -> None:
+        try:
+            msg = json.loads(text)
+        except (TypeError, ValueError):
+            msg = None
+        checked = _check_control(msg.get("control"), msg.get("args", [])) if isinstance(msg, dict) else None
+        if checked is None:
+            self.controls_rejected += 1
+            log.debug("preview: ignored a page message %.200r", text)
+            return
+        self.controls_received += 1
+        if self.on_control is not None:
+            try:
+                self.on_control(*checked)
+            except Exception as e:  # noqa: BLE001  a control handler bug must not close the page
+                log.warning("preview: control %s failed: %s", checked[0], e)
+
     async def _broadcast_loop(self) -> None:
         period = 1.0 / max(self.fps, 1.0)
-        sent_version = -1
+        sent_seq, sent_layout = -1, 0
         next_status = 0.0
         next_t = time.monotonic()
         while not self._stop_event.is_set():
             now = time.monotonic()
-            with self._lock:
-                version = self._version
-            if self._clients and (version != sent_version or now >= next_status):
-                msg = json.dumps(self.snapshot())
-                sent_version = version
+            seq = self._seq
+            if self._clients and (seq != sent_seq or now >= next_status):
+                msgs = []
+                if self._layout_version != sent_layout:  # a new skeleton or sender: the page re-reads the layout
+                    sent_layout = self._layout_version
+                    msgs.append(json.dumps(self.hello()))
+                msgs.append(json.dumps(self.snapshot()))
+                sent_seq = seq
                 next_status = now + 0.5  # status refreshes twice a second even without new poses
                 for ws in list(self._clients):
                     try:
-                        await asyncio.wait_for(ws.send(msg), timeout=period)
+                        for m in msgs:
+                            await asyncio.wait_for(ws.send(m), timeout=period)
                         self.messages_sent += 1
                     except Exception:
                         self._clients.discard(ws)
@@ -235,6 +359,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-host", default="127.0.0.1", help="address to serve the page on (default 127.0.0.1)")
     parser.add_argument("--fps", type=float, default=30.0, help="page update rate (default 30)")
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
+    parser.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar to show (default: the built-in box figure; "
+                        "add ?view=skeleton to the page address for the skeleton)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -258,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
             return f"VMC stream lost {age:.0f} s ago ({f.frames} frames){bad}"
         return f"VMC {state['rate']:.0f} frames/s on UDP {rx.port} ({f.frames} frames){bad}"
 
-    server = PreviewServer(args.http_host, args.http, args.fps, status_fn=status)
+    server = PreviewServer(args.http_host, args.http, args.fps, status_fn=status, avatar=getattr(args, "avatar", None))
     rx = VmcReceiver(args.port, args.bind, on_frame=server.push_vmc)
     try:
         server.start()

@@ -1,8 +1,10 @@
 """VMC (Virtual Motion Capture protocol) over UDP: the live engine's output, and a receiver.
 
-Per frame, one OSC bundle (one UDP datagram) holding, in order:
-  /VMC/Ext/Root/Pos  s "root", 3 f position (m), 4 f rotation (x, y, z, w)
-  /VMC/Ext/Bone/Pos  s <HumanBodyBones name>, 3 f local position (m), 4 f local rotation   (x 22)
+Per frame, one OSC bundle (one UDP datagram of at most 1472 bytes; split into consecutive bundles of
+whole messages if a layout would not fit) holding, in order:
+  /VMC/Ext/Root/Pos  s "root", 3 f position (m, the avatar's floor-level root), 4 f rotation (x, y, z, w)
+  /VMC/Ext/Bone/Pos  s <HumanBodyBones name>, 3 f local position (m), 4 f local rotation
+                     (the Hips' position is the hip height above the root; see VmcSender's bone_positions)
   /VMC/Ext/OK        i 1
   /VMC/Ext/T         f time (s)
 Only float32 and int32 arguments (EVMC4U drops ints where it expects floats; uOSC cannot skip doubles).
@@ -24,12 +26,12 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from bridge.osc import FrameEncoder, OscDecodeError, OscMessage, decode, iter_messages
-from bridge.retarget import UNITY_BONES, HumanoidRetarget
+from bridge.osc import FrameEncoder, OscDecodeError, OscMessage, decode, encode_message, iter_messages
+from bridge.retarget import UNITY_BONES, HumanoidRetarget, neutral_bone_rotations
 from transflower.errors import UserError
 from transflower.skeleton import Pose, Skeleton
 
-__all__ = ["DEFAULT_PORT", "parse_target", "TargetStats", "VmcSender", "VmcFrame", "VmcReceiver"]
+__all__ = ["DEFAULT_PORT", "MAX_DATAGRAM", "BONE_POSITIONS", "parse_target", "TargetStats", "VmcSender", "VmcFrame", "VmcReceiver"]
 
 log = logging.getLogger(__name__)
 
@@ -94,23 +96,41 @@ class TargetStats:
         self.last_error_time = time.monotonic()
 
 
+_IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
+MAX_DATAGRAM = 1472  # a 1500-byte Ethernet MTU less the IPv4 and UDP headers: no IP fragmentation on a LAN
+BONE_POSITIONS = ("none", "skeleton")
+
+
 class VmcSender:
     """Send poses as VMC bundles to one or more UDP targets (one non-blocking socket).
 
     ``targets``: (host, port) pairs or "host:port" strings. Host names are resolved once, here; a name
     that does not resolve is a UserError. ``root_rotation``: what Root/Pos carries as rotation,
-    ``"hips"`` (the Hips global rotation) or ``"identity"`` (for receivers that apply Root/Pos rotation
-    to the avatar's root *and* the Hips Bone/Pos rotation to its hips, which would double it).
+    ``"identity"`` (default: the Hips bone carries the body's orientation, so receivers that apply Root/Pos
+    rotation to the avatar's root *and* the Hips rotation to its hips do not turn it twice) or ``"hips"``.
+
+    ``bone_positions``: what the Bone/Pos position fields carry besides the Hips (which always carry the
+    hip height above the floor-level root):
+      ``"none"`` (default) zeros, and bones whose rotation never changes are left out: receivers apply
+      rotations only and keep the avatar's own proportions (EVMC4U: untick Bone Position Synchronize);
+      ``"skeleton"`` our skeleton's rest offsets for all 22 bones: receivers that apply them (EVMC4U's
+      default) reshape the avatar to the dancer's proportions.
+    A frame is one bundle when it fits ``max_datagram`` bytes, else consecutive bundles of whole messages
+    (Root/Pos first, OK and T last), each within it. ``bone_map``: see ``bridge.retarget.resolve_bone_map``.
     """
 
     def __init__(self, targets: Iterable = (("127.0.0.1", DEFAULT_PORT),), skeleton: Skeleton | None = None,
-                 *, root_rotation: str = "identity"):
+                 *, root_rotation: str = "identity", bone_positions: str = "none", bone_map=None,
+                 max_datagram: int = MAX_DATAGRAM):
         if skeleton is None:
             raise ValueError("VmcSender needs the skeleton the poses are expressed in")
         if root_rotation not in ("hips", "identity"):
             raise ValueError(f"root_rotation must be 'hips' or 'identity', got {root_rotation!r}")
+        if bone_positions not in BONE_POSITIONS:
+            raise UserError(f"--bone-positions {bone_positions!r}: expected one of {', '.join(BONE_POSITIONS)}")
         self.root_rotation = root_rotation
-        self.retarget = HumanoidRetarget(skeleton)
+        self.bone_positions = bone_positions
+        self.retarget = HumanoidRetarget(skeleton, bone_map)
         self.targets: list[TargetStats] = []
         for t in targets:
             host, port = parse_target(t) if isinstance(t, str) else (str(t[0]), int(t[1]))
@@ -136,22 +156,58 @@ class VmcSender:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 
         r = self.retarget
+        if bone_positions == "skeleton":
+            sent = np.arange(len(UNITY_BONES))
+            positions = r.bone_positions
+        else:
+            sent = np.flatnonzero(~r.static | (np.arange(len(UNITY_BONES)) == 0))  # the Hips always
+            positions = np.zeros_like(r.bone_positions)
+            positions[0] = r.bone_positions[0]
+        self.sent_bones = [UNITY_BONES[b] for b in sent]
+        self._sent_index = sent
         messages = [(ROOT_ADDRESS, "sfffffff", ["root"] + [None] * 7)]
-        for name, pos in zip(UNITY_BONES, r.bone_positions):
-            messages.append((BONE_ADDRESS, "sfffffff", [name, *map(float, pos), None, None, None, None]))
+        for b in sent:
+            messages.append((BONE_ADDRESS, "sfffffff", [UNITY_BONES[b], *map(float, positions[b]), None, None, None, None]))
         messages.append((OK_ADDRESS, "i", [1]))
         messages.append((TIME_ADDRESS, "f", [None]))
-        self.encoder = FrameEncoder(messages)
-        self.bundle_size = self.encoder.size
-        B = len(UNITY_BONES)
-        self._values = np.zeros(7 + 4 * B + 1, dtype=np.float64)
-        self._bone_block = self._values[7:7 + 4 * B].reshape(B, 4)
+        self.encoders, self._slices = self._pack(messages, int(max_datagram))
+        self.encoder = self.encoders[0]
+        self.datagram_sizes = [e.size for e in self.encoders]
+        self.bundle_size = max(self.datagram_sizes)
+        nb = len(sent)
+        self._values = np.zeros(7 + 4 * nb + 1, dtype=np.float64)
+        self._bone_block = self._values[7:7 + 4 * nb].reshape(nb, 4)
+        # the last frame sent (Unity frame), for ease_to_neutral
+        self.last_root_pos = np.zeros(3)
+        self.last_bone_rots = np.tile([0.0, 0.0, 0.0, 1.0], (len(UNITY_BONES), 1))
+        self.last_time = 0.0
         self.frames_sent = 0
         self._closed = False
 
+    @staticmethod
+    def _pack(messages, max_datagram: int):
+        """Greedy split of the frame's messages into bundles of at most ``max_datagram`` bytes."""
+        groups, sizes = [[]], [16]  # "#bundle\0" + timetag
+        for m in messages:
+            n = 4 + len(encode_message(m[0], [0.0 if a is None else a for a in m[2]], m[1]))
+            if sizes[-1] + n > max_datagram and groups[-1]:
+                groups.append([])
+                sizes.append(16)
+            if sizes[-1] + n > max_datagram:
+                raise ValueError(f"VMC message {m[0]} {m[2][0]!r} alone exceeds {max_datagram} bytes")
+            groups[-1].append(m)
+            sizes[-1] += n
+        encoders, slices, start = [], [], 0
+        for g in groups:
+            e = FrameEncoder(g)
+            encoders.append(e)
+            slices.append(slice(start, start + e.num_slots))
+            start += e.num_slots
+        return encoders, slices
+
     # ------------------------------------------------------------------------------------ sending
     def send(self, pose: Pose) -> int:
-        """Retarget and send one frame to every target. Returns how many targets took the datagram."""
+        """Retarget and send one frame to every target. Returns how many targets took the whole frame."""
         root_pos, root_rot, bone_rots = self.retarget.retarget(pose)
         return self.send_unity(root_pos, root_rot, bone_rots, pose.time)
 
@@ -159,35 +215,65 @@ class VmcSender:
         """Send an already retargeted frame (Unity frame: m, (x, y, z, w), ``UNITY_BONES`` order)."""
         v = self._values
         v[0:3] = root_pos
-        if self.root_rotation == "hips":
-            v[3:7] = root_rot
-        else:
-            v[3:7] = (0.0, 0.0, 0.0, 1.0)
-        self._bone_block[:] = bone_rots
+        v[3:7] = root_rot if self.root_rotation == "hips" else _IDENTITY
+        np.take(bone_rots, self._sent_index, axis=0, out=self._bone_block)
         v[-1] = t
-        return self.send_packet(self.encoder.encode(v))
-
-    def send_rest_pose(self, t: float = 0.0, hips_height_m: float | None = None) -> int:
-        """Send the T-pose (identity rotations); the root at ``hips_height_m`` (default: the skeleton's leg length)."""
-        root_pos, root_rot, bone_rots = self.retarget.rest()
-        if hips_height_m is None:
-            hips_height_m = self._leg_length_m()
-        root_pos = root_pos.copy()
-        root_pos[1] = hips_height_m
-        return self.send_unity(root_pos, root_rot, bone_rots, t)
-
-    def _leg_length_m(self) -> float:
-        r = self.retarget
-        ident = np.tile([0.0, 0.0, 0.0, 1.0], (len(UNITY_BONES), 1))
-        pos, _ = r.unity_fk(np.zeros(3), ident)
-        feet = [UNITY_BONES.index(n) for n in ("LeftToes", "RightToes", "LeftFoot", "RightFoot")]
-        return float(max(0.0, -pos[feet, 1].min()))
-
-    def send_packet(self, data) -> int:
-        """Send raw bytes to every target; never raises (errors are counted per target)."""
+        self.last_root_pos[:] = root_pos
+        self.last_bone_rots[:] = bone_rots
+        self.last_time = t
         if self._closed:
             return 0
         self._drain_errors()
+        ok = len(self.targets)
+        for enc, sl in zip(self.encoders, self._slices):
+            ok = min(ok, self._send_datagram(enc.encode(v[sl])))
+        self.frames_sent += 1
+        return ok
+
+    def send_rest_pose(self, t: float = 0.0) -> int:
+        """Send the T-pose (identity rotations) standing at the origin, feet on the floor."""
+        root_pos, root_rot, bone_rots = self.retarget.rest()
+        return self.send_unity(root_pos, root_rot, bone_rots, t)
+
+    def ease_to_neutral(self, duration_s: float = 0.5, fps: float = 30.0, sleep=time.sleep, clock=time.monotonic) -> int:
+        """Ease from the last frame sent into a relaxed standing pose (arms down), paced at ``fps`` over
+        ``duration_s``: the end of a stream viewers see instead of a snap to the T-pose. The dancer keeps its
+        place and facing; the root settles to standing height. Returns the frames sent (blocks ~duration_s)."""
+        from transflower.rotations import quat_from_yaw, quat_slerp, split_yaw
+
+        n = max(1, int(round(duration_s * fps)))
+        start_rots = self.last_bone_rots.copy()
+        start_root = self.last_root_pos.copy()
+        target = neutral_bone_rotations()
+        yaw, _ = split_yaw(start_rots[0])  # keep the facing: only the Hips' tilt goes
+        target[0] = quat_from_yaw(yaw)
+        end_root = start_root.copy()
+        end_root[1] = 0.0
+        t0, clock0 = self.last_time, clock()
+        for i in range(1, n + 1):
+            u = i / n
+            s = u * u * (3.0 - 2.0 * u)  # smoothstep: no velocity jump at either end
+            rots = quat_slerp(start_rots, target, s)
+            root = start_root + s * (end_root - start_root)
+            self.send_unity(root, rots[0], rots, t0 + i / fps)
+            delay = clock0 + i / fps - clock()  # absolute deadlines: no drift
+            if delay > 0 and i < n:
+                sleep(delay)
+        return n
+
+    def _leg_length_m(self) -> float:
+        return self.retarget.hips_height_m
+
+    def send_packet(self, data) -> int:
+        """Send raw bytes to every target as one datagram; never raises (errors are counted per target)."""
+        if self._closed:
+            return 0
+        self._drain_errors()
+        ok = self._send_datagram(data)
+        self.frames_sent += 1
+        return ok
+
+    def _send_datagram(self, data) -> int:
         ok = 0
         for t in self.targets:
             for attempt in (0, 1):
@@ -205,7 +291,6 @@ class VmcSender:
                     t.failed += 1
                     t._count(code, f"{t.host}:{t.port}: {e.strerror or e}")
                     break
-        self.frames_sent += 1
         return ok
 
     def _drain_errors(self) -> None:
@@ -231,7 +316,7 @@ class VmcSender:
     def status(self) -> dict:
         self._drain_errors()
         return {
-            "frames": self.frames_sent, "bundle_bytes": self.bundle_size,
+            "frames": self.frames_sent, "bundle_bytes": sum(self.datagram_sizes), "datagrams": len(self.datagram_sizes),
             "targets": [{"target": f"{t.host}:{t.port}", "sent": t.sent, "failed": t.failed, "refused": t.refused,
                          "errors": dict(t.errors), "last_error": t.last_error, "healthy": t.healthy}
                         for t in self.targets],

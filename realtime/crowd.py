@@ -37,7 +37,7 @@ def dancer_targets(osc: list[str] | None, dancers: int) -> list[list[str]]:
 
 class Crowd:
     def __init__(self, skeleton, dancers: int, targets: list[list[str]], stage_radius: float = 150.0,
-                 floor: bool = True, interpolate: bool = False):
+                 floor: bool = True, interpolate: bool = False, bone_positions: str = "none", bone_map=None):
         from bridge.vmc import VmcSender
         from transflower import kernels
         from transflower.floor import FloorClamp
@@ -63,7 +63,7 @@ class Crowd:
         self.senders = []
         try:
             for t in targets:
-                self.senders.append(VmcSender(t, skeleton))
+                self.senders.append(VmcSender(t, skeleton, bone_positions=bone_positions, bone_map=bone_map))
         except BaseException:
             self.close()
             raise
@@ -99,6 +99,22 @@ class Crowd:
                 s.send_rest_pose()
             except Exception:  # noqa: BLE001  shutting down: a failing socket must not hide the summary
                 pass
+
+    def ease_to_neutral(self, duration_s: float, fps: float) -> None:
+        """Every dancer eases into a standing pose at once (each sender paces its own ~duration_s)."""
+        import threading
+
+        def ease(s):
+            try:
+                s.ease_to_neutral(duration_s, fps)
+            except Exception:  # noqa: BLE001  shutting down: a failing socket must not hide the summary
+                pass
+
+        threads = [threading.Thread(target=ease, args=(s,), daemon=True) for s in self.senders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=duration_s + 2.0)
 
     @property
     def targets(self):

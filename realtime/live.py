@@ -22,7 +22,7 @@ newest row's last sample to the send of the first bundle computed from it).
 Faults never stop the stream: a lost audio input is reopened in the background (realtime.watchdog);
 an engine that raises or outputs non-finite/exploding poses is reset from the seed motion; OSC send
 errors are counted (bridge.vmc); a late step is skipped or held per --late-policy, and sustained
-overload logs one hint. SIGINT/SIGTERM stop cleanly: rest pose sent, summary printed, exit 0.
+overload logs one hint. SIGINT/SIGTERM stop cleanly: the dancers ease into a standing pose, summary printed, exit 0.
 
 Late frames, and what the loop does against them: nothing in a frame allocates container objects, and
 everything made at start-up is moved out of the garbage collector's reach (gc.freeze), so a
@@ -55,11 +55,17 @@ log = logging.getLogger("transflower.live")
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
                "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "control", "midi",
-               "midi_map"}
+               "midi_map", "bone_positions", "bone_map", "avatar"}
 
-FPS_HELP = ("output frame rate (default: the model's). Another rate streams at --fps by interpolating between the "
-            "two newest model frames (slerp rotations, lerp root), which adds one model frame of latency "
-            "(reported as interpolation_ms); the model itself always steps at its own rate")
+# Receivers that do not interpolate (EVMC4U, VSeeFace, Warudo as set up by default) show the newest frame at each
+# display refresh: at the model's 20 fps that is visible 50 ms stepping, so the stream goes out at 60 fps,
+# interpolated, for one model frame of latency (scripts/measure_send_rate.py; docs/receivers.md). --fps 20 gives
+# that frame back where the receiver interpolates itself (our Unity package, the browser preview).
+DEFAULT_SEND_FPS = 60.0
+FPS_HELP = ("output frame rate (default 60, or the model's if higher). A rate other than the model's streams by "
+            "interpolating between the two newest model frames (slerp rotations, lerp root), which adds one model frame "
+            "of latency (reported as interpolation_ms); --fps 20 (the model's) is lowest latency for receivers that "
+            "interpolate themselves. The model always steps at its own rate")
 
 
 @dataclass
@@ -125,7 +131,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     mdl.add_argument("--no-spin", action="store_true", help="turn off onnxruntime thread spinning (less CPU, ~1 ms slower)")
     out = p.add_argument_group("output")
     out.add_argument("--osc", action="append", metavar="HOST:PORT", help="VMC/OSC target, repeatable (default 127.0.0.1:39539)")
-    out.add_argument("--preview", action="store_true", help="serve a live 3D skeleton in the browser")
+    out.add_argument("--bone-positions", choices=["none", "skeleton"], default="none",
+                     help="Bone/Pos positions: none (default: receivers keep the avatar's own proportions) or skeleton "
+                          "(the dancer's; EVMC4U's Bone Position Synchronize then reshapes the avatar)")
+    out.add_argument("--bone-map", metavar="JSON", help="joint -> HumanBodyBones map for the model's skeleton "
+                     "(default: the shipped map that fits: transflower, cmu, mixamo; see docs/bone_maps.md)")
+    out.add_argument("--preview", action="store_true", help="serve a live 3D view (a VRM avatar) in the browser")
+    out.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar for --preview (default: the built-in box figure)")
     out.add_argument("--preview-port", type=int, default=8765, help="HTTP port of --preview (default 8765; 0 = any free port)")
     out.add_argument("--stage-radius", type=float, default=150.0, help="keep the dancer within this radius (cm) of the origin")
     out.add_argument("--no-floor", action="store_true", help="do not lift the body when a sampled pose puts a foot below the floor")
@@ -340,7 +352,7 @@ class LiveSession:
         self.model = OnnxDanceModel(args.model, provider=args.provider, threads=int(args.threads), spinning=not args.no_spin)
         meta = self.model.meta
         self.model_fps = float(meta["fps"])
-        self.fps = float(args.fps) if args.fps is not None else self.model_fps
+        self.fps = float(args.fps) if args.fps is not None else max(DEFAULT_SEND_FPS, self.model_fps)
         self.interpolate = abs(self.fps - self.model_fps) > 1e-6
         if args.lookahead is not None and int(args.lookahead) != int(meta["lookahead"]):
             raise UserError(f"--lookahead {args.lookahead}: this model was trained with lookahead {meta['lookahead']}; "
@@ -360,7 +372,7 @@ class LiveSession:
         self.skeleton = Skeleton.from_dict(meta["skeleton"])
         kernels.warm_up()  # load (or compile once) the per-frame kernels now, never in the loop
         self.crowd = Crowd(self.skeleton, self.dancers, targets, float(args.stage_radius), floor=not args.no_floor,
-                           interpolate=self.interpolate)
+                           interpolate=self.interpolate, bone_positions=args.bone_positions, bone_map=args.bone_map)
         self.audio_config = AudioFeatureConfig.from_dict(meta["audio_config"])
         self.clock = FrameClock(self.fps, late_policy=args.late_policy)
         self.lookahead = int(meta["lookahead"])
@@ -368,7 +380,8 @@ class LiveSession:
         if args.preview:
             from bridge.preview import PreviewServer
 
-            self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status)
+            self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status,
+                                         avatar=args.avatar, styles=self.model.meta.get("styles") or [])
         self.stop_requested = False
         self.stopped_by = ""
         self.times = FrameTimes()
@@ -493,7 +506,7 @@ class LiveSession:
             self._stop(status_written)
         summary = self.summary(self.source, self.feats)
         if self.stopped_by:
-            log.info("stopped by %s after %d frames (%.1f s); sent the rest pose", self.stopped_by, summary.frames,
+            log.info("stopped by %s after %d frames (%.1f s); eased into the standing pose", self.stopped_by, summary.frames,
                      summary.seconds)
         print(json.dumps(summary.__dict__, indent=1), flush=True)
         if self.args.summary_json:
@@ -604,7 +617,7 @@ class LiveSession:
         gc.unfreeze()
         if status_written:
             sys.stderr.write("\n")
-        self.crowd.send_rest_pose()
+        self.crowd.ease_to_neutral(0.5, self.fps)  # ~0.5 s into a standing pose, not a snap to the T-pose
         watchdog = self.watchdog
         if watchdog is not None:
             watchdog.close()
@@ -635,6 +648,9 @@ class LiveSession:
                 f"level {feats.level_db:6.1f} dB  late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}{audio}  "
                 + (f"{self.controls.status_text()}  " if self.controls is not None else ""))
         self._status_text = text.strip()
+        if self.preview is not None and self.controls is not None:  # the page shows the current control values
+            c = self.controls
+            self.preview.set_values({"temperature": c.temperature, "style": c.style, "hold": int(c.hold), "gain": c.gain})
         sys.stderr.write("\r" + text)
         sys.stderr.flush()
 

@@ -277,7 +277,9 @@ def test_live_run_takes_temperature_and_hold_over_osc(tiny_onnx, tmp_path):
         (f.time, f.root_position, np.array([f.bones[k][1] for k in sorted(f.bones)]))))
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     out = tmp_path / "summary.json"
-    args = _parser().parse_args(["--model", str(tiny_onnx), "--demo", "--duration", "3", "--seed", "1",
+    # --fps 20 (the model's): no interpolation, so the hold shows from its first frame (at 60 fps the output
+    # still glides into the held pose over one model frame)
+    args = _parser().parse_args(["--model", str(tiny_onnx), "--demo", "--duration", "3", "--seed", "1", "--fps", "20",
                                  "--osc", f"127.0.0.1:{rx.port}", "--control", "127.0.0.1:0",
                                  "--summary-json", str(out), "--status-interval", "0.2"])
     seen = {}
@@ -307,7 +309,7 @@ def test_live_run_takes_temperature_and_hold_over_osc(tiny_onnx, tmp_path):
     assert s["control_messages"] == 2 and s["control_errors"] == 1
     assert seen["temperature"] == 0.5 and "hold_t" in seen
     assert "T 0.50" in session._status_text and "HOLD" in session._status_text
-    live = [f for f in frames if f[0] > 0]  # the final rest pose is sent at t = 0
+    live = [f for f in frames if f[0] < 3.0 - 1e-6]  # not the 0.5 s easing into the standing pose after the end
     before = [f for f in live if f[0] < seen["hold_t"] - 1e-6]
     held = [f for f in live if f[0] >= seen["hold_t"] - 1e-6]
     assert len(before) > 20 and len(held) > 20

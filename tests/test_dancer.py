@@ -111,7 +111,7 @@ def test_stream_vmc_sends_every_pose_then_the_rest_pose(tiny_onnx, song, receive
     assert receiver.wait_for(frames=len(poses) + 1, timeout=2.0)  # + the rest pose on close
     f = receiver.latest()
     assert receiver.malformed == 0 and receiver.rejected == 0
-    assert len(f.bones) == 22 and f.ok == 1
+    assert "Hips" in f.bones and "LeftUpperArm" in f.bones and f.ok == 1  # static bones are left out by default
 
 
 def test_shipped_model_dances():

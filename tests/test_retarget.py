@@ -40,15 +40,18 @@ def test_identity_pose_is_unity_tpose():
     root_pos, root_rot, bone_rots = r.retarget(Pose(0, 0.0, ROOT, identity(J)))
     np.testing.assert_allclose(bone_rots, identity(22))
     np.testing.assert_allclose(root_rot, [0, 0, 0, 1])
-    np.testing.assert_allclose(root_pos, [-0.03, 0.93, -0.04])
+    # the root stands on the floor under the hips; the Hips bone carries the hip height (as VirtualMotionCapture sends)
+    np.testing.assert_allclose(root_pos, [-0.03, 0.0, -0.04], atol=1e-12)
+    np.testing.assert_allclose(r.bone_positions[0], [0, 0.93, 0])
     pos_u, _ = r.unity_fk(root_pos, bone_rots)
+    np.testing.assert_allclose(pos_u[0], [-0.03, 0.93, -0.04])
     # Unity's T-pose: the character's right arm along +X, left along -X, hands at shoulder height
     rh, lh = pos_u[UNITY_BONES.index("RightHand")], pos_u[UNITY_BONES.index("LeftHand")]
     rs = pos_u[UNITY_BONES.index("RightUpperArm")]
     assert rh[0] > rs[0] > root_pos[0] > lh[0]
     assert abs(rh[1] - rs[1]) < 1e-9
     head, toes = pos_u[UNITY_BONES.index("Head")], pos_u[UNITY_BONES.index("RightToes")]
-    assert head[1] > root_pos[1] > toes[1] and toes[2] > root_pos[2]  # faces +Z
+    assert head[1] > pos_u[0][1] > toes[1] and toes[2] > root_pos[2]  # faces +Z
 
 
 def test_preallocated_outputs_are_reused():

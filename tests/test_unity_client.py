@@ -46,8 +46,12 @@ def test_package_layout():
     assert pkg["name"] == "com.transflower.live-receiver" and "unity" in pkg
     asmdefs = list((ROOT / "Runtime").glob("*.asmdef"))
     assert len(asmdefs) == 1 and json.loads(asmdefs[0].read_text())["name"]
-    for p in [*RUNTIME, *asmdefs, ROOT / "package.json", ROOT / "README.md", ROOT / "Runtime"]:
+    for p in [*RUNTIME, *asmdefs, ROOT / "package.json", ROOT / "README.md", ROOT / "Runtime", ROOT / "LICENSE",
+              ROOT / "CHANGELOG.md"]:
+        assert p.exists(), p
         assert Path(str(p) + ".meta").is_file(), f"{p.name}.meta missing (git packages are immutable: Unity ignores assets without one)"
+    assert "MIT License" in (ROOT / "LICENSE").read_text() and pkg["license"] == "MIT"
+    assert f"## [{pkg['version']}]" in (ROOT / "CHANGELOG.md").read_text()  # the changelog names the current version
     assert "using UnityEngine" not in "".join(p.read_text() for p in PURE)
 
 
@@ -92,6 +96,7 @@ def test_receives_our_stream_and_survives_malformed_packets(harness, tmp_path):
             if tx.root_rotation == "identity":  # the default: Root/Pos carries position only
                 root_rot = np.array([0.0, 0.0, 0.0, 1.0])
             bone_pos = tx.retarget.bone_positions
+            sent_bones = tx.sent_bones
         raw.close()
         out, _ = proc.communicate(timeout=30)
     finally:
@@ -114,9 +119,19 @@ def test_receives_our_stream_and_survives_malformed_packets(harness, tmp_path):
     assert int(vals["SAMPLED"]) > 0
     np.testing.assert_allclose(np.array(vals["ROOT"].split(), dtype=float), np.concatenate([root_pos, root_rot]), atol=1e-6)
     assert float(vals["TIME"]) == pytest.approx(3.3, abs=1e-6) and vals["OK"] == "1"
-    assert sorted(bones) == sorted(UNITY_BONES)
+    assert sorted(bones) == sorted(sent_bones)
     for b, name in enumerate(UNITY_BONES):
-        np.testing.assert_allclose(bones[name], np.concatenate([bone_pos[b], bone_rots[b]]), atol=1e-6, err_msg=name)
+        if name in bones:
+            np.testing.assert_allclose(bones[name], np.concatenate([bone_pos[b] if b == 0 else np.zeros(3), bone_rots[b]]),
+                                       atol=1e-6, err_msg=name)
+    # hips placement: scaled by 0.744 / 0.93 = 0.8 with the streamed hip height; the avatar's own offset without
+    scale, *hp = map(float, vals["ROOTMATH"].split())
+    turn = Rotation.from_euler("y", 90, degrees=True)
+    assert scale == pytest.approx(0.8, abs=1e-5)
+    np.testing.assert_allclose(hp, 0.8 * (np.array([0.1, -0.05, 0.2]) + turn.apply([0, 0.93, 0])), atol=1e-5)
+    scale, *hp = map(float, vals["ROOTMATH0"].split())
+    np.testing.assert_allclose(hp, np.array([0.1, -0.05, 0.2]) + turn.apply([0, 0.744, 0.02]), atol=1e-5)
+    assert scale == 1.0
     # jitter buffer: half way between identity and 90 deg about Y is 45 deg
     jy, jw, jt = map(float, vals["JITTER"].split())
     assert jy == pytest.approx(np.sin(np.pi / 8), abs=1e-5) and jw == pytest.approx(np.cos(np.pi / 8), abs=1e-5)

@@ -52,11 +52,27 @@ def test_unresolvable_host_is_a_user_error():
         VmcSender(["no-such-host.invalid:39539"], SK)
 
 
-def test_bundle_fits_one_datagram():
-    with VmcSender([("127.0.0.1", free_udp_port())], SK) as s:
-        print(f"VMC bundle: {s.bundle_size} bytes")
-        assert s.bundle_size < 8192
-        assert s.bundle_size == len(bytes(s.encoder.buffer))
+@pytest.mark.parametrize("mode", ["none", "skeleton"])
+def test_every_datagram_fits_an_ethernet_mtu(mode):
+    """1500-byte MTU - 20 (IPv4) - 8 (UDP) = 1472: larger datagrams fragment, and one lost fragment loses the frame."""
+    port = free_udp_port()
+    with VmcSender([("127.0.0.1", port)], SK, bone_positions=mode) as s:
+        print(f"VMC {mode}: datagrams of {s.datagram_sizes} bytes, bones {len(s.sent_bones)}")
+        assert all(n <= 1472 for n in s.datagram_sizes)
+        assert s.bundle_size == max(len(bytes(e.buffer)) for e in s.encoders)
+        if mode == "none":  # bones that never rotate are left out: one datagram per frame
+            assert len(s.encoders) == 1 and "Hips" in s.sent_bones and "Neck" not in s.sent_bones
+        else:  # all 22 bones with their positions: two bundles
+            assert sorted(s.sent_bones) == sorted(UNITY_BONES) and len(s.encoders) == 2
+    # the datagrams really leave at those sizes, and together carry the whole frame
+    with VmcReceiver(0) as rx, VmcSender([("127.0.0.1", rx.port)], SK, bone_positions="skeleton") as tx:
+        raw_sizes = []
+        real = tx.sock.sendto
+        tx.sock = type("S", (), {"sendto": lambda self, d, a: (raw_sizes.append(len(d)), real(d, a))[1],
+                                 "recvmsg": tx.sock.recvmsg, "close": tx.sock.close})()
+        tx.send(a_pose(2))
+        assert rx.wait_for(packets=2, timeout=2.0)
+        assert max(raw_sizes) <= 1472 and len(rx.latest().bones) == 22
 
 
 def test_loopback_values():
@@ -66,13 +82,17 @@ def test_loopback_values():
         assert rx.wait_for(frames=1, timeout=2.0)
         f = rx.latest()
         exp_root, exp_rot, exp_bones = HumanoidRetarget(SK).retarget(pose)
-        assert sorted(f.bones) == sorted(UNITY_BONES)
+        assert sorted(f.bones) == sorted(tx.sent_bones)
         np.testing.assert_allclose(f.root_position, exp_root, atol=1e-6)
+        np.testing.assert_allclose(f.bones["Hips"][0], [0, 0.93, 0], atol=1e-6)  # the hip height rides on the Hips
         # Root/Pos carries no rotation by default: the Hips bone has it (receivers that apply both would double it)
         np.testing.assert_allclose(f.root_rotation, [0, 0, 0, 1], atol=1e-6)
         for b, name in enumerate(UNITY_BONES):
-            np.testing.assert_allclose(f.bones[name][1], exp_bones[b], atol=1e-6)
-            np.testing.assert_allclose(f.bones[name][0], tx.retarget.bone_positions[b], atol=1e-6)
+            if name in f.bones:
+                np.testing.assert_allclose(f.bones[name][1], exp_bones[b], atol=1e-6)
+                np.testing.assert_allclose(f.bones[name][0], tx.retarget.bone_positions[b] if b == 0 else 0, atol=1e-6)
+            else:  # left out: its rotation is identity in every pose
+                np.testing.assert_allclose(exp_bones[b], [0, 0, 0, 1])
         assert f.ok == 1 and f.time == pytest.approx(0.1, abs=1e-6)
         assert f.malformed == 0 and f.rejected == 0
         for i in range(1, 40):
@@ -147,7 +167,7 @@ def test_receiver_counts_and_survives_malformed_packets():
         assert f.rejected == 2 and f.frames == 0 and f.bones == {}
         tx.send(a_pose(1))
         assert rx.wait_for(frames=1, timeout=2.0)
-        assert len(rx.latest().bones) == 22
+        assert len(rx.latest().bones) == len(tx.sent_bones)
         raw.close()
 
 
@@ -158,7 +178,7 @@ def test_oscdump_reads_our_bundles():
     try:
         time.sleep(0.4)
         pose = a_pose(5)
-        with VmcSender([("127.0.0.1", port)], SK) as tx:
+        with VmcSender([("127.0.0.1", port)], SK, bone_positions="skeleton") as tx:  # two bundles per frame
             for _ in range(3):
                 tx.send(pose)
                 time.sleep(0.05)
@@ -169,7 +189,7 @@ def test_oscdump_reads_our_bundles():
         proc.terminate()
         out, _ = proc.communicate(timeout=5)
     lines = [ln for ln in out.splitlines() if "/VMC/" in ln]
-    assert len(lines) >= 3 * 25, out[:2000]
+    assert len(lines) >= 3 * (3 + len(tx.sent_bones)), out[:2000]
     hips = [ln for ln in lines if '/VMC/Ext/Bone/Pos sfffffff "Hips"' in ln]
     assert hips, out[:2000]
     vals = [float(x) for x in hips[0].split('"Hips"')[1].split()]

@@ -390,3 +390,25 @@ def quat_slerp_scalar(ax, ay, az, aw, bx, by, bz, bw, t):
     x, y, z, w = w0 * ax + w1 * bx, w0 * ay + w1 * by, w0 * az + w1 * bz, w0 * aw + w1 * bw
     n = max((x * x + y * y + z * z + w * w) ** 0.5, _EPS)
     return (x / n, y / n, z / n, w / n)
+
+# --- allocation-free products for per-frame code ----------------------------------------------
+
+def _hamilton_tensor() -> np.ndarray:
+    """T with (a * b)_k = sum_ij a_i b_j T_ijk for quaternions (x, y, z, w)."""
+    t = np.zeros((4, 4, 4))
+    e = np.eye(4)
+    for i in range(4):
+        for j in range(4):
+            t[i, j] = quat_mul(e[i], e[j])
+    return t
+
+
+HAMILTON = _hamilton_tensor()
+
+
+def quat_mul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Hamilton product a * b written into `out` (same shapes, float64; `out` must not alias a or b).
+
+    One einsum over a constant bilinear tensor: no temporaries proportional to the batch, so per-frame
+    code can call it on preallocated arrays."""
+    return np.einsum("...i,...j,ijk->...k", a, b, HAMILTON, out=out)

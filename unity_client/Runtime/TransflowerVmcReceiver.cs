@@ -11,8 +11,8 @@ namespace Transflower.LiveReceiver
         {
             /// <summary>Bones whose rest rotations are identity (VRM normalized, as EVMC4U assumes): localRotation = received.</summary>
             NormalizedLocal,
-            /// <summary>Any humanoid (Mixamo, ...) standing in T-pose when the component starts: rotations are
-            /// composed with each bone's T-pose rotation, recorded at start.</summary>
+            /// <summary>Any humanoid (Mixamo, FBX, A-pose rigs): rotations are composed with each bone's T-pose
+            /// rotation, taken from the humanoid Avatar's skeleton rest (its T-pose), not from the pose in the scene.</summary>
             CalibratedFromTPose,
         }
 
@@ -25,9 +25,14 @@ namespace Transflower.LiveReceiver
         public RotationMode rotationMode = RotationMode.NormalizedLocal;
         [Tooltip("Seconds of jitter buffering; more is smoother, less is more immediate.")]
         [Range(0f, 0.3f)] public float bufferDelay = 0.06f;
-        [Tooltip("Move the hips by the received root position (metres, relative to this object).")]
+        [Tooltip("Place and turn the avatar by the received root (Root/Pos: the avatar's floor-level root, relative " +
+                 "to this object) and its hips from it.")]
         public bool applyRootPosition = true;
+        [Tooltip("Extra scale on the root's motion (1: the avatar's own size, see Match Hip Height).")]
         public float rootPositionScale = 1f;
+        [Tooltip("Scale the root's motion by this avatar's hip height / the sender's (the Hips bone's height), so " +
+                 "avatars of any size keep their feet on the floor.")]
+        public bool matchHipHeight = true;
         [Tooltip("Show the connection status in the game view.")]
         public bool showStatus = true;
 
@@ -44,6 +49,9 @@ namespace Transflower.LiveReceiver
         readonly Transform[] bones = new Transform[VmcBones.Count];
         readonly Quaternion[] restGlobal = new Quaternion[VmcBones.Count];
         readonly Quaternion[] normGlobal = new Quaternion[VmcBones.Count];
+        readonly float[] hipsRest = new float[3];   // the avatar's hips in T-pose, in this object's frame
+        readonly float[] hipsTarget = new float[3];
+        public string calibration = "not calibrated";
         static readonly int[] Parent = BuildParents();
         static readonly int[] Order = BuildOrder();   // parents before children
         long lastCount;
@@ -100,12 +108,7 @@ namespace Transflower.LiveReceiver
                 enabled = false;
                 return;
             }
-            Quaternion rootInv = Quaternion.Inverse(animator.transform.rotation);
-            for (int b = 0; b < VmcBones.Count; b++)
-            {
-                bones[b] = animator.GetBoneTransform((HumanBodyBones)b);
-                if (bones[b] != null) restGlobal[b] = rootInv * bones[b].rotation;
-            }
+            CalibrateFromAvatarRest();
             try
             {
                 receiver = new VmcUdpReceiver(port, bindAddress);
@@ -117,6 +120,45 @@ namespace Transflower.LiveReceiver
                 Debug.LogError("TransflowerVmcReceiver: " + connection);
                 enabled = false;
             }
+        }
+
+        // The T-pose rest of every humanoid bone, relative to the Animator's transform: local rest rotations and
+        // positions from the Avatar's skeleton description (HumanDescription.skeleton: the T-pose Unity's humanoid
+        // itself is defined by), composed down the transform hierarchy. A-pose rigs and scenes that start in any
+        // pose calibrate the same. Without that description (rare: avatars built at runtime without one), the
+        // current pose is used and the status says so.
+        void CalibrateFromAvatarRest()
+        {
+            var restLocal = new Dictionary<string, SkeletonBone>();
+            Avatar avatar = animator.avatar;
+            if (avatar != null)
+                foreach (SkeletonBone sb in avatar.humanDescription.skeleton)
+                    if (sb.name != null) restLocal[sb.name] = sb;
+            Transform root = animator.transform;
+            int fromAvatar = 0, fromScene = 0;
+            for (int b = 0; b < VmcBones.Count; b++)
+            {
+                bones[b] = animator.GetBoneTransform((HumanBodyBones)b);
+                if (bones[b] == null) continue;
+                Quaternion q = Quaternion.identity;
+                Vector3 p = new Vector3(0f, 0f, 0f);
+                bool all = true;
+                for (Transform t = bones[b]; t != null && t != root; t = t.parent)  // bone up to the Animator
+                {
+                    SkeletonBone sb;
+                    Quaternion lr;
+                    Vector3 lp;
+                    if (restLocal.TryGetValue(t.name, out sb)) { lr = sb.rotation; lp = sb.position; }
+                    else { lr = t.localRotation; lp = t.localPosition; all = false; }
+                    q = lr * q;
+                    p = lr * p + lp;
+                }
+                restGlobal[b] = q;
+                if (b == (int)HumanBodyBones.Hips) { hipsRest[0] = p.x; hipsRest[1] = p.y; hipsRest[2] = p.z; }
+                if (all) fromAvatar++; else fromScene++;
+            }
+            calibration = fromScene == 0 ? "T-pose from the Avatar (" + fromAvatar + " bones)"
+                                         : "T-pose: " + fromScene + " bones from the scene pose (the Avatar has no skeleton rest for them)";
         }
 
         void OnDisable()
@@ -161,15 +203,20 @@ namespace Transflower.LiveReceiver
 
         void Apply(VmcFrame f)
         {
+            // Root/Pos: the avatar's floor-level root, as a local pose under this object's frame; its rotation turns
+            // the whole body (identity from transflower-live, whose Hips carry the orientation)
+            Quaternion rootRot = applyRootPosition && f.HasRoot ? Rot(f.RootRotation, 0) : Quaternion.identity;
             if (rotationMode == RotationMode.NormalizedLocal)
             {
                 for (int b = 0; b < VmcBones.Count; b++)
                     if (f.HasBone[b] && bones[b] != null) bones[b].localRotation = Rot(f.BoneRotations, b);
+                Transform h = bones[(int)HumanBodyBones.Hips];
+                if (h != null && f.HasBone[(int)HumanBodyBones.Hips]) h.localRotation = rootRot * h.localRotation;
             }
             else
             {
                 // normalized global rotations by FK over the humanoid hierarchy (missing bones: identity)
-                Quaternion root = animator.transform.rotation;
+                Quaternion root = animator.transform.rotation * rootRot;
                 foreach (int b in Order)
                 {
                     int p = Parent[b];
@@ -182,10 +229,10 @@ namespace Transflower.LiveReceiver
             Transform hips = bones[(int)HumanBodyBones.Hips];
             if (applyRootPosition && f.HasRoot && hips != null)
             {
-                int h = (int)HumanBodyBones.Hips;
-                Vector3 p = new Vector3(f.RootPosition[0] + f.BonePositions[h * 3], f.RootPosition[1] + f.BonePositions[h * 3 + 1],
-                                        f.RootPosition[2] + f.BonePositions[h * 3 + 2]);
-                hips.position = animator.transform.TransformPoint(p * rootPositionScale);
+                float scale = rootPositionScale;
+                if (!matchHipHeight) scale *= 1f / Mathf.Max(VmcRootMath.Scale(f, hipsRest[1]), 1e-6f);
+                VmcRootMath.HipsPosition(f, hipsRest, scale, hipsTarget);
+                hips.position = animator.transform.TransformPoint(new Vector3(hipsTarget[0], hipsTarget[1], hipsTarget[2]));
             }
         }
 
@@ -193,6 +240,7 @@ namespace Transflower.LiveReceiver
         {
             if (!showStatus) return;
             GUI.Label(new Rect(10, 10, 480, 22), "Transflower VMC: " + connection);
+            GUI.Label(new Rect(10, 50, 480, 22), calibration);
             GUI.Label(new Rect(10, 30, 480, 22), "last packet " + (float.IsInfinity(lastPacketAge) ? "never" : (lastPacketAge * 1000f).ToString("0") + " ms ago")
                       + ", malformed " + malformedPackets + ", buffered " + buffer.Count);
         }

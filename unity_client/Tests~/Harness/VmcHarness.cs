@@ -62,6 +62,7 @@ static class VmcHarness
                 }
             }
             JitterCheck();
+            RootMathCheck();
             if (args.Length > 2) Fuzz(File.ReadAllBytes(args[2]));
         }
         return 0;
@@ -81,6 +82,24 @@ static class VmcHarness
         var o = new VmcFrame();
         buf.Sample(100.0 + 0.5 / 30.0, o);
         Console.WriteLine("JITTER " + F(o.BoneRotations[1]) + " " + F(o.BoneRotations[3]) + " " + F(o.Time));
+    }
+
+    // the hips of a smaller avatar (hip height 0.744 m) under a root turned 90 degrees about Y, with and without a
+    // streamed hip height
+    static void RootMathCheck()
+    {
+        var f = new VmcFrame { HasRoot = true };
+        f.RootPosition[0] = 0.1f; f.RootPosition[1] = -0.05f; f.RootPosition[2] = 0.2f;
+        float s = (float)Math.Sin(Math.PI / 4), c = (float)Math.Cos(Math.PI / 4);
+        f.RootRotation[1] = s; f.RootRotation[3] = c;
+        f.HasBone[0] = true; f.BonePositions[1] = 0.93f;
+        var rest = new float[] { 0.0f, 0.744f, 0.02f };
+        var outp = new float[3];
+        float scale = VmcRootMath.HipsPosition(f, rest, 1f, outp);
+        Console.WriteLine("ROOTMATH " + F(scale) + " " + F(outp[0]) + " " + F(outp[1]) + " " + F(outp[2]));
+        f.BonePositions[1] = 0f;  // a sender with no hip height: the avatar's own rest offset, turned by the root
+        scale = VmcRootMath.HipsPosition(f, rest, 1f, outp);
+        Console.WriteLine("ROOTMATH0 " + F(scale) + " " + F(outp[0]) + " " + F(outp[1]) + " " + F(outp[2]));
     }
 
     static void Fuzz(byte[] good)

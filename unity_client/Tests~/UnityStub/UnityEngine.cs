@@ -4,7 +4,7 @@ using System;
 
 namespace UnityEngine
 {
-    public class Object { }
+    public class Object { public string name; }
     public class Component : Object
     {
         public Transform transform;
@@ -17,12 +17,17 @@ namespace UnityEngine
     public class Transform : Component
     {
         public Vector3 position, localPosition;
+        public Transform parent;
         public Quaternion rotation = Quaternion.identity, localRotation = Quaternion.identity;
         public Vector3 TransformPoint(Vector3 p) { return position + rotation * p; }
     }
+    public struct SkeletonBone { public string name; public Vector3 position; public Quaternion rotation; public Vector3 scale; }
+    public struct HumanDescription { public SkeletonBone[] skeleton; }
+    public class Avatar : Object { public HumanDescription humanDescription; }
     public class Animator : Behaviour
     {
         public bool isHuman = true;
+        public Avatar avatar;
         public Transform GetBoneTransform(HumanBodyBones b) { return null; }
     }
     public enum HumanBodyBones
@@ -60,6 +65,7 @@ namespace UnityEngine
     }
     public struct Rect { public Rect(float x, float y, float w, float h) { } }
     public static class Time { public static float unscaledDeltaTime; }
+    public static class Mathf { public static float Max(float a, float b) { return a > b ? a : b; } }
     public static class Debug
     {
         public static void LogWarning(object m) { Console.Error.WriteLine(m); }
