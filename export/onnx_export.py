@@ -108,7 +108,7 @@ def input_names(cfg) -> list[str]:
 
 
 def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo: bool = True, check: bool = True,
-                parity_frames: int = 500) -> dict:
+                parity_frames: int = 500, default_temperature: float | None = None) -> dict:
     import onnx
     import torch
 
@@ -161,6 +161,7 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
         "motion_scaler": feats["motion_scaler"], "audio_scaler": feats["audio_scaler"],
         "skeleton": feats["skeleton"], "model_config": mc.to_dict(), "seed_motion": seed,
         "styles": list(feats.get("styles") or [])[: mc.styles] if mc.styles else [],
+        **({"default_temperature": float(default_temperature)} if default_temperature is not None else {}),
         "source_checkpoint": Path(ckpt_path).name,
     }
     del proto.metadata_props[:]
@@ -188,11 +189,14 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--legacy", action="store_true", help="use the TorchScript exporter instead of dynamo")
     p.add_argument("--no-check", action="store_true", help="skip the torch-vs-onnxruntime parity rollout")
     p.add_argument("--parity-frames", type=int, default=500, help="frames in the parity rollout (default 500)")
+    p.add_argument("--default-temperature", type=float, help="the sampling temperature `live` and `generate` use unless told "
+                   "otherwise (choose it with `transflower bench quality --temperature`; default: none stored, i.e. 1)")
 
 
 def run(args) -> int:
     report = export_onnx(args.checkpoint, args.out, args.features, args.seed_motion, dynamo=not args.legacy,
-                         check=not args.no_check, parity_frames=args.parity_frames)
+                         check=not args.no_check, parity_frames=args.parity_frames,
+                         default_temperature=args.default_temperature)
     print(json.dumps(report, indent=1))
     par = report.get("parity")
     if par and not par["ok"]:

@@ -54,7 +54,7 @@ log = logging.getLogger("transflower.live")
 # options a --config YAML may set (the CLI's own names, with dashes as underscores)
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
-               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "control", "midi",
+               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "style", "control", "midi",
                "midi_map", "bone_positions", "bone_map", "avatar"}
 
 # Receivers that do not interpolate (EVMC4U, VSeeFace, Warudo as set up by default) show the newest frame at each
@@ -119,7 +119,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     mdl = p.add_argument_group("model")
     mdl.add_argument("--model", help="exported .onnx model (default: the shipped model)")
     mdl.add_argument("--fps", type=float, help=FPS_HELP)
-    mdl.add_argument("--temperature", type=float, default=1.0, help="sampling temperature: 0 = calm/average, 1 = as trained")
+    mdl.add_argument("--temperature", type=float, default=None, help="sampling temperature: 0 = calm/average, 1 = as trained "
+                     "(default: the model's own, chosen by its benchmarks; 1 when it names none)")
+    mdl.add_argument("--style", help="dance style from the model's list (--list-styles; default auto: the music decides)")
+    mdl.add_argument("--list-styles", action="store_true", help="print the model's dance styles and exit")
     mdl.add_argument("--seed", type=int, help="random seed for a reproducible dance")
     mdl.add_argument("--seed-motion", metavar="BVH", help="BVH clip whose last frames start the dance")
     mdl.add_argument("--lookahead", type=int, help="frames of music lookahead; must equal what the model was trained with")
@@ -238,7 +241,8 @@ def validate(args) -> None:
             rng = f"{'>' if lo_open else '>='} {lo:g}" if hi is None else f"{lo:g}..{hi:g}"
             raise UserError(f"--{name} {value}: expected a value {rng}")
 
-    num("temperature", args.temperature, 0.0, 5.0)
+    if args.temperature is not None:
+        num("temperature", args.temperature, 0.0, 5.0)
     num("duration", args.duration, 0.0, lo_open=True)
     num("fps", args.fps, 1.0, 240.0)
     num("threads", args.threads, 1, 64)
@@ -303,6 +307,13 @@ def run(args) -> int:
         for i, name in enumerate(names):
             print(f"{i:3d}  {name}")
         return 0
+    if args.list_styles:
+        from realtime.engine import OnnxDanceModel
+
+        model = OnnxDanceModel(args.model, provider="cpu", threads=1)
+        styles = model.meta.get("styles") or []
+        print("\n".join(styles) if styles else f"{model.path.name} has no style input (it dances as the music suggests)")
+        return 0
     apply_config_file(args)
     validate(args)
     session = LiveSession(args)
@@ -364,8 +375,12 @@ class LiveSession:
             seed_motion = seed_from_bvh(args.seed_motion, self.model_fps)[-(int(meta["context"]) - 1):]
         self.dancers = int(getattr(args, "dancers", 1) or 1)
         targets = dancer_targets(args.osc, self.dancers)
+        if args.temperature is None:  # the model's benchmarked default (metadata), else 1 = as trained
+            args.temperature = float(meta.get("default_temperature", 1.0))
         self.engine = DanceEngine(self.model, temperature=parse_temperatures(args), seed=args.seed,
                                   seed_motion=seed_motion, dancers=self.dancers)
+        if getattr(args, "style", None) and args.style != "auto":
+            self.engine.set_style(args.style, blend_s=0.0)  # UserError naming the model's styles if unknown
         if self.dancers > 1 and not self.engine.batched:
             log.warning("%s has a batch axis fixed to 1: the %d dancers step one graph run each (re-export it with a "
                         "dynamic batch axis for one batched run)", self.model.path.name, self.dancers)

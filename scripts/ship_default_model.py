@@ -49,6 +49,9 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--name", default="transflower_live")
     ap.add_argument("--checkpoint", default="last.ckpt", help="which checkpoint of the run (default last.ckpt)")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="the default sampling temperature stored in the model (chosen by `bench quality`; default: none = 1)")
+    ap.add_argument("--quality-json", type=Path, help="the `bench quality --json` result that chose it: summarised in the card")
     args = ap.parse_args()
     DEST.mkdir(parents=True, exist_ok=True)
     ckpt_path = args.run / "checkpoints" / args.checkpoint
@@ -59,17 +62,27 @@ def main() -> None:
             "state_dict": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}}
     tmp = DEST / f".{args.name}.pt.tmp"
 
-    report = export_onnx(ckpt_path, DEST / f"{args.name}.onnx", parity_frames=500)
+    report = export_onnx(ckpt_path, DEST / f"{args.name}.onnx", parity_frames=500, default_temperature=args.temperature)
     import onnx
 
     meta = json.loads(onnx.load(str(DEST / f"{args.name}.onnx")).metadata_props[0].value)
     features = dict(card["features"], seed_motion=meta["seed_motion"])
+    if args.temperature is not None:
+        features["default_temperature"] = args.temperature
     slim["features"] = features  # self-contained: generate/export need no data folder
     torch.save(slim, tmp)
     os.replace(tmp, DEST / f"{args.name}.pt")
     card.update(shipped_checkpoint=args.checkpoint, checkpoint_step=int(ckpt.get("global_step") or 0),
                 onnx=report, features=None,  # features live in the ONNX metadata; keep the card short
-                training_data=TRAINING_DATA, license="MIT (the weights); see training_data for the data's terms")
+                training_data=TRAINING_DATA, license="MIT (the weights); see training_data for the data's terms",
+                default_temperature=args.temperature)
+    if args.quality_json:
+        q = json.loads(args.quality_json.read_text())
+        card["quality"] = {"command": "transflower bench quality (see benchmarks/README.md)", "temperature": q.get("temperature"),
+                           "samples": q.get("samples"), "seconds": q.get("seconds"), "songs": q.get("songs"),
+                           "rows": [{k: r.get(k) for k in ("name", "speed_ratio", "jerk_ratio", "spike_ratio", "slide_ratio",
+                                                            "fid_k", "fid_g", "div_k_across", "beat_align")} for r in q["rows"]],
+                           "targets": {k: t["ok"] for k, t in q.get("targets", {}).items()}}
     write_json_atomic(DEST / f"{args.name}.model_card.json", strip_paths(card))
     for name in ("curves.png", "config.yaml"):
         if (args.run / name).exists():

@@ -75,3 +75,39 @@ def test_missing_song_is_a_clear_error(tiny, capsys):
     tmp, ckpt, feats, _ = tiny
     assert main(["generate", str(ckpt), str(tmp / "nope.wav"), "--out", str(tmp)]) == 2
     assert "nope.wav: song file not found" in capsys.readouterr().err
+
+
+def test_style_and_default_temperature_reach_the_dance(tmp_path):
+    """A style-conditioned model: generate --style picks the style (in torch and in onnxruntime), an unknown
+    style is a clear error, and the temperature stored at export is what generate uses by default."""
+    from export.onnx_export import export_onnx
+    from tiny_model import make_tiny_checkpoint
+    from transflower.errors import UserError
+    from transflower.generate import generate
+
+    import torch
+
+    ckpt, feats, model = make_tiny_checkpoint(tmp_path, residual=True, styles=3)
+    with torch.no_grad():  # a style embedding that matters; small steps
+        model.backbone.style_in.weight.normal_()
+        for st in model.flow.steps:
+            st.norm.log_scale.fill_(1.5)
+            st.norm.bias.zero_()
+    torch.save({"hyper_parameters": torch.load(ckpt, weights_only=False)["hyper_parameters"],
+                "state_dict": {"model." + k: v for k, v in model.state_dict().items()}}, ckpt)
+    song = tmp_path / "song.wav"
+    sf = pytest.importorskip("soundfile")
+    sr = 22050
+    sf.write(song, (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(2.0 * sr)) / sr)).astype(np.float32), sr)
+    for path in (ckpt, tmp_path / "tiny_styles.onnx"):
+        if path.suffix == ".onnx":
+            export_onnx(ckpt, path, features_json=feats, check=False, default_temperature=0.4)
+        kw = {} if path.suffix == ".onnx" else {"features_json": feats}
+        one = generate(path, song, seed=1, style="style1", progress=False, **kw)["motion"]
+        two = generate(path, song, seed=1, style="style2", progress=False, **kw)["motion"]
+        assert not np.allclose(one, two)
+        with pytest.raises(UserError, match="style1"):
+            generate(path, song, seed=1, style="tango", progress=False, **kw)
+    res = generate(tmp_path / "tiny_styles.onnx", song, seed=1, progress=False)
+    assert res["temperature"] == pytest.approx(0.4)
+    assert generate(ckpt, song, seed=1, features_json=feats, progress=False)["temperature"] == 1.0

@@ -321,3 +321,20 @@ def test_crowd_targets_rules():
     assert dancer_targets(["a:1", "b:2"], 1) == [["a:1", "b:2"]]
     with pytest.raises(UserError, match="once per dancer"):
         dancer_targets(["a:1", "b:2"], 3)
+
+
+def test_style_option_and_list_styles(tmp_path, receiver, capsys):
+    """--list-styles prints the model's styles; --style picks one (an unknown one is a one-line error naming
+    them); the model's stored default temperature is used unless --temperature is given."""
+    from tiny_model import make_tiny_onnx
+
+    model = make_tiny_onnx(tmp_path, residual=True, styles=3)
+    assert run_cli("--model", model, "--list-styles") == 0
+    assert capsys.readouterr().out.split() == ["auto", "style1", "style2"]
+    assert run_cli("--model", model, "--demo", "--duration", 1, "--style", "tango", "--osc", f"127.0.0.1:{receiver.port}") == 2
+    err = capsys.readouterr().err
+    assert "tango" in err and "style1" in err and "Traceback" not in err
+    out = tmp_path / "s.json"
+    assert run_cli("--model", model, "--demo", "--duration", 1, "--style", "style2", "--fps", 20, "--osc",
+                   f"127.0.0.1:{receiver.port}", "--summary-json", out) == 0
+    assert json.loads(out.read_text())["frames"] > 10

@@ -48,7 +48,7 @@ def seed_from_bvh(path, fps: float) -> np.ndarray:
 class TorchGenerator:
     """A checkpoint in torch with the KV cache; same interface as the ONNX engine (unscaled features)."""
 
-    def __init__(self, ckpt, temperature: float = 1.0, seed: int | None = None, features_json=None):
+    def __init__(self, ckpt, temperature: float = 1.0, seed: int | None = None, features_json=None, style=None):
         import torch
 
         from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip
@@ -64,6 +64,7 @@ class TorchGenerator:
         self.ms = StandardScaler.from_dict(self.meta["motion_scaler"])
         self.as_ = StandardScaler.from_dict(self.meta["audio_scaler"])
         self.temperature = temperature
+        self.style = style_weights(style, list(self.meta.get("styles") or [])[: getattr(self.model.cfg, "styles", 0)])
         self.gen = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
         self.torch = torch
 
@@ -72,7 +73,7 @@ class TorchGenerator:
 
         torch = self.torch
         t = lambda x: torch.from_numpy(np.asarray(x, dtype=np.float32))[None]  # noqa: E731
-        runner = KVCacheRunner(self.model)
+        runner = KVCacheRunner(self.model, style=self.style)
         zeros = torch.zeros(1, self.model.cfg.motion_dim)
         sil = t(self.as_.transform(silence))
         for row in seed_motion:
@@ -87,11 +88,25 @@ class TorchGenerator:
         return out
 
 
-def generate(model_path, song, temperature: float = 1.0, seed: int | None = None, seed_motion=None,
-             features_json=None, max_seconds: float | None = None, progress: bool = True) -> dict:
+def style_weights(style, styles: list[str]):
+    """A style name -> one-hot weights over the model's styles (None / "auto" -> None: the model's auto)."""
+    if style in (None, "auto"):
+        return None
+    if not styles:
+        raise UserError(f"--style {style}: this model has no style input")
+    if style not in styles:
+        raise UserError(f"--style {style}: expected one of {styles}")
+    w = np.zeros(len(styles), np.float32)
+    w[styles.index(style)] = 1.0
+    return w
+
+
+def generate(model_path, song, temperature: float | None = None, seed: int | None = None, seed_motion=None,
+             features_json=None, max_seconds: float | None = None, progress: bool = True, style=None) -> dict:
     """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
-    An .onnx file runs in the live engine (realtime.engine: onnxruntime), imported only for that case."""
+    An .onnx file runs in the live engine (realtime.engine: onnxruntime), imported only for that case.
+    temperature None: the model's benchmarked default (its metadata's default_temperature), else 1."""
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
         from realtime.engine import DanceEngine, OnnxDanceModel
@@ -99,9 +114,12 @@ def generate(model_path, song, temperature: float = 1.0, seed: int | None = None
         onnx_model = OnnxDanceModel(model_path, provider="cpu")
         meta = onnx_model.meta
         backend = "onnx"
+        if temperature is None:
+            temperature = float(meta.get("default_temperature", 1.0))
     else:
-        gen = TorchGenerator(model_path, temperature, seed, features_json)
+        gen = TorchGenerator(model_path, 1.0, seed, features_json, style)
         meta = gen.meta
+        gen.temperature = temperature = float(meta.get("default_temperature", 1.0)) if temperature is None else temperature
         backend = "torch"
     fps, L = float(meta["fps"]), int(meta["lookahead"])
     audio = song_audio_features(song, meta["audio_config"])
@@ -115,6 +133,8 @@ def generate(model_path, song, temperature: float = 1.0, seed: int | None = None
     seed_feats = seed_feats[-int(meta["context"]) + 1 :]
     if backend == "onnx":
         engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=seed_feats)
+        if style not in (None, "auto"):
+            engine.set_style(style, blend_s=0.0)
         out = np.empty((n, engine.motion_dim), np.float32)
         it = range(n)
         if progress:
@@ -125,7 +145,8 @@ def generate(model_path, song, temperature: float = 1.0, seed: int | None = None
             out[i] = engine.step(rows[i])
     else:
         out = gen.run(rows, seed_feats, n, silence)
-    return {"motion": out, "fps": fps, "skeleton": meta["skeleton"], "audio_rows": audio[:n], "backend": backend}
+    return {"motion": out, "fps": fps, "skeleton": meta["skeleton"], "audio_rows": audio[:n], "backend": backend,
+            "temperature": temperature}
 
 
 def features_to_motion(motion: np.ndarray, skeleton_dict: dict, fps: float, floor: bool = False):
@@ -151,7 +172,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video", action="store_true", help="write <song>.mp4: the rendered skeleton with the song (ffmpeg)")
     p.add_argument("--filmstrip", action="store_true", help="write <song>.png: a strip of frames")
     p.add_argument("--seed-motion", help="BVH whose last frames start the dance (default: the model's seed pose)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0 = the flow's mode; default 1)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (0 = the flow's mode; default: the model's own, else 1)")
+    p.add_argument("--style", help="dance style of a style-conditioned model (default auto: the music decides)")
     p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible dance")
     p.add_argument("--features", help="features.json of the training data (for .ckpt; default: via the run's model card)")
     p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
@@ -165,7 +188,8 @@ def run(args) -> int:
         raise UserError(f"{args.song}: song file not found")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    res = generate(args.model, args.song, args.temperature, args.seed, args.seed_motion, args.features, args.max_seconds)
+    res = generate(args.model, args.song, args.temperature, args.seed, args.seed_motion, args.features, args.max_seconds,
+                   style=args.style)
     motion = features_to_motion(res["motion"], res["skeleton"], res["fps"], floor=not args.no_floor)
     stem = Path(args.song).stem
     written = []
@@ -183,5 +207,5 @@ def run(args) -> int:
 
             written.append(render_filmstrip(pos, motion.skeleton.parents, res["fps"], out_dir / f"{stem}.png", title=stem))
     print(json.dumps({"frames": len(res["motion"]), "fps": res["fps"], "seconds": len(res["motion"]) / res["fps"],
-                      "backend": res["backend"], "written": [str(w) for w in written]}, indent=1))
+                      "backend": res["backend"], "temperature": res["temperature"], "style": args.style or "auto", "written": [str(w) for w in written]}, indent=1))
     return 0

@@ -64,6 +64,7 @@ class TransflowerConfig:
     pose_noise: float = 0.0  # std (standardised units) of noise on the encoder's input poses, training only
     noisy_base: bool = False  # the residual's base is the noised previous pose too: the flow learns to correct drift
     flow_skip: bool = False  # the flow's coupling nets also see the previous pose directly (not only through h)
+    residual_leak: float = 0.0  # x_t = (1 - leak) x_{t-1} + sample: a pull towards the mean pose against drift
     pose_dropout: float = 0.0  # probability of zeroing a whole input pose, training only
     styles: int = 0  # number of style weights including "auto" (0: no style input)
     style_dropout: float = 0.3  # probability of training a window as "auto"
@@ -85,7 +86,7 @@ class TransflowerConfig:
             raise UserError(f"model_config.context: expected an integer >= 2 frames, got {self.context!r}")
         if not isinstance(self.lookahead, int) or not 0 <= self.lookahead <= 100:
             raise UserError(f"model_config.lookahead: expected an integer number of frames in 0..100, got {self.lookahead!r}")
-        for name in ("dropout", "pose_dropout", "style_dropout"):
+        for name in ("dropout", "pose_dropout", "style_dropout", "residual_leak"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise UserError(f"model_config.{name}: expected a value in [0, 1), got {getattr(self, name)!r}")
         if not float(self.pose_noise) >= 0.0:
@@ -262,9 +263,12 @@ class TransflowerLive(nn.Module):
         self.backbone = CausalBackbone(cfg)
         cond_dim = cfg.d_model + (cfg.motion_dim if cfg.flow_skip else 0)
         self.flow = ConditionalFlow(cfg.motion_dim, cond_dim, cfg.flow_steps, cfg.flow_hidden)
-        base = torch.zeros(cfg.motion_dim)  # 1 where the flow samples a change from the previous pose
+        base = torch.zeros(cfg.motion_dim)  # > 0 where the flow samples a change from the previous pose
         if cfg.residual:
-            base[cfg.velocity_dims:] = 1.0
+            # (1 - leak): the previous pose decays towards the data's mean (0 in standardised units) unless the
+            # flow keeps it; the flow's output is a bounded function of the backbone's normalised state, so a
+            # pose that has drifted far is pulled back instead of wandering on (a damped random walk)
+            base[cfg.velocity_dims:] = 1.0 - float(cfg.residual_leak)
         self.register_buffer("residual_mask", base, persistent=False)
 
     # training interface (transflower.train): what the dataset cuts, what is minimised
