@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from export.onnx_export import export_onnx
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default="last.ckpt", help="which checkpoint of the run (default last.ckpt)")
     ap.add_argument("--temperature", type=float, default=None,
                     help="the default sampling temperature stored in the model (chosen by `bench quality`; default: none = 1)")
+    ap.add_argument("--parity-frames", type=int, default=500, help="frames of the torch-vs-onnxruntime parity rollout")
     ap.add_argument("--quality-json", type=Path, help="the `bench quality --json` result that chose it: summarised in the card")
     args = ap.parse_args()
     DEST.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,13 @@ def main() -> None:
             "state_dict": {k: (v.half() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}}
     tmp = DEST / f".{args.name}.pt.tmp"
 
-    report = export_onnx(ckpt_path, DEST / f"{args.name}.onnx", parity_frames=500, default_temperature=args.temperature)
+    # the parity rollout hears a real test song (unscaled audio rows of the first test clip) when the data is here
+    audio, data_dir = None, Path(card.get("data_dir", ""))
+    test_ids = card.get("features", {}).get("test_ids") or []
+    if test_ids and (data_dir / f"{test_ids[0]}.audio_raw.npy").is_file():
+        audio = np.load(data_dir / f"{test_ids[0]}.audio_raw.npy")
+    report = export_onnx(ckpt_path, DEST / f"{args.name}.onnx", parity_frames=args.parity_frames,
+                         default_temperature=args.temperature, parity_audio=audio)
     import onnx
 
     meta = json.loads(onnx.load(str(DEST / f"{args.name}.onnx")).metadata_props[0].value)

@@ -65,6 +65,7 @@ class TransflowerConfig:
     noisy_base: bool = False  # the residual's base is the noised previous pose too: the flow learns to correct drift
     flow_skip: bool = False  # the flow's coupling nets also see the previous pose directly (not only through h)
     residual_leak: float = 0.0  # x_t = (1 - leak) x_{t-1} + sample: a pull towards the mean pose against drift
+    velocity_leak: float = 1.0  # the same for the root's velocity dims: 1 = sampled directly, < 1 = damped residual
     pose_dropout: float = 0.0  # probability of zeroing a whole input pose, training only
     styles: int = 0  # number of style weights including "auto" (0: no style input)
     style_dropout: float = 0.3  # probability of training a window as "auto"
@@ -86,6 +87,8 @@ class TransflowerConfig:
             raise UserError(f"model_config.context: expected an integer >= 2 frames, got {self.context!r}")
         if not isinstance(self.lookahead, int) or not 0 <= self.lookahead <= 100:
             raise UserError(f"model_config.lookahead: expected an integer number of frames in 0..100, got {self.lookahead!r}")
+        if not 0.0 <= float(self.velocity_leak) <= 1.0:
+            raise UserError(f"model_config.velocity_leak: expected a value in [0, 1], got {self.velocity_leak!r}")
         for name in ("dropout", "pose_dropout", "style_dropout", "residual_leak"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise UserError(f"model_config.{name}: expected a value in [0, 1), got {getattr(self, name)!r}")
@@ -269,6 +272,7 @@ class TransflowerLive(nn.Module):
             # flow keeps it; the flow's output is a bounded function of the backbone's normalised state, so a
             # pose that has drifted far is pulled back instead of wandering on (a damped random walk)
             base[cfg.velocity_dims:] = 1.0 - float(cfg.residual_leak)
+            base[: cfg.velocity_dims] = 1.0 - float(cfg.velocity_leak)  # velocities: a strongly damped residual at most
         self.register_buffer("residual_mask", base, persistent=False)
 
     # training interface (transflower.train): what the dataset cuts, what is minimised
