@@ -290,7 +290,7 @@ def test_crowd_streams_each_dancer_to_its_own_port_with_frame_hooks(tmp_path):
                 session.engine.dancers[2].temperature = 0.0
                 session.engine.dancers[2].set_style("style1", blend_s=0.5)
 
-        args = live_args("--model", model, "--demo", "--duration", 2, "--dancers", 3, "--seed", 4,
+        args = live_args("--model", model, "--demo", "--duration", 2, "--dancers", 3, "--seed", 4, "--fps", 20,
                          "--osc", f"127.0.0.1:{base}", "--status-interval", 0, "--summary-json", tmp_path / "s.json")
         s = LiveSession(args)
         s.frame_hooks.append(hook)
@@ -303,7 +303,7 @@ def test_crowd_streams_each_dancer_to_its_own_port_with_frame_hooks(tmp_path):
         assert sm["startup_s"] is not None and sm["startup_s"] > 0
         for r in rxs:
             r.wait_for(frames=sm["frames"] + 1, timeout=1.0)
-            assert abs(r.frames - 1 - 40) <= 10 and r.malformed == 0
+            assert abs(r.frames - 10 - 40) <= 10 and r.malformed == 0  # 2 s at 20 fps + 0.5 s easing to standing
         assert s.engine.dancers[2].temperature == 0.0 and s.engine.style[2, 1] == 1.0
         hips = [np.array(h[:30]) for h in got]
         assert np.abs(hips[0] - hips[1]).max() > 1e-4  # their own dances
