@@ -110,14 +110,9 @@ def exported_residual_styles(tmp_path_factory):
     from export.onnx_export import export_onnx
 
     tmp = tmp_path_factory.mktemp("export_styles")
-    ckpt, feats, model = make_tiny_checkpoint(tmp, residual=True, styles=3)
-    with torch.no_grad():  # a style embedding that matters; small steps (an untrained residual model random-walks)
-        model.backbone.style_in.weight.normal_()
-        for st in model.flow.steps:
-            st.norm.log_scale.fill_(1.5)
-            st.norm.bias.zero_()
-    torch.save({"hyper_parameters": torch.load(ckpt, weights_only=False)["hyper_parameters"],
-                "state_dict": {"model." + k: v for k, v in model.state_dict().items()}}, ckpt)
+    from tiny_model import make_tiny_style_checkpoint
+
+    ckpt, feats, model = make_tiny_style_checkpoint(tmp)
     out = tmp / "tiny_styles.onnx"
     report = export_onnx(ckpt, out, features_json=feats, parity_frames=200)
     return out, report, model

@@ -81,20 +81,11 @@ def test_style_and_default_temperature_reach_the_dance(tmp_path):
     """A style-conditioned model: generate --style picks the style (in torch and in onnxruntime), an unknown
     style is a clear error, and the temperature stored at export is what generate uses by default."""
     from export.onnx_export import export_onnx
-    from tiny_model import make_tiny_checkpoint
+    from tiny_model import make_tiny_style_checkpoint
     from transflower.errors import UserError
     from transflower.generate import generate
 
-    import torch
-
-    ckpt, feats, model = make_tiny_checkpoint(tmp_path, residual=True, styles=3)
-    with torch.no_grad():  # a style embedding that matters; small steps
-        model.backbone.style_in.weight.normal_()
-        for st in model.flow.steps:
-            st.norm.log_scale.fill_(1.5)
-            st.norm.bias.zero_()
-    torch.save({"hyper_parameters": torch.load(ckpt, weights_only=False)["hyper_parameters"],
-                "state_dict": {"model." + k: v for k, v in model.state_dict().items()}}, ckpt)
+    ckpt, feats, _ = make_tiny_style_checkpoint(tmp_path)
     song = tmp_path / "song.wav"
     sf = pytest.importorskip("soundfile")
     sr = 22050

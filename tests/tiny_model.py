@@ -51,6 +51,22 @@ def make_tiny_checkpoint(tmp_path: Path, context: int = 12, lookahead: int = 1, 
     return path, fpath, model
 
 
+def make_tiny_style_checkpoint(tmp_path: Path, styles: int = 3):
+    """A residual, style-conditioned tiny checkpoint (the shipped model's kind): a style embedding that
+    matters, and small flow steps (an untrained residual model would random-walk away)."""
+    import torch
+
+    ckpt, feats, model = make_tiny_checkpoint(tmp_path, residual=True, styles=styles)
+    with torch.no_grad():
+        model.backbone.style_in.weight.normal_()
+        for st in model.flow.steps:
+            st.norm.log_scale.fill_(1.5)
+            st.norm.bias.zero_()
+    torch.save({"hyper_parameters": torch.load(ckpt, weights_only=False)["hyper_parameters"],
+                "state_dict": {"model." + k: v for k, v in model.state_dict().items()}}, ckpt)
+    return ckpt, feats, model
+
+
 def make_tiny_onnx(tmp_path: Path, **kw) -> Path:
     from export.onnx_export import export_onnx
 
