@@ -65,3 +65,34 @@ def test_tiny_model_overfits_a_batch():
         loss = model.nll(m, a, target)
         opt.zero_grad(); loss.backward(); opt.step()
     assert loss.item() < first - 1.0
+
+
+def test_music_swap_gives_labelled_windows_another_windows_music_and_leaves_auto_ones_alone():
+    cfg = TransflowerConfig(motion_dim=6, audio_dim=5, d_model=32, n_heads=4, motion_layers=1, audio_layers=1,
+                            cross_layers=1, context=8, flow_steps=2, flow_hidden=16, styles=3, music_swap=0.999,
+                            style_dropout=0.0)
+    model = TransflowerLive(cfg).train()
+    audio = torch.arange(4.0)[:, None, None].expand(4, 10, 5).clone()  # window b's music is all b
+    idx = torch.tensor([1, 0, 2, 2])[:, None].expand(4, 10)  # window 1 is "auto"
+    out = model.swap_music(audio, idx)
+    assert out[:, 0, 0].tolist() == [3.0, 1.0, 1.0, 2.0]  # rolled by one, except the auto window
+    assert torch.equal(model.eval().swap_music(audio, idx), audio)  # never at inference
+    model.train().cfg.music_swap = 0.0
+    assert torch.equal(model.swap_music(audio, idx), audio)
+
+
+def test_style_balanced_weights_draw_every_style_equally(tmp_path):
+    import numpy as np
+
+    from transflower.dataset import MultimodalDataset, WindowSpec, style_balanced_weights
+
+    lengths, labels = {"w1": 200, "w2": 300, "c1": 60}, {"w1": 1, "w2": 1, "c1": 2}
+    for sid, n in lengths.items():
+        np.save(tmp_path / f"{sid}.motion.npy", np.zeros((n, 2), np.float32))
+        np.save(tmp_path / f"{sid}.style.npy", np.full((n, 1), labels[sid], np.float32))
+    spec = WindowSpec(["motion", "style"], ["motion"], [10, 10], [10], [0, 1], [1])
+    ds = MultimodalDataset(tmp_path, "train", spec, stride=5, ids=list(lengths))
+    w = style_balanced_weights(ds)
+    per_style = {k: w[[i for i, (sid, _) in enumerate(ds.index) if labels[sid] == k]].sum() for k in (1, 2)}
+    assert abs(per_style[1] - 0.5) < 1e-9 and abs(per_style[2] - 0.5) < 1e-9
+    assert abs(w.sum() - 1.0) < 1e-9

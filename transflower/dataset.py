@@ -110,3 +110,18 @@ class MultimodalDataset:
         inputs = [arrs[m][s + o : s + o + n] for m, o, n in zip(sp.input_modalities, sp.input_time_offsets, sp.input_lengths)]
         outputs = [arrs[m][s + o : s + o + n] for m, o, n in zip(sp.output_modalities, sp.output_time_offsets, sp.output_lengths)]
         return inputs, outputs
+
+
+def style_balanced_weights(dataset: MultimodalDataset, modality: str = "style") -> np.ndarray:
+    """A sampling weight per window such that every style label is drawn equally often.
+
+    The data is mostly waltz (26 waltzes, 7 rumbas, 4 cha-chas): sampled uniformly, the rarer styles are
+    a sixth of what the model sees and their labels are learned weakly. Each window takes its style
+    from its first frame (a clip has one style); weights sum to 1."""
+    if modality not in dataset.arrays[dataset.ids[0]]:
+        raise DataError(f"{dataset.data_dir}: style balancing needs the {modality!r} feature (<id>.{modality}.npy); "
+                        f"re-run `transflower features` on data with a styles.json, or turn balance_styles off")
+    labels = np.array([int(dataset.arrays[seq_id][modality][s, 0]) for seq_id, s in dataset.index])
+    counts = np.bincount(labels)
+    w = 1.0 / counts[labels]
+    return w / w.sum()

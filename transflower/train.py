@@ -270,7 +270,16 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     if feat_meta:  # export and generate find it here, mid-training too
         write_json_atomic(out_dir / "features.json", feat_meta)
     loaders = dict(batch_size=t["batch_size"], num_workers=t["num_workers"], persistent_workers=t["num_workers"] > 0)
-    train_loader = DataLoader(train_set, shuffle=True, drop_last=True, **loaders)
+    if t.get("balance_styles") and getattr(lit.model.cfg, "styles", 0):
+        from torch.utils.data import WeightedRandomSampler
+
+        from transflower.dataset import style_balanced_weights
+
+        sampler = WeightedRandomSampler(torch.from_numpy(style_balanced_weights(train_set)).double(), len(train_set),
+                                        replacement=True, generator=torch.Generator().manual_seed(t["seed"]))
+        train_loader = DataLoader(train_set, sampler=sampler, drop_last=True, **loaders)
+    else:
+        train_loader = DataLoader(train_set, shuffle=True, drop_last=True, **loaders)
     val_loader = DataLoader(val_set, shuffle=False, **loaders)
 
     strategy = t["strategy"]

@@ -69,6 +69,7 @@ class TransflowerConfig:
     pose_dropout: float = 0.0  # probability of zeroing a whole input pose, training only
     styles: int = 0  # number of style weights including "auto" (0: no style input)
     style_dropout: float = 0.3  # probability of training a window as "auto"
+    music_swap: float = 0.0  # probability of training a labelled window on another window's music (see loss)
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -89,7 +90,7 @@ class TransflowerConfig:
             raise UserError(f"model_config.lookahead: expected an integer number of frames in 0..100, got {self.lookahead!r}")
         if not 0.0 <= float(self.velocity_leak) <= 1.0:
             raise UserError(f"model_config.velocity_leak: expected a value in [0, 1], got {self.velocity_leak!r}")
-        for name in ("dropout", "pose_dropout", "style_dropout", "residual_leak"):
+        for name in ("dropout", "pose_dropout", "style_dropout", "music_swap", "residual_leak"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise UserError(f"model_config.{name}: expected a value in [0, 1), got {getattr(self, name)!r}")
         if not float(self.pose_noise) >= 0.0:
@@ -285,17 +286,38 @@ class TransflowerLive(nn.Module):
         return WindowSpec(["motion", "audio"], ["motion"], [seq_len, seq_len], [seq_len], [0, 1 + L], [1])
 
     def loss(self, inputs, outputs):
-        style = self.style_weights(inputs[2]) if self.cfg.styles else None
-        return self.nll(inputs[0], inputs[1], outputs[0], style)
+        if not self.cfg.styles:
+            return self.nll(inputs[0], inputs[1], outputs[0])
+        idx = self.style_index(inputs[2])
+        return self.nll(inputs[0], self.swap_music(inputs[1], idx), outputs[0], self.style_one_hot(idx))
 
-    def style_weights(self, style_index):
-        """(B, T, 1) style indices -> (B, T, S) one-hot weights; in training a whole window becomes
-        "auto" (index 0) with probability style_dropout."""
+    def style_index(self, style_index):
+        """(B, T, 1) style indices -> (B, T) long; in training a whole window becomes "auto" (index 0) with
+        probability style_dropout."""
         idx = style_index[..., 0].long()
         if self.training and self.cfg.style_dropout > 0:
             drop = torch.rand(idx.shape[0], 1, device=idx.device) < self.cfg.style_dropout
             idx = torch.where(drop, torch.zeros_like(idx), idx)
+        return idx
+
+    def style_one_hot(self, idx):
         return F.one_hot(idx.clamp(0, self.cfg.styles - 1), self.cfg.styles).float()
+
+    def style_weights(self, style_index):
+        """(B, T, 1) style indices -> (B, T, S) one-hot weights (with style_dropout in training)."""
+        return self.style_one_hot(self.style_index(style_index))
+
+    def swap_music(self, audio_in, idx):
+        """In training, a labelled window hears the next window's music with probability music_swap.
+
+        In the data each style comes with its own music, so the music alone predicts the style and the
+        label is redundant: the model learns to ignore it, and asking for a cha-cha on a waltz does little.
+        Windows whose motion keeps its label but whose music is another's teach that the label, not the
+        music, sets the style. Windows trained as "auto" keep their own music (auto = follow the music)."""
+        if not (self.training and self.cfg.music_swap > 0) or audio_in.shape[0] < 2:
+            return audio_in
+        swap = (torch.rand(audio_in.shape[0], device=audio_in.device) < self.cfg.music_swap) & (idx[:, 0] != 0)
+        return torch.where(swap[:, None, None], torch.roll(audio_in, 1, dims=0), audio_in)
 
     def encoder_input(self, motion_in):
         """What the encoder sees of the past poses: in training noised and partly dropped (exposure bias)."""
