@@ -15,7 +15,7 @@ Per frame (fps frames per second, hop = sample_rate / fps samples):
 - `pulse`: the onset envelope one, two and three beat periods ago, averaged: high when a beat is
   expected *now*, so the dancer can hit beats without looking into the future.
 
-Numpy only (the live path imports this module).
+Numpy and the compiled kernel `transflower.kernels.audio_hop` (the live path imports this module; no torch).
 """
 from __future__ import annotations
 
@@ -103,12 +103,21 @@ class AudioFeatureExtractor:
     """
 
     def __init__(self, config: AudioFeatureConfig | None = None):
+        from transflower import kernels
+
         self.config = c = config or AudioFeatureConfig()
         self.hop = c.hop
+        self._kernel = kernels.audio_hop
         self.window = np.hanning(c.n_fft + 1)[:-1].astype(np.float64)  # periodic Hann, as librosa
         # 0 dB = a full-scale sine: its peak bin has |X| = sum(window) / 2
         self.power_ref = (self.window.sum() / 2.0) ** 2
         self.mel_fb = mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax)
+        # each triangle's nonzero band, packed: the kernel reads 2k weights, not the 64 x 1025 matrix
+        bands = [np.flatnonzero(row) for row in self.mel_fb]
+        self.mel_lo = np.array([b[0] if len(b) else 0 for b in bands], np.int64)
+        widths = [b[-1] - b[0] + 1 if len(b) else 0 for b in bands]
+        self.mel_off = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+        self.mel_w = np.concatenate([row[lo:lo + w] for row, lo, w in zip(self.mel_fb, self.mel_lo, widths)])
         self.amin = 10.0 ** (c.floor_db / 10.0)
         self.tempo_len = int(round(c.tempo_window_s * c.fps))
         self.lags = np.arange(max(2, int(np.floor(60.0 * c.fps / c.max_bpm))), int(np.ceil(60.0 * c.fps / c.min_bpm)) + 1)
@@ -120,60 +129,29 @@ class AudioFeatureExtractor:
         c = self.config
         self.history = np.zeros(c.n_fft, dtype=np.float64)  # the last n_fft samples, oldest first
         self.frame_buf = np.empty(c.n_fft, dtype=np.float64)
+        self.spec = np.empty(c.n_fft // 2 + 1, dtype=np.complex128)
         self.prev_mel_db = np.full(c.n_mels, c.floor_db)
         self.onset_hist = np.zeros(self.tempo_len + 1, dtype=np.float64)  # ring of onset values
+        self.env = np.zeros_like(self.onset_hist)  # the kernel's scratch
         self.frames = 0
         self.out = np.zeros(c.dim, dtype=np.float32)
 
     def push_hop(self, samples: np.ndarray) -> np.ndarray:
-        c, hop = self.config, self.hop
+        """One hop in -> the row: the window's FFT (numpy, into a kept buffer), then mel / level / onset /
+        tempo / pulse in one compiled pass (transflower.kernels.audio_hop)."""
+        hop = self.hop
         if samples.shape != (hop,):
             raise ValueError(f"push_hop expects {hop} samples, got shape {samples.shape}")
         # slide the analysis window: the window for this frame ends at the newest sample
         self.history[:-hop] = self.history[hop:]
         self.history[-hop:] = samples
         np.multiply(self.history, self.window, out=self.frame_buf)
-        spec = np.fft.rfft(self.frame_buf)
-        power = spec.real**2 + spec.imag**2
-        power /= self.power_ref
-        mel = self.mel_fb @ power
-        mel_db = 10.0 * np.log10(np.maximum(mel, self.amin))
-        rms = np.mean(self.history**2) * 2.0  # x2: a full-scale sine has mean square 1/2 -> 0 dB
-        rms_db = 10.0 * np.log10(max(rms, self.amin))
-        onset = float(np.mean(np.maximum(0.0, mel_db - self.prev_mel_db))) if self.frames > 0 else 0.0
-        self.prev_mel_db[:] = mel_db
-
-        # onset ring: slot (frames mod len) holds the onset of this frame
-        n = len(self.onset_hist)
-        self.onset_hist[self.frames % n] = onset
-        tempo, pulse = self._tempo_and_pulse()
+        np.fft.rfft(self.frame_buf, out=self.spec)
+        self._kernel(self.spec, self.power_ref, self.mel_lo, self.mel_off, self.mel_w, self.amin, self.history,
+                     self.prev_mel_db, self.onset_hist, self.frames, float(self.config.fps), self.lags, self.lag_prior,
+                     self.env, self.out)
         self.frames += 1
-
-        out = self.out
-        out[: c.n_mels] = mel_db
-        out[c.n_mels] = rms_db
-        out[c.n_mels + 1] = onset
-        out[c.n_mels + 2] = tempo
-        out[c.n_mels + 3] = pulse
-        return out
-
-    def _tempo_and_pulse(self) -> tuple[float, float]:
-        n = len(self.onset_hist)
-        t = self.frames
-        # unroll the ring into time order, oldest first; frames before the start are zeros
-        env = np.roll(self.onset_hist, -((t + 1) % n))
-        env = env - env.mean()
-        # autocorrelation at the candidate lags (small: ~20 lags x 120 frames)
-        ac = np.array([np.dot(env[lag:], env[:-lag]) for lag in self.lags])
-        score = np.maximum(ac, 0.0) * self.lag_prior
-        if score.max() <= 0.0:
-            return 0.0, 0.0
-        lag = int(self.lags[int(np.argmax(score))])
-        bpm = 60.0 * self.config.fps / lag
-        # the onset envelope one, two, three periods ago (clipped to the window)
-        past = [self.onset_hist[(t - k * lag) % n] for k in (1, 2, 3) if k * lag <= min(t, n - 1)]
-        pulse = float(np.mean(past)) if past else 0.0
-        return float(np.log2(bpm / 120.0)), pulse
+        return self.out
 
 
 def num_frames_for(num_samples: int, config: AudioFeatureConfig) -> int:
