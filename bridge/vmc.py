@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import select
 import socket
 import sys
 import threading
@@ -151,6 +152,9 @@ class VmcSender:
             self.sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
         except OSError:
             self._errqueue = False
+        if self._errqueue:  # a queued ICMP error raises POLLERR: one cheap poll per frame, no exception
+            self._err_poll = select.poll()
+            self._err_poll.register(self.sock, select.POLLERR)
         for addr in {t.address for t in self.targets}:  # allow sending to broadcast addresses too
             if addr[0].endswith(".255"):
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -294,7 +298,7 @@ class VmcSender:
         return ok
 
     def _drain_errors(self) -> None:
-        if not self._errqueue:
+        if not self._errqueue or not self._err_poll.poll(0):
             return
         for _ in range(64):
             try:
