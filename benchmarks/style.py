@@ -5,7 +5,9 @@
    standardised; multinomial logistic regression (numpy, class-balanced, L2). Trained on the training
    split's real dances (mirrored copies included: a mirrored waltz is a waltz), scored on the test split's.
 2. The model dances every test song once per requested style (and `--samples` times); the share of
-   generated windows the classifier assigns to the requested style is reported per style.
+   generated windows the classifier assigns to the requested style is reported per style, and so are the
+   dance-quality kinetics (speed, jerk, spike rate, foot sliding; `benchmarks.metrics.kinematics`) as
+   ratios to the real dances of that style (train and test clips), against issue 11's targets.
 3. A switch: on every test song the dancer starts in one style and, at `--switch-seconds`, blends to the
    next style linearly over `--blend-seconds` (what `engine.set_style(name, blend_s)` does live). Each
    frame's fastest joint around the switch (1 s before to 2 s after) is compared with the real test
@@ -71,7 +73,9 @@ class StyleClassifier:
         return (((X - self.mean) / self.std) @ self.W + self.b).argmax(1)
 
 
-def _real_windows(data_dir: Path, ids, clip_styles, styles, scaler, skeleton, names, fps, seg):
+def _real_windows(data_dir: Path, ids, clip_styles, styles, scaler, skeleton, names, fps, seg, kinetics=None):
+    """Classifier windows of the real dances of `ids`; with `kinetics` (a dict), also each style's
+    kinematics per clip (mirrored copies left out: they move the same)."""
     from benchmarks import metrics as M
     from transflower.dataset import load_modality
 
@@ -84,7 +88,25 @@ def _real_windows(data_dir: Path, ids, clip_styles, styles, scaler, skeleton, na
         f = window_features(pos, names, fps, seg)
         X.append(f)
         y += [styles.index(style)] * len(f)
+        if kinetics is not None and "~" not in sid:
+            kinetics.setdefault(style, []).append(M.kinematics(pos, names, fps))
     return np.concatenate(X), np.array(y)
+
+
+def style_kinetics(real: list[dict], generated: list[dict]) -> dict:
+    """Issue 11's kinetic targets for one style: generated dances against the real dances of that style."""
+    def pooled(kin):
+        w = np.array([len(k["frame_max_speed"]) for k in kin], np.float64)
+        return {key: float(np.average([k[key] for k in kin], weights=w)) for key in ("speed", "jerk", "slide")}
+
+    r, g = pooled(real), pooled(generated)
+    threshold = float(np.percentile(np.concatenate([k["frame_max_speed"] for k in real]), 99.9))
+    spike = lambda kin: float((np.concatenate([k["frame_max_speed"] for k in kin]) > threshold).mean())  # noqa: E731
+    ratios = {key: g[key] / r[key] if r[key] > 0 else None for key in r}
+    ratios["spike"] = spike(generated) / max(spike(real), 1e-9)
+    ok = (ratios["speed"] is not None and 0.85 <= ratios["speed"] <= 1.15 and ratios["jerk"] <= 1.5
+          and ratios["spike"] <= 2.0 and (ratios["slide"] is None or ratios["slide"] <= 1.3))
+    return {"real": r, "generated": g, "ratios": ratios, "real_clips": len(real), "ok": bool(ok)}
 
 
 def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seconds: float = 2.0, temperature: float = 1.0,
@@ -111,8 +133,11 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     seg = max(3, int(round(segment_seconds * fps)))
     clip_styles = feats.get("clip_styles") or {}
 
-    Xtr, ytr = _real_windows(data_dir, read_ids(data_dir, "train"), clip_styles, styles, scaler, skeleton, names, fps, seg)
-    Xte, yte = _real_windows(data_dir, read_ids(data_dir, "test"), clip_styles, styles, scaler, skeleton, names, fps, seg)
+    real_kin: dict[str, list] = {}  # each style's real dances, train and test (the test split has one cha-cha)
+    Xtr, ytr = _real_windows(data_dir, read_ids(data_dir, "train"), clip_styles, styles, scaler, skeleton, names, fps, seg,
+                             real_kin)
+    Xte, yte = _real_windows(data_dir, read_ids(data_dir, "test"), clip_styles, styles, scaler, skeleton, names, fps, seg,
+                             real_kin)
     clf = StyleClassifier(len(styles)).fit(Xtr, ytr)
     pred = clf.predict(Xte)
     held_out = {s: float((pred[yte == k] == k).mean()) if (yte == k).any() else None for k, s in enumerate(styles)}
@@ -126,11 +151,11 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     torch.set_num_threads(1)
     seed_frames = max(1, int(round(seed_seconds * fps)))
     songs = load_songs(data_dir, "test", seed_frames, int(round(seconds * fps)), fps)
-    recognised = {}
+    recognised, kinetics = {}, {}
     for k, style in enumerate(styles):
         w = torch.zeros(len(styles_all))
         w[styles_all.index(style)] = 1.0
-        votes = []
+        votes, kin = [], []
         for i, s in enumerate(songs):
             seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
             audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + s["n"]]))
@@ -139,7 +164,9 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
                     x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(100 * j + i), style=w)
                 pos = M.positions_from_features(scaler.inverse(x.numpy()), skeleton)
                 votes += list(clf.predict(window_features(pos, names, fps, seg)) == k)
+                kin.append(M.kinematics(pos, names, fps))
         recognised[style] = {"share": float(np.mean(votes)), "windows": len(votes)}
+        kinetics[style] = style_kinetics(real_kin[style], kin)
         progress(f"asked for {style}: recognised in {recognised[style]['share']:.0%} of {len(votes)} windows")
     switch = style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
                           blend_seconds)
@@ -150,8 +177,9 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
             "songs": [s["id"] for s in songs],
             "classifier": {"train_windows": int(len(Xtr)), "test_windows": int(len(Xte)),
                            "held_out_accuracy": float((pred == yte).mean()), "held_out_per_style": held_out},
-            "recognised": recognised, "switch": switch,
+            "recognised": recognised, "kinetics": kinetics, "switch": switch,
             "targets": {**{f"{s}_recognised_80pct": {"share": r["share"], "ok": r["share"] >= 0.8} for s, r in recognised.items()},
+                        **{f"{s}_kinetic_targets": {"ratios": k["ratios"], "ok": k["ok"]} for s, k in kinetics.items()},
                         "switch_without_pop": {"max_speed": switch["max_speed_at_switch"], "real_p999": switch["real_p999"],
                                                "ok": switch["max_speed_at_switch"] <= switch["real_p999"]}}}
 
@@ -192,11 +220,14 @@ def format_table(res: dict) -> str:
     c = res["classifier"]
     lines = [f"style classifier: held-out accuracy {c['held_out_accuracy']:.2f} on {c['test_windows']} real test windows "
              f"({c['train_windows']} training windows)",
-             "| requested style | classifier's held-out accuracy on real | generated windows recognised |", "|---|---|---|"]
+             "| requested style | classifier's held-out accuracy on real | generated windows recognised "
+             "| speed / jerk / spike / slide vs that style's real dances |", "|---|---|---|---|"]
+    fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
     for s in res["styles"]:
         acc = c["held_out_per_style"].get(s)
+        r = res.get("kinetics", {}).get(s, {}).get("ratios", {})
         lines.append(f"| {s} | {'-' if acc is None else f'{acc:.2f}'} | {res['recognised'][s]['share']:.0%} "
-                     f"of {res['recognised'][s]['windows']} |")
+                     f"of {res['recognised'][s]['windows']} | {' / '.join(fmt(r.get(k)) for k in ('speed', 'jerk', 'spike', 'slide'))} |")
     sw = res["switch"]
     lines.append(f"switch ({sw['blend_seconds']:g} s blend at {sw['switch_seconds']:g} s, {len(sw['songs'])} songs): fastest joint "
                  f"within 1 s before / 2 s after {sw['max_speed_at_switch']:.2f} m/s; real 99.9th percentile {sw['real_p999']:.2f} m/s")

@@ -133,6 +133,9 @@ def test_bench_style_and_decompose_run_end_to_end(tmp_path):
     assert set(res["recognised"]) == {"style1", "style2"} and 0.0 <= res["classifier"]["held_out_accuracy"] <= 1.0
     assert all(r["windows"] > 0 for r in res["recognised"].values())
     assert res["switch"]["songs"] and res["switch"]["real_p999"] > 0 and "switch_without_pop" in res["targets"]
+    for style, k in res["kinetics"].items():  # per-style quality against that style's real dances
+        assert k["real_clips"] == 2 and k["ratios"]["speed"] == pytest.approx(k["generated"]["speed"] / k["real"]["speed"])
+        assert f"{style}_kinetic_targets" in res["targets"]
     out = tmp_path / "dec.json"
     assert main(["bench", "decompose", "--data", str(data), "--model", str(ckpt), "--seconds", "4", "--samples", "1",
                  "--json", str(out)]) == 0
@@ -165,3 +168,20 @@ def test_quantize_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "bad.onnx").write_bytes(b"nope")
     assert main(["quantize", str(tmp_path / "bad.onnx"), str(tmp_path / "o.onnx"), "--variant", "fp16"]) == 2
     assert "not a loadable ONNX model" in capsys.readouterr().err
+
+
+def test_style_kinetics_ratios_and_targets():
+    from benchmarks.style import style_kinetics
+
+    def kin(speed, jerk, slide, fast=0.0):
+        v = np.full(100, speed)
+        v[0] += fast
+        return {"speed": speed, "jerk": jerk, "slide": slide, "frame_max_speed": v}
+
+    real = [kin(1.0, 100.0, 0.1, fast=1.0), kin(1.0, 100.0, 0.1)]
+    good = style_kinetics(real, [kin(1.1, 120.0, 0.1)])
+    assert good["ok"] and good["ratios"]["speed"] == pytest.approx(1.1) and good["ratios"]["jerk"] == pytest.approx(1.2)
+    assert not style_kinetics(real, [kin(1.3, 120.0, 0.1)])["ok"]  # 1.3x too fast
+    assert not style_kinetics(real, [kin(1.0, 200.0, 0.1)])["ok"]  # twice as jerky
+    twitchy = style_kinetics(real, [kin(1.0, 100.0, 0.1, fast=5.0), kin(1.0, 100.0, 0.1, fast=5.0)])
+    assert twitchy["ratios"]["spike"] == pytest.approx(2.0) and twitchy["ok"]  # 2 of 200 frames vs 1 of 200
