@@ -2,7 +2,8 @@
 
 - int8: onnxruntime dynamic quantisation of the weights (activations quantised at run time), QUInt8 with
   reduce_range: signed QInt8 weights gave 20-40% output error on AVX2 CPUs without VNNI (FIELD_NOTES),
-  QUInt8 / reduce_range ~2-5% at about half the latency. For CPUs.
+  QUInt8 / reduce_range ~2-5% at about half the latency. For CPUs. Only the transformer's matrices by
+  default (80% of the weights): the flow's stay float32 (`--quantize-flow` to include them).
 - fp16: weights and activations in float16 with float32 inputs/outputs kept (the engine binds float32
   buffers); for GPUs: onnxruntime's CPU provider runs much of it through casts, usually slower there.
 
@@ -26,7 +27,15 @@ VARIANTS = ("int8", "fp16")
 METADATA_KEY = "transflower"
 
 
-def make_variant(model_path, out_path, variant: str) -> dict:
+def flow_nodes(proto) -> list[str]:
+    """The nodes that multiply by a flow weight (initializer names keep the module path, `flow.`). A Gemm is
+    listed twice: quantize_dynamic first splits it into `<name>_MatMul` + Add, then checks the exclusions."""
+    weights = {i.name for i in proto.graph.initializer if "flow" in i.name}
+    nodes = [n for n in proto.graph.node if any(x in weights for x in n.input)]
+    return [n.name for n in nodes] + [f"{n.name}_MatMul" for n in nodes if n.op_type == "Gemm"]
+
+
+def make_variant(model_path, out_path, variant: str, quantize_flow: bool = False) -> dict:
     import onnx
 
     model_path, out_path = Path(model_path), Path(out_path)
@@ -51,7 +60,9 @@ def make_variant(model_path, out_path, variant: str) -> dict:
         if variant == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            quantize_dynamic(str(model_path), tmp, weight_type=QuantType.QUInt8, reduce_range=True)
+            flow = flow_nodes(proto) if not quantize_flow else []
+            quantize_dynamic(str(model_path), tmp, weight_type=QuantType.QUInt8, reduce_range=True,
+                             nodes_to_exclude=flow)
             q = onnx.load(tmp)
         else:
             from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -59,6 +70,8 @@ def make_variant(model_path, out_path, variant: str) -> dict:
             q = convert_float_to_float16(proto, keep_io_types=True)
         meta["variant"] = variant
         meta["variant_of"] = model_path.name
+        if variant == "int8":
+            meta["int8_flow"] = bool(quantize_flow)
         del q.metadata_props[:]
         for k, v in props.items():
             e = q.metadata_props.add()
@@ -76,8 +89,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="an exported (fp32) .onnx model")
     p.add_argument("out", help="the variant's .onnx file to write (atomically)")
     p.add_argument("--variant", choices=VARIANTS, required=True, help="int8: dynamic quantisation for CPUs; fp16: for GPUs")
+    p.add_argument("--quantize-flow", action="store_true",
+                   help="int8: quantise the flow's coupling nets too (default: only the transformer; the flow's "
+                        "outputs are exponentiated scales, where int8 error shows as jerk)")
 
 
 def run(args) -> int:
-    print(json.dumps(make_variant(args.model, args.out, args.variant), indent=1))
+    print(json.dumps(make_variant(args.model, args.out, args.variant, quantize_flow=args.quantize_flow), indent=1))
     return 0

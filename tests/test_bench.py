@@ -162,6 +162,29 @@ def test_bench_latency_crowd_and_variant_rows(tmp_path):
     assert variants["onnx-int8"]["bytes"] < variants["onnx-fp32"]["bytes"]
 
 
+def test_int8_keeps_the_flow_float_unless_asked(tmp_path):
+    import onnx
+
+    from export.onnx_export import export_onnx
+    from export.quantize import make_variant
+
+    ckpt, feats, _ = make_tiny_checkpoint(tmp_path, context=12, lookahead=1)
+    onnx_path = tmp_path / "tiny.onnx"
+    export_onnx(ckpt, onnx_path, features_json=feats, check=False)
+
+    def integer_matmuls(path):  # (on the transformer's weights, on the flow's)
+        nodes = [n for n in onnx.load(str(path)).graph.node if n.op_type == "MatMulInteger"]
+        flow = sum(any("flow" in x for x in n.input) for n in nodes)
+        return len(nodes) - flow, flow
+
+    make_variant(onnx_path, tmp_path / "a.onnx", "int8")
+    make_variant(onnx_path, tmp_path / "b.onnx", "int8", quantize_flow=True)
+    backbone, flow = integer_matmuls(tmp_path / "a.onnx")
+    assert backbone > 0 and flow == 0
+    backbone_b, flow_b = integer_matmuls(tmp_path / "b.onnx")
+    assert backbone_b == backbone and flow_b > 0
+
+
 def test_quantize_errors_are_one_line(tmp_path, capsys):
     assert main(["quantize", str(tmp_path / "none.onnx"), str(tmp_path / "o.onnx"), "--variant", "int8"]) == 2
     assert "not found" in capsys.readouterr().err
