@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=None,
                     help="the default sampling temperature stored in the model (chosen by `bench quality`; default: none = 1)")
     ap.add_argument("--parity-frames", type=int, default=500, help="frames of the torch-vs-onnxruntime parity rollout")
+    ap.add_argument("--note", help="how the run was trained, when its config alone does not say (stages, resumed overrides)")
     ap.add_argument("--quality-json", type=Path, help="the `bench quality --json` result that chose it: summarised in the card")
     args = ap.parse_args()
     DEST.mkdir(parents=True, exist_ok=True)
@@ -84,6 +85,8 @@ def main() -> None:
                 onnx=report, features=None,  # features live in the ONNX metadata; keep the card short
                 training_data=TRAINING_DATA, license="MIT (the weights); see training_data for the data's terms",
                 default_temperature=args.temperature)
+    if args.note:
+        card["training_note"] = args.note
     if args.quality_json:
         q = json.loads(args.quality_json.read_text())
         card["quality"] = {"command": "transflower bench quality (see benchmarks/README.md)", "temperature": q.get("temperature"),
