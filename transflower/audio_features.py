@@ -106,18 +106,18 @@ class AudioFeatureExtractor:
         from transflower import kernels
 
         self.config = c = config or AudioFeatureConfig()
-        self.hop = c.hop
+        self.hop, self._fps = c.hop, float(c.fps)
         self._kernel = kernels.audio_hop
         self.window = np.hanning(c.n_fft + 1)[:-1].astype(np.float64)  # periodic Hann, as librosa
         # 0 dB = a full-scale sine: its peak bin has |X| = sum(window) / 2
         self.power_ref = (self.window.sum() / 2.0) ** 2
-        self.mel_fb = mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax)
+        mel_fb = mel_filterbank(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax)
         # each triangle's nonzero band, packed: the kernel reads 2k weights, not the 64 x 1025 matrix
-        bands = [np.flatnonzero(row) for row in self.mel_fb]
+        bands = [np.flatnonzero(row) for row in mel_fb]
         self.mel_lo = np.array([b[0] if len(b) else 0 for b in bands], np.int64)
         widths = [b[-1] - b[0] + 1 if len(b) else 0 for b in bands]
         self.mel_off = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
-        self.mel_w = np.concatenate([row[lo:lo + w] for row, lo, w in zip(self.mel_fb, self.mel_lo, widths)])
+        self.mel_w = np.concatenate([row[lo:lo + w] for row, lo, w in zip(mel_fb, self.mel_lo, widths)])
         self.amin = 10.0 ** (c.floor_db / 10.0)
         self.tempo_len = int(round(c.tempo_window_s * c.fps))
         self.lags = np.arange(max(2, int(np.floor(60.0 * c.fps / c.max_bpm))), int(np.ceil(60.0 * c.fps / c.min_bpm)) + 1)
@@ -148,7 +148,7 @@ class AudioFeatureExtractor:
         np.multiply(self.history, self.window, out=self.frame_buf)
         np.fft.rfft(self.frame_buf, out=self.spec)
         self._kernel(self.spec, self.power_ref, self.mel_lo, self.mel_off, self.mel_w, self.amin, self.history,
-                     self.prev_mel_db, self.onset_hist, self.frames, float(self.config.fps), self.lags, self.lag_prior,
+                     self.prev_mel_db, self.onset_hist, self.frames, self._fps, self.lags, self.lag_prior,
                      self.env, self.out)
         self.frames += 1
         return self.out

@@ -303,10 +303,6 @@ class TransflowerLive(nn.Module):
     def style_one_hot(self, idx):
         return F.one_hot(idx.clamp(0, self.cfg.styles - 1), self.cfg.styles).float()
 
-    def style_weights(self, style_index):
-        """(B, T, 1) style indices -> (B, T, S) one-hot weights (with style_dropout in training)."""
-        return self.style_one_hot(self.style_index(style_index))
-
     def swap_music(self, audio_in, idx):
         """In training, a labelled window hears the next window's music with probability music_swap.
 
