@@ -31,13 +31,13 @@ def rss_mb() -> float:
 
 def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None, osc: str = "127.0.0.1:39539",
              threads: int = 1, no_spin: bool = False, late_policy: str = "skip", rss_every_s: float = 1.0,
-             device: str | None = None, dancers: int = 1) -> dict:
+             device: str | None = None, dancers: int = 1, priority: str = "auto") -> dict:
     import resource
 
     from realtime.live import LiveSession, _parser
 
     argv = ["--duration", str(duration_s), "--osc", osc, "--status-interval", "0", "--threads", str(threads),
-            "--late-policy", late_policy, "--dancers", str(dancers)]
+            "--late-policy", late_policy, "--dancers", str(dancers), "--priority", priority]
     argv += ["--model", str(model)] if model else []
     if input:
         argv += ["--input", str(input), "--loop-input"]
@@ -102,7 +102,7 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         "late": sm.late, "skipped": sm.skipped,
         "late_first_10pct": int(np.sum(late[:tenth] > 1000 * session.clock.late_tolerance_s)),
         "late_last_10pct": int(np.sum(late[-tenth:] > 1000 * session.clock.late_tolerance_s)),
-        "dancers": sm.dancers, "step_ms": sm.step_ms, "engine_ms": sm.engine_ms, "host_ms": sm.host_ms,
+        "dancers": sm.dancers, "priority": sm.priority, "step_ms": sm.step_ms, "engine_ms": sm.engine_ms, "host_ms": sm.host_ms,
         "startup_s": sm.startup_s, "gc": sm.gc, "loadavg": [round(x, 2) for x in __import__("os").getloadavg()],
         "jitter_ms": {"p50": p(jitter, 50), "p99": p(jitter, 99), "max": p(jitter, 100)},
         "cpu_share": round(cpu_s / max(wall, 1e-9), 3),  # of one core, whole process (audio thread included)
@@ -129,11 +129,14 @@ def configure_parser(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dancers", type=int, default=1)
     ap.add_argument("--no-spin", action="store_true")
+    ap.add_argument("--priority", choices=["auto", "realtime", "normal"], default="auto",
+                    help="the frame loop's scheduling, as `live --priority` (default auto: realtime where allowed)")
     ap.add_argument("--json", help="write the result here")
 
 
 def run(a) -> int:
-    r = run_soak(a.model, a.input, a.duration, a.fps, a.osc, a.threads, a.no_spin, device=a.device, dancers=a.dancers)
+    r = run_soak(a.model, a.input, a.duration, a.fps, a.osc, a.threads, a.no_spin, device=a.device, dancers=a.dancers,
+                 priority=a.priority)
     text = json.dumps(r, indent=1)
     print(text)
     if a.json:

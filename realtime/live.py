@@ -55,7 +55,7 @@ log = logging.getLogger("transflower.live")
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
                "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "style", "control", "midi",
-               "midi_map", "bone_positions", "bone_map", "avatar"}
+               "midi_map", "bone_positions", "bone_map", "avatar", "priority"}
 
 # Receivers that do not interpolate (EVMC4U, VSeeFace, Warudo as set up by default) show the newest frame at each
 # display refresh: at the model's 20 fps that is visible 50 ms stepping, so the stream goes out at 60 fps,
@@ -105,6 +105,7 @@ class LiveSummary:
     control_messages: int = 0
     control_errors: int = 0
     stopped_by: str = ""
+    priority: str = "normal"
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -132,6 +133,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                      "competes with the audio thread on small CPUs; try 2 on an idle machine with more cores)")
     mdl.add_argument("--provider", default="auto", help="auto | cpu | cuda | tensorrt (default auto: a GPU if there is one)")
     mdl.add_argument("--no-spin", action="store_true", help="turn off onnxruntime thread spinning (less CPU, ~1 ms slower)")
+    mdl.add_argument("--priority", choices=["auto", "realtime", "normal"], default="auto",
+                     help="scheduling of the frame loop's thread: realtime (SCHED_FIFO: wakes on time on a busy machine; "
+                          "Linux, needs CAP_SYS_NICE or an rtprio limit), normal, or auto (default: realtime where "
+                          "allowed, else normal; the summary's `priority` says which)")
     out = p.add_argument_group("output")
     out.add_argument("--osc", action="append", metavar="HOST:PORT", help="VMC/OSC target, repeatable (default 127.0.0.1:39539)")
     out.add_argument("--bone-positions", choices=["none", "skeleton"], default="none",
@@ -409,6 +414,7 @@ class LiveSession:
         self.frames_sent = 0
         self.startup_s = None
         self.gc_watch = None
+        self.priority = "normal"
         self.feats = None
         self.watchdog = None
         self.source = None
@@ -539,7 +545,7 @@ class LiveSession:
     def _start(self) -> None:
         from realtime.audio_sources import MicrophoneSource
         from realtime.streaming_features import StreamingAudioFeatures
-        from realtime.timing import GcWatch
+        from realtime.timing import GcWatch, set_thread_priority
         from realtime.watchdog import AudioWatchdog
 
         args = self.args
@@ -573,6 +579,8 @@ class LiveSession:
         gc.collect()
         gc.freeze()
         self.gc_watch = GcWatch().__enter__()
+        self.priority = set_thread_priority(getattr(args, "priority", "auto") or "auto")
+        log.info("frame loop priority: %s", self.priority)
 
     def _loop(self) -> bool:
         args, clock, times = self.args, self.clock, self.times
@@ -629,6 +637,10 @@ class LiveSession:
     def _stop(self, status_written: bool) -> None:
         if self.gc_watch is not None:
             self.gc_watch.__exit__()
+        if self.priority == "realtime":
+            from realtime.timing import reset_thread_priority
+
+            reset_thread_priority()  # self.priority keeps what the loop ran as, for the summary
         gc.unfreeze()
         if status_written:
             sys.stderr.write("\n")
@@ -698,6 +710,7 @@ class LiveSession:
             gc=self.gc_watch.summary() if self.gc_watch else {},
             control_messages=self.controls.applied if self.controls is not None else 0,
             control_errors=self.controls.errors if self.controls is not None else 0, stopped_by=self.stopped_by,
+            priority=self.priority,
         )
 
 

@@ -139,3 +139,50 @@ class GcWatch:
     def summary(self) -> dict:
         return {"gen0": self.collections[0], "gen1": self.collections[1], "gen2": self.collections[2],
                 "max_ms": round(self.max_ms, 3)}
+
+
+def set_thread_priority(mode: str) -> str:
+    """Real-time scheduling for the calling thread (the frame loop): "auto" tries it and falls back,
+    "realtime" requires it (UserError if refused), "normal" leaves the thread alone. Returns what the
+    thread now runs as: "realtime" or "normal".
+
+    Why: on a busy machine most late frames are not slow steps but late wake-ups, the loop waiting
+    behind other processes after its sleep ends. Under SCHED_FIFO the kernel runs it the moment it wakes
+    (benchmarks/README.md, "Late frames"). Only this thread is raised: the audio thread and
+    onnxruntime's pool (if --threads > 1) keep normal priority, and the kernel's RT throttling
+    (sched_rt_runtime_us) keeps a runaway loop from freezing the machine. Linux only; needs root,
+    CAP_SYS_NICE or an RLIMIT_RTPRIO (e.g. the `audio` group's limits.conf on most audio distributions)."""
+    import os
+
+    from transflower.errors import UserError
+
+    if mode not in ("auto", "realtime", "normal"):
+        raise UserError(f"--priority {mode!r}: expected auto, realtime or normal")
+    if mode == "normal":
+        return "normal"
+    if not hasattr(os, "sched_setscheduler"):
+        if mode == "realtime":
+            raise UserError("--priority realtime: this platform has no SCHED_FIFO (Linux only)")
+        return "normal"
+    try:
+        prio = min(REALTIME_PRIORITY, os.sched_get_priority_max(os.SCHED_FIFO))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))  # 0: this thread (a Linux task)
+        return "realtime"
+    except (PermissionError, OSError) as e:
+        if mode == "realtime":
+            raise UserError(f"--priority realtime: the system refused SCHED_FIFO ({e.strerror or e}); run with "
+                            "CAP_SYS_NICE or an rtprio limit, or use --priority auto") from None
+        return "normal"
+
+
+def reset_thread_priority() -> None:
+    """Back to normal scheduling (the loop ended; tests run sessions in threads that live on)."""
+    import os
+
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+
+
+REALTIME_PRIORITY = 10  # low among RT priorities: above every normal process, below the kernel's own RT threads

@@ -133,3 +133,58 @@ def test_real_time_waits_for_its_deadlines():
         or clk.skipped > 0
     assert elapsed >= 14 / 30  # it waited: 15 frame periods after the first tick
     assert min(t.late_by for t in ticks) >= 0
+
+
+def test_thread_priority_modes():
+    """normal leaves the thread alone; auto raises it where allowed and says which; reset undoes it; a bad
+    mode is a UserError. Run in a thread of its own so the test runner's thread keeps its policy."""
+    import os
+    import threading
+
+    import pytest
+
+    from realtime.timing import reset_thread_priority, set_thread_priority
+    from transflower.errors import UserError
+
+    with pytest.raises(UserError, match="--priority"):
+        set_thread_priority("fast")
+    seen = {}
+
+    def body():
+        seen["normal"] = set_thread_priority("normal")
+        seen["auto"] = set_thread_priority("auto")
+        if hasattr(os, "sched_getscheduler"):
+            seen["policy"] = os.sched_getscheduler(0)
+            reset_thread_priority()
+            seen["after"] = os.sched_getscheduler(0)
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert seen["normal"] == "normal"
+    assert seen["auto"] in ("realtime", "normal")
+    if "policy" in seen:
+        assert seen["policy"] == (os.SCHED_FIFO if seen["auto"] == "realtime" else os.SCHED_OTHER)
+        assert seen["after"] == os.SCHED_OTHER
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER if hasattr(os, "sched_getscheduler") else True
+
+
+def test_thread_priority_refused(monkeypatch):
+    """Where the system refuses SCHED_FIFO (no CAP_SYS_NICE), auto falls back and realtime says why."""
+    import os
+
+    import pytest
+
+    from realtime.timing import set_thread_priority
+    from transflower.errors import UserError
+
+    if not hasattr(os, "sched_setscheduler"):
+        pytest.skip("no sched_setscheduler on this platform")
+
+    def refuse(*a):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    assert set_thread_priority("auto") == "normal"
+    with pytest.raises(UserError, match="refused SCHED_FIFO.*Operation not permitted"):
+        set_thread_priority("realtime")
