@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
+from transflower.styles import style_weights
 
 log = logging.getLogger("transflower.bench.style")
 
@@ -110,7 +111,8 @@ def style_kinetics(real: list[dict], generated: list[dict]) -> dict:
 
 
 def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seconds: float = 2.0, temperature: float = 1.0,
-              segment_seconds: float = 5.0, switch_seconds: float = 10.0, blend_seconds: float = 1.0, progress=print) -> dict:
+              segment_seconds: float = 5.0, switch_seconds: float = 10.0, blend_seconds: float = 1.0, strength: float = 1.0,
+              progress=print) -> dict:
     import torch
 
     from benchmarks import metrics as M
@@ -153,8 +155,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     songs = load_songs(data_dir, "test", seed_frames, int(round(seconds * fps)), fps)
     recognised, kinetics = {}, {}
     for k, style in enumerate(styles):
-        w = torch.zeros(len(styles_all))
-        w[styles_all.index(style)] = 1.0
+        w = torch.from_numpy(style_weights(style, styles_all, strength))
         votes, kin = [], []
         for i, s in enumerate(songs):
             seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
@@ -245,12 +246,14 @@ def configure_parser(p) -> None:
     p.add_argument("--segment-seconds", type=float, default=5.0, help="classified window length (default 5)")
     p.add_argument("--switch-seconds", type=float, default=10.0, help="when the switch test changes style (default 10 s)")
     p.add_argument("--blend-seconds", type=float, default=1.0, help="how long the switch blends (default 1 s, as live)")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="style strength: weight on the asked style, 1 - it on auto (1 = as trained; > 1 exaggerates)")
     p.add_argument("--json", help="write the results here")
 
 
 def run(args) -> int:
     res = run_style(args.data, args.model, args.samples, args.seconds, temperature=args.temperature,
-                    segment_seconds=args.segment_seconds, switch_seconds=args.switch_seconds, blend_seconds=args.blend_seconds)
+                    segment_seconds=args.segment_seconds, switch_seconds=args.switch_seconds, blend_seconds=args.blend_seconds, strength=args.strength)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

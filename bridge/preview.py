@@ -10,7 +10,7 @@ three-vrm's normalized humanoid (identity rest rotations, the convention VSeeFac
 the avatar's hips by the root scaled to the avatar's own hip height, so any VRM keeps its proportions
 and its feet on the floor: it doubles as an independent receiver.
 
-Performer controls on the page (style buttons, temperature, gain, hold, reset) send
+Performer controls on the page (style buttons and strength, temperature, gain, hold, reset) send
 ``{"control": "/transflower/temperature", "args": [0.8]}`` back over the WebSocket, with the addresses of
 the OSC control input; the server validates them and calls ``on_control(address, args)``.
 """
@@ -40,7 +40,7 @@ DEFAULT_AVATAR = STATIC_DIR / "default_avatar.vrm"
 _STATIC_FILES = {"/": "index.html", "/index.html": "index.html", "/preview.js": "preview.js",
                  "/vrm_bundle.js": "vrm_bundle.js"}
 # the OSC control input's addresses and argument types (realtime/control.py takes the same)
-CONTROL_ADDRESSES: dict[str, str] = {"/transflower/temperature": "f", "/transflower/style": "s",
+CONTROL_ADDRESSES: dict[str, str] = {"/transflower/temperature": "f", "/transflower/style": "s", "/transflower/style_strength": "f",
                                      "/transflower/hold": "i", "/transflower/reset": "", "/transflower/gain": "f"}
 B = len(UNITY_BONES)
 _IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])

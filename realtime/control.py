@@ -16,6 +16,8 @@ Addresses (docs/control.md has the table with examples):
     /transflower/temperature f      0..2 (sampling temperature; 0 = calm/average, 1 = as trained)
     /transflower/gain f             0..16 (input gain; 0 mutes the music the model hears)
     /transflower/style s|i          a style name of the model, `auto`, or its index in the model's list
+    /transflower/style_strength f   0..4 how strongly the style beats the music (1 = as trained; above 1
+                                    clearer and jerkier; applies to the current and later styles)
     /transflower/hold [i|f|T|F]     1 freezes the pose (the loop resends the last pose), 0 resumes,
                                     no argument toggles
     /transflower/reset [i|f]        back to the warm-started seed motion (an argument 0 is a button
@@ -33,6 +35,7 @@ import threading
 from collections import deque
 
 from transflower.errors import UserError
+from transflower.styles import MAX_STYLE_STRENGTH
 
 log = logging.getLogger("transflower.control")
 
@@ -40,8 +43,8 @@ PREFIX = "/transflower/"
 # Not a VMC port: VMC receivers (Marionette) listen on 39539 and VMC performers take assistants on 39540;
 # nor VRChat (9000/9001), TouchOSC's defaults (8000/9000) or Resolume (7000).
 DEFAULT_CONTROL_PORT = 39550
-RANGES = {"temperature": (0.0, 2.0), "gain": (0.0, 16.0)}
-PARAMS = ("temperature", "gain", "style", "hold", "reset")
+RANGES = {"temperature": (0.0, 2.0), "gain": (0.0, 16.0), "style_strength": (0.0, MAX_STYLE_STRENGTH)}
+PARAMS = ("temperature", "gain", "style", "style_strength", "hold", "reset")
 ADDRESSES = tuple(PREFIX + p for p in PARAMS) + (PREFIX + "energy",)
 HOLD_TOGGLE = -1
 MAX_PENDING = 1024      # a flood beyond this (per frame) is dropped and counted
@@ -84,6 +87,8 @@ def parse_control(address, args, styles=()):
     if not isinstance(args, (list, tuple)):
         raise ControlError(f"{address[:60]}: arguments must be a list, got {type(args).__name__}")
     name = address[len(PREFIX):] if address.startswith(PREFIX) else ""
+    if name == "style_strength" and not styles:
+        raise ControlError(f"{address}: this model has no style input (it was trained without style labels)")
     if name in RANGES:
         lo, hi = RANGES[name]
         return name, _number(address, args, lo, hi)
@@ -141,9 +146,11 @@ class ControlInput:
     frame hook `apply(session)`. The current values (`temperature`, `gain`, `style`, `hold`) are
     what has been applied, read by `status_text()` in the loop."""
 
-    def __init__(self, *, temperature: float = 1.0, gain: float = 1.0, styles=(), style: str = "auto"):
+    def __init__(self, *, temperature: float = 1.0, gain: float = 1.0, styles=(), style: str = "auto",
+                 style_strength: float = 1.0):
         self.styles = list(styles)
         self.temperature, self.gain, self.style, self.hold = float(temperature), float(gain), style, False
+        self.style_strength = float(style_strength)
         self.pending: deque = deque()
         self.applied = 0          # changes applied by the loop (control_messages in the summary)
         self.apply_failed = 0     # changes the engine refused when applied (loop thread only)
@@ -201,7 +208,8 @@ class ControlInput:
         self._sock, self.port = sock, sock.getsockname()[1]
         self._thread = threading.Thread(target=self._osc_loop, name=f"ControlInput:{self.port}", daemon=True)
         self._thread.start()
-        log.info("control: listening for OSC on udp %s:%d (/transflower/temperature, style, hold, reset, gain)",
+        log.info("control: listening for OSC on udp %s:%d (/transflower/temperature, style, style_strength, hold, "
+                 "reset, gain)",
                  host, self.port)
         return self.port
 
@@ -273,8 +281,11 @@ class ControlInput:
                 session.feats.gain = value
             self.gain = value
         elif param == "style":
-            engine.set_style(value, blend_s=1.0)
+            engine.set_style(value, blend_s=1.0, strength=self.style_strength)
             self.style = value
+        elif param == "style_strength":
+            engine.set_style(self.style, blend_s=1.0, strength=value)  # the current style, re-weighted
+            self.style_strength = value
         elif param == "hold":
             self.hold = (not self.hold) if value == HOLD_TOGGLE else bool(value)
             session.hold = self.hold
@@ -283,11 +294,13 @@ class ControlInput:
 
     def _value_text(self, param) -> str:
         return {"temperature": f"{self.temperature:.2f}", "gain": f"{self.gain:.2f}", "style": self.style,
+                "style_strength": f"{self.style_strength:.2f}",
                 "hold": "on" if self.hold else "off", "reset": "done"}[param]
 
     def status_text(self) -> str:
         """The controls part of the live status line, e.g. `T 0.50 style waltz HOLD`."""
         return (f"T {self.temperature:.2f}" + (f" style {self.style}" if self.styles else "")
+                + (f" x{self.style_strength:g}" if self.styles and self.style_strength != 1.0 else "")
                 + (f" gain {self.gain:g}" if self.gain != 1.0 else "") + (" HOLD" if self.hold else ""))
 
 
@@ -303,7 +316,8 @@ def attach_controls(session, args) -> ControlInput | None:
     engine = session.engine
     styles = list(getattr(engine, "styles", None) or [])
     controls = ControlInput(temperature=engine.temperature, gain=float(args.input_gain), styles=styles,
-                            style=getattr(args, "style", None) or "auto")
+                            style=getattr(args, "style", None) or "auto",
+                            style_strength=1.0 if getattr(args, "style_strength", None) is None else float(args.style_strength))
     try:
         if control_at:
             controls.listen_osc(*parse_listen_address(control_at))

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
+from transflower.styles import style_weights
 
 log = logging.getLogger("transflower.engine")
 METADATA_KEY = "transflower"
@@ -242,8 +243,8 @@ class DancerControls:
     def style_weights(self) -> np.ndarray | None:
         return None if self.engine.style is None else self.engine.style[self.index]
 
-    def set_style(self, name_or_weights, blend_s: float = 1.0) -> None:
-        self.engine.set_style(name_or_weights, blend_s, dancer=self.index)
+    def set_style(self, name_or_weights, blend_s: float = 1.0, strength: float = 1.0) -> None:
+        self.engine.set_style(name_or_weights, blend_s, dancer=self.index, strength=strength)
 
     def reset(self, reason: str = "") -> None:
         self.engine.reset(reason, dancer=self.index)
@@ -333,17 +334,20 @@ class DanceEngine:
             raise UserError(f"temperature {value}: expected a value between 0 and 5 (1 = as trained)")
         self.temperatures[slice(None) if dancer is None else dancer] = value
 
-    def set_style(self, name_or_weights, blend_s: float = 1.0, dancer: int | None = None) -> None:
+    def set_style(self, name_or_weights, blend_s: float = 1.0, dancer: int | None = None, strength: float = 1.0) -> None:
         """Move a dancer's (default: every dancer's) style weights linearly to a style name or a weight
-        vector over blend_s * fps frames (0: at the next step)."""
+        vector over blend_s * fps frames (0: at the next step). For a name, `strength` (0..4) is how much of
+        the weight goes to it rather than to "auto" (transflower.styles: 1 = as trained, > 1 exaggerates)."""
         if not self.styles:
             raise UserError(f"{self.model.path.name}: this model has no style input")
         S = len(self.styles)
         if isinstance(name_or_weights, str):
             if name_or_weights not in self.styles:
                 raise UserError(f"style {name_or_weights!r}: unknown; expected one of {self.styles}")
-            target = np.zeros(S, np.float32)
-            target[self.styles.index(name_or_weights)] = 1.0
+            target = style_weights(name_or_weights, self.styles, strength)
+            if target is None:  # "auto"
+                target = np.zeros(S, np.float32)
+                target[0] = 1.0
         else:
             target = np.asarray(name_or_weights, np.float64).reshape(-1)
             if target.shape != (S,) or not np.isfinite(target).all() or (target < 0).any() or target.sum() <= 0:

@@ -54,7 +54,7 @@ log = logging.getLogger("transflower.live")
 # options a --config YAML may set (the CLI's own names, with dashes as underscores)
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
-               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "style", "control", "midi",
+               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "style", "style_strength", "control", "midi",
                "midi_map", "bone_positions", "bone_map", "avatar", "priority"}
 
 # Receivers that do not interpolate (EVMC4U, VSeeFace, Warudo as set up by default) show the newest frame at each
@@ -123,6 +123,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     mdl.add_argument("--temperature", type=float, default=None, help="sampling temperature: 0 = calm/average, 1 = as trained "
                      "(default: the model's own, chosen by its benchmarks; 1 when it names none)")
     mdl.add_argument("--style", help="dance style from the model's list (--list-styles; default auto: the music decides)")
+    mdl.add_argument("--style-strength", type=float, default=1.0, metavar="S",
+                     help="how strongly the style beats the music: 1 = as trained (default), 0 = auto, up to 4; above 1 "
+                          "the style is clearer and the motion jerkier (benchmarks/README.md, 'Style strength')")
     mdl.add_argument("--list-styles", action="store_true", help="print the model's dance styles and exit")
     mdl.add_argument("--seed", type=int, help="random seed for a reproducible dance")
     mdl.add_argument("--seed-motion", metavar="BVH", help="BVH clip whose last frames start the dance")
@@ -384,8 +387,12 @@ class LiveSession:
             args.temperature = float(meta.get("default_temperature", 1.0))
         self.engine = DanceEngine(self.model, temperature=parse_temperatures(args), seed=args.seed,
                                   seed_motion=seed_motion, dancers=self.dancers)
+        from transflower.styles import check_strength
+
+        args.style_strength = check_strength(1.0 if getattr(args, "style_strength", None) is None else args.style_strength,
+                                             "--style-strength")
         if getattr(args, "style", None) and args.style != "auto":
-            self.engine.set_style(args.style, blend_s=0.0)  # UserError naming the model's styles if unknown
+            self.engine.set_style(args.style, blend_s=0.0, strength=args.style_strength)  # UserError if unknown
         if self.dancers > 1 and not self.engine.batched:
             log.warning("%s has a batch axis fixed to 1: the %d dancers step one graph run each (re-export it with a "
                         "dynamic batch axis for one batched run)", self.model.path.name, self.dancers)
@@ -677,7 +684,8 @@ class LiveSession:
         self._status_text = text.strip()
         if self.preview is not None and self.controls is not None:  # the page shows the current control values
             c = self.controls
-            self.preview.set_values({"temperature": c.temperature, "style": c.style, "hold": int(c.hold), "gain": c.gain})
+            self.preview.set_values({"temperature": c.temperature, "style": c.style, "style_strength": c.style_strength,
+                                     "hold": int(c.hold), "gain": c.gain})
         sys.stderr.write("\r" + text)
         sys.stderr.flush()
 

@@ -40,8 +40,8 @@ DEFAULT_MAP = {
     "notes": {36: "reset", 37: "hold",
               40: {"style": "auto"}, 41: {"style": "cha-cha"}, 42: {"style": "rumba"}, 43: {"style": "waltz"}},
 }
-CC_PARAMS = ("temperature", "gain", "hold")
-NOTE_VALUE_PARAMS = ("style", "hold", "temperature", "gain")
+CC_PARAMS = ("temperature", "gain", "style_strength", "hold")
+NOTE_VALUE_PARAMS = ("style", "hold", "temperature", "gain", "style_strength")
 
 
 @dataclass

@@ -37,10 +37,10 @@ class FakeEngine:
         self.styles = list(styles)
         self.style_calls, self.resets = [], 0
 
-    def set_style(self, name_or_weights, blend_s=1.0):
+    def set_style(self, name_or_weights, blend_s=1.0, strength=1.0):
         if name_or_weights not in self.styles:
             raise UserError(f"unknown style {name_or_weights!r}")
-        self.style_calls.append((name_or_weights, blend_s))
+        self.style_calls.append((name_or_weights, blend_s) if strength == 1.0 else (name_or_weights, blend_s, strength))
 
     def reset(self):
         self.resets += 1
@@ -67,6 +67,8 @@ def wait_until(cond, timeout=5.0):
     ("/transflower/style", ("rumba",), ("style", "rumba")),
     ("/transflower/style", ("auto",), ("style", "auto")),
     ("/transflower/style", (3,), ("style", "waltz")),               # an index in the model's list
+    ("/transflower/style_strength", (2,), ("style_strength", 2.0)),
+    ("/transflower/style_strength", (0.0,), ("style_strength", 0.0)),
     ("/transflower/hold", (1,), ("hold", 1)),
     ("/transflower/hold", (0.0,), ("hold", 0)),                     # TouchOSC toggles send floats
     ("/transflower/hold", (True,), ("hold", 1)),                    # OSC T
@@ -93,6 +95,10 @@ def test_valid_messages(address, args, expected):
     ("/transflower/style", (4,), STYLES, "index 0..3"),
     ("/transflower/style", (1.0,), STYLES, "style name or an index"),
     ("/transflower/style", ("waltz",), [], "no style input"),
+    ("/transflower/style_strength", (4.5,), STYLES, "outside 0..4"),
+    ("/transflower/style_strength", (-1,), STYLES, "outside 0..4"),
+    ("/transflower/style_strength", ("max",), STYLES, "expected a number"),
+    ("/transflower/style_strength", (2.0,), [], "no style input"),
     ("/transflower/style", ("auto",), [], "no style input"),
     ("/transflower/hold", (2,), STYLES, "expected 0 or 1"),
     ("/transflower/hold", ("on",), STYLES, "expected 0 or 1"),
@@ -150,6 +156,18 @@ def test_refused_and_failed_changes_are_counted_not_applied():
     c.apply(s)
     assert s.engine.temperature == 1.0 and s.engine.style_calls == [] and c.style == "auto"
     assert c.applied == 0 and c.errors == 3 and "tango" in c.last_error
+
+
+def test_style_strength_reweights_the_current_style_and_later_ones():
+    s = fake_session()
+    c = ControlInput(styles=s.engine.styles, style="rumba")
+    c.submit("/transflower/style_strength", (2.5,))
+    c.apply(s)
+    assert s.engine.style_calls == [("rumba", 1.0, 2.5)] and c.style_strength == 2.5
+    assert c.status_text() == "T 1.00 style rumba x2.5"
+    c.submit("/transflower/style", ("waltz",))  # a later style keeps the strength
+    c.apply(s)
+    assert s.engine.style_calls[-1] == ("waltz", 1.0, 2.5)
 
 
 def test_a_model_without_styles_refuses_style_and_hides_it_from_the_status():

@@ -84,6 +84,12 @@ def test_style_input_blends_linearly_and_changes_the_dance(styled_onnx):
     e.set_style([0.0, 1.0, 3.0], blend_s=0)  # weights (normalised), every dancer, next step
     e.step(e.silence)
     np.testing.assert_allclose(e.style, [[0, 0.25, 0.75]] * 2, atol=1e-6)
+    e.set_style("style2", blend_s=0, strength=2.0)  # exaggerated: 2 on the style, -1 on auto
+    e.step(e.silence)
+    np.testing.assert_allclose(e.style, [[-1.0, 0.0, 2.0]] * 2, atol=1e-6)
+    np.testing.assert_allclose(e.feeds["style"], e.style, atol=0)  # what the graph is given
+    with pytest.raises(UserError, match="style strength 5.0: expected a number in 0..4"):
+        e.set_style("style2", strength=5.0)
     with pytest.raises(UserError, match=r"unknown.*\['auto', 'style1', 'style2'\]"):
         e.set_style("tango")
     with pytest.raises(UserError, match="3 non-negative weights"):

@@ -65,7 +65,7 @@ def test_mapped_messages_drive_the_control_input():
         for address, args in m.controls(message):
             assert c.submit(address, args, source="midi") is None
     styles = []
-    session = SimpleNamespace(engine=SimpleNamespace(temperature=1.0, set_style=lambda s, blend_s: styles.append(s)),
+    session = SimpleNamespace(engine=SimpleNamespace(temperature=1.0, set_style=lambda s, blend_s, **kw: styles.append(s)),
                               feats=None, hold=False)
     c.apply(session)
     assert session.engine.temperature == 1.5 and session.hold is True and styles == ["waltz"] and c.applied == 3
@@ -76,7 +76,7 @@ def test_mapped_messages_drive_the_control_input():
     ({"knobs": {}}, "unknown keys"),
     ({"channel": 17}, "channel: expected all or 1..16"),
     ({"cc": {128: {"param": "temperature"}}}, "not a MIDI number"),
-    ({"cc": {1: {"param": "tempo"}}}, "cc 1: expected {param: temperature | gain | hold"),
+    ({"cc": {1: {"param": "tempo"}}}, "cc 1: expected {param: temperature | gain | style_strength | hold"),
     ({"cc": {1: {"param": "temperature", "max": 3}}}, "max 3 is outside the temperature range 0..2"),
     ({"cc": {1: {"param": "gain", "min": "low"}}}, "cc 1: min: expected a number"),
     ({"cc": {1: {"param": "hold", "max": 1}}}, "takes no min/max"),

@@ -304,13 +304,17 @@ def test_performer_controls_reach_the_callback(browser_factory):
         b.click("#hold")
         b.click("#reset")
         b.click("#temperature")  # the middle of the track: 1.0 on a 0..2 slider
+        b.click("#style-strength")  # the middle of 0..4: 2
         deadline = time.monotonic() + 10
-        while len(got) < 4 and time.monotonic() < deadline:
+        while len(got) < 5 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert got[:3] == [("/transflower/style", ("waltz",)), ("/transflower/hold", (1,)), ("/transflower/reset", ())]
         assert got[3][0] == "/transflower/temperature" and got[3][1][0] == pytest.approx(1.0, abs=0.1)
-        server.set_values({"temperature": 0.5, "style": "waltz", "hold": 1, "gain": 1.0})
+        assert got[4][0] == "/transflower/style_strength" and got[4][1][0] == pytest.approx(2.0, abs=0.3)
+        b.eval("document.activeElement.blur()")  # a slider under the performer's hand is not overwritten
+        server.set_values({"temperature": 0.5, "style": "waltz", "style_strength": 1.5, "hold": 1, "gain": 1.0})
         b.wait_for("document.getElementById('values').textContent.includes('temperature 0.50')", 10)
+        b.wait_for("document.getElementById('style-strength-value').textContent === '1.50'", 10)
         assert b.eval("document.querySelector('#styles button.active').textContent") == "waltz"
     finally:
         server.stop()

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
+from transflower.styles import style_weights
 
 log = logging.getLogger("transflower.generate")
 
@@ -48,7 +49,8 @@ def seed_from_bvh(path, fps: float) -> np.ndarray:
 class TorchGenerator:
     """A checkpoint in torch with the KV cache; same interface as the ONNX engine (unscaled features)."""
 
-    def __init__(self, ckpt, temperature: float = 1.0, seed: int | None = None, features_json=None, style=None):
+    def __init__(self, ckpt, temperature: float = 1.0, seed: int | None = None, features_json=None, style=None,
+                 style_strength: float = 1.0):
         import torch
 
         from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip
@@ -64,7 +66,8 @@ class TorchGenerator:
         self.ms = StandardScaler.from_dict(self.meta["motion_scaler"])
         self.as_ = StandardScaler.from_dict(self.meta["audio_scaler"])
         self.temperature = temperature
-        self.style = style_weights(style, list(self.meta.get("styles") or [])[: getattr(self.model.cfg, "styles", 0)])
+        self.style = style_weights(style, list(self.meta.get("styles") or [])[: getattr(self.model.cfg, "styles", 0)],
+                                   style_strength)
         self.gen = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
         self.torch = torch
 
@@ -88,21 +91,9 @@ class TorchGenerator:
         return out
 
 
-def style_weights(style, styles: list[str]):
-    """A style name -> one-hot weights over the model's styles (None / "auto" -> None: the model's auto)."""
-    if style in (None, "auto"):
-        return None
-    if not styles:
-        raise UserError(f"--style {style}: this model has no style input")
-    if style not in styles:
-        raise UserError(f"--style {style}: expected one of {styles}")
-    w = np.zeros(len(styles), np.float32)
-    w[styles.index(style)] = 1.0
-    return w
-
-
 def generate(model_path, song, temperature: float | None = None, seed: int | None = None, seed_motion=None,
-             features_json=None, max_seconds: float | None = None, progress: bool = True, style=None) -> dict:
+             features_json=None, max_seconds: float | None = None, progress: bool = True, style=None,
+             style_strength: float = 1.0) -> dict:
     """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
     An .onnx file runs in the live engine (realtime.engine: onnxruntime), imported only for that case.
@@ -117,7 +108,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
         if temperature is None:
             temperature = float(meta.get("default_temperature", 1.0))
     else:
-        gen = TorchGenerator(model_path, 1.0, seed, features_json, style)
+        gen = TorchGenerator(model_path, 1.0, seed, features_json, style, style_strength)
         meta = gen.meta
         gen.temperature = temperature = float(meta.get("default_temperature", 1.0)) if temperature is None else temperature
         backend = "torch"
@@ -134,7 +125,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     if backend == "onnx":
         engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=seed_feats)
         if style not in (None, "auto"):
-            engine.set_style(style, blend_s=0.0)
+            engine.set_style(style, blend_s=0.0, strength=style_strength)
         out = np.empty((n, engine.motion_dim), np.float32)
         it = range(n)
         if progress:
@@ -175,6 +166,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (0 = the flow's mode; default: the model's own, else 1)")
     p.add_argument("--style", help="dance style of a style-conditioned model (default auto: the music decides)")
+    p.add_argument("--style-strength", type=float, default=1.0, metavar="S",
+                   help="how strongly the style beats the music: 1 = as trained (default), 0 = auto, up to 4; "
+                        "above 1 the style is clearer and the motion jerkier (benchmarks/README.md)")
     p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible dance")
     p.add_argument("--features", help="features.json of the training data (for .ckpt; default: via the run's model card)")
     p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
@@ -189,7 +183,7 @@ def run(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     res = generate(args.model, args.song, args.temperature, args.seed, args.seed_motion, args.features, args.max_seconds,
-                   style=args.style)
+                   style=args.style, style_strength=args.style_strength)
     motion = features_to_motion(res["motion"], res["skeleton"], res["fps"], floor=not args.no_floor)
     stem = Path(args.song).stem
     written = []
@@ -207,5 +201,6 @@ def run(args) -> int:
 
             written.append(render_filmstrip(pos, motion.skeleton.parents, res["fps"], out_dir / f"{stem}.png", title=stem))
     print(json.dumps({"frames": len(res["motion"]), "fps": res["fps"], "seconds": len(res["motion"]) / res["fps"],
-                      "backend": res["backend"], "temperature": res["temperature"], "style": args.style or "auto", "written": [str(w) for w in written]}, indent=1))
+                      "backend": res["backend"], "temperature": res["temperature"], "style": args.style or "auto",
+                      "style_strength": args.style_strength, "written": [str(w) for w in written]}, indent=1))
     return 0

@@ -77,12 +77,15 @@
     el("values").textContent = parts.length ? parts.join(" | ") : "";
     for (const b of el("styles").children) b.classList.toggle("active", b.dataset.style === values.style);
     if (typeof values.hold === "number" || typeof values.hold === "boolean") el("hold").checked = !!values.hold;
-    const t = el("temperature"), g = el("gain");  // follow the engine unless the performer is dragging
+    const t = el("temperature"), g = el("gain"), st = el("style-strength");  // follow the engine unless the performer is dragging
     if (typeof values.temperature === "number" && document.activeElement !== t) {
       t.value = values.temperature; el("temperature-value").textContent = values.temperature.toFixed(2);
     }
     if (typeof values.gain === "number" && document.activeElement !== g) {
       g.value = values.gain; el("gain-value").textContent = values.gain.toFixed(1);
+    }
+    if (typeof values.style_strength === "number" && document.activeElement !== st) {
+      st.value = values.style_strength; el("style-strength-value").textContent = values.style_strength.toFixed(2);
     }
   }
   const temp = el("temperature"), gain = el("gain");
@@ -90,6 +93,9 @@
   temp.onchange = () => sendControl("/transflower/temperature", [Number(temp.value)]);
   gain.oninput = () => { el("gain-value").textContent = Number(gain.value).toFixed(1); };
   gain.onchange = () => sendControl("/transflower/gain", [Number(gain.value)]);
+  const strength = el("style-strength");
+  strength.oninput = () => { el("style-strength-value").textContent = Number(strength.value).toFixed(2); };
+  strength.onchange = () => sendControl("/transflower/style_strength", [Number(strength.value)]);
   el("hold").onchange = () => sendControl("/transflower/hold", [el("hold").checked ? 1 : 0]);
   el("reset").onclick = () => sendControl("/transflower/reset", []);
   el("view-toggle").onclick = () => setView(view === "avatar" ? "skeleton" : "avatar");
