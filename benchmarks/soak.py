@@ -1,7 +1,8 @@
 """Soak / sustained run: the live loop on a (looped) audio file, the demo track or an input device, at real
 time, for a long time; records what degrades: late/skipped frames, inter-frame interval jitter, CPU share
 and resident memory of the process (growth), audio-in -> OSC-out latency and its drift (first vs last 10%
-of the run), engine resets, audio overruns, UDP errors.
+of the run), engine resets, audio overruns, UDP errors; and, on Linux, the CPU time the hypervisor took
+from this virtual machine (`steal`, /proc/stat) and how many late frames fell in a moment of steal.
 
     transflower bench soak [--model M.onnx] [--input song.ogg | --device pulse] --duration 3600 [--json out.json]
 
@@ -17,6 +18,64 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+class StealSampler:
+    """A background thread reading the machine's steal time (/proc/stat: CPU time a hypervisor gave to
+    other guests while this VM wanted to run) every `every_s`, into preallocated arrays, so late frames can
+    be checked against it afterwards. Off the loop's thread; at 20 reads/s it costs nothing measurable.
+    `available` is False off Linux (or without the steal column), and nothing is recorded."""
+
+    def __init__(self, max_s: float, every_s: float = 0.05):
+        import os
+        import threading
+
+        self.every_s = float(every_s)
+        n = int(max_s / every_s * 1.2) + 100
+        self.t, self.ticks, self.n = np.zeros(n), np.zeros(n, np.int64), 0
+        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.available = self._read() is not None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="StealSampler", daemon=True)
+
+    @staticmethod
+    def _read():
+        try:
+            with open("/proc/stat", "rb") as f:
+                fields = f.readline().split()
+            return int(fields[8]) if fields[0] == b"cpu" and len(fields) > 8 else None
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def start(self):
+        if self.available:
+            self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set() and self.n < len(self.t):
+            v = self._read()
+            if v is not None:
+                self.t[self.n], self.ticks[self.n] = time.perf_counter(), v
+                self.n += 1
+            self._stop.wait(self.every_s)
+
+    def stop(self):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+
+    def steal_s(self) -> float | None:
+        return float(self.ticks[self.n - 1] - self.ticks[0]) / self.hz if self.available and self.n > 1 else None
+
+    def stolen_between(self, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
+        """For each interval [t0, t1] (perf_counter s): did steal grow between the samples around it?"""
+        t, k = self.t[: self.n], self.ticks[: self.n]
+        if self.n < 2:
+            return np.zeros(len(t0), bool)
+        lo = np.clip(np.searchsorted(t, t0, side="right") - 1, 0, self.n - 1)  # the sample at or before t0
+        hi = np.clip(np.searchsorted(t, t1, side="left"), 0, self.n - 1)        # the sample at or after t1
+        return k[hi] > k[lo]
 
 
 def rss_mb() -> float:
@@ -72,10 +131,15 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
             rss.append((el, rss_mb()))
 
     session = LiveSession(args, on_frame=on_frame)
+    steal = StealSampler(duration_s + 30.0)
     rss_before = rss_mb()
     t0 = time.monotonic()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    session.run()
+    steal.start()
+    try:
+        session.run()
+    finally:
+        steal.stop()
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     wall = time.monotonic() - t0
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
@@ -97,6 +161,17 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
     # memory growth after warm-up: median of the first 10% of samples vs the last 10%
     k = max(1, len(rss_arr) // 10)
     sm = session.summary(session.source, session.feats)
+    # were the late frames moments when the hypervisor ran someone else? (each frame's window: its deadline
+    # to its emission, widened by one sampling period); the share of all frames' windows with steal is the
+    # chance level to compare with
+    tol_ms = 1000 * session.clock.late_tolerance_s
+    emitted_n = emitted[:n]
+    deadlines = emitted_n - late / 1000.0
+    stolen = steal.stolen_between(deadlines - steal.every_s, emitted_n)
+    is_late = late > tol_ms
+    steal_out = {"available": steal.available, "steal_s": steal.steal_s(),
+                 "late_frames_during_steal": int(np.sum(stolen & is_late)),
+                 "share_of_all_frames_during_steal": round(float(stolen.mean()), 5) if n else None}
     out = {
         "duration_s": duration_s, "wall_s": round(wall, 2), "frames": sm.frames, "fps": sm.fps,
         "late": sm.late, "skipped": sm.skipped,
@@ -114,7 +189,7 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
                    "end": round(float(np.median(rss_arr[-k:])), 1), "max": round(float(rss_arr.max()), 1),
                    "growth": round(float(np.median(rss_arr[-k:]) - np.median(rss_arr[:k])), 2)},
         "engine_resets": sm.engine_resets, "audio_overruns": sm.audio_overruns, "udp_errors": sm.udp_errors,
-        "audio_outages": sm.audio_outages,
+        "audio_outages": sm.audio_outages, "steal": steal_out,
     }
     return out
 

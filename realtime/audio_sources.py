@@ -330,7 +330,9 @@ class ArraySource(AudioSource):
         st = self.status
         try:
             if self.realtime:
-                clock = self.clock = FrameClock(self.samplerate / self.hop, late_policy="hold")
+                # no final spin (spin_s=0): the ring absorbs ms-level pacing error, and a spinning feeder keeps
+                # taking the GIL back from the frame loop at the moment it wakes (benchmarks/README.md)
+                clock = self.clock = FrameClock(self.samplerate / self.hop, late_policy="hold", spin_s=0.0)
                 clock.start()
                 while not self._stop.is_set():
                     clock.wait_next()

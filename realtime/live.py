@@ -62,6 +62,7 @@ CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperatur
 # interpolated, for one model frame of latency (scripts/measure_send_rate.py; docs/receivers.md). --fps 20 gives
 # that frame back where the receiver interpolates itself (our Unity package, the browser preview).
 DEFAULT_SEND_FPS = 60.0
+LOOP_SWITCH_INTERVAL_S = 0.0005  # the GIL switch interval while the loop runs (see _start)
 FPS_HELP = ("output frame rate (default 60, or the model's if higher). A rate other than the model's streams by "
             "interpolating between the two newest model frames (slerp rotations, lerp root), which adds one model frame "
             "of latency (reported as interpolation_ms); --fps 20 (the model's) is lowest latency for receivers that "
@@ -422,6 +423,7 @@ class LiveSession:
         self.startup_s = None
         self.gc_watch = None
         self.priority = "normal"
+        self._switch_interval = None
         self.feats = None
         self.watchdog = None
         self.source = None
@@ -587,6 +589,10 @@ class LiveSession:
         gc.freeze()
         self.gc_watch = GcWatch().__enter__()
         self.priority = set_thread_priority(getattr(args, "priority", "auto") or "auto")
+        # a woken loop waits for the GIL until its holder (the file feeder, a callback) lets go, at the latest
+        # after the switch interval: 5 ms by default, a late frame at 60 fps; 0.5 ms bounds that wait
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(LOOP_SWITCH_INTERVAL_S)
         log.info("frame loop priority: %s", self.priority)
 
     def _loop(self) -> bool:
@@ -644,6 +650,8 @@ class LiveSession:
     def _stop(self, status_written: bool) -> None:
         if self.gc_watch is not None:
             self.gc_watch.__exit__()
+        if self._switch_interval is not None:
+            sys.setswitchinterval(self._switch_interval)
         if self.priority == "realtime":
             from realtime.timing import reset_thread_priority
 

@@ -284,8 +284,11 @@ def test_crowd_streams_each_dancer_to_its_own_port_with_frame_hooks(tmp_path):
     try:
         hooked = []
 
+        switch_before, switch_during = sys.getswitchinterval(), []
+
         def hook(session):
             hooked.append(session.engine.frame)
+            switch_during.append(sys.getswitchinterval())
             if len(hooked) == 5:
                 session.engine.dancers[2].temperature = 0.0
                 session.engine.dancers[2].set_style("style1", blend_s=0.5)
@@ -301,6 +304,10 @@ def test_crowd_streams_each_dancer_to_its_own_port_with_frame_hooks(tmp_path):
         for k in ("step_ms", "engine_ms", "host_ms"):
             assert set(sm[k]) >= {"p50", "p99", "max"} and sm[k]["n"] == sm["frames"]
         assert sm["startup_s"] is not None and sm["startup_s"] > 0
+        assert sm["priority"] in ("realtime", "normal")  # --priority auto: real-time where the system allows
+        assert set(switch_during) == {0.0005} and sys.getswitchinterval() == switch_before  # a short GIL wait, then as before
+        if hasattr(os, "sched_getscheduler"):
+            assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the loop's thread is normal again afterwards
         for r in rxs:
             r.wait_for(frames=sm["frames"] + 1, timeout=1.0)
             assert abs(r.frames - 10 - 40) <= 10 and r.malformed == 0  # 2 s at 20 fps + 0.5 s easing to standing

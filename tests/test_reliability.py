@@ -357,6 +357,24 @@ def test_soak_short(tiny_onnx, shared_data):
     assert r["late"] >= 0 and r["engine_resets"] == 0
     assert r["jitter_ms"]["p50"] is not None and r["jitter_ms"]["p50"] >= 0
     assert 0 < r["cpu_share"] < 2.5  # of one core; 2 cores here
+    st = r["steal"]
+    if st["available"]:
+        assert st["steal_s"] >= 0 and 0 <= st["late_frames_during_steal"] <= r["late"]
+        assert 0 <= st["share_of_all_frames_during_steal"] <= 1
+
+
+def test_steal_attribution_on_known_samples():
+    """A late frame is blamed on steal only when the counter grew between the samples around its window."""
+    from benchmarks.soak import StealSampler
+
+    s = StealSampler(1.0)
+    s.available = True
+    s.t[:5] = [0.0, 0.05, 0.10, 0.15, 0.20]
+    s.ticks[:5] = [100, 100, 101, 101, 101]  # one tick stolen between 0.05 and 0.10
+    s.n = 5
+    got = s.stolen_between(np.array([0.0, 0.06, 0.11, 0.02]), np.array([0.04, 0.09, 0.19, 0.12]))
+    assert got.tolist() == [False, True, False, True]
+    assert s.steal_s() == pytest.approx(1 / s.hz)
 
 
 # -------------------------------------------------------------------------------------------- fuzz
