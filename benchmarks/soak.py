@@ -164,19 +164,17 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
     # were the late frames moments when the hypervisor ran someone else? (each frame's window: its deadline
     # to its emission, widened by one sampling period); the share of all frames' windows with steal is the
     # chance level to compare with
-    tol_ms = 1000 * session.clock.late_tolerance_s
+    is_late = late > 1000 * session.clock.late_tolerance_s
     emitted_n = emitted[:n]
-    deadlines = emitted_n - late / 1000.0
-    stolen = steal.stolen_between(deadlines - steal.every_s, emitted_n)
-    is_late = late > tol_ms
+    stolen = steal.stolen_between(emitted_n - late / 1000.0 - steal.every_s, emitted_n)
     steal_out = {"available": steal.available, "steal_s": steal.steal_s(),
                  "late_frames_during_steal": int(np.sum(stolen & is_late)),
                  "share_of_all_frames_during_steal": round(float(stolen.mean()), 5) if n else None}
     out = {
         "duration_s": duration_s, "wall_s": round(wall, 2), "frames": sm.frames, "fps": sm.fps,
         "late": sm.late, "skipped": sm.skipped,
-        "late_first_10pct": int(np.sum(late[:tenth] > 1000 * session.clock.late_tolerance_s)),
-        "late_last_10pct": int(np.sum(late[-tenth:] > 1000 * session.clock.late_tolerance_s)),
+        "late_first_10pct": int(np.sum(is_late[:tenth])),
+        "late_last_10pct": int(np.sum(is_late[-tenth:])),
         "dancers": sm.dancers, "priority": sm.priority, "step_ms": sm.step_ms, "engine_ms": sm.engine_ms, "host_ms": sm.host_ms,
         "startup_s": sm.startup_s, "gc": sm.gc, "loadavg": [round(x, 2) for x in __import__("os").getloadavg()],
         "jitter_ms": {"p50": p(jitter, 50), "p99": p(jitter, 99), "max": p(jitter, 100)},
