@@ -4,10 +4,17 @@
    kinetic (FID_k's 78) and geometric (FID_g's 32) features plus the root's mean speed and turn rate,
    standardised; multinomial logistic regression (numpy, class-balanced, L2). Trained on the training
    split's real dances (mirrored copies included: a mirrored waltz is a waltz), scored on the test split's.
-2. The model dances every test song once per requested style (and `--samples` times); the share of
-   generated windows the classifier assigns to the requested style is reported per style, and so are the
-   dance-quality kinetics (speed, jerk, spike rate, foot sliding; `benchmarks.metrics.kinematics`) as
-   ratios to the real dances of that style (train and test clips), against issue 11's targets.
+2. The model dances every test song once per requested style (and `--samples` times), twice over:
+   - *started* in the style, as `live --style` / `generate --style` do: warm-started on the model's seed
+     clip of that style (its most typical stretch of training dance), with the model's style preset (a
+     multiplier of strength and temperature; `--presets`) applied;
+   - *steered* from the song's own dance: the first `--seed-seconds` of the real dance to that song (of
+     whatever style), then the label: can the label turn a dance into another style?
+   The share of generated windows the classifier assigns to the requested style is reported per style and
+   start, and so are the dance-quality kinetics of the started dances (speed, jerk, spike rate, foot
+   sliding; `benchmarks.metrics.kinematics`) as ratios to the real dances of that style (train and test
+   clips), against issue 11's targets. `--split train` dances the training songs instead: the presets are
+   chosen there, so the test songs stay unseen by that choice.
 3. A switch: on every test song the dancer starts in one style and, at `--switch-seconds`, blends to the
    next style linearly over `--blend-seconds` (what `engine.set_style(name, blend_s)` does live). Each
    frame's fastest joint around the switch (1 s before to 2 s after) is compared with the real test
@@ -23,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import style_weights
+from transflower.styles import MAX_STYLE_STRENGTH, check_presets, load_presets, preset_of, style_weights
 
 log = logging.getLogger("transflower.bench.style")
 
@@ -110,14 +117,33 @@ def style_kinetics(real: list[dict], generated: list[dict]) -> dict:
     return {"real": r, "generated": g, "ratios": ratios, "real_clips": len(real), "ok": bool(ok)}
 
 
+def spread_songs(songs: list[dict], clip_styles: dict, n: int | None) -> list[dict]:
+    """Up to n songs, taken in turn from each style (the data is mostly waltz)."""
+    if not n or n >= len(songs):
+        return songs
+    by_style: dict = {}
+    for s in songs:
+        by_style.setdefault(clip_styles.get(s["id"].split("~")[0]), []).append(s)
+    out, queues = [], list(by_style.values())
+    while len(out) < n:
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return out
+
+
 def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seconds: float = 2.0, temperature: float = 1.0,
               segment_seconds: float = 5.0, switch_seconds: float = 10.0, blend_seconds: float = 1.0, strength: float = 1.0,
+              presets=None, split: str = "test", max_songs: int | None = None, steered: bool = True, only=None,
               progress=print) -> dict:
+    """presets: None = the model's own (a shipped .pt's), a YAML path, or a mapping ({} = none).
+    steered False: only the dances started in the style (half the time; for choosing presets).
+    only: ask for these styles only (default: every style of the data)."""
     import torch
 
     from benchmarks import metrics as M
     from benchmarks.quality import load_songs
-    from transflower.checkpoint import load_checkpoint
+    from transflower.checkpoint import load_checkpoint, load_style_seeds
     from transflower.dataset import read_ids
     from transflower.features import StandardScaler
 
@@ -146,47 +172,74 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     progress(f"classifier: {len(Xtr)} training windows, held-out accuracy {float((pred == yte).mean()):.2f} "
              f"({', '.join(f'{s} {v:.2f}' if v is not None else f'{s} -' for s, v in held_out.items())})")
 
-    model, _ = load_checkpoint(ckpt)
+    model, cfg = load_checkpoint(ckpt)
     n_model_styles = getattr(model.cfg, "styles", 0)
     if n_model_styles != len(styles_all):
         raise UserError(f"{ckpt}: the model takes {n_model_styles} style weights; the data has {len(styles_all)} ({styles_all})")
+    own = cfg.get("_features") or {}  # a shipped checkpoint carries its presets and seed clips
+    if isinstance(presets, (str, Path)):
+        presets = {} if str(presets) == "none" else load_presets(presets, styles_all)
+    presets = check_presets(own.get("style_presets") if presets is None else presets, styles_all, where="style presets")
+    style_seeds = load_style_seeds(own if own.get("style_seeds") else {**feats, "train_ids": read_ids(data_dir, "train")},
+                                   model.cfg.context, ckpt, data_dir=data_dir)
+    scaled_seeds = {k: scaler.transform(np.asarray(v, np.float32)).astype(np.float32) for k, v in style_seeds.items()}
     torch.set_num_threads(1)
     seed_frames = max(1, int(round(seed_seconds * fps)))
-    songs = load_songs(data_dir, "test", seed_frames, int(round(seconds * fps)), fps)
+    songs = spread_songs(load_songs(data_dir, split, seed_frames, int(round(seconds * fps)), fps), clip_styles, max_songs)
     recognised, kinetics = {}, {}
+    unknown = [s for s in (only or []) if s not in styles]
+    if unknown:
+        raise UserError(f"--styles {','.join(unknown)}: expected styles of the data, {styles}")
     for k, style in enumerate(styles):
-        w = torch.from_numpy(style_weights(style, styles_all, strength))
-        votes, kin = [], []
+        if only and style not in only:
+            continue
+        p_strength, p_temp = preset_of(presets, style)
+        w = torch.from_numpy(style_weights(style, styles_all, min(strength * p_strength, MAX_STYLE_STRENGTH)))
+        votes, steered_votes, kin = [], [], []
         for i, s in enumerate(songs):
-            seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
+            own_seed = np.ascontiguousarray(s["motion"][:seed_frames])
             audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + s["n"]]))
-            for j in range(samples):
-                with torch.no_grad():
-                    x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(100 * j + i), style=w)
-                pos = M.positions_from_features(scaler.inverse(x.numpy()), skeleton)
-                votes += list(clf.predict(window_features(pos, names, fps, seg)) == k)
-                kin.append(M.kinematics(pos, names, fps))
-        recognised[style] = {"share": float(np.mean(votes)), "windows": len(votes)}
+            starts = [("started", scaled_seeds.get(style, own_seed))] + ([("steered", own_seed)] if steered else [])
+            for start, seed in starts:
+                for j in range(samples):
+                    with torch.no_grad():
+                        x = model.generate(torch.from_numpy(seed), audio, s["n"], temperature * p_temp,
+                                           torch.Generator().manual_seed(100 * j + i), style=w)
+                    pos = M.positions_from_features(scaler.inverse(x.numpy()), skeleton)
+                    hits = list(clf.predict(window_features(pos, names, fps, seg)) == k)
+                    if start == "started":
+                        votes += hits
+                        kin.append(M.kinematics(pos, names, fps))
+                    else:
+                        steered_votes += hits
+        recognised[style] = {"share": float(np.mean(votes)), "windows": len(votes),
+                             "steered_share": float(np.mean(steered_votes)) if steered_votes else None,
+                             "seed_clip": style in scaled_seeds, "preset": {"strength": p_strength, "temperature": p_temp}}
         kinetics[style] = style_kinetics(real_kin[style], kin)
-        progress(f"asked for {style}: recognised in {recognised[style]['share']:.0%} of {len(votes)} windows")
+        progress(f"asked for {style}: recognised in {recognised[style]['share']:.0%} of {len(votes)} windows started in it"
+                 + (f", {recognised[style]['steered_share']:.0%} steered from the song's dance" if steered else ""))
     switch = style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
-                          blend_seconds)
+                          blend_seconds, presets, strength)
     progress(f"switch: max joint speed around the switch {switch['max_speed_at_switch']:.2f} m/s "
              f"(real 99.9th percentile {switch['real_p999']:.2f} m/s)")
     return {"benchmark": "style", "data": str(data_dir), "model": str(ckpt), "styles": styles, "fps": fps,
             "segment_seconds": segment_seconds, "seconds": seconds, "samples": samples, "temperature": temperature,
-            "songs": [s["id"] for s in songs],
+            "strength": strength, "presets": presets, "split": split, "songs": [s["id"] for s in songs],
             "classifier": {"train_windows": int(len(Xtr)), "test_windows": int(len(Xte)),
                            "held_out_accuracy": float((pred == yte).mean()), "held_out_per_style": held_out},
             "recognised": recognised, "kinetics": kinetics, "switch": switch,
             "targets": {**{f"{s}_recognised_80pct": {"share": r["share"], "ok": r["share"] >= 0.8} for s, r in recognised.items()},
+                        **{f"{s}_steered_80pct": {"share": r["steered_share"], "ok": r["steered_share"] >= 0.8}
+                           for s, r in recognised.items() if r["steered_share"] is not None},
                         **{f"{s}_kinetic_targets": {"ratios": k["ratios"], "ok": k["ok"]} for s, k in kinetics.items()},
                         "switch_without_pop": {"max_speed": switch["max_speed_at_switch"], "real_p999": switch["real_p999"],
                                                "ok": switch["max_speed_at_switch"] <= switch["real_p999"]}}}
 
 
 def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
-                 blend_seconds) -> dict:
+                 blend_seconds, presets=None, strength: float = 1.0) -> dict:
+    """The live switch: style weights (with each style's preset strength) and temperature (times its preset)
+    move linearly from one style to the next over the blend, as DanceEngine.set_style does."""
     import torch
 
     from benchmarks import metrics as M
@@ -202,13 +255,15 @@ def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler
         if n <= k0 + 2 * int(fps):
             continue
         a, b = 1 + i % (len(styles_all) - 1), 1 + (i + 1) % (len(styles_all) - 1)  # a style and the next one
-        w = torch.zeros(n, len(styles_all))
-        ramp = torch.clamp((torch.arange(n) - k0 + 1) / nb, 0.0, 1.0)
-        w[:, a], w[:, b] = 1.0 - ramp, ramp
+        ramp = torch.clamp((torch.arange(n) - k0 + 1) / nb, 0.0, 1.0)[:, None]
+        ends = [(style_weights(styles_all[c], styles_all, min(strength * preset_of(presets, styles_all[c])[0], MAX_STYLE_STRENGTH)),
+                 preset_of(presets, styles_all[c])[1]) for c in (a, b)]
+        w = (1.0 - ramp) * torch.from_numpy(ends[0][0]) + ramp * torch.from_numpy(ends[1][0])
+        temps = temperature * ((1.0 - ramp[:, 0]) * ends[0][1] + ramp[:, 0] * ends[1][1])
         seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
         audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + n]))
         with torch.no_grad():
-            x = model.generate(seed, audio, n, temperature, torch.Generator().manual_seed(7 + i), style=w)
+            x = model.generate(seed, audio, n, temps, torch.Generator().manual_seed(7 + i), style=w)
         v = M.kinematics(M.positions_from_features(scaler.inverse(x.numpy()), skeleton), names, fps)["frame_max_speed"]
         around = v[max(0, k0 - int(fps)): k0 + 2 * int(fps)]
         per_song.append({"song": s["id"], "from": styles_all[a], "to": styles_all[b], "max_speed": float(around.max())})
@@ -221,14 +276,20 @@ def format_table(res: dict) -> str:
     c = res["classifier"]
     lines = [f"style classifier: held-out accuracy {c['held_out_accuracy']:.2f} on {c['test_windows']} real test windows "
              f"({c['train_windows']} training windows)",
-             "| requested style | classifier's held-out accuracy on real | generated windows recognised "
-             "| speed / jerk / spike / slide vs that style's real dances |", "|---|---|---|---|"]
+             f"{res.get('split', 'test')} songs: {', '.join(res['songs'])}",
+             "| requested style | preset (strength x, temperature x) | classifier's held-out accuracy on real "
+             "| recognised, started in the style | recognised, steered from the song's dance "
+             "| speed / jerk / spike / slide vs that style's real dances (started) |", "|---|---|---|---|---|---|"]
     fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
-    for s in res["styles"]:
+    for s in res["recognised"]:
         acc = c["held_out_per_style"].get(s)
         r = res.get("kinetics", {}).get(s, {}).get("ratios", {})
-        lines.append(f"| {s} | {'-' if acc is None else f'{acc:.2f}'} | {res['recognised'][s]['share']:.0%} "
-                     f"of {res['recognised'][s]['windows']} | {' / '.join(fmt(r.get(k)) for k in ('speed', 'jerk', 'spike', 'slide'))} |")
+        rec = res["recognised"][s]
+        pre = rec.get("preset") or {"strength": 1.0, "temperature": 1.0}
+        lines.append(f"| {s} | {pre['strength']:g}, {pre['temperature']:g} | {'-' if acc is None else f'{acc:.2f}'} "
+                     f"| {rec['share']:.0%} of {rec['windows']}{'' if rec.get('seed_clip', True) else ' (no seed clip)'} "
+                     f"| {'-' if rec.get('steered_share') is None else format(rec['steered_share'], '.0%')} "
+                     f"| {' / '.join(fmt(r.get(k)) for k in ('speed', 'jerk', 'spike', 'slide'))} |")
     sw = res["switch"]
     lines.append(f"switch ({sw['blend_seconds']:g} s blend at {sw['switch_seconds']:g} s, {len(sw['songs'])} songs): fastest joint "
                  f"within 1 s before / 2 s after {sw['max_speed_at_switch']:.2f} m/s; real 99.9th percentile {sw['real_p999']:.2f} m/s")
@@ -248,12 +309,21 @@ def configure_parser(p) -> None:
     p.add_argument("--blend-seconds", type=float, default=1.0, help="how long the switch blends (default 1 s, as live)")
     p.add_argument("--strength", type=float, default=1.0,
                    help="style strength: weight on the asked style, 1 - it on auto (1 = as trained; > 1 exaggerates)")
+    p.add_argument("--presets", help="per-style presets to use: a YAML file (`rumba: {strength: 1.5, temperature: 0.67}`) "
+                   "or `none` (default: the model's own, as live uses them)")
+    p.add_argument("--split", choices=("test", "train"), default="test",
+                   help="dance the test songs (default) or the training songs (to choose presets without seeing the test songs)")
+    p.add_argument("--styles", help="ask for these styles only, comma-separated (default: all)")
+    p.add_argument("--started-only", action="store_true", help="skip the dances steered from the song's own dance")
+    p.add_argument("--songs", type=int, default=None, help="at most this many songs, taken in turn from each style")
     p.add_argument("--json", help="write the results here")
 
 
 def run(args) -> int:
     res = run_style(args.data, args.model, args.samples, args.seconds, temperature=args.temperature,
-                    segment_seconds=args.segment_seconds, switch_seconds=args.switch_seconds, blend_seconds=args.blend_seconds, strength=args.strength)
+                    segment_seconds=args.segment_seconds, switch_seconds=args.switch_seconds, blend_seconds=args.blend_seconds,
+                    strength=args.strength, presets=args.presets, split=args.split, max_songs=args.songs,
+                    steered=not args.started_only, only=args.styles.split(",") if args.styles else None)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

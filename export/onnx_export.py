@@ -15,7 +15,8 @@ crowd runs as one batched step; all dancers share the frame index, so the rotary
 Returning only the new K/V (not the whole cache) is 1.7-1.9x faster here (FIELD_NOTES).
 The flow's sampling direction has its 1x1 inverses precomputed in float64 (no matrix-inverse op).
 Metadata (JSON under the key `transflower`) carries everything the runtime needs: rates, lookahead,
-cache geometry, feature definitions, scalers, skeleton, a warm-start seed clip, the model config.
+cache geometry, feature definitions, scalers, skeleton, a warm-start seed clip, the model config, and
+for a style model a seed clip per style and the per-style presets (transflower.styles).
 """
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip  # noqa: F401 (re-exported)
+from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip, load_style_seeds  # noqa: F401 (re-exported)
 from transflower.errors import UserError
+from transflower.styles import check_presets, load_presets
 
 log = logging.getLogger("transflower.export")
 FORMAT_VERSION = 1
@@ -108,7 +110,9 @@ def input_names(cfg) -> list[str]:
 
 
 def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo: bool = True, check: bool = True,
-                parity_frames: int = 500, default_temperature: float | None = None, parity_audio=None) -> dict:
+                parity_frames: int = 500, default_temperature: float | None = None, parity_audio=None,
+                style_presets=None) -> dict:
+    """style_presets: a YAML path or a mapping (transflower.styles.check_presets); default: the checkpoint's own."""
     import onnx
     import torch
 
@@ -124,6 +128,14 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
     a_scaler = StandardScaler.from_dict(feats["audio_scaler"])
     step = build_step_module(model, m_scaler, a_scaler)
     seed = load_seed_clip(feats, seed_clip, mc.context, ckpt_path)
+    style_names = list(feats.get("styles") or [])[: mc.styles] if mc.styles else []
+    style_seeds = load_style_seeds(feats, mc.context, ckpt_path) if style_names else {}
+    if isinstance(style_presets, (str, Path)):
+        style_presets = load_presets(style_presets, style_names)
+    presets = check_presets(feats.get("style_presets") if style_presets is None else style_presets, style_names,
+                            where="style presets")
+    if presets and not style_names:
+        raise UserError(f"{ckpt_path}: style presets given, but the model has no style input")
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +172,7 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
         "audio_config": feats["audio_config"], "motion_names": feats["motion_names"], "audio_names": feats.get("audio_names"),
         "motion_scaler": feats["motion_scaler"], "audio_scaler": feats["audio_scaler"],
         "skeleton": feats["skeleton"], "model_config": mc.to_dict(), "seed_motion": seed,
-        "styles": list(feats.get("styles") or [])[: mc.styles] if mc.styles else [],
+        "styles": style_names, "style_seeds": style_seeds, "style_presets": presets,
         **({"default_temperature": float(default_temperature)} if default_temperature is not None else {}),
         "source_checkpoint": Path(ckpt_path).name,
     }
@@ -191,6 +203,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="the .onnx file to write (atomically)")
     p.add_argument("--features", help="features.json of the training data (default: found via the run's model card)")
     p.add_argument("--seed-motion", help="BVH clip whose last frames warm-start the live model (default: the mean pose)")
+    p.add_argument("--style-presets", metavar="YAML", help="per-style multipliers of strength and temperature "
+                   "(`rumba: {strength: 1.5, temperature: 0.67}`; chosen with `transflower bench style --split train`); "
+                   "default: the checkpoint's own, if any")
     p.add_argument("--legacy", action="store_true", help="use the TorchScript exporter instead of dynamo")
     p.add_argument("--no-check", action="store_true", help="skip the torch-vs-onnxruntime parity rollout")
     p.add_argument("--parity-frames", type=int, default=500, help="frames in the parity rollout (default 500)")
@@ -201,7 +216,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     report = export_onnx(args.checkpoint, args.out, args.features, args.seed_motion, dynamo=not args.legacy,
                          check=not args.no_check, parity_frames=args.parity_frames,
-                         default_temperature=args.default_temperature)
+                         default_temperature=args.default_temperature, style_presets=args.style_presets)
     print(json.dumps(report, indent=1))
     par = report.get("parity")
     if par and not par["ok"]:

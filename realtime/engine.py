@@ -17,6 +17,8 @@ Per dancer (`engine.dancers[i]`, or the engine itself for dancer 0 / all):
   `temperature` (settable any time), `set_style(name_or_weights, blend_s=1.0)` (models with a `style`
   input: float32 (B, S) weights over the names in the metadata's "styles", index 0 "auto" = the music
   decides; moved linearly over blend_s * fps frames), `styles` ([] without a style input), `reset()`.
+A style model may carry per-style presets (multipliers of strength and temperature, blended with the
+style) and seed clips: `start_style(name)` begins a dance in a style, warm-started on its own seed clip.
 
 The step is allocation-free: inputs and outputs are preallocated and bound once (onnxruntime IO binding),
 noise is drawn into its buffer, checks run into scratch arrays.
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import style_weights
+from transflower.styles import MAX_STYLE_STRENGTH, check_presets, check_strength, preset_of, style_weights
 
 log = logging.getLogger("transflower.engine")
 METADATA_KEY = "transflower"
@@ -184,6 +186,14 @@ class OnnxDanceModel:
                                 "the metadata does not match the graph")
         if len(m["motion_scaler"]["mean"]) != m["motion_dim"] or len(m["seed_motion"][0]) != m["motion_dim"]:
             raise UserError(f"{self.path}: metadata motion_dim {m['motion_dim']} does not match its scaler / seed motion")
+        self.style_presets = check_presets(m.get("style_presets"), self.styles, where=f"{self.path}: metadata style_presets")
+        self.style_seeds = {}
+        for name, clip in (m.get("style_seeds") or {}).items():
+            clip = np.asarray(clip, np.float32)
+            if name not in self.styles or clip.ndim != 2 or clip.shape[1] != m["motion_dim"] or len(clip) > C:
+                raise UserError(f"{self.path}: metadata style_seeds[{name!r}]: expected one of {self.styles} with up to "
+                                f"{C} frames of {m['motion_dim']} motion features, got shape {clip.shape}")
+            self.style_seeds[name] = clip
 
     @property
     def fps(self) -> float:
@@ -261,7 +271,8 @@ class DanceEngine:
     MAX_REDRAWS = 3
 
     def __init__(self, model: OnnxDanceModel, temperature=1.0, seed: int | None = None,
-                 seed_motion: np.ndarray | None = None, explode_threshold: float = 25.0, dancers: int = 1):
+                 seed_motion: np.ndarray | None = None, explode_threshold: float = 25.0, dancers: int = 1,
+                 style_presets: bool = True):
         m = model.meta
         B = int(dancers)
         if B < 1:
@@ -280,6 +291,11 @@ class DanceEngine:
         # one noise generator per dancer: dancer i of seed s draws what a lone dancer of seed s + i draws
         self.rngs = [np.random.default_rng(None if seed is None else seed + i) for i in range(B)]
         self.temperatures = np.ones((B, 1), np.float32)
+        # the style preset's temperature multiplier (1 without one) and the noise scale = temperature x it
+        self.temp_scale, self._noise_scale = np.ones((B, 1), np.float32), np.ones((B, 1), np.float32)
+        self._temp_target, self._temp_step = np.ones((B, 1), np.float32), np.zeros((B, 1), np.float32)
+        self.presets = dict(getattr(model, "style_presets", {}) or {}) if style_presets else {}
+        self.style_seeds = dict(getattr(model, "style_seeds", {}) or {})
         for i, t in enumerate(np.broadcast_to(np.asarray(temperature, np.float64), (B,))):
             self.set_temperature(float(t), dancer=i)
         self.styles = list(model.styles) if model.has_style else []
@@ -333,22 +349,27 @@ class DanceEngine:
         if not (0.0 <= value <= 5.0):
             raise UserError(f"temperature {value}: expected a value between 0 and 5 (1 = as trained)")
         self.temperatures[slice(None) if dancer is None else dancer] = value
+        np.multiply(self.temperatures, self.temp_scale, out=self._noise_scale)
 
     def set_style(self, name_or_weights, blend_s: float = 1.0, dancer: int | None = None, strength: float = 1.0) -> None:
         """Move a dancer's (default: every dancer's) style weights linearly to a style name or a weight
         vector over blend_s * fps frames (0: at the next step). For a name, `strength` (0..4) is how much of
-        the weight goes to it rather than to "auto" (transflower.styles: 1 = as trained, > 1 exaggerates)."""
+        the weight goes to it rather than to "auto" (transflower.styles: 1 = as trained, > 1 exaggerates),
+        times the style's preset (which also scales the temperature, blended alike); capped at 4."""
         if not self.styles:
             raise UserError(f"{self.model.path.name}: this model has no style input")
         S = len(self.styles)
         if isinstance(name_or_weights, str):
             if name_or_weights not in self.styles:
                 raise UserError(f"style {name_or_weights!r}: unknown; expected one of {self.styles}")
+            p_strength, p_temp = preset_of(self.presets, name_or_weights)
+            strength = min(check_strength(strength) * p_strength, MAX_STYLE_STRENGTH)
             target = style_weights(name_or_weights, self.styles, strength)
             if target is None:  # "auto"
                 target = np.zeros(S, np.float32)
                 target[0] = 1.0
         else:
+            p_temp = 1.0
             target = np.asarray(name_or_weights, np.float64).reshape(-1)
             if target.shape != (S,) or not np.isfinite(target).all() or (target < 0).any() or target.sum() <= 0:
                 raise UserError(f"style weights {list(np.round(target, 3))}: expected {S} non-negative weights over {self.styles}")
@@ -361,13 +382,28 @@ class DanceEngine:
             self._style_target[i] = target
             self._style_step[i] = (target - self.style[i]) / frames
             self._style_left[i] = frames
+            self._temp_target[i] = p_temp
+            self._temp_step[i] = (p_temp - self.temp_scale[i]) / frames
         self._blending = int(np.count_nonzero(self._style_left))
+
+    def start_style(self, name: str, strength: float = 1.0) -> None:
+        """Begin the dance in a style (before the first step, or as a fresh start): its weights at once and,
+        where the model carries a seed clip of that style, a warm start on it, which becomes every dancer's
+        reset state. Without a seed clip this is set_style(name, 0)."""
+        self.set_style(name, blend_s=0.0, strength=strength)
+        self._advance_styles()  # land now: the warm start runs under the style's label
+        seed = self.style_seeds.get(name)
+        if seed is not None:
+            self.warm_start(seed)
 
     def _advance_styles(self) -> None:
         active = self._style_left > 0
         np.add(self.style, self._style_step, out=self.style, where=active[:, None])
         self._style_left -= active
         np.copyto(self.style, self._style_target, where=(self._style_left == 0)[:, None])  # land exactly
+        np.add(self.temp_scale, self._temp_step, out=self.temp_scale, where=active[:, None])
+        np.copyto(self.temp_scale, self._temp_target, where=(self._style_left == 0)[:, None])
+        np.multiply(self.temperatures, self.temp_scale, out=self._noise_scale)
         self._blending = int(np.count_nonzero(self._style_left))
 
     # -- state -----------------------------------------------------------------------------------
@@ -426,9 +462,8 @@ class DanceEngine:
              "rope_cos": self.rope_cos, "rope_sin": self.rope_sin, "cache_k": np.zeros(shape, np.float32),
              "cache_v": np.zeros(shape, np.float32), "cache_bias": np.full((1, C), -1e9, np.float32),
              "noise": np.zeros((1, D), np.float32)}
-        if self.style is not None:
-            f["style"] = np.zeros((1, len(self.styles)), np.float32)
-            f["style"][0, 0] = 1.0
+        if self.style is not None:  # dancer 0's current style (auto unless start_style chose one)
+            f["style"] = self.style[:1].copy()
         for frame, row in enumerate(self.seed_motion):
             f["motion"][0] = row
             self._set_rope(frame)
@@ -462,7 +497,7 @@ class DanceEngine:
         for i, rng in enumerate(self.rngs):
             if only is None or not only[i]:
                 rng.standard_normal(dtype=np.float32, out=self.noise[i])
-        np.multiply(self.noise, self.temperatures, out=self.noise)
+        np.multiply(self.noise, self._noise_scale, out=self.noise)
 
     def _check(self) -> bool:
         """_good[i]: dancer i's sample is finite and within explode_threshold standard deviations."""

@@ -54,8 +54,8 @@ log = logging.getLogger("transflower.live")
 # options a --config YAML may set (the CLI's own names, with dashes as underscores)
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
-               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "style", "style_strength", "control", "midi",
-               "midi_map", "bone_positions", "bone_map", "avatar", "priority"}
+               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "style",
+               "style_strength", "no_style_presets", "control", "midi", "midi_map", "bone_positions", "bone_map", "avatar", "priority"}
 
 # Receivers that do not interpolate (EVMC4U, VSeeFace, Warudo as set up by default) show the newest frame at each
 # display refresh: at the model's 20 fps that is visible 50 ms stepping, so the stream goes out at 60 fps,
@@ -127,6 +127,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     mdl.add_argument("--style-strength", type=float, default=1.0, metavar="S",
                      help="how strongly the style beats the music: 1 = as trained (default), 0 = auto, up to 4; above 1 "
                           "the style is clearer and the motion jerkier (benchmarks/README.md, 'Style strength')")
+    mdl.add_argument("--no-style-presets", action="store_true",
+                     help="ignore the model's per-style presets (multipliers of strength and temperature that make a "
+                          "style it blurs clearer; transflower.styles)")
     mdl.add_argument("--list-styles", action="store_true", help="print the model's dance styles and exit")
     mdl.add_argument("--seed", type=int, help="random seed for a reproducible dance")
     mdl.add_argument("--seed-motion", metavar="BVH", help="BVH clip whose last frames start the dance")
@@ -318,10 +321,17 @@ def run(args) -> int:
         return 0
     if args.list_styles:
         from realtime.engine import OnnxDanceModel
+        from transflower.styles import preset_of
 
         model = OnnxDanceModel(args.model, provider="cpu", threads=1)
         styles = model.meta.get("styles") or []
-        print("\n".join(styles) if styles else f"{model.path.name} has no style input (it dances as the music suggests)")
+        if not styles:
+            print(f"{model.path.name} has no style input (it dances as the music suggests)")
+        for name in styles:
+            p_strength, p_temp = preset_of(model.style_presets, name)
+            notes = ([f"preset: strength x{p_strength:g}, temperature x{p_temp:g}"] if (p_strength, p_temp) != (1.0, 1.0) else []) + \
+                    (["own seed clip"] if name in model.style_seeds else [])
+            print(name + (f"  ({'; '.join(notes)})" if notes else ""))
         return 0
     apply_config_file(args)
     validate(args)
@@ -387,13 +397,21 @@ class LiveSession:
         if args.temperature is None:  # the model's benchmarked default (metadata), else 1 = as trained
             args.temperature = float(meta.get("default_temperature", 1.0))
         self.engine = DanceEngine(self.model, temperature=parse_temperatures(args), seed=args.seed,
-                                  seed_motion=seed_motion, dancers=self.dancers)
-        from transflower.styles import check_strength
+                                  seed_motion=seed_motion, dancers=self.dancers,
+                                  style_presets=not getattr(args, "no_style_presets", False))
+        from transflower.styles import check_strength, preset_of
 
         args.style_strength = check_strength(1.0 if getattr(args, "style_strength", None) is None else args.style_strength,
                                              "--style-strength")
-        if getattr(args, "style", None) and args.style != "auto":
-            self.engine.set_style(args.style, blend_s=0.0, strength=args.style_strength)  # UserError if unknown
+        if getattr(args, "style", None) and args.style != "auto":  # UserError if unknown
+            if seed_motion is None:  # begin in the style: warm-started on its seed clip, where the model has one
+                self.engine.start_style(args.style, strength=args.style_strength)
+            else:
+                self.engine.set_style(args.style, blend_s=0.0, strength=args.style_strength)
+            p_strength, p_temp = preset_of(self.engine.presets, args.style)
+            log.info("style %s from the start (%s; preset: strength x%g, temperature x%g)", args.style,
+                     "warm-started on its seed clip" if seed_motion is None and args.style in self.engine.style_seeds
+                     else "the seed clip it was given" if seed_motion is not None else "the model's seed clip", p_strength, p_temp)
         if self.dancers > 1 and not self.engine.batched:
             log.warning("%s has a batch axis fixed to 1: the %d dancers step one graph run each (re-export it with a "
                         "dynamic batch axis for one batched run)", self.model.path.name, self.dancers)

@@ -54,6 +54,7 @@ def main() -> None:
                     help="the default sampling temperature stored in the model (chosen by `bench quality`; default: none = 1)")
     ap.add_argument("--parity-frames", type=int, default=500, help="frames of the torch-vs-onnxruntime parity rollout")
     ap.add_argument("--note", help="how the run was trained, when its config alone does not say (stages, resumed overrides)")
+    ap.add_argument("--style-presets", type=Path, help="per-style presets (YAML; chosen by `bench style --split train`)")
     ap.add_argument("--quality-json", type=Path, help="the `bench quality --json` result that chose it: summarised in the card")
     args = ap.parse_args()
     DEST.mkdir(parents=True, exist_ok=True)
@@ -71,11 +72,12 @@ def main() -> None:
     if test_ids and (data_dir / f"{test_ids[0]}.audio_raw.npy").is_file():
         audio = np.load(data_dir / f"{test_ids[0]}.audio_raw.npy")
     report = export_onnx(ckpt_path, DEST / f"{args.name}.onnx", parity_frames=args.parity_frames,
-                         default_temperature=args.temperature, parity_audio=audio)
+                         default_temperature=args.temperature, parity_audio=audio, style_presets=args.style_presets)
     import onnx
 
     meta = json.loads(onnx.load(str(DEST / f"{args.name}.onnx")).metadata_props[0].value)
-    features = dict(card["features"], seed_motion=meta["seed_motion"])
+    features = dict(card["features"], seed_motion=meta["seed_motion"], style_seeds=meta.get("style_seeds") or {},
+                    style_presets=meta.get("style_presets") or {})
     if args.temperature is not None:
         features["default_temperature"] = args.temperature
     slim["features"] = features  # self-contained: generate/export need no data folder
@@ -84,7 +86,8 @@ def main() -> None:
     card.update(shipped_checkpoint=args.checkpoint, checkpoint_step=int(ckpt.get("global_step") or 0),
                 onnx=report, features=None,  # features live in the ONNX metadata; keep the card short
                 training_data=TRAINING_DATA, license="MIT (the weights); see training_data for the data's terms",
-                default_temperature=args.temperature)
+                default_temperature=args.temperature, style_presets=meta.get("style_presets") or {},
+                style_seeds={k: f"{len(v)} frames" for k, v in (meta.get("style_seeds") or {}).items()})
     if args.note:
         card["training_note"] = args.note
     if args.quality_json:

@@ -125,6 +125,10 @@ def test_bench_style_and_decompose_run_end_to_end(tmp_path):
     (data / "features.json").write_text(json.dumps(meta))
     (data / "base_filenames_train.txt").write_text("a_1\nb_1\n")
     (data / "base_filenames_test.txt").write_text("a_2\nb_2\n")
+    sc = meta["motion_scaler"]  # unscaled copies: each style's seed clip comes from its first training clip
+    for sid in ("a_1", "b_1"):
+        m = np.load(data / f"{sid}.motion.npy")
+        np.save(data / f"{sid}.motion_raw.npy", (m * np.asarray(sc["std"]) + np.asarray(sc["mean"])).astype(np.float32))
     out = tmp_path / "style.json"
     rc = main(["bench", "style", "--data", str(data), "--model", str(ckpt), "--samples", "1", "--seconds", "6",
                "--segment-seconds", "1", "--switch-seconds", "2", "--blend-seconds", "0.5", "--json", str(out)])
@@ -136,6 +140,18 @@ def test_bench_style_and_decompose_run_end_to_end(tmp_path):
     for style, k in res["kinetics"].items():  # per-style quality against that style's real dances
         assert k["real_clips"] == 2 and k["ratios"]["speed"] == pytest.approx(k["generated"]["speed"] / k["real"]["speed"])
         assert f"{style}_kinetic_targets" in res["targets"]
+    for style, r in res["recognised"].items():  # started on the style's own clip, and steered from the song's dance
+        assert r["seed_clip"] and 0.0 <= r["steered_share"] <= 1.0 and f"{style}_steered_80pct" in res["targets"]
+    presets = tmp_path / "presets.yaml"
+    presets.write_text("style2: {strength: 1.5, temperature: 0.5}\n")
+    rc = main(["bench", "style", "--data", str(data), "--model", str(ckpt), "--samples", "1", "--seconds", "6",
+               "--segment-seconds", "1", "--switch-seconds", "2", "--blend-seconds", "0.5", "--presets", str(presets),
+               "--split", "train", "--songs", "1", "--started-only", "--json", str(out)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["split"] == "train" and len(res["songs"]) == 1 and res["presets"] == {"style2": {"strength": 1.5, "temperature": 0.5}}
+    assert res["recognised"]["style2"]["preset"] == {"strength": 1.5, "temperature": 0.5}
+    assert all(r["steered_share"] is None for r in res["recognised"].values())
     out = tmp_path / "dec.json"
     assert main(["bench", "decompose", "--data", str(data), "--model", str(ckpt), "--seconds", "4", "--samples", "1",
                  "--json", str(out)]) == 0

@@ -99,3 +99,49 @@ def load_seed_clip(feats: dict, seed_clip, context: int, ckpt_path=None) -> list
                 return np.asarray(f, dtype=np.float32).round(5).tolist()
     mean = np.asarray(feats["motion_scaler"]["mean"], dtype=np.float32)
     return [mean.round(5).tolist()]
+
+
+def load_style_seeds(feats: dict, context: int, ckpt_path=None, data_dir=None) -> dict:
+    """Per style, a warm-start clip of that style (unscaled motion features, up to context-1 frames): its most
+    typical stretch of training dance. From the features' own `style_seeds` (a shipped model), else from
+    the data folder given or the run's model card; {} when neither is there (the model then warm-starts
+    every style on its one seed clip)."""
+    n = max(1, context - 1)
+    if feats.get("style_seeds"):  # the cache holds context-1 frames: a longer clip keeps its last ones
+        return {k: [list(row) for row in v][-n:] for k, v in feats["style_seeds"].items()}
+    styles = [s for s in (feats.get("styles") or []) if s != "auto"]
+    clip_styles = feats.get("clip_styles") or {}
+    train_ids = list(feats.get("train_ids") or [])
+    if data_dir is None and ckpt_path is not None:
+        card = Path(ckpt_path).resolve().parent.parent / "model_card.json"
+        if card.exists():
+            c = json.loads(card.read_text())
+            data_dir = c.get("data_dir")
+            train_ids = train_ids or list(c.get("train_ids") or [])
+    if not styles or data_dir is None:
+        return {}
+    seeds = {}
+    for style in styles:
+        clips = [np.load(Path(data_dir) / f"{sid}.motion_raw.npy") for sid in train_ids
+                 if "~" not in sid and clip_styles.get(sid) == style and (Path(data_dir) / f"{sid}.motion_raw.npy").is_file()]
+        if clips:
+            seeds[style] = typical_window(clips, n).round(5).tolist()
+    return seeds
+
+
+def typical_window(clips: list, n: int, hop: int = 20) -> np.ndarray:
+    """The n-frame window of these clips (motion features: root dx, dz, dyaw, then the pose) closest to their
+    median in pose activity (mean frame-to-frame change), travel speed and turn rate, each standardised.
+    A capture's opening is the dancer getting going and a clip's middle may be an odd figure: the median
+    window is the style as it is mostly danced, and the warm start carries it on."""
+    cands, stats = [], []
+    for m in clips:
+        m = np.asarray(m, np.float32)
+        for start in range(0, max(1, len(m) - n + 1), hop):
+            w = m[start: start + n]
+            cands.append(w)
+            stats.append([np.abs(np.diff(w[:, 3:], axis=0)).mean() if len(w) > 1 else 0.0,
+                          np.hypot(w[:, 0], w[:, 1]).mean(), np.abs(w[:, 2]).mean()])
+    stats = np.asarray(stats, np.float64)
+    z = (stats - np.median(stats, axis=0)) / (stats.std(axis=0) + 1e-9)
+    return np.asarray(cands[int(np.argmin((z ** 2).sum(axis=1)))], np.float32)

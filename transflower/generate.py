@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import style_weights
+from transflower.styles import MAX_STYLE_STRENGTH, check_presets, check_strength, preset_of, style_weights
 
 log = logging.getLogger("transflower.generate")
 
@@ -53,7 +53,7 @@ class TorchGenerator:
                  style_strength: float = 1.0):
         import torch
 
-        from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip
+        from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip, load_style_seeds
         from transflower.features import StandardScaler
 
         self.model, cfg = load_checkpoint(ckpt)
@@ -66,8 +66,13 @@ class TorchGenerator:
         self.ms = StandardScaler.from_dict(self.meta["motion_scaler"])
         self.as_ = StandardScaler.from_dict(self.meta["audio_scaler"])
         self.temperature = temperature
-        self.style = style_weights(style, list(self.meta.get("styles") or [])[: getattr(self.model.cfg, "styles", 0)],
-                                   style_strength)
+        styles = list(self.meta.get("styles") or [])[: getattr(self.model.cfg, "styles", 0)]
+        # as the live engine does: the style's preset multiplies its strength and the temperature, and a
+        # dance asked for in a style starts on that style's seed clip (generate() picks the seed)
+        self.presets = check_presets(self.meta.get("style_presets"), styles, where=f"{ckpt}: style_presets")
+        self.style_seeds = load_style_seeds(self.meta, self.model.cfg.context, ckpt) if styles else {}
+        p_strength, self.temp_scale = preset_of(self.presets, style)
+        self.style = style_weights(style, styles, min(check_strength(style_strength) * p_strength, MAX_STYLE_STRENGTH))
         self.gen = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
         self.torch = torch
 
@@ -85,7 +90,7 @@ class TorchGenerator:
         out = np.empty((num_frames, self.model.cfg.motion_dim), np.float32)
         scaled_audio = self.as_.transform(audio_rows)
         for i in range(num_frames):
-            noise = torch.randn(1, self.model.cfg.motion_dim, generator=self.gen) * self.temperature
+            noise = torch.randn(1, self.model.cfg.motion_dim, generator=self.gen) * (self.temperature * self.temp_scale)
             prev = runner.step(prev, t(scaled_audio[i]), noise)
             out[i] = self.ms.inverse(prev[0].numpy())
         return out
@@ -97,7 +102,8 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
     An .onnx file runs in the live engine (realtime.engine: onnxruntime), imported only for that case.
-    temperature None: the model's benchmarked default (its metadata's default_temperature), else 1."""
+    temperature None: the model's benchmarked default (its metadata's default_temperature), else 1.
+    A style without `seed_motion` starts on the model's seed clip of that style, where it has one."""
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
         from realtime.engine import DanceEngine, OnnxDanceModel
@@ -105,11 +111,13 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
         onnx_model = OnnxDanceModel(model_path, provider="cpu")
         meta = onnx_model.meta
         backend = "onnx"
+        style_seeds = onnx_model.style_seeds
         if temperature is None:
             temperature = float(meta.get("default_temperature", 1.0))
     else:
         gen = TorchGenerator(model_path, 1.0, seed, features_json, style, style_strength)
         meta = gen.meta
+        style_seeds = gen.style_seeds
         gen.temperature = temperature = float(meta.get("default_temperature", 1.0)) if temperature is None else temperature
         backend = "torch"
     fps, L = float(meta["fps"]), int(meta["lookahead"])
@@ -120,11 +128,17 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     silence = silence_row(meta["audio_config"])
     # pose t hears audio row t + L; past the song's end the model hears silence
     rows = np.concatenate([audio, np.repeat(silence[None], L, axis=0)])[L : L + n]
-    seed_feats = seed_from_bvh(seed_motion, fps) if seed_motion else np.asarray(meta["seed_motion"], np.float32)
+    style_seed = style not in (None, "auto") and not seed_motion and style in style_seeds
+    if seed_motion:
+        seed_feats = seed_from_bvh(seed_motion, fps)
+    else:
+        seed_feats = np.asarray(style_seeds[style] if style_seed else meta["seed_motion"], np.float32)
     seed_feats = seed_feats[-int(meta["context"]) + 1 :]
     if backend == "onnx":
-        engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=seed_feats)
-        if style not in (None, "auto"):
+        engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=None if style_seed else seed_feats)
+        if style_seed:
+            engine.start_style(style, strength=style_strength)  # warm-started on the style's seed clip
+        elif style not in (None, "auto"):
             engine.set_style(style, blend_s=0.0, strength=style_strength)
         out = np.empty((n, engine.motion_dim), np.float32)
         it = range(n)
@@ -136,8 +150,9 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
             out[i] = engine.step(rows[i])
     else:
         out = gen.run(rows, seed_feats, n, silence)
+    seed_used = f"{style} seed clip" if style_seed else ("--seed-motion" if seed_motion else "model seed clip")
     return {"motion": out, "fps": fps, "skeleton": meta["skeleton"], "audio_rows": audio[:n], "backend": backend,
-            "temperature": temperature}
+            "temperature": temperature, "seed": seed_used}
 
 
 def features_to_motion(motion: np.ndarray, skeleton_dict: dict, fps: float, floor: bool = False):
@@ -162,7 +177,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bvh", action="store_true", help="write <song>.bvh (default when neither --bvh nor --video)")
     p.add_argument("--video", action="store_true", help="write <song>.mp4: the rendered skeleton with the song (ffmpeg)")
     p.add_argument("--filmstrip", action="store_true", help="write <song>.png: a strip of frames")
-    p.add_argument("--seed-motion", help="BVH whose last frames start the dance (default: the model's seed pose)")
+    p.add_argument("--seed-motion", help="BVH whose last frames start the dance (default: the model's seed clip of the --style "
+                   "asked for, else its one seed clip)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (0 = the flow's mode; default: the model's own, else 1)")
     p.add_argument("--style", help="dance style of a style-conditioned model (default auto: the music decides)")

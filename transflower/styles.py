@@ -6,6 +6,14 @@ style embedding is linear in them, so a blend of two styles is a blend of weight
 and s > 1 extrapolates the embedding away from "auto" (the style's embedding plus s - 1 times its
 difference from auto's). That makes the dancer obey the label more than the music, at a price in
 smoothness: benchmarks/README.md, "Style strength", has the measured trade-off.
+
+A model may also carry, per style (its metadata / shipped checkpoint, written by `transflower export`):
+- a *seed clip* (`style_seeds`): a real dance of that style that `live --style` / `generate --style` warm
+  start on, so the dancer begins in the style instead of turning into it from another dance;
+- a *preset* (`style_presets`): multipliers on the strength and the sampling temperature while that
+  style is asked for ("rumba: {strength: 1.5, temperature: 0.67}"), chosen per style by
+  `transflower bench style --split train` (benchmarks/README.md, "Style presets"): a style the model
+  blurs into its neighbour dances more clearly a little stronger and calmer.
 """
 from __future__ import annotations
 
@@ -26,6 +34,60 @@ def check_strength(strength, what: str = "style strength") -> float:
     if not (math.isfinite(s) and 0.0 <= s <= MAX_STYLE_STRENGTH):
         raise UserError(f"{what} {strength!r}: expected a number in 0..{MAX_STYLE_STRENGTH:g} (1 = as trained)")
     return s
+
+
+PRESET_RANGES = {"strength": (0.0, MAX_STYLE_STRENGTH), "temperature": (0.05, 4.0)}  # multipliers
+
+
+def check_presets(presets, styles: list[str], where: str = "style presets") -> dict:
+    """{style: {"strength": x, "temperature": y}} (both optional multipliers, default 1) -> a clean copy.
+    UserError naming the style and field for an unknown style or key, a non-number or a value out of range."""
+    if presets in (None, {}):
+        return {}
+    if not isinstance(presets, dict):
+        raise UserError(f"{where}: expected a mapping style -> {{strength: x, temperature: y}}, got {type(presets).__name__}")
+    out = {}
+    for style, p in presets.items():
+        if style not in styles or style == "auto":
+            raise UserError(f"{where}: style {style!r}: expected one of {[s for s in styles if s != 'auto']}")
+        if not isinstance(p, dict):
+            raise UserError(f"{where}: {style}: expected {{strength: x, temperature: y}}, got {p!r}")
+        clean = {}
+        for key, value in p.items():
+            if key not in PRESET_RANGES:
+                raise UserError(f"{where}: {style}.{key}: unknown; expected {sorted(PRESET_RANGES)}")
+            lo, hi = PRESET_RANGES[key]
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                v = float("nan")
+            if not (math.isfinite(v) and lo <= v <= hi):
+                raise UserError(f"{where}: {style}.{key} {value!r}: expected a multiplier in {lo:g}..{hi:g} (1 = no change)")
+            clean[key] = v
+        out[style] = clean
+    return out
+
+
+def load_presets(path, styles: list[str]) -> dict:
+    """A YAML file of presets (see check_presets) -> the clean mapping."""
+    from pathlib import Path
+
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise UserError(f"{p}: cannot read style presets ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{p}: not valid YAML ({e})") from None
+    return check_presets(data, styles, where=str(p))
+
+
+def preset_of(presets: dict | None, style) -> tuple[float, float]:
+    """(strength multiplier, temperature multiplier) for a style; (1, 1) for auto or a style without one."""
+    p = (presets or {}).get(style) or {}
+    return float(p.get("strength", 1.0)), float(p.get("temperature", 1.0))
 
 
 def style_weights(style, styles: list[str], strength: float = 1.0):

@@ -372,7 +372,7 @@ class TransflowerLive(nn.Module):
         Token j carries pose x_j and audio a_{j+1+lookahead} (index clamped to [0, N-1]: edge rows repeat)
         and its flow samples x_{j+1} with noise ~ N(0, temperature^2), drawn from `generator` once per frame.
         style: (S,) weights for the whole dance, or (num_frames, S) per generated frame (a live switch's
-        blend); None: "auto"."""
+        blend); None: "auto". temperature: a number, or one per generated frame (a style preset's blend)."""
         S, N, L, D = seed_motion.shape[0], audio.shape[0], self.cfg.lookahead, self.cfg.motion_dim
         if S < 1:
             raise ValueError("generate needs at least one seed frame")
@@ -380,6 +380,7 @@ class TransflowerLive(nn.Module):
         self.eval()
         try:
             per_frame = style is not None and torch.as_tensor(style).ndim == 2
+            per_frame_t = torch.as_tensor(temperature).ndim > 0
             runner = KVCacheRunner(self, style=torch.as_tensor(style)[0] if per_frame else style)
             seed_motion, audio, zeros = seed_motion.float(), audio.float(), torch.zeros(1, D)
             for j in range(-S, -1):  # warm the cache on the seed (samples of known poses discarded)
@@ -395,7 +396,8 @@ class TransflowerLive(nn.Module):
                     return runner.step(prev, a, noise)
 
                 frame = runner.frame
-                prev = sample_with_redraws(sample, lambda: torch.randn(1, D, generator=generator) * temperature)
+                t_i = float(temperature[i]) if per_frame_t else temperature
+                prev = sample_with_redraws(sample, lambda t_i=t_i: torch.randn(1, D, generator=generator) * t_i)
                 out.append(prev[0])
             return torch.stack(out)
         finally:
