@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import MAX_STYLE_STRENGTH, check_presets, load_presets, preset_of, style_weights
+from transflower.styles import MAX_STYLE_STRENGTH, check_presets, check_strength, load_presets, preset_of, style_weights
 
 log = logging.getLogger("transflower.bench.style")
 
@@ -179,13 +179,16 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     own = cfg.get("_features") or {}  # a shipped checkpoint carries its presets and seed clips
     if isinstance(presets, (str, Path)):
         presets = {} if str(presets) == "none" else load_presets(presets, styles_all)
-    presets = check_presets(own.get("style_presets") if presets is None else presets, styles_all, where="style presets")
+    presets = check_presets(own.get("style_presets") if presets is None else presets, styles_all,
+                            where=f"{ckpt}: style_presets" if presets is None else "--presets")
+    strength = check_strength(strength, "--strength")
     style_seeds = load_style_seeds(own if own.get("style_seeds") else {**feats, "train_ids": read_ids(data_dir, "train")},
                                    model.cfg.context, ckpt, data_dir=data_dir)
     scaled_seeds = {k: scaler.transform(np.asarray(v, np.float32)).astype(np.float32) for k, v in style_seeds.items()}
     torch.set_num_threads(1)
     seed_frames = max(1, int(round(seed_seconds * fps)))
-    songs = spread_songs(load_songs(data_dir, split, seed_frames, int(round(seconds * fps)), fps), clip_styles, max_songs)
+    songs = [s for s in load_songs(data_dir, split, seed_frames, int(round(seconds * fps)), fps) if "~" not in s["id"]]
+    songs = spread_songs(songs, clip_styles, max_songs)  # mirrored copies left out: the same songs
     recognised, kinetics = {}, {}
     unknown = [s for s in (only or []) if s not in styles]
     if unknown:

@@ -130,12 +130,12 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
     seed = load_seed_clip(feats, seed_clip, mc.context, ckpt_path)
     style_names = list(feats.get("styles") or [])[: mc.styles] if mc.styles else []
     style_seeds = load_style_seeds(feats, mc.context, ckpt_path) if style_names else {}
+    if style_presets and not style_names:
+        raise UserError(f"{ckpt_path}: style presets given, but the model has no style input")
     if isinstance(style_presets, (str, Path)):
         style_presets = load_presets(style_presets, style_names)
     presets = check_presets(feats.get("style_presets") if style_presets is None else style_presets, style_names,
-                            where="style presets")
-    if presets and not style_names:
-        raise UserError(f"{ckpt_path}: style presets given, but the model has no style input")
+                            where=f"{ckpt_path}: style_presets" if style_presets is None else "--style-presets")
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,9 @@ class Dancer:
             raise UserError(f"stage_radius {stage_radius}: expected a positive radius in cm")
         self.model = OnnxDanceModel(model, provider=provider, threads=int(threads))
         meta = self.model.meta
-        self.engine = DanceEngine(self.model, temperature=float(temperature), seed=seed)
+        named = isinstance(style, str) and style != "auto" and bool(self.model.styles)
+        # a style name: begins on the model's seed clip of that style, under its label and preset
+        self.engine = DanceEngine(self.model, temperature=float(temperature), seed=seed, style=style if named else None)
         self.skeleton = Skeleton.from_dict(meta["skeleton"])
         self.integrator = MotionIntegrator(MotionFeatures(self.skeleton))
         self.floor = FloorClamp(self.skeleton) if floor else None
@@ -65,7 +67,7 @@ class Dancer:
         self._fifo = np.zeros(0, np.float32)  # feature-rate samples not yet a whole hop
         self.rows = 0                         # audio frames (hops) completed = model steps taken
         self.sender = None
-        if style is not None:
+        if style is not None and not named:
             self.set_style(style)
 
     # -- facts a host needs ------------------------------------------------------------------------

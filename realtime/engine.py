@@ -272,7 +272,10 @@ class DanceEngine:
 
     def __init__(self, model: OnnxDanceModel, temperature=1.0, seed: int | None = None,
                  seed_motion: np.ndarray | None = None, explode_threshold: float = 25.0, dancers: int = 1,
-                 style_presets: bool = True):
+                 style_presets: bool = True, style: str | None = None, style_strength: float = 1.0):
+        """`style`: begin in it, as start_style does (its label and preset from the first frame; the warm start
+        under its label, on `seed_motion` if given, else on the model's seed clip of that style), with one
+        warm start instead of two."""
         m = model.meta
         B = int(dancers)
         if B < 1:
@@ -320,6 +323,7 @@ class DanceEngine:
             self._style_target = self.style.copy()
             self._style_step = np.zeros((B, S), np.float32)
             self._style_left = np.zeros(B, np.int64)
+            self._style_active, self._style_landed = np.zeros((B, 1), bool), np.zeros((B, 1), bool)
         self._blending = 0
         sizes = [(0, B)] if model.batch_dynamic else [(i, i + 1) for i in range(B)]
         self.groups = [_Group(self, lo, hi) for lo, hi in sizes]
@@ -332,6 +336,11 @@ class DanceEngine:
         self.audio[:] = self.silence
         self.stats = EngineStats()
         self.frame = 0
+        if style not in (None, "auto"):
+            self.set_style(style, blend_s=0.0, strength=style_strength)  # UserError for an unknown style
+            self._advance_styles()
+            if seed_motion is None and style in self.style_seeds:
+                self.seed_motion = self.style_seeds[style]
         self.reset()
 
     # -- controls --------------------------------------------------------------------------------
@@ -369,11 +378,12 @@ class DanceEngine:
                 target = np.zeros(S, np.float32)
                 target[0] = 1.0
         else:
-            p_temp = 1.0
             target = np.asarray(name_or_weights, np.float64).reshape(-1)
             if target.shape != (S,) or not np.isfinite(target).all() or (target < 0).any() or target.sum() <= 0:
                 raise UserError(f"style weights {list(np.round(target, 3))}: expected {S} non-negative weights over {self.styles}")
             target = (target / target.sum()).astype(np.float32)
+            # a blend of styles samples at the blend of their temperature presets (strength: the weights say it)
+            p_temp = float(sum(w * preset_of(self.presets, name)[1] for w, name in zip(target, self.styles)))
         if not (np.isfinite(blend_s) and blend_s >= 0):
             raise UserError(f"blend_s {blend_s}: expected seconds >= 0")
         frames = max(1, int(round(float(blend_s) * self.fps)))
@@ -386,23 +396,25 @@ class DanceEngine:
             self._temp_step[i] = (p_temp - self.temp_scale[i]) / frames
         self._blending = int(np.count_nonzero(self._style_left))
 
-    def start_style(self, name: str, strength: float = 1.0) -> None:
-        """Begin the dance in a style (before the first step, or as a fresh start): its weights at once and,
-        where the model carries a seed clip of that style, a warm start on it, which becomes every dancer's
-        reset state. Without a seed clip this is set_style(name, 0)."""
+    def start_style(self, name: str, strength: float = 1.0, seed_motion: np.ndarray | None = None) -> None:
+        """A fresh start in a style (every dancer): its weights at once, and a warm start under its label on
+        `seed_motion` if given, else on the model's seed clip of that style, else on the engine's seed clip.
+        That warm start becomes the reset state. (torch generation warms up under the label too.)"""
         self.set_style(name, blend_s=0.0, strength=strength)
         self._advance_styles()  # land now: the warm start runs under the style's label
-        seed = self.style_seeds.get(name)
-        if seed is not None:
-            self.warm_start(seed)
+        if seed_motion is None:
+            seed_motion = self.style_seeds.get(name, self.seed_motion)
+        self.warm_start(seed_motion)
 
     def _advance_styles(self) -> None:
-        active = self._style_left > 0
-        np.add(self.style, self._style_step, out=self.style, where=active[:, None])
-        self._style_left -= active
-        np.copyto(self.style, self._style_target, where=(self._style_left == 0)[:, None])  # land exactly
-        np.add(self.temp_scale, self._temp_step, out=self.temp_scale, where=active[:, None])
-        np.copyto(self.temp_scale, self._temp_target, where=(self._style_left == 0)[:, None])
+        active, landed = self._style_active, self._style_landed  # (B, 1) scratch: no allocation per frame
+        np.greater(self._style_left[:, None], 0, out=active)
+        np.add(self.style, self._style_step, out=self.style, where=active)
+        np.add(self.temp_scale, self._temp_step, out=self.temp_scale, where=active)
+        np.subtract(self._style_left, active[:, 0], out=self._style_left)
+        np.equal(self._style_left[:, None], 0, out=landed)
+        np.copyto(self.style, self._style_target, where=landed)  # land exactly
+        np.copyto(self.temp_scale, self._temp_target, where=landed)
         np.multiply(self.temperatures, self.temp_scale, out=self._noise_scale)
         self._blending = int(np.count_nonzero(self._style_left))
 

@@ -396,18 +396,16 @@ class LiveSession:
         targets = dancer_targets(args.osc, self.dancers)
         if args.temperature is None:  # the model's benchmarked default (metadata), else 1 = as trained
             args.temperature = float(meta.get("default_temperature", 1.0))
-        self.engine = DanceEngine(self.model, temperature=parse_temperatures(args), seed=args.seed,
-                                  seed_motion=seed_motion, dancers=self.dancers,
-                                  style_presets=not getattr(args, "no_style_presets", False))
         from transflower.styles import check_strength, preset_of
 
         args.style_strength = check_strength(1.0 if getattr(args, "style_strength", None) is None else args.style_strength,
                                              "--style-strength")
-        if getattr(args, "style", None) and args.style != "auto":  # UserError if unknown
-            if seed_motion is None:  # begin in the style: warm-started on its seed clip, where the model has one
-                self.engine.start_style(args.style, strength=args.style_strength)
-            else:
-                self.engine.set_style(args.style, blend_s=0.0, strength=args.style_strength)
+        # with --style: begins in it, warmed up under its label on --seed-motion, else on the style's own seed clip
+        self.engine = DanceEngine(self.model, temperature=parse_temperatures(args), seed=args.seed,
+                                  seed_motion=seed_motion, dancers=self.dancers,
+                                  style_presets=not getattr(args, "no_style_presets", False),
+                                  style=getattr(args, "style", None), style_strength=args.style_strength)
+        if getattr(args, "style", None) and args.style != "auto":
             p_strength, p_temp = preset_of(self.engine.presets, args.style)
             log.info("style %s from the start (%s; preset: strength x%g, temperature x%g)", args.style,
                      "warm-started on its seed clip" if seed_motion is None and args.style in self.engine.style_seeds

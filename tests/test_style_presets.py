@@ -92,7 +92,7 @@ def test_preset_scales_strength_and_temperature_blended_with_the_style(styled):
 
     model = OnnxDanceModel(styled[0], provider="cpu")
     audio = np.full(model.meta["audio_dim"], -50.0, np.float32)
-    eng = DanceEngine(model, temperature=0.8, seed=5)
+    eng = DanceEngine(model, temperature=0.8, seed=5, explode_threshold=1e30)  # no redraws: the noise is the draw
     eng.set_style("style1", blend_s=0.5)  # 10 frames at 20 fps
     frames = int(round(0.5 * eng.fps))
     scales = []
@@ -106,14 +106,17 @@ def test_preset_scales_strength_and_temperature_blended_with_the_style(styled):
     for _ in range(frames + 1):
         draw = rng.standard_normal(eng.motion_dim, dtype=np.float32)
     eng.step(audio)
-    if eng.stats.resampled == 0:
-        np.testing.assert_allclose(eng.noise[0], draw * 0.8 * 0.5, rtol=1e-6)
+    assert eng.stats.resampled == 0
+    np.testing.assert_allclose(eng.noise[0], draw * 0.8 * 0.5, rtol=1e-6)
     eng.set_style("style1", blend_s=0.0, strength=3.0)  # 3 x 2 = 6: capped at 4
     eng.step(audio)
     np.testing.assert_allclose(eng.style[0], style_weights("style1", model.styles, 4.0))
     eng.set_style("style2", blend_s=0.0)  # no preset: back to x1
     eng.step(audio)
     assert eng.temp_scale[0, 0] == 1.0 and eng._noise_scale[0, 0] == pytest.approx(0.8)
+    eng.set_style([0.0, 0.5, 0.5], blend_s=0.0)  # a blend of styles: the blend of their temperature presets
+    eng.step(audio)
+    assert eng.temp_scale[0, 0] == pytest.approx(0.75)
     plain = DanceEngine(model, temperature=0.8, seed=5, style_presets=False)
     plain.set_style("style1", blend_s=0.0)
     plain.step(audio)
@@ -141,10 +144,16 @@ def test_start_style_warm_starts_on_the_styles_seed_clip(styled):
     # under the style's own label: the primed cache differs from a warm start on the same clip as "auto"
     auto = DanceEngine(model, seed=1, seed_motion=clip)
     assert not np.allclose(auto._primed["cache_k"], eng._primed["cache_k"])
-    # a style without a seed clip keeps the model's seed clip
+    # a style without a seed clip: the model's seed clip, warmed up again under the style's label
     other = DanceEngine(model, seed=1)
+    auto_k = other._primed["cache_k"].copy()
     other.start_style("style2")
     np.testing.assert_allclose(other.pose, np.asarray(model.meta["seed_motion"], np.float32)[-1])
+    assert not np.allclose(other._primed["cache_k"], auto_k)
+    given = DanceEngine(model, seed=1)  # a seed clip given (live/generate --seed-motion) beats the style's own
+    given.start_style("style1", seed_motion=clip[:5])
+    np.testing.assert_allclose(given.pose, clip[4])
+    assert given.frame == 5
 
 
 def test_generate_style_starts_on_its_clip_in_torch_and_onnx(styled):
@@ -155,14 +164,35 @@ def test_generate_style_starts_on_its_clip_in_torch_and_onnx(styled):
     song = tmp / "song.wav"
     sr = 22050
     sf.write(song, (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(2.0 * sr)) / sr)).astype(np.float32), sr)
-    res = {}
-    for path, kw in ((out, {}), (ckpt, {"features_json": feats})):
-        r = generate(path, song, temperature=0.0, seed=1, style="style1", progress=False, **kw)
-        assert r["seed"] == "style1 seed clip"
-        res[r["backend"]] = r["motion"]
-    # the same start, label (preset strength included) and zero noise: torch and onnxruntime agree
-    np.testing.assert_allclose(res["torch"][:20], res["onnx"][:20], atol=2e-3)
-    assert generate(out, song, temperature=0.0, seed=1, style="style2", progress=False)["seed"] == "model seed clip"
+    for style, seed_used in (("style1", "style1 seed clip"), ("style2", "model seed clip")):
+        res = {}
+        for path, kw in ((out, {}), (ckpt, {"features_json": feats})):
+            r = generate(path, song, temperature=0.0, seed=1, style=style, progress=False, **kw)
+            assert r["seed"] == seed_used
+            res[r["backend"]] = r["motion"]
+        # the same start, warm-up label, preset strength and zero noise: torch and onnxruntime agree
+        np.testing.assert_allclose(res["torch"][:20], res["onnx"][:20], atol=2e-3)
+
+
+def test_torch_generation_scales_its_noise_by_the_preset(styled, monkeypatch):
+    """What the zero-noise parity above cannot see: TorchGenerator draws noise x temperature x the preset."""
+    import torch
+
+    from transflower.generate import TorchGenerator
+    from transflower.models import transflower as T
+
+    _, ckpt, feats, _, _ = styled
+    seen = []
+    step = T.KVCacheRunner.step
+    monkeypatch.setattr(T.KVCacheRunner, "step", lambda self, x, a, noise: seen.append(noise.clone()) or step(self, x, a, noise))
+    monkeypatch.setattr(torch, "randn", lambda *shape, generator=None: torch.ones(*shape))
+    for style, scale in (("style1", 0.5), ("style2", 1.0)):
+        gen = TorchGenerator(ckpt, temperature=0.8, seed=1, features_json=feats, style=style)
+        seen.clear()
+        meta = gen.meta
+        silence = np.zeros(len(meta["audio_scaler"]["mean"]), np.float32)
+        gen.run(np.zeros((2, len(silence)), np.float32), np.asarray(meta["seed_motion"], np.float32)[-3:], 2, silence)
+        np.testing.assert_allclose(seen[-1].numpy(), 0.8 * scale)  # the last step: a sampled frame
 
 
 def test_live_lists_presets_and_starts_in_the_style(styled, receiver, capsys, caplog, tmp_path):

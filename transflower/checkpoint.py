@@ -46,7 +46,12 @@ def find_features_meta(ckpt_path, cfg, features_json=None) -> dict:
         p = p / "features.json" if p.is_dir() else p
         if not p.is_file():
             raise UserError(f"--features {features_json}: no features.json there (expected the file, or the feature folder holding it)")
-        return _read_features(p)
+        feats = _read_features(p)
+        own = cfg.get("_features") or {}  # a shipped checkpoint's own seed clips and presets still apply
+        for key in ("seed_motion", "style_seeds", "style_presets", "default_temperature"):
+            if key in own and key not in feats:
+                feats[key] = own[key]
+        return feats
     if cfg.get("_features"):
         return dict(cfg["_features"])
     run_dir = Path(ckpt_path).resolve().parent.parent

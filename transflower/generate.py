@@ -135,11 +135,9 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
         seed_feats = np.asarray(style_seeds[style] if style_seed else meta["seed_motion"], np.float32)
     seed_feats = seed_feats[-int(meta["context"]) + 1 :]
     if backend == "onnx":
-        engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=None if style_seed else seed_feats)
-        if style_seed:
-            engine.start_style(style, strength=style_strength)  # warm-started on the style's seed clip
-        elif style not in (None, "auto"):
-            engine.set_style(style, blend_s=0.0, strength=style_strength)
+        # a style: warmed up under its label (as TorchGenerator does), on its seed clip unless one was given
+        engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=None if style_seed else seed_feats,
+                             style=style, style_strength=style_strength)
         out = np.empty((n, engine.motion_dim), np.float32)
         it = range(n)
         if progress:
