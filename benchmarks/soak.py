@@ -2,7 +2,8 @@
 time, for a long time; records what degrades: late/skipped frames, inter-frame interval jitter, CPU share
 and resident memory of the process (growth), audio-in -> OSC-out latency and its drift (first vs last 10%
 of the run), engine resets, audio overruns, UDP errors; and, on Linux, the CPU time the hypervisor took
-from this virtual machine (`steal`, /proc/stat) and how many late frames fell in a moment of steal.
+from this virtual machine (`steal`, /proc/stat) and how many late frames fell in a moment of steal; and each
+late frame (`late_frames`: when, how late, steal seen or not), to line up with other logs.
 
     transflower bench soak [--model M.onnx] [--input song.ogg | --device pulse] --duration 3600 [--json out.json]
 
@@ -188,6 +189,10 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
                    "growth": round(float(np.median(rss_arr[-k:]) - np.median(rss_arr[:k])), 2)},
         "engine_resets": sm.engine_resets, "audio_overruns": sm.audio_overruns, "udp_errors": sm.udp_errors,
         "audio_outages": sm.audio_outages, "steal": steal_out,
+        # each late frame (the first 200): when, how late, and whether steal was seen in its window, so the
+        # next hour can be lined up against other logs (interrupts, the host's)
+        "late_frames": [{"t_s": round(float(t_rel[i]), 3), "late_ms": round(float(late[i]), 2), "steal": bool(stolen[i])}
+                        for i in np.flatnonzero(is_late)[:200]],
     }
     return out
 

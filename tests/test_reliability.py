@@ -361,6 +361,8 @@ def test_soak_short(tiny_onnx, shared_data):
     if st["available"]:
         assert st["steal_s"] >= 0 and 0 <= st["late_frames_during_steal"] <= r["late"]
         assert 0 <= st["share_of_all_frames_during_steal"] <= 1
+    assert len(r["late_frames"]) <= r["late"] + r["skipped"]
+    assert all(f["late_ms"] > 2.0 and 0 <= f["t_s"] <= 9.0 for f in r["late_frames"])
 
 
 def test_steal_attribution_on_known_samples():
