@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import MAX_STYLE_STRENGTH, check_presets, check_strength, load_presets, preset_of, style_weights
+from transflower.styles import check_presets, check_strength, load_presets, preset_of, preset_style
 
 log = logging.getLogger("transflower.bench.style")
 
@@ -123,7 +123,7 @@ def spread_songs(songs: list[dict], clip_styles: dict, n: int | None) -> list[di
         return songs
     by_style: dict = {}
     for s in songs:
-        by_style.setdefault(clip_styles.get(s["id"].split("~")[0]), []).append(s)
+        by_style.setdefault(clip_styles.get(s["id"]), []).append(s)
     out, queues = [], list(by_style.values())
     while len(out) < n:
         for q in queues:
@@ -196,8 +196,8 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     for k, style in enumerate(styles):
         if only and style not in only:
             continue
-        p_strength, p_temp = preset_of(presets, style)
-        w = torch.from_numpy(style_weights(style, styles_all, min(strength * p_strength, MAX_STYLE_STRENGTH)))
+        p_strength, p_temp = preset_of(presets, style)  # recorded with the results
+        w = torch.from_numpy(preset_style(style, styles_all, strength, presets)[0])
         votes, steered_votes, kin = [], [], []
         for i, s in enumerate(songs):
             own_seed = np.ascontiguousarray(s["motion"][:seed_frames])
@@ -259,8 +259,7 @@ def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler
             continue
         a, b = 1 + i % (len(styles_all) - 1), 1 + (i + 1) % (len(styles_all) - 1)  # a style and the next one
         ramp = torch.clamp((torch.arange(n) - k0 + 1) / nb, 0.0, 1.0)[:, None]
-        ends = [(style_weights(styles_all[c], styles_all, min(strength * preset_of(presets, styles_all[c])[0], MAX_STYLE_STRENGTH)),
-                 preset_of(presets, styles_all[c])[1]) for c in (a, b)]
+        ends = [preset_style(styles_all[c], styles_all, strength, presets) for c in (a, b)]  # (weights, temperature x)
         w = (1.0 - ramp) * torch.from_numpy(ends[0][0]) + ramp * torch.from_numpy(ends[1][0])
         temps = temperature * ((1.0 - ramp[:, 0]) * ends[0][1] + ramp[:, 0] * ends[1][1])
         seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))

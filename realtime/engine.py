@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import MAX_STYLE_STRENGTH, check_presets, check_strength, preset_of, style_weights
+from transflower.styles import check_presets, preset_of, preset_style
 
 log = logging.getLogger("transflower.engine")
 METADATA_KEY = "transflower"
@@ -336,12 +336,10 @@ class DanceEngine:
         self.audio[:] = self.silence
         self.stats = EngineStats()
         self.frame = 0
-        if style not in (None, "auto"):
-            self.set_style(style, blend_s=0.0, strength=style_strength)  # UserError for an unknown style
-            self._advance_styles()
-            if seed_motion is None and style in self.style_seeds:
-                self.seed_motion = self.style_seeds[style]
-        self.reset()
+        if style not in (None, "auto"):  # UserError for an unknown style
+            self.start_style(style, style_strength, seed_motion=None if seed_motion is None else self.seed_motion)
+        else:
+            self.reset()
 
     # -- controls --------------------------------------------------------------------------------
     @property
@@ -371,9 +369,7 @@ class DanceEngine:
         if isinstance(name_or_weights, str):
             if name_or_weights not in self.styles:
                 raise UserError(f"style {name_or_weights!r}: unknown; expected one of {self.styles}")
-            p_strength, p_temp = preset_of(self.presets, name_or_weights)
-            strength = min(check_strength(strength) * p_strength, MAX_STYLE_STRENGTH)
-            target = style_weights(name_or_weights, self.styles, strength)
+            target, p_temp = preset_style(name_or_weights, self.styles, strength, self.presets)
             if target is None:  # "auto"
                 target = np.zeros(S, np.float32)
                 target[0] = 1.0

@@ -407,9 +407,9 @@ class LiveSession:
                                   style=getattr(args, "style", None), style_strength=args.style_strength)
         if getattr(args, "style", None) and args.style != "auto":
             p_strength, p_temp = preset_of(self.engine.presets, args.style)
-            log.info("style %s from the start (%s; preset: strength x%g, temperature x%g)", args.style,
-                     "warm-started on its seed clip" if seed_motion is None and args.style in self.engine.style_seeds
-                     else "the seed clip it was given" if seed_motion is not None else "the model's seed clip", p_strength, p_temp)
+            start = ("the seed clip it was given" if seed_motion is not None else "warm-started on its seed clip"
+                     if args.style in self.engine.style_seeds else "the model's seed clip")
+            log.info("style %s from the start (%s; preset: strength x%g, temperature x%g)", args.style, start, p_strength, p_temp)
         if self.dancers > 1 and not self.engine.batched:
             log.warning("%s has a batch axis fixed to 1: the %d dancers step one graph run each (re-export it with a "
                         "dynamic batch axis for one batched run)", self.model.path.name, self.dancers)

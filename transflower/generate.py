@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import MAX_STYLE_STRENGTH, check_presets, check_strength, preset_of, style_weights
+from transflower.styles import check_presets, preset_style
 
 log = logging.getLogger("transflower.generate")
 
@@ -71,8 +71,7 @@ class TorchGenerator:
         # dance asked for in a style starts on that style's seed clip (generate() picks the seed)
         self.presets = check_presets(self.meta.get("style_presets"), styles, where=f"{ckpt}: style_presets")
         self.style_seeds = load_style_seeds(self.meta, self.model.cfg.context, ckpt) if styles else {}
-        p_strength, self.temp_scale = preset_of(self.presets, style)
-        self.style = style_weights(style, styles, min(check_strength(style_strength) * p_strength, MAX_STYLE_STRENGTH))
+        self.style, self.temp_scale = preset_style(style, styles, style_strength, self.presets)
         self.gen = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
         self.torch = torch
 

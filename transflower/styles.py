@@ -90,6 +90,14 @@ def preset_of(presets: dict | None, style) -> tuple[float, float]:
     return float(p.get("strength", 1.0)), float(p.get("temperature", 1.0))
 
 
+def preset_style(style, styles: list[str], strength: float = 1.0, presets: dict | None = None):
+    """A style asked for at `strength` with its preset -> (weights as style_weights gives them, temperature
+    multiplier): the strength times the preset's, capped at MAX_STYLE_STRENGTH. What the engine, torch
+    generation and the benchmarks all do with a style name."""
+    p_strength, p_temp = preset_of(presets, style)
+    return style_weights(style, styles, min(check_strength(strength) * p_strength, MAX_STYLE_STRENGTH)), p_temp
+
+
 def style_weights(style, styles: list[str], strength: float = 1.0):
     """A style name -> float32 weights over `styles` (index 0 "auto"); None / "auto" -> None (the model's
     auto). UserError for a model without styles, an unknown name or a strength outside 0..4."""
