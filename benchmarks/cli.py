@@ -1,4 +1,4 @@
-"""`transflower bench {latency,floor,quality,decompose,style,soak}`: each prints a table, writes JSON (--json), draws PNGs (--plot).
+"""`transflower bench {latency,floor,quality,decompose,style,soak,wakeup}`: each prints a table, writes JSON (--json), draws PNGs (--plot).
 
 Each benchmark module exposes configure_parser(parser) and run(args) -> int, imported lazily so that
 `transflower --help` stays instant.
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "decompose": ("benchmarks.decompose", "where extra joint speed and jerk come from: data, flow noise, rollout, floor clamp, root"),
     "style": ("benchmarks.style", "does the dancer dance the requested style: a classifier of real dances judges generated ones"),
     "soak": ("benchmarks.soak", "a sustained live run: late frames, jitter, CPU share, memory growth, latency drift"),
+    "wakeup": ("benchmarks.wakeup", "how promptly this machine wakes a real-time thread (like cyclictest), per CPU"),
 }
 
 

@@ -54,7 +54,11 @@ class StealSampler:
         return self
 
     def _run(self):
+        from realtime.timing import SideThreadPriority
+
+        priority = SideThreadPriority()  # it takes the GIL 20 times a second: real-time while the loop is
         while not self._stop.is_set() and self.n < len(self.t):
+            priority.follow()
             v = self._read()
             if v is not None:
                 self.t[self.n], self.ticks[self.n] = time.perf_counter(), v
@@ -91,9 +95,10 @@ def rss_mb() -> float:
 
 def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None, osc: str = "127.0.0.1:39539",
              threads: int = 1, no_spin: bool = False, late_policy: str = "skip", rss_every_s: float = 1.0,
-             device: str | None = None, dancers: int = 1, priority: str = "auto") -> dict:
+             device: str | None = None, dancers: int = 1, priority: str = "auto", probe: bool = False) -> dict:
     import resource
 
+    from benchmarks.wakeup import stalls_near
     from realtime.live import LiveSession, _parser
 
     argv = ["--duration", str(duration_s), "--osc", osc, "--status-interval", "0", "--threads", str(threads),
@@ -122,6 +127,8 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         i = state["n"]
         if i >= n_max:
             return
+        if i == 0:
+            state["ru_first"] = resource.getrusage(resource.RUSAGE_SELF)  # start-up's page faults left out
         el = tick.deadline - session.clock.t0
         t_rel[i], late[i], emitted[i] = el, 1000 * tick.late_by, tick.now
         if latency is not None:
@@ -133,6 +140,12 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
 
     session = LiveSession(args, on_frame=on_frame)
     steal = StealSampler(duration_s + 30.0)
+    # the wake-up probe: separate processes, one per CPU, so a late frame can be told the machine's or the loop's
+    probes = None
+    if probe:
+        from benchmarks.wakeup import run_probes
+
+        probes = run_probes(duration_s + 25.0)  # covers start-up (~2-20 s) and the run
     rss_before = rss_mb()
     t0 = time.monotonic()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -144,6 +157,9 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     wall = time.monotonic() - t0
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    # the clock's start on the wall clock, to line late frames up with other logs (a wake-up probe's)
+    clock_t0_unix = time.time() - time.perf_counter() + session.clock.t0
+    ru_first = state.get("ru_first", cpu0)
     n = state["n"]
     t_rel, lat, late = t_rel[:n], lat[:n], late[:n]
     tenth = max(1, n // 10)
@@ -171,6 +187,11 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
     steal_out = {"available": steal.available, "steal_s": steal.steal_s(),
                  "late_frames_during_steal": int(np.sum(stolen & is_late)),
                  "share_of_all_frames_during_steal": round(float(stolen.mean()), 5) if n else None}
+    probe_out = probes.result() if probes is not None else None
+    late_idx = np.flatnonzero(is_late)[:200]
+    # a late frame meets a probe stall if some CPU's probe woke late between its deadline (less 5 ms) and its emission
+    near = ([stalls_near(probe_out, clock_t0_unix + float(t_rel[i]), 0.005, float(late[i]) / 1000.0 + 0.002)
+             for i in late_idx] if probe_out else [None] * len(late_idx))
     out = {
         "duration_s": duration_s, "wall_s": round(wall, 2), "frames": sm.frames, "fps": sm.fps,
         "late": sm.late, "skipped": sm.skipped,
@@ -189,11 +210,21 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
                    "growth": round(float(np.median(rss_arr[-k:]) - np.median(rss_arr[:k])), 2)},
         "engine_resets": sm.engine_resets, "audio_overruns": sm.audio_overruns, "udp_errors": sm.udp_errors,
         "audio_outages": sm.audio_outages, "steal": steal_out,
+        # a page fault in the loop is a stall the loop cannot see coming (the whole process, from the first frame)
+        "page_faults": {"minor": int(cpu1.ru_minflt - ru_first.ru_minflt), "major": int(cpu1.ru_majflt - ru_first.ru_majflt)},
+        "clock_t0_unix": round(clock_t0_unix, 4),
         # each late frame (the first 200): when, how late, and whether steal was seen in its window, so the
         # next hour can be lined up against other logs (interrupts, the host's)
-        "late_frames": [{"t_s": round(float(t_rel[i]), 3), "late_ms": round(float(late[i]), 2), "steal": bool(stolen[i])}
-                        for i in np.flatnonzero(is_late)[:200]],
+        "late_frames": [{"t_s": round(float(t_rel[i]), 3), "late_ms": round(float(late[i]), 2), "steal": bool(stolen[i]),
+                         **({"probe_stall_cpus": cpus} if cpus is not None else {})}
+                        for i, cpus in zip(late_idx, near)],
     }
+    if probe_out is not None:
+        out["probe"] = {"cpus": [{k: c[k] for k in ("cpu", "realtime", "wakeups", "late_ms", "over_report")}
+                                 for c in probe_out["cpus"]],
+                        "all_cpus_at_once": len(probe_out["all_cpus_at_once"]),
+                        "late_frames_with_probe_stall": sum(1 for c in near if c),
+                        "events": {c["cpu"]: c["events"][:500] for c in probe_out["cpus"]}}
     return out
 
 
@@ -209,16 +240,22 @@ def configure_parser(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-spin", action="store_true")
     ap.add_argument("--priority", choices=["auto", "realtime", "normal"], default="auto",
                     help="the frame loop's scheduling, as `live --priority` (default auto: realtime where allowed)")
+    ap.add_argument("--probe", action="store_true",
+                    help="run `bench wakeup`'s probe beside the loop (one real-time process per CPU, ~1%% CPU each) "
+                         "and mark each late frame with the CPUs whose probe woke late then: the machine's stall, "
+                         "not the loop's")
     ap.add_argument("--json", help="write the result here")
 
 
 def run(a) -> int:
     r = run_soak(a.model, a.input, a.duration, a.fps, a.osc, a.threads, a.no_spin, device=a.device, dancers=a.dancers,
-                 priority=a.priority)
+                 priority=a.priority, probe=a.probe)
     text = json.dumps(r, indent=1)
     print(text)
     if a.json:
-        Path(a.json).write_text(text)
+        from transflower.atomic import write_text_atomic
+
+        write_text_atomic(a.json, text)
     return 0
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from transflower.errors import DataError, UserError
 from realtime.frame_clock import FrameClock
 from realtime.ring_buffer import AudioRingBuffer
+from realtime.timing import SideThreadPriority
 
 __all__ = ["AudioSource", "SourceStatus", "MicrophoneSource", "FileSource", "ArraySource", "DemoSource",
            "InputDevice", "AudioUnavailable", "list_input_devices", "find_input_device", "format_input_devices",
@@ -224,9 +225,11 @@ class MicrophoneSource(AudioSource):
         self._scratch = np.zeros(max(16384, self.blocksize), dtype=np.float32)
         self._inv_channels = np.float32(1.0 / self.channels)
         self._stream = None
+        self._priority = SideThreadPriority()
 
     def _callback(self, indata, frames, time_info, status):
         t_start = time.perf_counter()
+        self._priority.follow()  # real-time while the loop is: it holds the GIL here (realtime.timing)
         now = time.monotonic()
         st = self.status
         st.callbacks += 1
@@ -302,6 +305,7 @@ class ArraySource(AudioSource):
         self.position = 0              # next sample of `data` to feed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._priority = SideThreadPriority()  # the audible stream's callback
         self._out_stream = None
         self.clock: FrameClock | None = None
 
@@ -334,8 +338,10 @@ class ArraySource(AudioSource):
                 # taking the GIL back from the frame loop at the moment it wakes (benchmarks/README.md)
                 clock = self.clock = FrameClock(self.samplerate / self.hop, late_policy="hold", spin_s=0.0)
                 clock.start()
+                priority = SideThreadPriority()
                 while not self._stop.is_set():
                     clock.wait_next()
+                    priority.follow()  # real-time while the loop is: it holds the GIL here (realtime.timing)
                     t = time.perf_counter()
                     st.callbacks += 1
                     st.last_callback_time = time.monotonic()
@@ -361,6 +367,7 @@ class ArraySource(AudioSource):
             self._running = False if self._stop.is_set() or st.finished or st.error else self._running
 
     def _out_callback(self, outdata, frames, time_info, status):
+        self._priority.follow()
         st = self.status
         now = time.monotonic()
         st.callbacks += 1

@@ -151,7 +151,9 @@ def set_thread_priority(mode: str) -> str:
     (benchmarks/README.md, "Late frames"). Only this thread is raised: the audio thread and
     onnxruntime's pool (if --threads > 1) keep normal priority, and the kernel's RT throttling
     (sched_rt_runtime_us) keeps a runaway loop from freezing the machine. Linux only; needs root,
-    CAP_SYS_NICE or an RLIMIT_RTPRIO (e.g. the `audio` group's limits.conf on most audio distributions)."""
+    CAP_SYS_NICE or an RLIMIT_RTPRIO (e.g. the `audio` group's limits.conf on most audio distributions).
+    The side threads that take the GIL on a schedule (the audio callback, the file feeder) follow it one
+    step below (`SideThreadPriority`): see there why."""
     import os
 
     from transflower.errors import UserError
@@ -167,6 +169,8 @@ def set_thread_priority(mode: str) -> str:
     try:
         prio = min(REALTIME_PRIORITY, os.sched_get_priority_max(os.SCHED_FIFO))
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))  # 0: this thread (a Linux task)
+        global _side_priority
+        _side_priority = max(1, prio - 1)
         return "realtime"
     except (PermissionError, OSError) as e:
         if mode == "realtime":
@@ -176,9 +180,12 @@ def set_thread_priority(mode: str) -> str:
 
 
 def reset_thread_priority() -> None:
-    """Back to normal scheduling (the loop ended; tests run sessions in threads that live on)."""
+    """Back to normal scheduling (the loop ended; tests run sessions in threads that live on); side threads
+    follow at their next wake."""
     import os
 
+    global _side_priority
+    _side_priority = None
     try:
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     except (AttributeError, OSError):
@@ -186,3 +193,35 @@ def reset_thread_priority() -> None:
 
 
 REALTIME_PRIORITY = 10  # low among RT priorities: above every normal process, below the kernel's own RT threads
+_side_priority: int | None = None  # what side threads should run at while the loop runs realtime (None: normal)
+
+
+class SideThreadPriority:
+    """Keeps a side thread that takes the GIL on a schedule (an audio callback, the file feeder) in the
+    real-time class one step below the frame loop while the loop runs there, and normal otherwise.
+
+    Why: the loop, however promptly the kernel wakes it, still needs the GIL. A normal-priority thread
+    that holds the GIL can be preempted by any other process on its core for a whole time slice (several
+    ms), and the real-time loop then waits behind it: priority inversion, which the GIL does not resolve.
+    In the real-time class the holder runs its few microseconds to the end. `follow()` costs a compare
+    per call; it changes the thread's class only when the loop's has changed. Call it from the thread."""
+
+    __slots__ = ("applied",)
+
+    def __init__(self):
+        self.applied: int | None = None
+
+    def follow(self) -> None:
+        want = _side_priority
+        if want == self.applied:
+            return
+        import os
+
+        try:
+            if want is None:
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            else:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(want))
+        except (AttributeError, OSError):
+            pass  # refused: stays as it is, and is not asked again until the loop's class changes
+        self.applied = want

@@ -169,6 +169,54 @@ def test_thread_priority_modes():
     assert os.sched_getscheduler(0) == os.SCHED_OTHER if hasattr(os, "sched_getscheduler") else True
 
 
+def test_side_threads_follow_the_loop_priority():
+    """A side thread that takes the GIL (the file feeder, an audio callback) runs one real-time step below
+    the loop while the loop runs real-time, and goes back to normal when the loop stops: otherwise a
+    preempted holder of the GIL stalls the real-time loop (priority inversion)."""
+    import os
+    import threading
+
+    import pytest
+
+    from realtime.timing import SideThreadPriority, reset_thread_priority, set_thread_priority
+
+    if not hasattr(os, "sched_getscheduler"):
+        pytest.skip("no sched_getscheduler on this platform")
+    loop_up, side_done, loop_done = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def loop():
+        seen["loop"] = set_thread_priority("auto")
+        seen["loop_prio"] = os.sched_getparam(0).sched_priority
+        loop_up.set()
+        side_done.wait(5)
+        reset_thread_priority()
+        loop_done.set()
+
+    def side():
+        prio = SideThreadPriority()
+        prio.follow()
+        seen["before"] = os.sched_getscheduler(0)
+        loop_up.wait(5)
+        prio.follow()
+        seen["during"] = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+        side_done.set()
+        loop_done.wait(5)
+        prio.follow()
+        seen["after"] = os.sched_getscheduler(0)
+
+    threads = [threading.Thread(target=side), threading.Thread(target=loop)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen["before"] == os.SCHED_OTHER
+    if seen["loop"] != "realtime":
+        pytest.skip("this system refuses SCHED_FIFO: nothing for side threads to follow")
+    assert seen["during"] == (os.SCHED_FIFO, seen["loop_prio"] - 1)
+    assert seen["after"] == os.SCHED_OTHER
+
+
 def test_thread_priority_refused(monkeypatch):
     """Where the system refuses SCHED_FIFO (no CAP_SYS_NICE), auto falls back and realtime says why."""
     import os

@@ -379,6 +379,25 @@ def test_steal_attribution_on_known_samples():
     assert s.steal_s() == pytest.approx(1 / s.hz)
 
 
+def test_wakeup_probe_runs_and_attributes_stalls():
+    """`bench wakeup`: one probe per CPU reports its wake-ups; a stall is 'the machine's' only where every
+    CPU's probe woke late together, and a late frame is matched only to probe stalls inside its window."""
+    from benchmarks.wakeup import _together, format_table, run_probes, stalls_near
+
+    r = run_probes(0.3, interval_ms=1.0, report_ms=1.0).result()
+    assert r["cpus"] and all(c["wakeups"] >= 200 for c in r["cpus"])  # 300 deadlines, a few lost to stalls at most
+    assert all(c["late_ms"]["p50"] >= 0 and c["over_report"] == len(c["events"]) for c in r["cpus"])
+    assert "wake-ups every 1 ms" in format_table(r)
+    cpus = [{"cpu": 0, "events": [(100.000, 3.0), (105.0, 2.0)]}, {"cpu": 1, "events": [(100.002, 4.0), (107.0, 1.5)]}]
+    together = _together(cpus, 0.004)
+    assert [e["t_unix"] for e in together] == [100.0] and together[0]["late_ms"] == [3.0, 4.0]
+    assert _together(cpus, 0.001) == []
+    probe = {"cpus": cpus}
+    assert stalls_near(probe, 100.001, 0.005, 0.002) == [0, 1]
+    assert stalls_near(probe, 105.010, 0.005, 0.002) == []  # 10 ms after CPU 0's stall: not this frame's
+    assert stalls_near(probe, 106.998, 0.005, 0.003) == [1]
+
+
 # -------------------------------------------------------------------------------------------- fuzz
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
