@@ -294,7 +294,9 @@ def foot_skating(pos: np.ndarray, names: list[str], fps: float, contact_cm: floa
 
 
 def kinematics(pos: np.ndarray, names: list[str], fps: float, contact_cm: float = 5.0, slide_m_s: float = 0.5) -> dict:
-    """(T, J, 3) cm -> {'speed', 'jerk', 'frame_max_speed' (T-1,), 'slide'} (m/s, m/s^3, m/s, fraction)."""
+    """(T, J, 3) cm -> {'speed', 'jerk', 'frame_max_speed' (T-1,), 'slide'} (m/s, m/s^3, m/s, fraction), and
+    'speed' taken apart: 'travel' (the joints' centroid over the floor and up) and 'body' (the joints about
+    that centroid), m/s: a dance can be too fast because it covers too much floor or because it flails."""
     p = np.asarray(pos, np.float64) / 100.0
     if len(p) < 4:
         raise ValueError("kinematics: need at least 4 frames")
@@ -306,8 +308,11 @@ def kinematics(pos: np.ndarray, names: list[str], fps: float, contact_cm: float 
     t = np.arange(len(p) - 1)
     h_speed = np.linalg.norm(feet[t + 1, low[1:], :][:, [0, 2]] - feet[t, low[1:], :][:, [0, 2]], axis=-1) * fps
     near = feet[t + 1, low[1:], 1] - floor < contact_cm / 100.0
+    centre = p.mean(1, keepdims=True)  # (T, 1, 3)
+    travel = np.linalg.norm(np.diff(centre[:, 0], axis=0), axis=-1) * fps
+    body = np.linalg.norm(np.diff(p - centre, axis=0), axis=-1) * fps
     return {"speed": float(v.mean()), "jerk": float(jerk.mean()), "frame_max_speed": v.max(1),
-            "slide": float((near & (h_speed > slide_m_s)).mean())}
+            "slide": float((near & (h_speed > slide_m_s)).mean()), "travel": float(travel.mean()), "body": float(body.mean())}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -137,6 +137,11 @@ def test_bench_style_and_decompose_run_end_to_end(tmp_path):
     assert set(res["recognised"]) == {"style1", "style2"} and 0.0 <= res["classifier"]["held_out_accuracy"] <= 1.0
     assert all(r["windows"] > 0 for r in res["recognised"].values())
     assert res["switch"]["songs"] and res["switch"]["real_p999"] > 0 and "switch_without_pop" in res["targets"]
+    sw = res["switch"]  # each switch beside the same dance without it, and the real dances' own crossing rate
+    assert sw["switches"] == len(sw["songs"]) and 0 <= sw["switches_over"] <= sw["switches"]
+    assert 0 <= sw["without_switch_over"] <= sw["switches"] and 0.0 <= sw["real_windows_over"] <= 1.0
+    assert all(x["max_speed_without_switch"] > 0 for x in sw["songs"])
+    assert sw["switches_over"] == sum(x["max_speed"] > sw["real_p999"] for x in sw["songs"])
     for style, k in res["kinetics"].items():  # per-style quality against that style's real dances
         assert k["real_clips"] == 2 and k["ratios"]["speed"] == pytest.approx(k["generated"]["speed"] / k["real"]["speed"])
         assert f"{style}_kinetic_targets" in res["targets"]
@@ -146,9 +151,12 @@ def test_bench_style_and_decompose_run_end_to_end(tmp_path):
     presets.write_text("style2: {strength: 1.5, temperature: 0.5}\n")
     rc = main(["bench", "style", "--data", str(data), "--model", str(ckpt), "--samples", "1", "--seconds", "6",
                "--segment-seconds", "1", "--switch-seconds", "2", "--blend-seconds", "0.5", "--presets", str(presets),
-               "--split", "train", "--songs", "1", "--started-only", "--json", str(out)])
+               "--split", "train", "--songs", "1", "--started-only", "--switch-repeats", "2", "--json", str(out)])
     assert rc == 0
     res = json.loads(out.read_text())
+    assert [x["repeat"] for x in res["switch"]["songs"]] == [0, 1]  # one song's switch, danced twice
+    a, b = res["switch"]["songs"]
+    assert a["max_speed"] != b["max_speed"]  # other noise, another dance
     assert res["split"] == "train" and len(res["songs"]) == 1 and res["presets"] == {"style2": {"strength": 1.5, "temperature": 0.5}}
     assert res["recognised"]["style2"]["preset"] == {"strength": 1.5, "temperature": 0.5}
     assert all(r["steered_share"] is None for r in res["recognised"].values())
@@ -222,5 +230,7 @@ def test_style_kinetics_ratios_and_targets():
     assert good["ok"] and good["ratios"]["speed"] == pytest.approx(1.1) and good["ratios"]["jerk"] == pytest.approx(1.2)
     assert not style_kinetics(real, [kin(1.3, 120.0, 0.1)])["ok"]  # 1.3x too fast
     assert not style_kinetics(real, [kin(1.0, 200.0, 0.1)])["ok"]  # twice as jerky
+    split = style_kinetics([{**k, "travel": 0.5, "body": 0.7} for k in real], [{**kin(1.3, 120.0, 0.1), "travel": 1.0, "body": 0.7}])
+    assert split["ratios"]["travel"] == pytest.approx(2.0) and split["ratios"]["body"] == pytest.approx(1.0)  # where 1.3x came from
     twitchy = style_kinetics(real, [kin(1.0, 100.0, 0.1, fast=5.0), kin(1.0, 100.0, 0.1, fast=5.0)])
     assert twitchy["ratios"]["spike"] == pytest.approx(2.0) and twitchy["ok"]  # 2 of 200 frames vs 1 of 200

@@ -108,3 +108,22 @@ def test_music_beats_on_a_click_track(tmp_path):
     assert len(beats) >= 10
     # every detected beat within one frame of a click (clicks every 10 frames)
     assert (np.minimum(beats % 10, 10 - beats % 10) <= 1).all()
+
+
+def test_kinematics_takes_speed_apart_into_travel_and_body():
+    """A rigid body gliding at 1 m/s travels at 1 m/s and has no body speed; the same body spinning in place
+    has body speed and (its centroid fixed) no travel."""
+    rng = np.random.default_rng(0)
+    J, T, fps = len(JOINT_NAMES), 40, 20.0
+    rest = rng.normal(0, 30, (J, 3))  # cm
+    rest -= rest.mean(0)
+    glide = rest[None] + np.arange(T)[:, None, None] * np.array([100.0 / fps, 0, 0])  # 1 m/s along x
+    k = M.kinematics(glide, list(JOINT_NAMES), fps)
+    assert k["travel"] == pytest.approx(1.0) and k["body"] == pytest.approx(0.0, abs=1e-9)
+    assert k["speed"] == pytest.approx(1.0)
+    a = np.arange(T)[:, None] * 0.1
+    c, s = np.cos(a), np.sin(a)  # turning about the vertical through the centroid
+    spin = np.stack([c * rest[None, :, 0] + s * rest[None, :, 2], np.broadcast_to(rest[None, :, 1], (T, J)),
+                     -s * rest[None, :, 0] + c * rest[None, :, 2]], -1)
+    k = M.kinematics(spin, list(JOINT_NAMES), fps)
+    assert k["travel"] == pytest.approx(0.0, abs=1e-9) and k["body"] > 0.1 and k["body"] == pytest.approx(k["speed"])
