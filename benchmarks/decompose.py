@@ -13,6 +13,11 @@ m/s^3, each also as a ratio to the real dances:
 - `rollout`: the model's free-running dance (c: compared with one-step), with and without the floor clamp
   (d); `root` and `body` split each speed into the root's travel (hips, from integrating root velocity:
   e) and the joints' motion relative to the hips.
+- `one-step: ... root velocity`: the root's horizontal velocity (the features' first two dims) sampled
+  from the true past, against the real one: is a too-fast travel in the model's conditional, or made by
+  the rollout?
+With `--style NAME` the model dances that style (its label, preset and seed clip, as `live --style` does)
+on every test song: where a style's excess speed comes from.
 """
 from __future__ import annotations
 
@@ -43,7 +48,7 @@ def _mean(rows: list[dict]) -> dict:
 
 
 def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, temperature: float = 1.0,
-                  seed_seconds: float = 2.0, progress=print) -> dict:
+                  seed_seconds: float = 2.0, style: str | None = None, progress=print) -> dict:
     import torch
 
     from benchmarks import metrics as M
@@ -65,8 +70,25 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
     mf = MotionFeatures(skel)
     seed_frames = max(1, int(round(seed_seconds * fps)))
     songs = load_songs(data_dir, "test", seed_frames, int(round(seconds * fps)), fps)
-    model, _ = load_checkpoint(ckpt)
+    model, cfg = load_checkpoint(ckpt)
     torch.set_num_threads(1)
+    w_style, style_seed = None, None
+    if style is not None:  # the style's label, preset and seed clip, as `live --style` uses them
+        from transflower.checkpoint import load_style_seeds
+        from transflower.dataset import read_ids
+        from transflower.styles import check_presets, preset_style
+
+        styles_all = list(feats.get("styles") or [])
+        if style not in styles_all[1:] or getattr(model.cfg, "styles", 0) != len(styles_all):
+            raise UserError(f"--style {style}: expected one of the data's styles the model was trained on, {styles_all[1:]}")
+        own = cfg.get("_features") or {}
+        presets = check_presets(own.get("style_presets") or {}, styles_all, where=f"{ckpt}: style_presets")
+        w, t_mult = preset_style(style, styles_all, 1.0, presets)
+        w_style, temperature = torch.from_numpy(w), temperature * t_mult
+        seeds = load_style_seeds(own if own.get("style_seeds") else {**feats, "train_ids": read_ids(data_dir, "train")},
+                                 model.cfg.context, ckpt, data_dir=data_dir)
+        if style in seeds:  # else the song's own dance, as without --style
+            style_seed = scaler.transform(np.asarray(seeds[style], np.float32)).astype(np.float32)
 
     def positions(x_unscaled, clamp=False):
         root, rots = mf.decode(np.asarray(x_unscaled, np.float64))
@@ -91,12 +113,14 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
         audio_in = torch.from_numpy(s["audio"][None, audio_idx])
         with torch.no_grad():  # far-tail draws redrawn, as generation and the live engine do
             g = torch.Generator().manual_seed(i)
-            x1 = model.sample(motion_in, audio_in, temperature, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g))[0]
+            kw = {} if w_style is None else {"style": w_style.expand(1, s["n"], -1)}  # only style-conditioned models take it
+            x1 = model.sample(motion_in, audio_in, temperature, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g), **kw)[0]
             for _ in range(3):
                 bad = ~(torch.isfinite(x1).all(-1) & (x1.abs().amax(-1) <= 25.0))
                 if not bad.any():
                     break
-                redo = model.sample(motion_in, audio_in, temperature, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g))[0]
+                redo = model.sample(motion_in, audio_in, temperature, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g),
+                                    **kw)[0]
                 x1 = torch.where(bad[:, None], redo, x1)
             x1 = x1.numpy()
         prev = real[seed_frames - 1: seed_frames - 1 + s["n"]]
@@ -108,13 +132,16 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
             return (p - p[:, :1])[:, 1:] / 100.0
         step_model = np.linalg.norm(body(scaler.inverse(x1)) - body(prev), axis=-1).mean() * fps
         step_real = np.linalg.norm(body(real[sl]) - body(prev), axis=-1).mean() * fps
-        one_model.append({"body_speed": float(step_model)})
-        one_real.append({"body_speed": float(step_real)})
-        seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
+        # the root's horizontal velocity (features 0, 2: cm per frame in the heading frame), sampled vs real
+        root_v = lambda x: float(np.linalg.norm(np.asarray(x, np.float64)[:, :2], axis=-1).mean() / 100.0 * fps)  # noqa: E731
+        one_model.append({"body_speed": float(step_model), "root_speed": root_v(scaler.inverse(x1))})
+        one_real.append({"body_speed": float(step_real), "root_speed": root_v(real[sl])})
+        seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames] if style_seed is None else style_seed))
         audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + s["n"]]))
         for k in range(samples):
             with torch.no_grad():
-                x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(1000 * k + i)).numpy()
+                x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(1000 * k + i),
+                                   **({} if w_style is None else {"style": w_style})).numpy()
             x = scaler.inverse(x)
             roll.append(_speeds(positions(x), fps))
             roll_clamp.append(_speeds(positions(x, clamp=True), fps))
@@ -133,7 +160,7 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
             if k != "name" and not k.endswith("_ratio"):
                 base = ref[k] if k in ref and not r["name"].startswith("one-step") else _mean(one_real)[k]
                 r[f"{k}_ratio"] = r[k] / base if base else None
-    return {"benchmark": "decompose", "data": str(data_dir), "model": str(ckpt), "fps": fps, "seconds": seconds,
+    return {"benchmark": "decompose", "data": str(data_dir), "model": str(ckpt), "style": style, "fps": fps, "seconds": seconds,
             "samples": samples, "temperature": temperature, "songs": [s["id"] for s in songs], "rows": rows}
 
 
@@ -159,11 +186,13 @@ def configure_parser(p) -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="seconds per test song (default 20)")
     p.add_argument("--samples", type=int, default=2, help="rollouts per song (default 2)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    p.add_argument("--style", help="dance this style (label, preset, seed clip, as `live --style`); the real rows stay "
+                   "the test songs' own dances, so compare the one-step rows and the rollout's split")
     p.add_argument("--json", help="write the results here")
 
 
 def run(args) -> int:
-    res = run_decompose(args.data, args.model, args.seconds, args.samples, args.temperature)
+    res = run_decompose(args.data, args.model, args.seconds, args.samples, args.temperature, style=args.style)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -166,6 +166,15 @@ def test_bench_style_and_decompose_run_end_to_end(tmp_path):
     rows = {r["name"]: r for r in json.loads(out.read_text())["rows"]}
     assert rows["real: features"]["world_speed_ratio"] == pytest.approx(1.0)
     assert rows["rollout"]["world_speed"] > 0 and rows["one-step: model displacement"]["body_speed"] > 0
+    one = rows["one-step: model displacement"]  # the root's sampled velocity against the real one
+    assert one["root_speed"] > 0 and one["root_speed_ratio"] == pytest.approx(
+        one["root_speed"] / rows["one-step: real displacement"]["root_speed"])
+    assert main(["bench", "decompose", "--data", str(data), "--model", str(ckpt), "--seconds", "4", "--samples", "1",
+                 "--style", "style2", "--json", str(out)]) == 0
+    styled = json.loads(out.read_text())
+    assert styled["style"] == "style2"
+    assert {r["name"]: r for r in styled["rows"]}["rollout"]["world_speed"] != rows["rollout"]["world_speed"]
+    assert main(["bench", "decompose", "--data", str(data), "--model", str(ckpt), "--style", "tango"]) == 2
 
 
 def test_bench_latency_crowd_and_variant_rows(tmp_path):
