@@ -95,14 +95,15 @@ def rss_mb() -> float:
 
 def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None, osc: str = "127.0.0.1:39539",
              threads: int = 1, no_spin: bool = False, late_policy: str = "skip", rss_every_s: float = 1.0,
-             device: str | None = None, dancers: int = 1, priority: str = "auto", probe: bool = False) -> dict:
+             device: str | None = None, dancers: int = 1, priority: str = "auto", probe: bool = False,
+             lock_memory: str = "auto") -> dict:
     import resource
 
     from benchmarks.wakeup import stalls_near
     from realtime.live import LiveSession, _parser
 
     argv = ["--duration", str(duration_s), "--osc", osc, "--status-interval", "0", "--threads", str(threads),
-            "--late-policy", late_policy, "--dancers", str(dancers), "--priority", priority]
+            "--late-policy", late_policy, "--dancers", str(dancers), "--priority", priority, "--lock-memory", lock_memory]
     argv += ["--model", str(model)] if model else []
     if input:
         argv += ["--input", str(input), "--loop-input"]
@@ -120,6 +121,7 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
     lat = np.full(n_max, np.nan)      # audio-in -> OSC-out (ms) when a new audio row was used
     late = np.zeros(n_max)            # tick lateness (ms)
     emitted = np.zeros(n_max)         # when each frame was handed on (clock time, s)
+    majflt = np.zeros(n_max, np.int32)  # major page faults (a page read back from disk) since the previous frame
     rss = []                          # (t, MB)
     state = {"n": 0, "next_rss": 0.0}
 
@@ -127,8 +129,12 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         i = state["n"]
         if i >= n_max:
             return
+        ru = resource.getrusage(resource.RUSAGE_SELF)  # ~2 us; a bench's hook, not the live path
         if i == 0:
-            state["ru_first"] = resource.getrusage(resource.RUSAGE_SELF)  # start-up's page faults left out
+            state["ru_first"] = ru  # start-up's page faults left out
+        else:
+            majflt[i] = ru.ru_majflt - state["majflt"]
+        state["majflt"] = ru.ru_majflt
         el = tick.deadline - session.clock.t0
         t_rel[i], late[i], emitted[i] = el, 1000 * tick.late_by, tick.now
         if latency is not None:
@@ -197,7 +203,7 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         "late": sm.late, "skipped": sm.skipped,
         "late_first_10pct": int(np.sum(is_late[:tenth])),
         "late_last_10pct": int(np.sum(is_late[-tenth:])),
-        "dancers": sm.dancers, "priority": sm.priority, "step_ms": sm.step_ms, "engine_ms": sm.engine_ms, "host_ms": sm.host_ms,
+        "dancers": sm.dancers, "priority": sm.priority, "memory": sm.memory, "step_ms": sm.step_ms, "engine_ms": sm.engine_ms, "host_ms": sm.host_ms,
         "startup_s": sm.startup_s, "gc": sm.gc, "loadavg": [round(x, 2) for x in __import__("os").getloadavg()],
         "jitter_ms": {"p50": p(jitter, 50), "p99": p(jitter, 99), "max": p(jitter, 100)},
         "cpu_share": round(cpu_s / max(wall, 1e-9), 3),  # of one core, whole process (audio thread included)
@@ -216,8 +222,10 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         # each late frame (the first 200): when, how late, and whether steal was seen in its window, so the
         # next hour can be lined up against other logs (interrupts, the host's)
         "late_frames": [{"t_s": round(float(t_rel[i]), 3), "late_ms": round(float(late[i]), 2), "steal": bool(stolen[i]),
-                         **({"probe_stall_cpus": cpus} if cpus is not None else {})}
+                         "major_faults": int(majflt[i]), **({"probe_stall_cpus": cpus} if cpus is not None else {})}
                         for i, cpus in zip(late_idx, near)],
+        "late_frames_with_major_fault": int(np.sum(is_late & (majflt[:n] > 0))),
+        "frames_with_major_fault": int(np.sum(majflt[:n] > 0)),
     }
     if probe_out is not None:
         out["probe"] = {"cpus": [{k: c[k] for k in ("cpu", "realtime", "wakeups", "late_ms", "over_report")}
@@ -240,6 +248,8 @@ def configure_parser(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-spin", action="store_true")
     ap.add_argument("--priority", choices=["auto", "realtime", "normal"], default="auto",
                     help="the frame loop's scheduling, as `live --priority` (default auto: realtime where allowed)")
+    ap.add_argument("--lock-memory", choices=["auto", "on", "off"], default="auto",
+                    help="as `live --lock-memory` (default auto: mlockall where the loop runs realtime)")
     ap.add_argument("--probe", action="store_true",
                     help="run `bench wakeup`'s probe beside the loop (one real-time process per CPU, ~1%% CPU each) "
                          "and mark each late frame with the CPUs whose probe woke late then: the machine's stall, "
@@ -249,7 +259,7 @@ def configure_parser(ap: argparse.ArgumentParser) -> None:
 
 def run(a) -> int:
     r = run_soak(a.model, a.input, a.duration, a.fps, a.osc, a.threads, a.no_spin, device=a.device, dancers=a.dancers,
-                 priority=a.priority, probe=a.probe)
+                 priority=a.priority, probe=a.probe, lock_memory=a.lock_memory)
     text = json.dumps(r, indent=1)
     print(text)
     if a.json:

@@ -55,7 +55,8 @@ log = logging.getLogger("transflower.live")
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
                "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "style",
-               "style_strength", "no_style_presets", "control", "midi", "midi_map", "bone_positions", "bone_map", "avatar", "priority"}
+               "style_strength", "no_style_presets", "control", "midi", "midi_map", "bone_positions", "bone_map", "avatar", "priority",
+               "lock_memory"}
 
 # Receivers that do not interpolate (EVMC4U, VSeeFace, Warudo as set up by default) show the newest frame at each
 # display refresh: at the model's 20 fps that is visible 50 ms stepping, so the stream goes out at 60 fps,
@@ -107,6 +108,7 @@ class LiveSummary:
     control_errors: int = 0
     stopped_by: str = ""
     priority: str = "normal"
+    memory: str = "unlocked"
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -144,6 +146,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                      help="scheduling of the frame loop's thread: realtime (SCHED_FIFO: wakes on time on a busy machine; "
                           "Linux, needs CAP_SYS_NICE or an rtprio limit), normal, or auto (default: realtime where "
                           "allowed, else normal; the summary's `priority` says which)")
+    mdl.add_argument("--lock-memory", choices=["auto", "on", "off"], default="auto",
+                     help="keep the process's memory resident (mlockall), so no page the loop touches is read back from "
+                          "disk mid-show: on, off, or auto (default: try where the loop runs realtime; the summary's "
+                          "`memory` says which)")
     out = p.add_argument_group("output")
     out.add_argument("--osc", action="append", metavar="HOST:PORT", help="VMC/OSC target, repeatable (default 127.0.0.1:39539)")
     out.add_argument("--bone-positions", choices=["none", "skeleton"], default="none",
@@ -439,6 +445,7 @@ class LiveSession:
         self.startup_s = None
         self.gc_watch = None
         self.priority = "normal"
+        self.memory = "unlocked"
         self._switch_interval = None
         self.feats = None
         self.watchdog = None
@@ -570,7 +577,7 @@ class LiveSession:
     def _start(self) -> None:
         from realtime.audio_sources import MicrophoneSource
         from realtime.streaming_features import StreamingAudioFeatures
-        from realtime.timing import GcWatch, set_thread_priority
+        from realtime.timing import GcWatch, lock_memory, set_thread_priority
         from realtime.watchdog import AudioWatchdog
 
         args = self.args
@@ -609,7 +616,9 @@ class LiveSession:
         # after the switch interval: 5 ms by default, a late frame at 60 fps; 0.5 ms bounds that wait
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(LOOP_SWITCH_INTERVAL_S)
-        log.info("frame loop priority: %s", self.priority)
+        lock = getattr(args, "lock_memory", "auto") or "auto"
+        self.memory = lock_memory("on" if lock == "on" else lock if self.priority == "realtime" else "off")
+        log.info("frame loop priority: %s; memory %s", self.priority, self.memory)
 
     def _loop(self) -> bool:
         args, clock, times = self.args, self.clock, self.times
@@ -672,6 +681,10 @@ class LiveSession:
             from realtime.timing import reset_thread_priority
 
             reset_thread_priority()  # self.priority keeps what the loop ran as, for the summary
+        if self.memory == "locked":
+            from realtime.timing import unlock_memory
+
+            unlock_memory()
         gc.unfreeze()
         if status_written:
             sys.stderr.write("\n")
@@ -742,7 +755,7 @@ class LiveSession:
             gc=self.gc_watch.summary() if self.gc_watch else {},
             control_messages=self.controls.applied if self.controls is not None else 0,
             control_errors=self.controls.errors if self.controls is not None else 0, stopped_by=self.stopped_by,
-            priority=self.priority,
+            priority=self.priority, memory=self.memory,
         )
 
 

@@ -192,6 +192,66 @@ def reset_thread_priority() -> None:
         pass
 
 
+def lock_memory(mode: str) -> str:
+    """Keep the live process's memory resident (mlockall), so a page the loop touches is never read back
+    from disk mid-frame. "auto" tries and falls back, "on" requires it (UserError if refused), "off" leaves
+    memory alone. Returns "locked" or "unlocked".
+
+    Why: a kernel that reclaims memory proactively (DAMON's pageout scheme, memory-pressure reclaim) drops
+    file-backed pages not touched for a while: code of a shared library or of Python run once a minute
+    (the song looping, a status line, a collection). The next touch is a major page fault, a disk read of
+    milliseconds, taken with the GIL held: a late frame. MCL_ONFAULT locks each page as it is first used
+    instead of reading every mapped library in at once (the live process stays at its working set);
+    MCL_FUTURE covers what is mapped later, and is asked for only where the lock limit cannot be hit
+    afterwards (unlimited, or root), since a later allocation past the limit would fail."""
+    import ctypes
+    import ctypes.util
+    import os
+    import resource
+
+    from transflower.errors import UserError
+
+    if mode not in ("auto", "on", "off"):
+        raise UserError(f"--lock-memory {mode!r}: expected auto, on or off")
+    if mode == "off":
+        return "unlocked"
+    MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4  # <sys/mman.h>, Linux
+    why = None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+        flags = MCL_CURRENT | MCL_ONFAULT
+        if soft == resource.RLIM_INFINITY or (hasattr(os, "geteuid") and os.geteuid() == 0):
+            flags |= MCL_FUTURE
+        if libc.mlockall(flags) == 0:
+            global _memory_locked
+            _memory_locked = True
+            return "locked"
+        why = os.strerror(ctypes.get_errno())
+    except (OSError, AttributeError, ValueError) as e:  # not Linux, no libc, no RLIMIT_MEMLOCK
+        why = str(e)
+    if mode == "on":
+        raise UserError(f"--lock-memory on: the system refused mlockall ({why}); raise the memlock limit "
+                        "(ulimit -l, limits.conf) or run with CAP_IPC_LOCK, or use --lock-memory auto")
+    return "unlocked"
+
+
+def unlock_memory() -> None:
+    """Undo lock_memory (the loop ended; tests run sessions in a process that lives on)."""
+    global _memory_locked
+    if not _memory_locked:
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).munlockall()
+    except (OSError, AttributeError):
+        pass
+    _memory_locked = False
+
+
+_memory_locked = False
 REALTIME_PRIORITY = 10  # low among RT priorities: above every normal process, below the kernel's own RT threads
 _side_priority: int | None = None  # what side threads should run at while the loop runs realtime (None: normal)
 

@@ -217,6 +217,51 @@ def test_side_threads_follow_the_loop_priority():
     assert seen["after"] == os.SCHED_OTHER
 
 
+def test_lock_memory_modes_and_refusal(monkeypatch):
+    """--lock-memory: off leaves memory alone, auto locks where allowed (and unlock undoes it), on insists;
+    a refusal falls back under auto and names the option and the fix under on."""
+    import ctypes
+    from pathlib import Path
+
+    import pytest
+
+    from realtime import timing
+    from transflower.errors import UserError
+
+    def locked_kb():
+        st = Path("/proc/self/status")
+        if not st.exists():
+            return None
+        return next((int(line.split()[1]) for line in st.read_text().splitlines() if line.startswith("VmLck:")), None)
+
+    with pytest.raises(UserError, match="--lock-memory"):
+        timing.lock_memory("always")
+    assert timing.lock_memory("off") == "unlocked"
+    got = timing.lock_memory("auto")
+    assert got in ("locked", "unlocked")
+    if got == "locked":
+        buf = bytearray(1 << 20)  # touched after the lock: locked on first use (MCL_ONFAULT)
+        buf[::4096] = b"x" * len(buf[::4096])
+        if locked_kb() is not None:
+            assert locked_kb() > 0
+        timing.unlock_memory()
+        if locked_kb() is not None:
+            assert locked_kb() == 0
+
+    class Refusing:
+        def __init__(self, *a, **k):
+            pass
+
+        def mlockall(self, flags):
+            ctypes.set_errno(1)
+            return -1
+
+    monkeypatch.setattr(ctypes, "CDLL", Refusing)
+    assert timing.lock_memory("auto") == "unlocked"
+    with pytest.raises(UserError, match="--lock-memory on: the system refused mlockall"):
+        timing.lock_memory("on")
+
+
 def test_thread_priority_refused(monkeypatch):
     """Where the system refuses SCHED_FIFO (no CAP_SYS_NICE), auto falls back and realtime says why."""
     import os
