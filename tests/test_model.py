@@ -96,3 +96,58 @@ def test_style_balanced_weights_draw_every_style_equally(tmp_path):
     per_style = {k: w[[i for i, (sid, _) in enumerate(ds.index) if labels[sid] == k]].sum() for k in (1, 2)}
     assert abs(per_style[1] - 0.5) < 1e-9 and abs(per_style[2] - 0.5) < 1e-9
     assert abs(w.sum() - 1.0) < 1e-9
+
+
+def _tiny_residual(**kw):
+    cfg = TransflowerConfig(motion_dim=6, audio_dim=5, d_model=32, n_heads=4, motion_layers=1, audio_layers=1,
+                            cross_layers=1, context=8, dropout=0.0, flow_steps=2, flow_hidden=16, residual=True,
+                            residual_leak=0.02, **kw)
+    torch.manual_seed(0)
+    model = TransflowerLive(cfg)
+    for s in model.flow.steps:
+        s.norm.initialized.fill_(True)
+    return model
+
+
+def test_scheduled_sampling_feeds_the_models_own_one_step_samples_and_keeps_the_first_pose():
+    model = _tiny_residual(scheduled_sampling=0.5, scheduled_sampling_temperature=0.7).train()
+    m, a = torch.randn(3, 12, 6), torch.randn(3, 12, 5)
+    noise = torch.randn(1, 3, 12, 6)
+    choose = torch.rand(1, 3, 12, 1) < 0.5
+    fed = model.self_fed_input(m, a, noise=noise, choose=choose)
+    own = model.sample(m, a, temperature=0.7, noise=noise[0])  # own[t]: a sample of x_t = the input at t + 1
+    assert torch.equal(fed[:, 0], m[:, 0])
+    use = choose[0, :, 1:, 0]
+    assert torch.allclose(fed[:, 1:][use], own[:, :-1][use], atol=1e-5)
+    assert torch.equal(fed[:, 1:][~use], m[:, 1:][~use])
+    assert use.any() and (~use).any() and not torch.allclose(own[:, :-1], m[:, 1:], atol=1e-2)
+    # two passes: the second samples from the first's mix, so its fed poses differ from one-step samples
+    model.cfg.scheduled_sampling_passes = 2
+    every = torch.ones(2, 3, 12, 1, dtype=torch.bool)
+    fed2 = model.self_fed_input(m, a, noise=torch.cat([noise, noise]), choose=every)
+    first = torch.cat([m[:, :1], own[:, :-1]], dim=1)
+    assert torch.allclose(fed2[:, 1:], model.sample(first, a, temperature=0.7, noise=noise[0])[:, :-1], atol=1e-5)
+    # never at inference, and no gradient through the samples
+    assert torch.equal(model.eval().self_fed_input(m, a), m)
+    assert not model.train().self_fed_input(m.requires_grad_(), a).requires_grad
+
+
+def test_scheduled_sampling_trains_and_survives_far_tail_samples():
+    model = _tiny_residual(scheduled_sampling=0.9, scheduled_sampling_passes=2).train()
+    m, a = torch.randn(2, 10, 6), torch.randn(2, 10, 5)
+    fed = model.self_fed_input(m, a, noise=torch.full((2, 2, 10, 6), 1e6))  # absurd draws: clamped, finite
+    assert torch.isfinite(fed).all() and fed.abs().max() <= 25.0
+    loss = model.nll(m, a, torch.roll(m, -1, dims=1))
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_scheduled_sampling_config_is_checked():
+    import pytest
+
+    from transflower.errors import UserError
+
+    for bad in (dict(scheduled_sampling=1.0), dict(scheduled_sampling=-0.1), dict(scheduled_sampling_passes=0),
+                dict(scheduled_sampling_temperature=0.0)):
+        with pytest.raises(UserError, match="scheduled_sampling"):
+            TransflowerConfig(**bad)

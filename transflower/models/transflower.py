@@ -21,7 +21,9 @@ What differs from the paper, and why:
   are; a residual on them would make the root's speed a random walk.
 - Robustness to its own outputs (exposure bias): in training the poses the encoder sees are noised
   (`pose_noise`) and whole previous poses dropped (`pose_dropout`, MoGlow's autoregressive dropout);
-  the residual's base stays the clean previous pose.
+  the residual's base stays the clean previous pose. `scheduled_sampling` goes further: some past poses
+  the encoder sees are the model's own samples (parallel scheduled sampling), so a rollout's drift is
+  something training has shown it, with the data's next pose as the target.
 - An optional style label (`styles` > 0: a learned embedding of a weight vector over style names,
   entry 0 = "auto") is added to every fused token; training drops the label (-> "auto") for a whole
   window with probability `style_dropout`, so "auto" lets the music decide. Weights, not an index,
@@ -70,6 +72,9 @@ class TransflowerConfig:
     styles: int = 0  # number of style weights including "auto" (0: no style input)
     style_dropout: float = 0.3  # probability of training a window as "auto"
     music_swap: float = 0.0  # probability of training a labelled window on another window's music (see loss)
+    scheduled_sampling: float = 0.0  # probability that the encoder sees the model's own sample of a past pose, training only
+    scheduled_sampling_passes: int = 1  # passes of parallel sampling: pass k feeds on pass k-1's samples (k-step drift)
+    scheduled_sampling_temperature: float = 0.6  # the temperature those samples are drawn at (the live default)
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -90,9 +95,13 @@ class TransflowerConfig:
             raise UserError(f"model_config.lookahead: expected an integer number of frames in 0..100, got {self.lookahead!r}")
         if not 0.0 <= float(self.velocity_leak) <= 1.0:
             raise UserError(f"model_config.velocity_leak: expected a value in [0, 1], got {self.velocity_leak!r}")
-        for name in ("dropout", "pose_dropout", "style_dropout", "music_swap", "residual_leak"):
+        for name in ("dropout", "pose_dropout", "style_dropout", "music_swap", "residual_leak", "scheduled_sampling"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise UserError(f"model_config.{name}: expected a value in [0, 1), got {getattr(self, name)!r}")
+        if not isinstance(self.scheduled_sampling_passes, int) or self.scheduled_sampling_passes < 1:
+            raise UserError(f"model_config.scheduled_sampling_passes: expected an integer >= 1, got {self.scheduled_sampling_passes!r}")
+        if not float(self.scheduled_sampling_temperature) > 0.0:
+            raise UserError(f"model_config.scheduled_sampling_temperature: expected a value > 0, got {self.scheduled_sampling_temperature!r}")
         if not float(self.pose_noise) >= 0.0:
             raise UserError(f"model_config.pose_noise: expected a value >= 0, got {self.pose_noise!r}")
         if not isinstance(self.styles, int) or self.styles < 0 or self.styles == 1:
@@ -327,12 +336,40 @@ class TransflowerLive(nn.Module):
             x = x * keep
         return x
 
+    @torch.no_grad()
+    def self_fed_input(self, motion_in, audio_in, style=None, noise=None, choose=None):
+        """Scheduled sampling, in parallel (Bengio et al. 2015; Duckworth et al. 2019, arXiv 1906.04331).
+
+        A free rollout hears its own samples, never the data, and in some styles it drifts into a regime
+        no clip has (the shipped rumba travelled at 2x the real pace while its one-step samples were right:
+        benchmarks/README.md). Here each past pose (after the window's first) is, with probability
+        `scheduled_sampling`, replaced by the model's own sample of it given the teacher-forced past; with
+        several passes a pass samples from the previous pass's mix, so errors compound as in a rollout.
+        The targets stay the data's poses, so the model learns to come back from its own drift. No gradient
+        flows through the samples. noise (passes, B, T, D) / choose (passes, B, T, 1) bool fix the draws (tests).
+        motion_in (B, T, D) -> (B, T, D)."""
+        p, c = self.cfg.scheduled_sampling, self.cfg
+        if not (self.training and p > 0):
+            return motion_in
+        B, T, D = motion_in.shape
+        x = motion_in
+        for k in range(c.scheduled_sampling_passes):
+            seen = self.encoder_input(x)
+            h = self.flow_condition(self.backbone(seen, audio_in, style), seen).reshape(B * T, -1)
+            z = (torch.randn(B * T, D, device=x.device) if noise is None else noise[k].reshape(B * T, D))
+            pred = self.residual_mask * x + self.flow.inverse(z * c.scheduled_sampling_temperature, h).reshape(B, T, D)
+            # pred[t] is a sample of x_t, the encoder's input at t + 1; a far-tail draw must not poison the batch
+            fed = torch.nan_to_num(pred[:, :-1], nan=0.0, posinf=0.0, neginf=0.0).clamp(-25.0, 25.0)
+            use = (torch.rand(B, T - 1, 1, device=x.device) < p) if choose is None else choose[k][:, 1:]
+            x = torch.cat([motion_in[:, :1], torch.where(use, fed, motion_in[:, 1:])], dim=1)
+        return x
+
     def nll(self, motion_in, audio_in, target, style=None):
         """Mean negative log-likelihood per dimension (nats) of the poses, over all frames: the training
         loss. With `residual` the flow scores x_t - x_{t-1}; the shift has unit Jacobian, so the number is
         the same pose likelihood either way."""
         B, T, D = target.shape
-        seen = self.encoder_input(motion_in)
+        seen = self.encoder_input(self.self_fed_input(motion_in, audio_in, style))
         h = self.backbone(seen, audio_in, style)
         base = seen if self.cfg.noisy_base else motion_in
         x = target - self.residual_mask * base
