@@ -127,6 +127,12 @@ def test_scheduled_sampling_feeds_the_models_own_one_step_samples_and_keeps_the_
     fed2 = model.self_fed_input(m, a, noise=torch.cat([noise, noise]), choose=every)
     first = torch.cat([m[:, :1], own[:, :-1]], dim=1)
     assert torch.allclose(fed2[:, 1:], model.sample(first, a, temperature=0.7, noise=noise[0])[:, :-1], atol=1e-5)
+    # root_velocity: only the leading velocity dims are the model's; the body stays the data's
+    model.cfg.scheduled_sampling_passes, model.cfg.scheduled_sampling_features = 1, "root_velocity"
+    fed_v = model.self_fed_input(m, a, noise=noise, choose=every[:1])
+    V = model.cfg.velocity_dims
+    assert torch.allclose(fed_v[:, 1:, :V], own[:, :-1, :V], atol=1e-5) and torch.equal(fed_v[:, :, V:], m[:, :, V:])
+    model.cfg.scheduled_sampling_features = "all"
     # never at inference, and no gradient through the samples
     assert torch.equal(model.eval().self_fed_input(m, a), m)
     assert not model.train().self_fed_input(m.requires_grad_(), a).requires_grad
@@ -148,6 +154,6 @@ def test_scheduled_sampling_config_is_checked():
     from transflower.errors import UserError
 
     for bad in (dict(scheduled_sampling=1.0), dict(scheduled_sampling=-0.1), dict(scheduled_sampling_passes=0),
-                dict(scheduled_sampling_temperature=0.0)):
+                dict(scheduled_sampling_temperature=0.0), dict(scheduled_sampling_features="legs")):
         with pytest.raises(UserError, match="scheduled_sampling"):
             TransflowerConfig(**bad)

@@ -75,6 +75,7 @@ class TransflowerConfig:
     scheduled_sampling: float = 0.0  # probability that the encoder sees the model's own sample of a past pose, training only
     scheduled_sampling_passes: int = 1  # passes of parallel sampling: pass k feeds on pass k-1's samples (k-step drift)
     scheduled_sampling_temperature: float = 0.6  # the temperature those samples are drawn at (the live default)
+    scheduled_sampling_features: str = "all"  # "all", or "root_velocity": only the leading velocity_dims are fed back
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -102,6 +103,8 @@ class TransflowerConfig:
             raise UserError(f"model_config.scheduled_sampling_passes: expected an integer >= 1, got {self.scheduled_sampling_passes!r}")
         if not float(self.scheduled_sampling_temperature) > 0.0:
             raise UserError(f"model_config.scheduled_sampling_temperature: expected a value > 0, got {self.scheduled_sampling_temperature!r}")
+        if self.scheduled_sampling_features not in ("all", "root_velocity"):
+            raise UserError(f"model_config.scheduled_sampling_features: expected 'all' or 'root_velocity', got {self.scheduled_sampling_features!r}")
         if not float(self.pose_noise) >= 0.0:
             raise UserError(f"model_config.pose_noise: expected a value >= 0, got {self.pose_noise!r}")
         if not isinstance(self.styles, int) or self.styles < 0 or self.styles == 1:
@@ -345,6 +348,8 @@ class TransflowerLive(nn.Module):
         benchmarks/README.md). Here each past pose (after the window's first) is, with probability
         `scheduled_sampling`, replaced by the model's own sample of it given the teacher-forced past; with
         several passes a pass samples from the previous pass's mix, so errors compound as in a rollout.
+        With `scheduled_sampling_features: root_velocity` only the root's velocity and turn rate are fed
+        back (the travel), and the body's poses stay the data's.
         The targets stay the data's poses, so the model learns to come back from its own drift. No gradient
         flows through the samples. noise (passes, B, T, D) / choose (passes, B, T, 1) bool fix the draws (tests).
         motion_in (B, T, D) -> (B, T, D)."""
@@ -360,6 +365,8 @@ class TransflowerLive(nn.Module):
             pred = self.residual_mask * x + self.flow.inverse(z * c.scheduled_sampling_temperature, h).reshape(B, T, D)
             # pred[t] is a sample of x_t, the encoder's input at t + 1; a far-tail draw must not poison the batch
             fed = torch.nan_to_num(pred[:, :-1], nan=0.0, posinf=0.0, neginf=0.0).clamp(-25.0, 25.0)
+            if c.scheduled_sampling_features == "root_velocity":
+                fed = torch.cat([fed[..., :c.velocity_dims], motion_in[:, 1:, c.velocity_dims:]], dim=-1)
             use = (torch.rand(B, T - 1, 1, device=x.device) < p) if choose is None else choose[k][:, 1:]
             x = torch.cat([motion_in[:, :1], torch.where(use, fed, motion_in[:, 1:])], dim=1)
         return x
