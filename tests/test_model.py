@@ -157,3 +157,24 @@ def test_scheduled_sampling_config_is_checked():
                 dict(scheduled_sampling_temperature=0.0), dict(scheduled_sampling_features="legs")):
         with pytest.raises(UserError, match="scheduled_sampling"):
             TransflowerConfig(**bad)
+
+
+def test_scheduled_sampling_styles_self_feed_only_windows_of_those_styles():
+    model = _tiny_residual(styles=4, style_dropout=0.0, scheduled_sampling=0.5, scheduled_sampling_styles=[2])
+    model.train()
+    m, a = torch.randn(3, 12, 6), torch.randn(3, 12, 5)
+    every = torch.ones(1, 3, 12, 1, dtype=torch.bool)
+    fed = model.self_fed_input(m, a, noise=torch.randn(1, 3, 12, 6), choose=every, windows=torch.tensor([False, True, False]))
+    assert torch.equal(fed[0], m[0]) and torch.equal(fed[2], m[2]) and not torch.allclose(fed[1, 1:], m[1, 1:])
+    labels = torch.tensor([1.0, 2.0, 3.0])[:, None, None].expand(3, 12, 1)
+    seen = []
+    inner = model.self_fed_input
+    model.self_fed_input = lambda *args, windows=None, **kw: seen.append(windows) or inner(*args, windows=windows, **kw)
+    loss = model.loss([m, a, labels], [torch.roll(m, -1, dims=1)])  # only the style-2 window is self-fed
+    assert torch.isfinite(loss) and seen[0].tolist() == [False, True, False]
+    import pytest
+
+    from transflower.errors import UserError
+
+    with pytest.raises(UserError, match="scheduled_sampling_styles"):
+        TransflowerConfig(styles=4, scheduled_sampling_styles=[4])

@@ -255,6 +255,13 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     feat_meta = json.loads(feat_meta_path.read_text()) if feat_meta_path.exists() else {}
     if cfg["model_config"].get("styles") == "auto":  # the data's style labels, if it has any
         cfg["model_config"]["styles"] = len(feat_meta.get("styles") or [])
+    ss_styles = cfg["model_config"].get("scheduled_sampling_styles")
+    if ss_styles:  # style names -> the data's label indices (the model knows indices only)
+        names = list(feat_meta.get("styles") or [])
+        unknown = [n for n in ss_styles if n not in names[1:]]
+        if unknown:
+            raise UserError(f"model_config.scheduled_sampling_styles: {unknown} not among the data's styles {names[1:]}")
+        cfg["model_config"]["scheduled_sampling_styles"] = [names.index(n) for n in ss_styles]
     # the window spec comes from the model, so data and model cannot disagree
     probe = build_model(cfg["model"], {**cfg["model_config"], "motion_dim": 1, "audio_dim": 1})
     spec = probe.window_spec(d["seq_len"])

@@ -76,6 +76,7 @@ class TransflowerConfig:
     scheduled_sampling_passes: int = 1  # passes of parallel sampling: pass k feeds on pass k-1's samples (k-step drift)
     scheduled_sampling_temperature: float = 0.6  # the temperature those samples are drawn at (the live default)
     scheduled_sampling_features: str = "all"  # "all", or "root_velocity": only the leading velocity_dims are fed back
+    scheduled_sampling_styles: list = ()  # style indices whose labelled windows are self-fed (empty: every window)
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -105,6 +106,9 @@ class TransflowerConfig:
             raise UserError(f"model_config.scheduled_sampling_temperature: expected a value > 0, got {self.scheduled_sampling_temperature!r}")
         if self.scheduled_sampling_features not in ("all", "root_velocity"):
             raise UserError(f"model_config.scheduled_sampling_features: expected 'all' or 'root_velocity', got {self.scheduled_sampling_features!r}")
+        ids = self.scheduled_sampling_styles or ()
+        if not isinstance(ids, (list, tuple)) or any(not isinstance(i, int) or not 1 <= i < max(self.styles, 1) for i in ids):
+            raise UserError(f"model_config.scheduled_sampling_styles: expected style names of the data (indices 1..styles-1 once resolved), got {ids!r}")
         if not float(self.pose_noise) >= 0.0:
             raise UserError(f"model_config.pose_noise: expected a value >= 0, got {self.pose_noise!r}")
         if not isinstance(self.styles, int) or self.styles < 0 or self.styles == 1:
@@ -301,7 +305,10 @@ class TransflowerLive(nn.Module):
         if not self.cfg.styles:
             return self.nll(inputs[0], inputs[1], outputs[0])
         idx = self.style_index(inputs[2])
-        return self.nll(inputs[0], self.swap_music(inputs[1], idx), outputs[0], self.style_one_hot(idx))
+        windows = None
+        if self.cfg.scheduled_sampling_styles:
+            windows = torch.isin(idx[:, 0], torch.tensor(list(self.cfg.scheduled_sampling_styles), device=idx.device))
+        return self.nll(inputs[0], self.swap_music(inputs[1], idx), outputs[0], self.style_one_hot(idx), windows)
 
     def style_index(self, style_index):
         """(B, T, 1) style indices -> (B, T) long; in training a whole window becomes "auto" (index 0) with
@@ -340,7 +347,7 @@ class TransflowerLive(nn.Module):
         return x
 
     @torch.no_grad()
-    def self_fed_input(self, motion_in, audio_in, style=None, noise=None, choose=None):
+    def self_fed_input(self, motion_in, audio_in, style=None, noise=None, choose=None, windows=None):
         """Scheduled sampling, in parallel (Bengio et al. 2015; Duckworth et al. 2019, arXiv 1906.04331).
 
         A free rollout hears its own samples, never the data, and in some styles it drifts into a regime
@@ -349,7 +356,9 @@ class TransflowerLive(nn.Module):
         `scheduled_sampling`, replaced by the model's own sample of it given the teacher-forced past; with
         several passes a pass samples from the previous pass's mix, so errors compound as in a rollout.
         With `scheduled_sampling_features: root_velocity` only the root's velocity and turn rate are fed
-        back (the travel), and the body's poses stay the data's.
+        back (the travel), and the body's poses stay the data's. With `scheduled_sampling_styles` only
+        windows labelled with those styles are (rare styles drift; "auto" and the rest stay teacher-forced):
+        windows (B,) bool says which.
         The targets stay the data's poses, so the model learns to come back from its own drift. No gradient
         flows through the samples. noise (passes, B, T, D) / choose (passes, B, T, 1) bool fix the draws (tests).
         motion_in (B, T, D) -> (B, T, D)."""
@@ -368,15 +377,17 @@ class TransflowerLive(nn.Module):
             if c.scheduled_sampling_features == "root_velocity":
                 fed = torch.cat([fed[..., :c.velocity_dims], motion_in[:, 1:, c.velocity_dims:]], dim=-1)
             use = (torch.rand(B, T - 1, 1, device=x.device) < p) if choose is None else choose[k][:, 1:]
+            if windows is not None:
+                use = use & windows[:, None, None]
             x = torch.cat([motion_in[:, :1], torch.where(use, fed, motion_in[:, 1:])], dim=1)
         return x
 
-    def nll(self, motion_in, audio_in, target, style=None):
+    def nll(self, motion_in, audio_in, target, style=None, self_fed_windows=None):
         """Mean negative log-likelihood per dimension (nats) of the poses, over all frames: the training
         loss. With `residual` the flow scores x_t - x_{t-1}; the shift has unit Jacobian, so the number is
         the same pose likelihood either way."""
         B, T, D = target.shape
-        seen = self.encoder_input(self.self_fed_input(motion_in, audio_in, style))
+        seen = self.encoder_input(self.self_fed_input(motion_in, audio_in, style, windows=self_fed_windows))
         h = self.backbone(seen, audio_in, style)
         base = seen if self.cfg.noisy_base else motion_in
         x = target - self.residual_mask * base
