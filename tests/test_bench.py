@@ -147,6 +147,7 @@ def test_bench_style_and_decompose_run_end_to_end(tmp_path):
         assert f"{style}_kinetic_targets" in res["targets"]
     for style, r in res["recognised"].items():  # started on the style's own clip, and steered from the song's dance
         assert r["seed_clip"] and 0.0 <= r["steered_share"] <= 1.0 and f"{style}_steered_80pct" in res["targets"]
+        assert 0.0 <= r["outside_real_range"] <= 1.0
     presets = tmp_path / "presets.yaml"
     presets.write_text("style2: {strength: 1.5, temperature: 0.5}\n")
     rc = main(["bench", "style", "--data", str(data), "--model", str(ckpt), "--samples", "1", "--seconds", "6",
@@ -224,6 +225,20 @@ def test_quantize_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "bad.onnx").write_bytes(b"nope")
     assert main(["quantize", str(tmp_path / "bad.onnx"), str(tmp_path / "o.onnx"), "--variant", "fp16"]) == 2
     assert "not a loadable ONNX model" in capsys.readouterr().err
+
+
+def test_style_classifier_does_not_extrapolate_beyond_the_real_range():
+    """A feature far beyond every real window (twice the real travel) must not decide the style by itself."""
+    from benchmarks.style import StyleClassifier
+
+    r = np.random.default_rng(0)
+    X = np.concatenate([r.normal([0, 0], 1, (200, 2)), r.normal([3, 1], 1, (200, 2))])
+    y = np.r_[np.zeros(200, int), np.ones(200, int)]
+    clf = StyleClassifier(2).fit(X, y)
+    assert (clf.predict(X) == y).mean() > 0.85
+    far = np.array([[0.0, 1000.0]])  # class 0 on the informative feature, absurd on the weak one
+    assert ((far - clf.mean) / clf.std @ clf.W + clf.b).argmax(1)[0] == 1  # what an unclipped linear model says
+    assert clf.predict(far)[0] == 0 and clf.outside(far)[0] and not clf.outside(X).any()
 
 
 def test_style_kinetics_ratios_and_targets():
