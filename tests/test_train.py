@@ -245,3 +245,11 @@ def test_cli_prints_one_line_and_exits_2(data_dir, tmp_path, capsys):
     assert rc == 2 and err.startswith("error: training.lr") and err.count("\n") == 1, err
     rc = cli_main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run")])
     assert rc == 2 and "--data" in capsys.readouterr().err
+
+
+def test_unknown_scheduled_sampling_style_is_a_user_error(data_dir, tmp_path):
+    cfg = load_config(HPARAMS / "transflower_live.yaml", ["model_config.scheduled_sampling=0.5",
+                                                          "model_config.scheduled_sampling_styles=[tango]"])
+    with pytest.raises(UserError, match=r"scheduled_sampling_styles: \['tango'\] not among the data's styles"):
+        train(cfg, data_dir, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -356,9 +356,9 @@ class TransflowerLive(nn.Module):
         `scheduled_sampling`, replaced by the model's own sample of it given the teacher-forced past; with
         several passes a pass samples from the previous pass's mix, so errors compound as in a rollout.
         With `scheduled_sampling_features: root_velocity` only the root's velocity and turn rate are fed
-        back (the travel), and the body's poses stay the data's. With `scheduled_sampling_styles` only
-        windows labelled with those styles are (rare styles drift; "auto" and the rest stay teacher-forced):
-        windows (B,) bool says which.
+        back (the travel), and the body's poses stay the data's. With `scheduled_sampling_styles` only the
+        windows labelled with those styles are self-fed, and "auto" and the other styles stay teacher-forced;
+        `windows` (B,) bool says which (`loss` computes it from the labels).
         The targets stay the data's poses, so the model learns to come back from its own drift. No gradient
         flows through the samples. noise (passes, B, T, D) / choose (passes, B, T, 1) bool fix the draws (tests).
         motion_in (B, T, D) -> (B, T, D)."""
