@@ -74,8 +74,17 @@ def test_music_swap_gives_labelled_windows_another_windows_music_and_leaves_auto
     model = TransflowerLive(cfg).train()
     audio = torch.arange(4.0)[:, None, None].expand(4, 10, 5).clone()  # window b's music is all b
     idx = torch.tensor([1, 0, 2, 2])[:, None].expand(4, 10)  # window 1 is "auto"
-    out = model.swap_music(audio, idx)
-    assert out[:, 0, 0].tolist() == [3.0, 1.0, 1.0, 2.0]  # rolled by one, except the auto window
+    every = torch.ones(4, dtype=torch.bool)
+    for _ in range(20):  # each labelled window hears a window of another style; the auto one keeps its own
+        got = model.swap_music(audio, idx, swap=every)[:, 0, 0].tolist()
+        assert got[0] in (1.0, 2.0, 3.0) and got[1] == 1.0 and got[2] in (0.0, 1.0) and got[3] in (0.0, 1.0)
+    labels = torch.tensor([1, 1, 2, 2])[:, None].expand(4, 10)  # window 1's label was dropped: its music is style 1
+    for _ in range(20):
+        got = model.swap_music(audio, idx, labels, swap=every)[:, 0, 0].tolist()
+        assert got[0] in (2.0, 3.0) and got[1] == 1.0 and got[2] in (0.0, 1.0) and got[3] in (0.0, 1.0)
+    same = torch.ones(4, 10, dtype=torch.long)  # no other style in the batch: the previous window's music
+    assert model.swap_music(audio, same, swap=every)[:, 0, 0].tolist() == [3.0, 0.0, 1.0, 2.0]
+    assert model.swap_music(audio, idx, swap=torch.zeros(4, dtype=torch.bool)).equal(audio)
     assert torch.equal(model.eval().swap_music(audio, idx), audio)  # never at inference
     model.train().cfg.music_swap = 0.0
     assert torch.equal(model.swap_music(audio, idx), audio)

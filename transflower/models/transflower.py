@@ -308,7 +308,8 @@ class TransflowerLive(nn.Module):
         windows = None
         if self.cfg.scheduled_sampling_styles:
             windows = torch.isin(idx[:, 0], torch.tensor(list(self.cfg.scheduled_sampling_styles), device=idx.device))
-        return self.nll(inputs[0], self.swap_music(inputs[1], idx), outputs[0], self.style_one_hot(idx), windows)
+        labels = inputs[2][..., 0].long()  # before dropout: whose music is whose
+        return self.nll(inputs[0], self.swap_music(inputs[1], idx, labels), outputs[0], self.style_one_hot(idx), windows)
 
     def style_index(self, style_index):
         """(B, T, 1) style indices -> (B, T) long; in training a whole window becomes "auto" (index 0) with
@@ -322,17 +323,30 @@ class TransflowerLive(nn.Module):
     def style_one_hot(self, idx):
         return F.one_hot(idx.clamp(0, self.cfg.styles - 1), self.cfg.styles).float()
 
-    def swap_music(self, audio_in, idx):
-        """In training, a labelled window hears the next window's music with probability music_swap.
+    def swap_music(self, audio_in, idx, labels=None, swap=None):
+        """In training, a labelled window hears another style's music with probability music_swap.
 
         In the data each style comes with its own music, so the music alone predicts the style and the
         label is redundant: the model learns to ignore it, and asking for a cha-cha on a waltz does little.
         Windows whose motion keeps its label but whose music is another's teach that the label, not the
-        music, sets the style. Windows trained as "auto" keep their own music (auto = follow the music)."""
-        if not (self.training and self.cfg.music_swap > 0) or audio_in.shape[0] < 2:
+        music, sets the style. Windows trained as "auto" keep their own music (auto = follow the music).
+        The partner is drawn among the batch's windows of another style (labels: (B, T) before dropout,
+        default idx); only where the batch has none is it the previous window. (Up to session 7 it was
+        always the previous window: under balanced styles a third of the "swaps" kept music of the
+        window's own style, so the shipped model's swap 0.3 was about 0.2 in effect.)
+        swap (B,) bool fixes which windows swap (tests); auto windows never do."""
+        B = audio_in.shape[0]
+        if not (self.training and self.cfg.music_swap > 0) or B < 2:
             return audio_in
-        swap = (torch.rand(audio_in.shape[0], device=audio_in.device) < self.cfg.music_swap) & (idx[:, 0] != 0)
-        return torch.where(swap[:, None, None], torch.roll(audio_in, 1, dims=0), audio_in)
+        own = (idx if labels is None else labels)[:, 0]
+        other = own[None, :] != own[:, None]  # (B, B): window c's music is of another style than window b's
+        pick = torch.rand(B, B, device=audio_in.device).masked_fill(~other, -1.0).argmax(1)
+        previous = torch.arange(B, device=audio_in.device).roll(1)
+        partner = torch.where(other.any(1), pick, previous)
+        if swap is None:
+            swap = torch.rand(B, device=audio_in.device) < self.cfg.music_swap
+        swap = swap & (idx[:, 0] != 0)
+        return torch.where(swap[:, None, None], audio_in[partner], audio_in)
 
     def encoder_input(self, motion_in):
         """What the encoder sees of the past poses: in training noised and partly dropped (exposure bias)."""
