@@ -253,3 +253,14 @@ def test_unknown_scheduled_sampling_style_is_a_user_error(data_dir, tmp_path):
     with pytest.raises(UserError, match=r"scheduled_sampling_styles: \['tango'\] not among the data's styles"):
         train(cfg, data_dir, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_style_indices_take_names_or_a_saved_configs_indices():
+    from transflower.train import style_indices
+
+    names = ["auto", "cha-cha", "rumba", "waltz"]
+    assert style_indices(["rumba", "cha-cha"], names, "f") == [2, 1]
+    assert style_indices([2, 1], names, "f") == [2, 1]  # a run's config.yaml, already resolved
+    for bad in (["auto"], [0], [4], ["tango"]):
+        with pytest.raises(UserError, match="not among the data's styles"):
+            style_indices(bad, names, "f")

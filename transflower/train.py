@@ -86,6 +86,15 @@ def validate_training(t: dict, d: dict) -> None:
         raise UserError(f"training.lr: expected a number in (0, 1), got {t['lr']!r}")
 
 
+def style_indices(values, names: list[str], field: str) -> list[int]:
+    """Style names (or indices already resolved, as a run's saved config.yaml holds them) -> the data's
+    label indices; names[0] is "auto", which no list may name."""
+    unknown = [v for v in values if not (v in names[1:] or (isinstance(v, int) and 1 <= v < len(names)))]
+    if unknown:
+        raise UserError(f"{field}: {unknown} not among the data's styles {names[1:]}")
+    return [v if isinstance(v, int) else names.index(v) for v in values]
+
+
 def data_hash(data_dir: Path, ids: list[str], modalities: list[str]) -> str:
     h = hashlib.sha256()
     for seq_id in sorted(ids):
@@ -255,13 +264,10 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     feat_meta = json.loads(feat_meta_path.read_text()) if feat_meta_path.exists() else {}
     if cfg["model_config"].get("styles") == "auto":  # the data's style labels, if it has any
         cfg["model_config"]["styles"] = len(feat_meta.get("styles") or [])
-    ss_styles = cfg["model_config"].get("scheduled_sampling_styles")
-    if ss_styles:  # style names -> the data's label indices (the model knows indices only)
-        names = list(feat_meta.get("styles") or [])
-        unknown = [n for n in ss_styles if n not in names[1:]]
-        if unknown:
-            raise UserError(f"model_config.scheduled_sampling_styles: {unknown} not among the data's styles {names[1:]}")
-        cfg["model_config"]["scheduled_sampling_styles"] = [names.index(n) for n in ss_styles]
+    if cfg["model_config"].get("scheduled_sampling_styles"):  # the model knows label indices only
+        cfg["model_config"]["scheduled_sampling_styles"] = style_indices(
+            cfg["model_config"]["scheduled_sampling_styles"], list(feat_meta.get("styles") or []),
+            "model_config.scheduled_sampling_styles")
     # the window spec comes from the model, so data and model cannot disagree
     probe = build_model(cfg["model"], {**cfg["model_config"], "motion_dim": 1, "audio_dim": 1})
     spec = probe.window_spec(d["seq_len"])
