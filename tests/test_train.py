@@ -264,3 +264,43 @@ def test_style_indices_take_names_or_a_saved_configs_indices():
     for bad in (["auto"], [0], [4], ["tango"]):
         with pytest.raises(UserError, match="not among the data's styles"):
             style_indices(bad, names, "f")
+
+
+def test_style_contrast_trains_end_to_end_and_the_curve_keeps_the_nll(data_dir, tmp_path):
+    import shutil
+
+    styled = tmp_path / "styled"
+    shutil.copytree(data_dir, styled)
+    labels = {"clip_a": 1, "clip_b": 2, "clip_c": 1, "clip_d": 2}
+    for sid, k in labels.items():
+        n = np.load(styled / f"{sid}.motion.npy").shape[0]
+        np.save(styled / f"{sid}.style.npy", np.full((n, 1), k, np.float32))
+    meta = json.loads((styled / "features.json").read_text())
+    (styled / "features.json").write_text(json.dumps({**meta, "styles": ["auto", "slow", "fast"]}))
+    cfg = load_config(DEFAULT_CONFIG, TINY_LIVE + FAST + [
+        "training.max_steps=4", "training.val_every_steps=4", "model_config.style_contrast=1.0",
+        "model_config.style_dropout=0.0", "model_config.scheduled_sampling=0.5"])
+    out = tmp_path / "run"
+    assert train(cfg, styled, out) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["config"]["model_config"]["styles"] == 3 and card["steps"] == 4
+    rows = [r.split(",") for r in (out / "metrics.csv").read_text().splitlines()[1:]]
+    train_nll = [float(r[1]) for r in rows if r[1]]
+    assert len(train_nll) == 4 and all(np.isfinite(train_nll))
+
+
+def test_training_step_logs_the_nll_and_the_style_contrast_apart():
+    from transflower.train import build_lightning_module
+
+    cfg = load_config(DEFAULT_CONFIG, TINY_LIVE + ["model_config.styles=3", "model_config.style_contrast=2.0",
+                                                   "model_config.style_dropout=0.0"])
+    lit = build_lightning_module(cfg, {"motion": 6, "audio": 5})
+    logged = {}
+    lit.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    torch.manual_seed(0)
+    m = torch.randn(4, 16, 6)
+    labels = torch.tensor([1.0, 2.0, 1.0, 2.0])[:, None, None].expand(4, 16, 1)
+    loss = lit.training_step(([m, torch.randn(4, 16, 5), labels], [torch.roll(m, -1, dims=1)]), 0)
+    assert set(logged) == {"train/nll", "train/style_contrast"} and logged["train/style_contrast"] > 0
+    assert abs(float(loss) - (logged["train/nll"] + 2.0 * logged["train/style_contrast"])) < 1e-4
+    assert lit.last_train_nll == logged["train/nll"]

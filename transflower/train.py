@@ -123,7 +123,11 @@ def build_lightning_module(cfg: dict, dims: dict):
         def training_step(self, batch, batch_idx):
             inputs, outputs = batch
             loss = self.model.loss(inputs, outputs)
-            self.log("train/nll", loss, prog_bar=True, on_step=True, batch_size=inputs[0].shape[0])
+            # a model with extra training terms (style_contrast) says what its NLL was; the loss is their sum
+            terms = getattr(self.model, "loss_terms", None) or {"nll": loss}
+            self.last_train_nll = float(terms["nll"])
+            for name, value in terms.items():
+                self.log(f"train/{name}", value, prog_bar=True, on_step=True, batch_size=inputs[0].shape[0])
             return loss
 
         def validation_step(self, batch, batch_idx):
@@ -172,8 +176,7 @@ def make_metrics_csv_callback(path: Path, every: int):
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if trainer.global_step % every == 0:
-                loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-                self._append(trainer, train=f"{float(loss):.6f}")
+                self._append(trainer, train=f"{pl_module.last_train_nll:.6f}")
 
         def on_validation_end(self, trainer, pl_module):
             val = trainer.callback_metrics.get("val/nll")

@@ -77,6 +77,8 @@ class TransflowerConfig:
     scheduled_sampling_temperature: float = 0.6  # the temperature those samples are drawn at (the live default)
     scheduled_sampling_features: str = "all"  # "all", or "root_velocity": only the leading velocity_dims are fed back
     scheduled_sampling_styles: list = ()  # style indices whose labelled windows are self-fed (empty: every window)
+    style_contrast: float = 0.0  # weight of the style-discriminative term (see style_contrast_loss), training only
+    style_contrast_windows: int = 8  # labelled windows per batch it is computed on (each costs a pass per style)
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -109,6 +111,12 @@ class TransflowerConfig:
         ids = self.scheduled_sampling_styles or ()
         if not isinstance(ids, (list, tuple)) or any(not isinstance(i, int) or not 1 <= i < max(self.styles, 1) for i in ids):
             raise UserError(f"model_config.scheduled_sampling_styles: expected style names of the data (indices 1..styles-1 once resolved), got {ids!r}")
+        if not float(self.style_contrast) >= 0.0:
+            raise UserError(f"model_config.style_contrast: expected a weight >= 0, got {self.style_contrast!r}")
+        if not isinstance(self.style_contrast_windows, int) or self.style_contrast_windows < 1:
+            raise UserError(f"model_config.style_contrast_windows: expected an integer >= 1, got {self.style_contrast_windows!r}")
+        if float(self.style_contrast) > 0 and self.styles < 3:
+            raise UserError(f"model_config.style_contrast: needs a model with at least two style labels (styles >= 3), got styles={self.styles!r}")
         if not float(self.pose_noise) >= 0.0:
             raise UserError(f"model_config.pose_noise: expected a value >= 0, got {self.pose_noise!r}")
         if not isinstance(self.styles, int) or self.styles < 0 or self.styles == 1:
@@ -309,7 +317,15 @@ class TransflowerLive(nn.Module):
         if self.cfg.scheduled_sampling_styles:
             windows = torch.isin(idx[:, 0], torch.tensor(list(self.cfg.scheduled_sampling_styles), device=idx.device))
         labels = inputs[2][..., 0].long()  # before dropout: whose music is whose
-        return self.nll(inputs[0], self.swap_music(inputs[1], idx, labels), outputs[0], self.style_one_hot(idx), windows)
+        audio = self.swap_music(inputs[1], idx, labels)
+        style = self.style_one_hot(idx)
+        if not (self.training and self.cfg.style_contrast > 0):
+            return self.nll(inputs[0], audio, outputs[0], style, windows)
+        seen = self.encoder_input(self.self_fed_input(inputs[0], audio, style, windows=windows))
+        nll = -self.frame_log_prob(inputs[0], seen, audio, outputs[0], style).mean() / outputs[0].shape[-1]
+        contrast = self.style_contrast_loss(inputs[0], seen, audio, outputs[0], idx[:, 0])
+        self.loss_terms = {"nll": nll.detach(), "style_contrast": contrast.detach()}  # what training logs
+        return nll + self.cfg.style_contrast * contrast
 
     def style_index(self, style_index):
         """(B, T, 1) style indices -> (B, T) long; in training a whole window becomes "auto" (index 0) with
@@ -400,13 +416,39 @@ class TransflowerLive(nn.Module):
         """Mean negative log-likelihood per dimension (nats) of the poses, over all frames: the training
         loss. With `residual` the flow scores x_t - x_{t-1}; the shift has unit Jacobian, so the number is
         the same pose likelihood either way."""
-        B, T, D = target.shape
         seen = self.encoder_input(self.self_fed_input(motion_in, audio_in, style, windows=self_fed_windows))
+        return -self.frame_log_prob(motion_in, seen, audio_in, target, style).mean() / target.shape[-1]
+
+    def frame_log_prob(self, motion_in, seen, audio_in, target, style=None):
+        """(B, T) log-likelihood (nats) of each target pose given what the encoder saw (`seen`: the past
+        poses as encoder_input made them; motion_in: the data's, the residual's base)."""
+        B, T, D = target.shape
         h = self.backbone(seen, audio_in, style)
         base = seen if self.cfg.noisy_base else motion_in
         x = target - self.residual_mask * base
-        logp = self.flow.log_prob(x.reshape(B * T, D), self.flow_condition(h, seen).reshape(B * T, -1))
-        return -logp.mean() / D
+        return self.flow.log_prob(x.reshape(B * T, D), self.flow_condition(h, seen).reshape(B * T, -1)).reshape(B, T)
+
+    def style_contrast_loss(self, motion_in, seen, audio_in, target, label):
+        """The style-discriminative term: the label must say how the dance goes on, even from a drifted past.
+
+        Read as a classifier, the model is Bayes' rule over its labels: p(style | window) is the softmax of the
+        window's log-likelihood under each label. On real dance it already picks the right label; but from a
+        past it fed itself (scheduled sampling) the real continuation of a rumba was likelier under the cha-cha
+        label than under rumba's, and a waltz's under any label but waltz (0% and 1% of test windows: a probe
+        in benchmarks/README.md, session 8), so in a rollout the label does not pull a drifting dance back to
+        its style. This is the cross-entropy of that classifier, on up to `style_contrast_windows` labelled
+        windows (label (B,), 0 = auto, skipped): logits are each label's mean log-likelihood per frame (nats),
+        so it saturates once the right label wins by a few nats a frame, and it is divided by the pose's
+        dimensions as the NLL is. One backbone pass per style label: the cost."""
+        rows = (label > 0).nonzero().flatten()[: self.cfg.style_contrast_windows]
+        if rows.numel() == 0:
+            return target.new_zeros(())
+        S, T, D = self.cfg.styles, target.shape[1], target.shape[-1]
+        logits = []
+        for k in range(1, S):
+            style = self.style_one_hot(torch.full((rows.numel(), T), k, dtype=torch.long, device=target.device))
+            logits.append(self.frame_log_prob(motion_in[rows], seen[rows], audio_in[rows], target[rows], style).mean(1))
+        return F.cross_entropy(torch.stack(logits, 1), label[rows] - 1) / D
 
     def flow_condition(self, h, motion_in):
         """What the flow is conditioned on: the backbone's output, plus the previous pose with flow_skip."""
