@@ -27,7 +27,10 @@ What differs from the paper, and why:
 - An optional style label (`styles` > 0: a learned embedding of a weight vector over style names,
   entry 0 = "auto") is added to every fused token; training drops the label (-> "auto") for a whole
   window with probability `style_dropout`, so "auto" lets the music decide. Weights, not an index,
-  so a live switch can blend two styles.
+  so a live switch can blend two styles. `music_swap` trains some labelled windows on another style's
+  music (the label, not the music, must carry the style); `style_contrast` adds the cross-entropy of
+  the model's own label posterior on self-fed windows, so the label must also say how a drifted dance
+  goes on (`style_contrast_loss`).
 
 Shapes: B batch, T frames, D_m motion dims, D_a audio dims, d model width, H heads, hd head width.
 Teacher forcing: motion_in[t] = pose x_{t-1}, audio_in[t] = audio a_{t+lookahead}, target[t] = x_t;
