@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--parity-frames", type=int, default=500, help="frames of the torch-vs-onnxruntime parity rollout")
     ap.add_argument("--note", help="how the run was trained, when its config alone does not say (stages, resumed overrides)")
     ap.add_argument("--style-presets", type=Path, help="per-style presets (YAML; chosen by `bench style --split train`)")
+    ap.add_argument("--force", action="store_true", help="ship even when the parity check fails")
     ap.add_argument("--quality-json", type=Path, help="the `bench quality --json` result that chose it: summarised in the card")
     args = ap.parse_args()
     DEST.mkdir(parents=True, exist_ok=True)
@@ -71,8 +72,18 @@ def main() -> None:
     test_ids = card.get("features", {}).get("test_ids") or []
     if test_ids and (data_dir / f"{test_ids[0]}.audio_raw.npy").is_file():
         audio = np.load(data_dir / f"{test_ids[0]}.audio_raw.npy")
-    report = export_onnx(ckpt_path, DEST / f"{args.name}.onnx", parity_frames=args.parity_frames,
+    staged = DEST / f".{args.name}.staged.onnx"  # the shipped ONNX is replaced only once its parity holds
+    report = export_onnx(ckpt_path, staged, parity_frames=args.parity_frames,
                          default_temperature=args.temperature, parity_audio=audio, style_presets=args.style_presets)
+    parity = report.get("parity") or {}
+    if not parity.get("ok") and not args.force:
+        staged.unlink(missing_ok=True)
+        away = (parity.get("stepwise") or {}).get("reference_ran_away_at")
+        raise SystemExit(f"{ckpt_path}: the export's parity check failed (max error {parity.get('max_abs_error')}"
+                         + (f"; the torch reference itself ran away at frame {away}: a model that is not stable" if away else "")
+                         + "); nothing shipped (--force ships it anyway)")
+    os.replace(staged, DEST / f"{args.name}.onnx")
+    report["onnx"] = str(DEST / f"{args.name}.onnx")
     import onnx
 
     meta = json.loads(onnx.load(str(DEST / f"{args.name}.onnx")).metadata_props[0].value)

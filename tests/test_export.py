@@ -181,3 +181,26 @@ def test_residual_step_adds_the_flow_sample_to_the_previous_pose(exported_residu
         flow_x = model.flow.inverse(torch.zeros(1, model.cfg.motion_dim), h)
         pose = runner.step(prev, a, torch.zeros(1, model.cfg.motion_dim))
     assert torch.allclose(pose, model.residual_mask * prev + flow_x, atol=1e-5)
+
+
+def test_parity_says_where_the_reference_rollout_runs_away(exported):
+    """A torch reference whose rollout leaves the model's range (here: each pose 1.3x the previous one plus
+    the flow's sample, which the exported graph does not do) fails the check, and the report says that the reference
+    ran away, where, and how close the runtimes were before it."""
+    import copy
+
+    from export.parity import rollout_parity
+    from transflower.features import StandardScaler
+
+    out, report, model = exported
+    healthy = report["parity"]["stepwise"]
+    assert healthy["reference_ran_away_at"] is None and healthy["reference_max_abs_z"] < 25.0
+    assert healthy["max_abs_error_before_runaway"] == healthy["max_abs_error"]
+    feats = json.loads((out.parent / "features.json").read_text())
+    ms, a_s = (StandardScaler.from_dict(feats[k]) for k in ("motion_scaler", "audio_scaler"))
+    grown = copy.deepcopy(model)
+    grown.residual_mask.fill_(1.3)  # x_t = 1.3 x_{t-1} + sample
+    wild = rollout_parity(grown, out, ms, a_s, frames=60)
+    sw = wild["stepwise"]
+    assert not wild["ok"] and sw["reference_ran_away_at"] is not None and sw["reference_max_abs_z"] > 25.0
+    assert sw["max_abs_error_before_runaway"] <= sw["max_abs_error"]
