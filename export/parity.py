@@ -84,7 +84,8 @@ def rollout_parity(model, onnx_path, motion_scaler, audio_scaler, frames: int = 
             # sake, not the export's; the report says where, and how close they were before it
             away = _first_over(ref_z, engine.explode_threshold)
             entry.update(reference_ran_away_at=away, reference_max_abs_z=float(ref_z.max()),
-                         max_abs_error_before_runaway=float(errors[:away].max()) if away else float(errors.max()))
+                         max_abs_error_before_runaway=(float(errors.max()) if away is None
+                                                       else float(errors[:away].max()) if away else None))
         if mode == "free_running":
             entry.update(first_frame_over_tolerance=_first_over(errors, tolerance),
                          control_fp32_vs_fp64_first_frame_over_tolerance=_first_over(control, tolerance),

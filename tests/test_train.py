@@ -303,4 +303,4 @@ def test_training_step_logs_the_nll_and_the_style_contrast_apart():
     loss = lit.training_step(([m, torch.randn(4, 16, 5), labels], [torch.roll(m, -1, dims=1)]), 0)
     assert set(logged) == {"train/nll", "train/style_contrast"} and logged["train/style_contrast"] > 0
     assert abs(float(loss) - (logged["train/nll"] + 2.0 * logged["train/style_contrast"])) < 1e-4
-    assert lit.last_train_nll == logged["train/nll"]
+    assert float(lit.last_train_nll) == logged["train/nll"]

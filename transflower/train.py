@@ -125,7 +125,7 @@ def build_lightning_module(cfg: dict, dims: dict):
             loss = self.model.loss(inputs, outputs)
             # a model with extra training terms (style_contrast) says what its NLL was; the loss is their sum
             terms = getattr(self.model, "loss_terms", None) or {"nll": loss}
-            self.last_train_nll = float(terms["nll"])
+            self.last_train_nll = terms["nll"].detach()  # a tensor: no device sync unless the CSV reads it
             for name, value in terms.items():
                 self.log(f"train/{name}", value, prog_bar=True, on_step=True, batch_size=inputs[0].shape[0])
             return loss
@@ -176,7 +176,7 @@ def make_metrics_csv_callback(path: Path, every: int):
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             if trainer.global_step % every == 0:
-                self._append(trainer, train=f"{pl_module.last_train_nll:.6f}")
+                self._append(trainer, train=f"{float(pl_module.last_train_nll):.6f}")
 
         def on_validation_end(self, trainer, pl_module):
             val = trainer.callback_metrics.get("val/nll")
