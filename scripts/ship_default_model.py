@@ -73,14 +73,19 @@ def main() -> None:
     if test_ids and (data_dir / f"{test_ids[0]}.audio_raw.npy").is_file():
         audio = np.load(data_dir / f"{test_ids[0]}.audio_raw.npy")
     staged = DEST / f".{args.name}.staged.onnx"  # the shipped ONNX is replaced only once its parity holds
-    report = export_onnx(ckpt_path, staged, parity_frames=args.parity_frames,
-                         default_temperature=args.temperature, parity_audio=audio, style_presets=args.style_presets)
+    try:
+        report = export_onnx(ckpt_path, staged, parity_frames=args.parity_frames,
+                             default_temperature=args.temperature, parity_audio=audio, style_presets=args.style_presets)
+    except BaseException:
+        staged.unlink(missing_ok=True)  # no half-checked ONNX left beside the shipped one
+        raise
     parity = report.get("parity") or {}
     if not parity.get("ok") and not args.force:
         staged.unlink(missing_ok=True)
         away = (parity.get("stepwise") or {}).get("reference_ran_away_at")
         raise SystemExit(f"{ckpt_path}: the export's parity check failed (max error {parity.get('max_abs_error')}"
-                         + (f"; the torch reference itself ran away at frame {away}: a model that is not stable" if away else "")
+                         + (f"; the torch reference itself ran away at frame {away}: a model that is not stable"
+                            if away is not None else "")
                          + "); nothing shipped (--force ships it anyway)")
     os.replace(staged, DEST / f"{args.name}.onnx")
     report["onnx"] = str(DEST / f"{args.name}.onnx")
