@@ -77,7 +77,7 @@ class TransflowerConfig:
     music_swap: float = 0.0  # probability of training a labelled window on another window's music (see loss)
     scheduled_sampling: float = 0.0  # probability that the encoder sees the model's own sample of a past pose, training only
     scheduled_sampling_passes: int = 1  # passes of parallel sampling: pass k feeds on pass k-1's samples (k-step drift)
-    scheduled_sampling_temperature: float = 0.6  # the temperature those samples are drawn at (the live default)
+    scheduled_sampling_temperature: float = 0.6  # the temperature those samples are drawn at (about the live default, 0.5)
     scheduled_sampling_features: str = "all"  # "all", or "root_velocity": only the leading velocity_dims are fed back
     scheduled_sampling_styles: list = ()  # style indices whose labelled windows are self-fed (empty: every window)
     style_contrast: float = 0.0  # weight of the style-discriminative term (see style_contrast_loss), training only
