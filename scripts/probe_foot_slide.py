@@ -1,0 +1,95 @@
+"""Where does a generated style's foot sliding come from: the body travelling over planted feet, or feet
+that skate on their own?
+
+For each style: the real clips of that style (training split), and the model's dance as `bench style` dances
+it (started on the style's seed clip, its preset, the test songs, 2 samples x 30 s, `--temperature` x the
+preset). On the frames where the lowest foot point is near the floor (`bench style`'s slide measure:
+within 5 cm), it reports the share of frames near the floor, the share sliding (over 0.5 m/s, the slide
+measure itself), and the mean horizontal speed of that foot point split into the hips' speed and the
+foot's speed about the hips. Planted feet under a travelling body have a foot-about-hips speed that
+cancels the hips' (world speed near 0); skating feet do not.
+
+    python scripts/probe_foot_slide.py FEATURE_DIR MODEL.pt [--temperature 0.5] [--styles cha-cha,rumba]
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks import metrics as M
+from benchmarks.quality import load_songs
+from benchmarks.style import spread_songs
+from transflower.checkpoint import load_checkpoint, load_style_seeds
+from transflower.dataset import load_modality, read_ids
+from transflower.features import StandardScaler
+from transflower.styles import check_presets, preset_of, preset_style
+
+
+def contact_stats(pos: np.ndarray, names: list[str], fps: float) -> np.ndarray:
+    """(T, J, 3) cm -> per contact frame (N, 3): world, hips and foot-about-hips horizontal speed (m/s),
+    plus the share of frames near the floor, as kinematics() defines contact."""
+    p = np.asarray(pos, np.float64) / 100.0
+    feet = p[:, M.Joints(names).feet]
+    hips = p[:, names.index("Hips")]
+    floor = np.percentile(feet[..., 1], 2)
+    low = feet[..., 1].argmin(1)
+    t = np.arange(len(p) - 1)
+    f0, f1 = feet[t, low[1:]], feet[t + 1, low[1:]]
+    near = f1[:, 1] - floor < 0.05
+    world = np.linalg.norm((f1 - f0)[:, [0, 2]], axis=-1) * fps
+    hip = np.linalg.norm((hips[t + 1] - hips[t])[:, [0, 2]], axis=-1) * fps
+    rel = np.linalg.norm(((f1 - hips[t + 1]) - (f0 - hips[t]))[:, [0, 2]], axis=-1) * fps
+    return np.stack([world, hip, rel], 1)[near], float(near.mean())
+
+
+def summary(rows: list, shares: list) -> str:
+    c = np.concatenate(rows)
+    return (f"near floor {np.mean(shares):.0%} of frames; of those sliding (> 0.5 m/s) {np.mean(c[:, 0] > 0.5):.0%}; "
+            f"foot world {c[:, 0].mean():.2f} m/s = hips {c[:, 1].mean():.2f} with foot about hips {c[:, 2].mean():.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", type=Path)
+    ap.add_argument("model")
+    ap.add_argument("--temperature", type=float, default=0.5)
+    ap.add_argument("--styles", default="cha-cha,rumba,waltz")
+    args = ap.parse_args()
+    D = args.data
+    feats = json.loads((D / "features.json").read_text())
+    styles_all = feats["styles"]
+    fps, skel, names = float(feats["fps"]), feats["skeleton"], feats["skeleton"]["names"]
+    scaler = StandardScaler.from_dict(feats["motion_scaler"])
+    cs = feats["clip_styles"]
+    torch.set_num_threads(1)
+    model, cfg = load_checkpoint(args.model)
+    own = cfg.get("_features") or {}
+    presets = check_presets(own.get("style_presets"), styles_all, where=args.model)
+    seeds = load_style_seeds(own, model.cfg.context, args.model, data_dir=D)
+    songs = spread_songs([s for s in load_songs(D, "test", 40, 600, fps) if "~" not in s["id"]], cs, None)
+    for style in args.styles.split(","):
+        real, rs = [], []
+        for sid in read_ids(D, "train"):
+            if "~" not in sid and cs.get(sid) == style:
+                r, s = contact_stats(M.positions_from_features(scaler.inverse(load_modality(D, sid, "motion")), skel), names, fps)
+                real.append(r); rs.append(s)
+        seed = scaler.transform(np.asarray(seeds[style], np.float32)).astype(np.float32)
+        _, p_t = preset_of(presets, style)
+        w = torch.from_numpy(preset_style(style, styles_all, 1.0, presets)[0])
+        gen, gs = [], []
+        for i, s in enumerate(songs):
+            audio = torch.from_numpy(np.ascontiguousarray(s["audio"][40: 40 + s["n"]]))
+            for j in range(2):
+                with torch.no_grad():
+                    x = model.generate(torch.from_numpy(seed), audio, s["n"], args.temperature * p_t,
+                                       torch.Generator().manual_seed(100 * j + i), style=w)
+                r, sh = contact_stats(M.positions_from_features(scaler.inverse(x.numpy()), skel), names, fps)
+                gen.append(r); gs.append(sh)
+        print(f"{style} real ({len(real)} clips): {summary(real, rs)}", flush=True)
+        print(f"{style} generated ({len(gen)} dances): {summary(gen, gs)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
