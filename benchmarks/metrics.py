@@ -293,6 +293,28 @@ def foot_skating(pos: np.ndarray, names: list[str], fps: float, contact_cm: floa
 # Kinetics: speed, jerk, spikes, sliding
 
 
+def contact_speeds(pos: np.ndarray, names: list[str], fps: float, contact_cm: float = 5.0) -> tuple[np.ndarray, float]:
+    """(T, J, 3) cm -> ((N, 3), share): on the N frames whose lowest foot point is near the floor (as
+    kinematics() counts contact), that point's horizontal speed in the world, the hips' horizontal speed and
+    the point's horizontal speed about the hips (m/s); and the share of frames near the floor. A foot planted
+    under a travelling body has world speed 0 while the other two are equal: they cancel; a foot that skates
+    along with the body adds to it."""
+    p = np.asarray(pos, np.float64) / 100.0
+    if len(p) < 2:
+        raise ValueError("contact_speeds: need at least 2 frames")
+    feet = p[:, Joints(names).feet]
+    hips = p[:, names.index("Hips")]
+    floor = np.percentile(feet[..., 1], 2)
+    low = feet[..., 1].argmin(1)
+    t = np.arange(len(p) - 1)
+    f0, f1 = feet[t, low[1:]], feet[t + 1, low[1:]]
+    near = f1[:, 1] - floor < contact_cm / 100.0
+    world = np.linalg.norm((f1 - f0)[:, [0, 2]], axis=-1) * fps
+    hip = np.linalg.norm((hips[t + 1] - hips[t])[:, [0, 2]], axis=-1) * fps
+    rel = np.linalg.norm(((f1 - hips[t + 1]) - (f0 - hips[t]))[:, [0, 2]], axis=-1) * fps
+    return np.stack([world, hip, rel], 1)[near], float(near.mean())
+
+
 def kinematics(pos: np.ndarray, names: list[str], fps: float, contact_cm: float = 5.0, slide_m_s: float = 0.5) -> dict:
     """(T, J, 3) cm -> {'speed', 'jerk', 'frame_max_speed' (T-1,), 'slide'} (m/s, m/s^3, m/s, fraction), and
     'speed' taken apart: 'travel' (the joints' centroid over the floor and up) and 'body' (the joints about

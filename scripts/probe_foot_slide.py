@@ -27,23 +27,6 @@ from transflower.features import StandardScaler
 from transflower.styles import check_presets, preset_of, preset_style
 
 
-def contact_stats(pos: np.ndarray, names: list[str], fps: float) -> np.ndarray:
-    """(T, J, 3) cm -> per contact frame (N, 3): world, hips and foot-about-hips horizontal speed (m/s),
-    plus the share of frames near the floor, as kinematics() defines contact."""
-    p = np.asarray(pos, np.float64) / 100.0
-    feet = p[:, M.Joints(names).feet]
-    hips = p[:, names.index("Hips")]
-    floor = np.percentile(feet[..., 1], 2)
-    low = feet[..., 1].argmin(1)
-    t = np.arange(len(p) - 1)
-    f0, f1 = feet[t, low[1:]], feet[t + 1, low[1:]]
-    near = f1[:, 1] - floor < 0.05
-    world = np.linalg.norm((f1 - f0)[:, [0, 2]], axis=-1) * fps
-    hip = np.linalg.norm((hips[t + 1] - hips[t])[:, [0, 2]], axis=-1) * fps
-    rel = np.linalg.norm(((f1 - hips[t + 1]) - (f0 - hips[t]))[:, [0, 2]], axis=-1) * fps
-    return np.stack([world, hip, rel], 1)[near], float(near.mean())
-
-
 def summary(rows: list, shares: list) -> str:
     c = np.concatenate(rows)
     return (f"near floor {np.mean(shares):.0%} of frames; of those sliding (> 0.5 m/s) {np.mean(c[:, 0] > 0.5):.0%}; "
@@ -73,7 +56,7 @@ def main() -> None:
         real, rs = [], []
         for sid in read_ids(D, "train"):
             if "~" not in sid and cs.get(sid) == style:
-                r, s = contact_stats(M.positions_from_features(scaler.inverse(load_modality(D, sid, "motion")), skel), names, fps)
+                r, s = M.contact_speeds(M.positions_from_features(scaler.inverse(load_modality(D, sid, "motion")), skel), names, fps)
                 real.append(r); rs.append(s)
         seed = scaler.transform(np.asarray(seeds[style], np.float32)).astype(np.float32)
         _, p_t = preset_of(presets, style)
@@ -85,7 +68,7 @@ def main() -> None:
                 with torch.no_grad():
                     x = model.generate(torch.from_numpy(seed), audio, s["n"], args.temperature * p_t,
                                        torch.Generator().manual_seed(100 * j + i), style=w)
-                r, sh = contact_stats(M.positions_from_features(scaler.inverse(x.numpy()), skel), names, fps)
+                r, sh = M.contact_speeds(M.positions_from_features(scaler.inverse(x.numpy()), skel), names, fps)
                 gen.append(r); gs.append(sh)
         print(f"{style} real ({len(real)} clips): {summary(real, rs)}", flush=True)
         print(f"{style} generated ({len(gen)} dances): {summary(gen, gs)}", flush=True)

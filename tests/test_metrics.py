@@ -127,3 +127,29 @@ def test_kinematics_takes_speed_apart_into_travel_and_body():
                      -s * rest[None, :, 0] + c * rest[None, :, 2]], -1)
     k = M.kinematics(spin, list(JOINT_NAMES), fps)
     assert k["travel"] == pytest.approx(0.0, abs=1e-9) and k["body"] > 0.1 and k["body"] == pytest.approx(k["speed"])
+
+
+def test_contact_speeds_tell_a_planted_foot_from_one_skating_with_the_body():
+    """Hips gliding at 1 m/s over feet fixed on the floor: the feet's world speed is 0, the hips' 1 and the
+    feet's about the hips 1 (they cancel). The whole body gliding rigidly: the feet skate at 1 m/s, about
+    the hips 0."""
+    names = list(JOINT_NAMES)
+    J, T, fps = len(names), 30, 20.0
+    rng = np.random.default_rng(1)
+    rest = rng.normal(0, 20, (J, 3)) + np.array([0, 100.0, 0])  # cm, well above the floor
+    feet = M.Joints(names).feet
+    rest[feet, 1] = 0.0  # every foot point on the floor
+    step = np.arange(T)[:, None, None] * np.array([100.0 / fps, 0, 0])  # 1 m/s along x
+    rigid = rest[None] + step
+    planted = rigid.copy()
+    planted[:, feet] = rest[None, feet]
+    c, share = M.contact_speeds(planted, names, fps)
+    assert share == 1.0 and c.shape == (T - 1, 3)
+    assert np.allclose(c[:, 0], 0.0) and np.allclose(c[:, 1], 1.0) and np.allclose(c[:, 2], 1.0)
+    c, share = M.contact_speeds(rigid, names, fps)
+    assert np.allclose(c[:, 0], 1.0) and np.allclose(c[:, 1], 1.0) and np.allclose(c[:, 2], 0.0)
+    lifted = rigid.copy()
+    lifted[T // 2:, feet, 1] += 30.0  # feet off the floor for the second half: those frames are not contact
+    assert M.contact_speeds(lifted, names, fps)[1] == pytest.approx((T // 2 - 1) / (T - 1))
+    with pytest.raises(ValueError, match="contact_speeds: need at least 2 frames"):
+        M.contact_speeds(rigid[:1], names, fps)
