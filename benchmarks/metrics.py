@@ -293,6 +293,17 @@ def foot_skating(pos: np.ndarray, names: list[str], fps: float, contact_cm: floa
 # Kinetics: speed, jerk, spikes, sliding
 
 
+def _lowest_foot_point(p: np.ndarray, names: list[str], contact_cm: float):
+    """(T, J, 3) m -> the lowest foot point (toe or heel) of each frame t+1 at frames t and t+1, (T-1, 3)
+    each, and whether it is within contact_cm of the floor (the feet's 2nd height percentile), (T-1,)."""
+    feet = p[:, Joints(names).feet]  # (T, 4, 3)
+    floor = np.percentile(feet[..., 1], 2)
+    low = feet[1:, :, 1].argmin(1)
+    t = np.arange(len(p) - 1)
+    f0, f1 = feet[t, low], feet[t + 1, low]
+    return f0, f1, f1[:, 1] - floor < contact_cm / 100.0
+
+
 def contact_speeds(pos: np.ndarray, names: list[str], fps: float, contact_cm: float = 5.0) -> tuple[np.ndarray, float]:
     """(T, J, 3) cm -> ((N, 3), share): on the N frames whose lowest foot point is near the floor (as
     kinematics() counts contact), that point's horizontal speed in the world, the hips' horizontal speed and
@@ -302,16 +313,11 @@ def contact_speeds(pos: np.ndarray, names: list[str], fps: float, contact_cm: fl
     p = np.asarray(pos, np.float64) / 100.0
     if len(p) < 2:
         raise ValueError("contact_speeds: need at least 2 frames")
-    feet = p[:, Joints(names).feet]
+    f0, f1, near = _lowest_foot_point(p, names, contact_cm)
     hips = p[:, names.index("Hips")]
-    floor = np.percentile(feet[..., 1], 2)
-    low = feet[..., 1].argmin(1)
-    t = np.arange(len(p) - 1)
-    f0, f1 = feet[t, low[1:]], feet[t + 1, low[1:]]
-    near = f1[:, 1] - floor < contact_cm / 100.0
     world = np.linalg.norm((f1 - f0)[:, [0, 2]], axis=-1) * fps
-    hip = np.linalg.norm((hips[t + 1] - hips[t])[:, [0, 2]], axis=-1) * fps
-    rel = np.linalg.norm(((f1 - hips[t + 1]) - (f0 - hips[t]))[:, [0, 2]], axis=-1) * fps
+    hip = np.linalg.norm(np.diff(hips, axis=0)[:, [0, 2]], axis=-1) * fps
+    rel = np.linalg.norm(((f1 - hips[1:]) - (f0 - hips[:-1]))[:, [0, 2]], axis=-1) * fps
     return np.stack([world, hip, rel], 1)[near], float(near.mean())
 
 
@@ -324,12 +330,8 @@ def kinematics(pos: np.ndarray, names: list[str], fps: float, contact_cm: float 
         raise ValueError("kinematics: need at least 4 frames")
     v = np.linalg.norm(np.diff(p, axis=0), axis=-1) * fps  # (T-1, J)
     jerk = np.linalg.norm(np.diff(p, n=3, axis=0), axis=-1) * fps ** 3  # (T-3, J)
-    feet = p[:, Joints(names).feet]  # (T, 4, 3)
-    floor = np.percentile(feet[..., 1], 2)
-    low = feet[..., 1].argmin(1)  # the lowest foot point of each frame
-    t = np.arange(len(p) - 1)
-    h_speed = np.linalg.norm(feet[t + 1, low[1:], :][:, [0, 2]] - feet[t, low[1:], :][:, [0, 2]], axis=-1) * fps
-    near = feet[t + 1, low[1:], 1] - floor < contact_cm / 100.0
+    f0, f1, near = _lowest_foot_point(p, names, contact_cm)
+    h_speed = np.linalg.norm((f1 - f0)[:, [0, 2]], axis=-1) * fps
     centre = p.mean(1, keepdims=True)  # (T, 1, 3)
     travel = np.linalg.norm(np.diff(centre[:, 0], axis=0), axis=-1) * fps
     body = np.linalg.norm(np.diff(p - centre, axis=0), axis=-1) * fps
