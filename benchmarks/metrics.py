@@ -324,7 +324,9 @@ def contact_speeds(pos: np.ndarray, names: list[str], fps: float, contact_cm: fl
 def kinematics(pos: np.ndarray, names: list[str], fps: float, contact_cm: float = 5.0, slide_m_s: float = 0.5) -> dict:
     """(T, J, 3) cm -> {'speed', 'jerk', 'frame_max_speed' (T-1,), 'slide'} (m/s, m/s^3, m/s, fraction), and
     'speed' taken apart: 'travel' (the joints' centroid over the floor and up) and 'body' (the joints about
-    that centroid), m/s: a dance can be too fast because it covers too much floor or because it flails."""
+    that centroid), m/s: a dance can be too fast because it covers too much floor or because it flails.
+    'hips' (m): the hips' mean height, 'rise' (m): their mean height over the last quarter of the frames less
+    the first quarter's (a dancer floating off the floor rises; real dances hold their height)."""
     p = np.asarray(pos, np.float64) / 100.0
     if len(p) < 4:
         raise ValueError("kinematics: need at least 4 frames")
@@ -335,7 +337,9 @@ def kinematics(pos: np.ndarray, names: list[str], fps: float, contact_cm: float 
     centre = p.mean(1, keepdims=True)  # (T, 1, 3)
     travel = np.linalg.norm(np.diff(centre[:, 0], axis=0), axis=-1) * fps
     body = np.linalg.norm(np.diff(p - centre, axis=0), axis=-1) * fps
-    return {"speed": float(v.mean()), "jerk": float(jerk.mean()), "frame_max_speed": v.max(1),
+    hips = p[:, names.index("Hips"), 1]
+    q = max(1, len(p) // 4)
+    return {"hips": float(hips.mean()), "rise": float(hips[-q:].mean() - hips[:q].mean()),"speed": float(v.mean()), "jerk": float(jerk.mean()), "frame_max_speed": v.max(1),
             "slide": float((near & (h_speed > slide_m_s)).mean()), "travel": float(travel.mean()), "body": float(body.mean())}
 
 

@@ -30,7 +30,8 @@ log = logging.getLogger("transflower.bench.quality")
 
 COLUMNS = [("speed", "speed m/s", "{:.3f}"), ("speed_ratio", "x gt", "{:.2f}"), ("jerk", "jerk m/s^3", "{:.0f}"),
            ("jerk_ratio", "x gt", "{:.2f}"), ("spike", "spike %", "{:.2f}"), ("spike_ratio", "x gt", "{:.1f}"),
-           ("slide", "slide", "{:.2f}"), ("slide_ratio", "x gt", "{:.2f}"),
+           ("slide", "slide", "{:.2f}"), ("slide_ratio", "x gt", "{:.2f}"), ("hips_m", "hips m", "{:.2f}"),
+           ("rise_m", "rise m", "{:+.2f}"),
            ("fid_k", "FID_k", "{:.2f}"), ("fid_g", "FID_g", "{:.2f}"), ("fpd", "FPD", "{:.1f}"), ("fmd", "FMD", "{:.1f}"),
            ("div_k_within", "Div_k within", "{:.2f}"), ("div_k_across", "Div_k across", "{:.2f}"),
            ("div_g_within", "Div_g within", "{:.2f}"), ("div_g_across", "Div_g across", "{:.2f}"),
@@ -104,6 +105,8 @@ def dance_metrics(dances: list[dict], gt: dict | None, names: list[str], fps: fl
            "jerk": float(np.average([k["jerk"] for k in kin], weights=frames)),
            "spike": 100.0 * float((max_speed > ref["spike_threshold"]).mean()),
            "slide": float(np.average([k["slide"] for k in kin], weights=frames)),
+           "hips_m": float(np.average([k["hips"] for k in kin], weights=frames)),
+           "rise_m": float(np.average([k["rise"] for k in kin], weights=frames)),
            "fid_k": M.frechet_distance(kn_ref, kn), "fid_g": M.frechet_distance(gn_ref, gn),
            "fpd": M.frechet_distance(ref["P"], sets["P"]), "fmd": M.frechet_distance(ref["V"], sets["V"]),
            "div_k_within": dk["within"] if multi else None, "div_k_across": dk["across"],
@@ -143,9 +146,19 @@ def real_other_dances(data_dir: Path, songs: list[dict], seed_frames: int, scale
     return out
 
 
+def accepts_pose_hook(model) -> bool:
+    """Our live model's torch `generate` takes a pose hook (grounding); the baselines' do not."""
+    import inspect
+
+    return "pose_hook" in inspect.signature(model.generate).parameters
+
+
 def generate_dances(model, songs, seed_frames: int, samples: int, temperature: float, scaler, skeleton, music,
-                    style=None) -> list[dict]:
+                    style=None, ground: bool = True) -> list[dict]:
+    """ground: each dance grounded as live does (transflower.floor.Grounding), where the model's generate
+    takes a pose hook (an .onnx runs the live engine, which grounds unless told not to)."""
     from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
+    from transflower.floor import grounding_hook
 
     import torch
 
@@ -155,9 +168,11 @@ def generate_dances(model, songs, seed_frames: int, samples: int, temperature: f
         audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + s["n"]]))
         for k in range(samples):
             g = torch.Generator().manual_seed(1000 * k + i)
+            kw = {} if style is None else {"style": style}
+            if ground and accepts_pose_hook(model):
+                kw["pose_hook"] = grounding_hook(skeleton, scaler, seed.numpy())
             with torch.no_grad():
-                x = (model.generate(seed, audio, s["n"], temperature, g) if style is None
-                     else model.generate(seed, audio, s["n"], temperature, g, style=style))
+                x = model.generate(seed, audio, s["n"], temperature, g, **kw)
             x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, np.float64)
             out.append({"song": i, "pos": M.positions_from_features(scaler.inverse(x), skeleton), "beats": music[i]})
     return out
@@ -167,7 +182,7 @@ class OnnxGenerator:
     """An exported .onnx (any variant) behind the checkpoints' `generate` interface, run by the live engine
     (warm start on the song's seed poses with silence, redraws and resets as live), in standardised features."""
 
-    def __init__(self, path, feats: dict):
+    def __init__(self, path, feats: dict, ground: bool = True):
         from realtime.engine import OnnxDanceModel
         from transflower.features import StandardScaler
 
@@ -178,13 +193,15 @@ class OnnxGenerator:
         self.ms, self.as_ = StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"])
         self.lookahead, self.context = int(m["lookahead"]), int(m["context"])
         self.variant = m.get("variant", "fp32")
+        self.ground = ground
 
     def generate(self, seed, audio, n: int, temperature: float, generator):
         from realtime.engine import DanceEngine
 
         seed_raw = self.ms.inverse(np.asarray(seed, np.float64)).astype(np.float32)[-(self.context - 1):]
         audio_raw = self.as_.inverse(np.asarray(audio, np.float64)).astype(np.float32)
-        engine = DanceEngine(self.model, temperature=temperature, seed=int(generator.initial_seed()), seed_motion=seed_raw)
+        engine = DanceEngine(self.model, temperature=temperature, seed=int(generator.initial_seed()), seed_motion=seed_raw,
+                             ground=self.ground)
         out = np.empty((n, engine.motion_dim), np.float32)
         N = len(audio_raw)
         for i in range(n):
@@ -192,10 +209,10 @@ class OnnxGenerator:
         return self.ms.transform(out)
 
 
-def load_model(path, feats: dict):
+def load_model(path, feats: dict, ground: bool = True):
     """-> (model with .generate, cfg dict): a checkpoint in torch, or an .onnx in the live engine."""
     if Path(path).suffix == ".onnx":
-        g = OnnxGenerator(path, feats)
+        g = OnnxGenerator(path, feats, ground)
         return g, {"model": f"onnx-{g.variant}"}
     from transflower.checkpoint import load_checkpoint
 
@@ -204,7 +221,8 @@ def load_model(path, feats: dict):
 
 def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, seed_seconds: float = 2.0,
                 temperature: float = 1.0, split: str = "test", segment_seconds: float = 5.0, ours: str | None = None,
-                filmstrip=None, progress=print, torch_threads: int = 1, speed_plot=None) -> dict:
+                filmstrip=None, progress=print, torch_threads: int = 1, speed_plot=None, ground: bool = True) -> dict:
+    """ground False: the dances as the model samples them, without the grounding live applies."""
     import torch
 
     from benchmarks import metrics as M
@@ -246,8 +264,8 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
     strip = [("ground truth", gt_dances[0]["pos"])]
     for name, path in models.items():
         t0 = time.time()
-        model, cfg = load_model(path, feats)
-        dances = generate_dances(model, songs, seed_frames, samples, temperature, scaler, skeleton, music)
+        model, cfg = load_model(path, feats, ground)
+        dances = generate_dances(model, songs, seed_frames, samples, temperature, scaler, skeleton, music, ground=ground)
         row, _ = dance_metrics(dances, gt_sets, names, fps, seg)
         lookahead = getattr(getattr(model, "cfg", model), "lookahead", None)
         rows.append({"name": name, "model": cfg["model"], "checkpoint": str(path), "lookahead": lookahead,
@@ -257,7 +275,7 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
     add_ratios(rows)
     res = {"benchmark": "quality", "data": str(data_dir), "split": split, "songs": [s["id"] for s in songs],
            "samples": samples, "seconds": seconds, "seed_seconds": seed_seconds, "temperature": temperature,
-           "segment_seconds": segment_seconds, "fps": fps, "rows": rows}
+           "segment_seconds": segment_seconds, "fps": fps, "ground": ground, "rows": rows}
     res["targets"] = check_targets(res, ours or (next(iter(models)) if models else None))
     if speed_plot:
         plot_speed(strip, fps, speed_plot, songs[0]["id"])
@@ -358,6 +376,8 @@ def configure_parser(p) -> None:
     p.add_argument("--segment-seconds", type=float, default=5.0, help="segment length for FID_k / FID_g features (default 5)")
     p.add_argument("--ours", help="the model the targets are checked for (default: the first --models entry)")
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads for generation (default 1)")
+    p.add_argument("--no-ground", action="store_true", help="measure the dances as sampled, without the grounding "
+                   "live applies (each pose's root height corrected before it is fed back: transflower.floor.Grounding)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--plot", help="write a filmstrip of the first test song here (PNG): ground truth + each model")
     p.add_argument("--speed-plot", help="write the mean joint speed over time of the first test song here (PNG): real vs each model")
@@ -369,7 +389,7 @@ def run(args) -> int:
     models = parse_models(args.models)
     res = run_quality(args.data, models, args.samples, args.seconds, args.seed_seconds, args.temperature, args.split,
                       args.segment_seconds, args.ours, args.plot, torch_threads=args.torch_threads,
-                      speed_plot=args.speed_plot)
+                      speed_plot=args.speed_plot, ground=not args.no_ground)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -122,7 +122,7 @@ def style_kinetics(real: list[dict], generated: list[dict]) -> dict:
     """Issue 11's kinetic targets for one style: generated dances against the real dances of that style."""
     def pooled(kin):
         w = np.array([len(k["frame_max_speed"]) for k in kin], np.float64)
-        keys = ("speed", "jerk", "slide") + tuple(key for key in ("travel", "body") if all(key in k for k in real + generated))
+        keys = ("speed", "jerk", "slide") + tuple(key for key in ("travel", "body", "hips") if all(key in k for k in real + generated))
         return {key: float(np.average([k[key] for k in kin], weights=w)) for key in keys}
 
     r, g = pooled(real), pooled(generated)
@@ -130,7 +130,8 @@ def style_kinetics(real: list[dict], generated: list[dict]) -> dict:
     spike = lambda kin: float((np.concatenate([k["frame_max_speed"] for k in kin]) > threshold).mean())  # noqa: E731
     ratios = {key: g[key] / r[key] if r[key] > 0 else None for key in r}
     ratios["spike"] = spike(generated) / max(spike(real), 1e-9)
-    # travel and body speed are not targets: they say where a speed ratio's excess comes from
+    # travel and body speed are not targets: they say where a speed ratio's excess comes from (and the hips'
+    # height whether the dancer stays on the floor)
     ok = (ratios["speed"] is not None and 0.85 <= ratios["speed"] <= 1.15 and ratios["jerk"] <= 1.5
           and ratios["spike"] <= 2.0 and (ratios["slide"] is None or ratios["slide"] <= 1.3))
     return {"real": r, "generated": g, "ratios": ratios, "real_clips": len(real), "ok": bool(ok)}
@@ -154,8 +155,9 @@ def spread_songs(songs: list[dict], clip_styles: dict, n: int | None) -> list[di
 def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seconds: float = 2.0, temperature: float = 1.0,
               segment_seconds: float = 5.0, switch_seconds: float = 10.0, blend_seconds: float = 1.0, strength: float = 1.0,
               presets=None, split: str = "test", max_songs: int | None = None, steered: bool = True, only=None,
-              switch_repeats: int = 1, progress=print) -> dict:
-    """presets: None = the model's own (a shipped .pt's), a YAML path, or a mapping ({} = none).
+              switch_repeats: int = 1, progress=print, ground: bool = True) -> dict:
+    """ground: each dance grounded as live does (transflower.floor.Grounding); False: as sampled.
+    presets: None = the model's own (a shipped .pt's), a YAML path, or a mapping ({} = none).
     steered False: only the dances started in the style (half the time; for choosing presets).
     only: ask for these styles only (default: every style of the data)."""
     import torch
@@ -165,6 +167,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     from transflower.checkpoint import load_checkpoint, load_style_seeds
     from transflower.dataset import read_ids
     from transflower.features import StandardScaler
+    from transflower.floor import grounding_hook
 
     data_dir = Path(data_dir)
     fj = data_dir / "features.json"
@@ -226,9 +229,10 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
             starts = [("started", scaled_seeds.get(style, own_seed))] + ([("steered", own_seed)] if steered else [])
             for start, seed in starts:
                 for j in range(samples):
+                    hook = grounding_hook(skeleton, scaler, seed) if ground else None
                     with torch.no_grad():
                         x = model.generate(torch.from_numpy(seed), audio, s["n"], temperature * p_temp,
-                                           torch.Generator().manual_seed(100 * j + i), style=w)
+                                           torch.Generator().manual_seed(100 * j + i), style=w, pose_hook=hook)
                     pos = M.positions_from_features(scaler.inverse(x.numpy()), skeleton)
                     wf = window_features(pos, names, fps, seg)
                     hits = list(clf.predict(wf) == k)
@@ -247,11 +251,11 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
                  f" ({recognised[style]['outside_real_range']:.0%} had a feature beyond the real range, clipped)"
                  + (f", {recognised[style]['steered_share']:.0%} steered from the song's dance" if steered else ""))
     switch = style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
-                          blend_seconds, presets, strength, repeats=switch_repeats)
+                          blend_seconds, presets, strength, repeats=switch_repeats, ground=ground)
     progress(f"switch: max joint speed around the switch {switch['max_speed_at_switch']:.2f} m/s "
              f"(real 99.9th percentile {switch['real_p999']:.2f} m/s; over it: {switch['switches_over']} of "
              f"{switch['switches']} switches, {switch['without_switch_over']} of the same dances without the switch)")
-    return {"benchmark": "style", "data": str(data_dir), "model": str(ckpt), "styles": styles, "fps": fps,
+    return {"benchmark": "style", "data": str(data_dir), "model": str(ckpt), "styles": styles, "fps": fps, "ground": ground,
             "segment_seconds": segment_seconds, "seconds": seconds, "samples": samples, "temperature": temperature,
             "strength": strength, "presets": presets, "split": split, "songs": [s["id"] for s in songs],
             "classifier": {"train_windows": int(len(Xtr)), "test_windows": int(len(Xte)),
@@ -266,7 +270,8 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
 
 
 def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
-                 blend_seconds, presets=None, strength: float = 1.0, repeats: int = 1, control: bool = True) -> dict:
+                 blend_seconds, presets=None, strength: float = 1.0, repeats: int = 1, control: bool = True,
+                 ground: bool = True) -> dict:
     """The live switch: style weights (with each style's preset strength) and temperature (times its preset)
     move linearly from one style to the next over the blend, as DanceEngine.set_style does.
 
@@ -279,6 +284,7 @@ def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler
     import torch
 
     from benchmarks import metrics as M
+    from transflower.floor import grounding_hook
 
     real = [M.kinematics(M.positions_from_features(scaler.inverse(s["motion"][seed_frames: seed_frames + s["n"]]),
                                                    skeleton), names, fps)["frame_max_speed"] for s in songs]
@@ -303,8 +309,10 @@ def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler
             for key, ramp_k in (("max_speed", ramp), ("max_speed_without_switch", torch.zeros_like(ramp)))[: 2 if control else 1]:
                 w = (1.0 - ramp_k) * torch.from_numpy(ends[0][0]) + ramp_k * torch.from_numpy(ends[1][0])
                 temps = temperature * ((1.0 - ramp_k[:, 0]) * ends[0][1] + ramp_k[:, 0] * ends[1][1])
+                hook = grounding_hook(skeleton, scaler, seed.numpy()) if ground else None
                 with torch.no_grad():
-                    x = model.generate(seed, audio, n, temps, torch.Generator().manual_seed(7 + i + 1000 * r), style=w)
+                    x = model.generate(seed, audio, n, temps, torch.Generator().manual_seed(7 + i + 1000 * r), style=w,
+                                       pose_hook=hook)
                 v = M.kinematics(M.positions_from_features(scaler.inverse(x.numpy()), skeleton), names, fps)["frame_max_speed"]
                 row[key] = float(v[max(0, k0 - before): k0 + after].max())
             per_song.append(row)
@@ -325,8 +333,9 @@ def format_table(res: dict) -> str:
              f"{res.get('split', 'test')} songs: {', '.join(res['songs'])}",
              "| requested style | preset (strength x, temperature x) | classifier's held-out accuracy on real "
              "| recognised, started in the style | recognised, steered from the song's dance "
-             "| speed / jerk / spike / slide vs that style's real dances (started) | speed taken apart: travel / body |",
-             "|---|---|---|---|---|---|---|"]
+             "| speed / jerk / spike / slide vs that style's real dances (started) | speed taken apart: travel / body "
+             "| hips' height |",
+             "|---|---|---|---|---|---|---|---|"]
     fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
     for s in res["recognised"]:
         acc = c["held_out_per_style"].get(s)
@@ -337,7 +346,7 @@ def format_table(res: dict) -> str:
                      f"| {rec['share']:.0%} of {rec['windows']}{'' if rec.get('seed_clip', True) else ' (no seed clip)'} "
                      f"| {'-' if rec.get('steered_share') is None else format(rec['steered_share'], '.0%')} "
                      f"| {' / '.join(fmt(r.get(k)) for k in ('speed', 'jerk', 'spike', 'slide'))} "
-                     f"| {' / '.join(fmt(r.get(k)) for k in ('travel', 'body'))} |")
+                     f"| {' / '.join(fmt(r.get(k)) for k in ('travel', 'body'))} | {fmt(r.get('hips'))} |")
     sw = res["switch"]
     lines.append(f"switch ({sw['blend_seconds']:g} s blend at {sw['switch_seconds']:g} s, {len(sw['songs'])} switches): fastest joint "
                  f"within 1 s before / 2 s after {sw['max_speed_at_switch']:.2f} m/s; real 99.9th percentile {sw['real_p999']:.2f} m/s")
@@ -371,6 +380,8 @@ def configure_parser(p) -> None:
     p.add_argument("--songs", type=int, default=None, help="at most this many songs, taken in turn from each style")
     p.add_argument("--switch-repeats", type=int, default=1,
                    help="dance each song's switch this many times with other noise (default 1; 5 gives 30 switches)")
+    p.add_argument("--no-ground", action="store_true", help="measure the dances as sampled, without the grounding "
+                   "live applies (each pose's root height corrected before it is fed back: transflower.floor.Grounding)")
     p.add_argument("--json", help="write the results here")
 
 
@@ -379,7 +390,7 @@ def run(args) -> int:
                     segment_seconds=args.segment_seconds, switch_seconds=args.switch_seconds, blend_seconds=args.blend_seconds,
                     strength=args.strength, presets=args.presets, split=args.split, max_songs=args.songs,
                     steered=not args.started_only, only=args.styles.split(",") if args.styles else None,
-                    switch_repeats=args.switch_repeats)
+                    switch_repeats=args.switch_repeats, ground=not args.no_ground)
     print(format_table(res))
     if args.json:
         from transflower.atomic import write_text_atomic

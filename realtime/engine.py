@@ -272,7 +272,7 @@ class DanceEngine:
 
     def __init__(self, model: OnnxDanceModel, temperature=1.0, seed: int | None = None,
                  seed_motion: np.ndarray | None = None, explode_threshold: float = 25.0, dancers: int = 1,
-                 style_presets: bool = True, style: str | None = None, style_strength: float = 1.0):
+                 style_presets: bool = True, style: str | None = None, style_strength: float = 1.0, ground: bool = True):
         """`style`: begin in it, as start_style does (its label and preset from the first frame; the warm start
         under its label, on `seed_motion` if given, else on the model's seed clip of that style), with one
         warm start instead of two."""
@@ -325,6 +325,12 @@ class DanceEngine:
             self._style_left = np.zeros(B, np.int64)
             self._style_active, self._style_landed = np.zeros((B, 1), bool), np.zeros((B, 1), bool)
         self._blending = 0
+        self.ground = None
+        if ground:
+            from transflower.floor import Grounding
+            from transflower.skeleton import Skeleton
+
+            self.ground = Grounding(Skeleton.from_dict(m["skeleton"]), dancers=B)
         sizes = [(0, B)] if model.batch_dynamic else [(i, i + 1) for i in range(B)]
         self.groups = [_Group(self, lo, hi) for lo, hi in sizes]
         self.batched = len(self.groups) == 1
@@ -457,6 +463,8 @@ class DanceEngine:
             g.cache_v[:, j] = np.roll(p["cache_v"], roll, axis=1)
             self.cache_bias[i] = np.roll(p["cache_bias"], roll)
         self.poses[i] = p["pose"]
+        if self.ground is not None:
+            self.ground.set_state(i, *p["ground"])
 
     def _group_of(self, i: int):
         g = self.groups[0] if self.batched else self.groups[i]
@@ -482,7 +490,8 @@ class DanceEngine:
             f["cache_bias"][0, slot] = 0.0
         self._primed = {"cache_k": f["cache_k"][:, 0].copy(), "cache_v": f["cache_v"][:, 0].copy(),
                         "cache_bias": f["cache_bias"][0].copy(), "frame": len(self.seed_motion),
-                        "pose": self.seed_motion[-1].copy()}
+                        "pose": self.seed_motion[-1].copy(),
+                        "ground": self.ground.seed_state(self.seed_motion) if self.ground is not None else None}
 
     def warm_start(self, seed_motion: np.ndarray) -> None:
         """Prime every dancer with another seed clip (teacher forcing, silence) and make it the reset state."""
@@ -543,6 +552,8 @@ class DanceEngine:
             self.poses[:] = self.out_pose
         else:
             self._redraw_or_reset(allow_redraw=noise is None)
+        if self.ground is not None:
+            self.ground.apply(self.poses)
         slot = self.frame % self.C
         for g in self.groups:
             g.cache_k[:, :, slot] = g.new_k

@@ -161,7 +161,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     out.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar for --preview (default: the built-in box figure)")
     out.add_argument("--preview-port", type=int, default=8765, help="HTTP port of --preview (default 8765; 0 = any free port)")
     out.add_argument("--stage-radius", type=float, default=150.0, help="keep the dancer within this radius (cm) of the origin")
-    out.add_argument("--no-floor", action="store_true", help="do not lift the body when a sampled pose puts a foot below the floor")
+    out.add_argument("--no-floor", action="store_true", help="no floor handling: do not lift the body when a sampled pose puts a foot "
+                     "below the floor, nor keep the dancer from floating off it (by default each pose's root height is "
+                     "grounded before it is fed back to the model)")
     ctl = p.add_argument_group("live control (docs/control.md)")
     ctl.add_argument("--control", nargs="?", const=str(DEFAULT_CONTROL_PORT), metavar="[HOST:]PORT",
                      help=f"take OSC control messages (/transflower/temperature, style, hold, reset, gain) on UDP; "
@@ -410,7 +412,8 @@ class LiveSession:
         self.engine = DanceEngine(self.model, temperature=parse_temperatures(args), seed=args.seed,
                                   seed_motion=seed_motion, dancers=self.dancers,
                                   style_presets=not getattr(args, "no_style_presets", False),
-                                  style=getattr(args, "style", None), style_strength=args.style_strength)
+                                  style=getattr(args, "style", None), style_strength=args.style_strength,
+                                  ground=not getattr(args, "no_floor", False))
         if getattr(args, "style", None) and args.style != "auto":
             p_strength, p_temp = preset_of(self.engine.presets, args.style)
             start = ("the seed clip it was given" if seed_motion is not None else "warm-started on its seed clip"

@@ -9,7 +9,10 @@ measure itself), and the mean horizontal speed of that foot point split into the
 foot's speed about the hips. Planted feet under a travelling body have a foot-about-hips speed that
 cancels the hips' (world speed near 0); skating feet do not.
 
-    python scripts/probe_foot_slide.py FEATURE_DIR MODEL.pt [--temperature 0.5] [--styles cha-cha,rumba]
+    python scripts/probe_foot_slide.py FEATURE_DIR MODEL.pt [--temperature 0.5] [--styles cha-cha,rumba] [--no-ground]
+
+The dances are grounded as live and `bench style` ground them (transflower.floor.Grounding) unless
+`--no-ground`.
 """
 import argparse
 import json
@@ -24,6 +27,7 @@ from benchmarks.style import spread_songs
 from transflower.checkpoint import load_checkpoint, load_style_seeds
 from transflower.dataset import load_modality, read_ids
 from transflower.features import StandardScaler
+from transflower.floor import grounding_hook
 from transflower.styles import check_presets, preset_of, preset_style
 
 
@@ -39,6 +43,7 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("--temperature", type=float, default=0.5)
     ap.add_argument("--styles", default="cha-cha,rumba,waltz")
+    ap.add_argument("--no-ground", action="store_true", help="the dances as sampled, without live's grounding")
     args = ap.parse_args()
     D = args.data
     feats = json.loads((D / "features.json").read_text())
@@ -65,9 +70,10 @@ def main() -> None:
         for i, s in enumerate(songs):
             audio = torch.from_numpy(np.ascontiguousarray(s["audio"][40: 40 + s["n"]]))
             for j in range(2):
+                hook = None if args.no_ground else grounding_hook(skel, scaler, seed)
                 with torch.no_grad():
                     x = model.generate(torch.from_numpy(seed), audio, s["n"], args.temperature * p_t,
-                                       torch.Generator().manual_seed(100 * j + i), style=w)
+                                       torch.Generator().manual_seed(100 * j + i), style=w, pose_hook=hook)
                 r, sh = M.contact_speeds(M.positions_from_features(scaler.inverse(x.numpy()), skel), names, fps)
                 gen.append(r); gs.append(sh)
         print(f"{style} real ({len(real)} clips): {summary(real, rs)}", flush=True)

@@ -131,3 +131,23 @@ def test_a_bad_sample_resets_only_that_dancer(styled_onnx):
     np.testing.assert_allclose(out[2], crowd.seed_motion[-1])
     assert np.abs(out[:2] - before[:2]).max() > 0  # the others danced on
     assert np.isfinite(rollout(crowd, 5)).all()
+
+
+def test_each_pose_is_grounded_before_it_is_fed_back_unless_told_not_to(styled_onnx):
+    """transflower.floor.Grounding in the loop: the pose the engine returns (and feeds back as the next
+    step's input) is the corrected one, dancer by dancer; ground=False leaves the sampled height alone."""
+    e = engine(styled_onnx, seed=4, dancers=2, temperature=0.5)
+    g = e.ground
+    assert g is not None and g.floor.shape == (2,)
+    moved = 0.0
+    for _ in range(30):
+        poses = e.step(e.silence).copy()
+        np.testing.assert_allclose(g.history[:, g.head], g.lowest(poses), atol=1e-3)  # its state follows what is sent
+        moved += float(np.abs(g.shift).sum())
+    assert moved > 0.0 and g.moved_cm == pytest.approx(moved)
+    e.step(e.silence)
+    np.testing.assert_allclose(e.motion[:, 3], poses[:, 3], atol=0)  # what was fed back: the grounded heights
+    plain = engine(styled_onnx, seed=4, dancers=2, temperature=0.5, ground=False)
+    assert plain.ground is None
+    a, b = rollout(engine(styled_onnx, seed=4, dancers=2, temperature=0.5), 30), rollout(plain, 30)
+    assert np.abs(a[..., 3] - b[..., 3]).max() > 1e-3

@@ -30,3 +30,123 @@ def test_lowest_foot_matches_full_fk_and_lift_puts_it_on_the_floor():
     np.testing.assert_allclose(after[below], 0.0, atol=1e-9)           # sunk feet now touch the floor
     np.testing.assert_array_equal(lifted[~below], root[~below])         # airborne frames are untouched
     assert clamp.lifts == below.sum()
+
+
+# --- Grounding: the fed-back root height kept on the floor ------------------------------------------
+
+def _rows(n, rng, sk):
+    """Unscaled motion-feature rows with random joint exp-maps, root height 90 cm, and their FK root/rotations."""
+    from transflower.motion_features import MotionFeatures
+
+    mf = MotionFeatures(sk)
+    rows = np.zeros((n, mf.dim), np.float32)
+    rows[:, 3] = 90.0
+    rows[:, 4:] = rng.normal(size=(n, mf.dim - 4)) * 0.3
+    return rows
+
+
+def _lowest_by_fk(sk, rows):
+    from transflower.motion_features import MotionFeatures
+
+    root, rots = MotionFeatures(sk).decode(rows.astype(np.float64))
+    pos, _ = forward_kinematics(sk, root, rots)
+    feet = [JOINT_NAMES.index(n) for n in ("RightToe", "RightHeel", "LeftToe", "LeftHeel")]
+    return pos[:, feet, 1].min(1)
+
+
+def test_grounding_measures_the_lowest_foot_of_a_feature_row_as_full_fk_does():
+    from transflower.floor import Grounding
+
+    sk = _skeleton()
+    rows = _rows(40, np.random.default_rng(2), sk)
+    rows[:, 0:3] = np.random.default_rng(3).normal(size=(40, 3))  # travel and turns: they move no point up or down
+    np.testing.assert_allclose(Grounding(sk).lowest(rows), _lowest_by_fk(sk, rows), atol=1e-4)
+
+
+def test_grounding_pulls_a_rising_dancer_back_to_its_seed_floor_and_leaves_a_jump_alone():
+    from transflower.floor import Grounding
+
+    sk = _skeleton()
+    rng = np.random.default_rng(4)
+    seed = _rows(60, rng, sk)
+    g = Grounding(sk, window=20, rate=0.2)
+    g.start(seed)
+    floor = float(np.percentile(_lowest_by_fk(sk, seed), 2))
+    assert g.floor[0] == np.float64(floor)
+    # a model whose root height drifts up 0.5 cm a frame from the height it is fed (150 cm in 300 frames):
+    # grounded, each pose is corrected before it is fed back, and the dancer stays near its floor
+    out, y = [], 90.0
+    for t in range(300):
+        row = _rows(1, rng, sk)
+        row[0, 3] = y + 0.5
+        g.apply(row)
+        y = float(row[0, 3])
+        out.append(row[0].copy())
+    low = _lowest_by_fk(sk, np.array(out))
+    seed_low = _lowest_by_fk(sk, seed)
+    assert abs(np.median(low[-100:]) - np.median(seed_low)) < 15.0  # ungrounded: 100-150 cm up by then
+    assert np.abs(g.shift).max() < 1.0 and abs(y - 90.0) < 40  # steady state: each frame takes back the drift
+    # a jump (root 25 cm up for 8 frames, shorter than the window) by a dancer standing on its floor: untouched
+    base = _rows(1, rng, sk)
+    g2 = Grounding(sk, window=20, rate=0.2)
+    g2.start(np.repeat(base, 30, axis=0))
+    heights = []
+    for t in range(30):
+        row = base.copy()
+        if 10 <= t < 18:
+            row[0, 3] += 25.0
+        g2.apply(row)
+        heights.append(row[0, 3] - base[0, 3])
+    np.testing.assert_allclose(heights, [25.0 if 10 <= t < 18 else 0.0 for t in range(30)], atol=1e-4)
+
+
+def test_grounding_lifts_a_sinking_dancer_and_keeps_dancers_apart():
+    from transflower.floor import Grounding
+
+    sk = _skeleton()
+    rng = np.random.default_rng(5)
+    seed = _rows(60, rng, sk)
+    g = Grounding(sk, dancers=2, window=10, rate=0.2, sink=5.0)
+    g.start(seed)
+    pose = _rows(1, rng, sk)[0]
+    heights, y = [], np.array([pose[3], pose[3]], np.float32)
+    for t in range(120):
+        rows = np.stack([pose, pose]).copy()
+        rows[:, 3] = y
+        rows[1, 3] -= 1.0 if t < 40 else 0.0  # dancer 1's model sinks 1 cm a frame for 40 frames; dancer 0 stands still
+        g.apply(rows)
+        y = rows[:, 3].copy()
+        heights.append(y)
+    heights = np.array(heights)
+    stand = g.lowest(pose[None])[0] + heights[-1, 1] - pose[3]  # dancer 1's lowest foot, at its final height
+    assert stand > g.floor[1] - 5.0 - 1.0                       # back up to within `sink` of its floor (sunk: 40 cm)
+    alone = Grounding(sk, dancers=1, window=10, rate=0.2, sink=5.0)  # dancer 0 on its own: the same heights
+    alone.start(seed)
+    y0 = np.float32(pose[3])
+    for t in range(120):
+        row = pose[None].copy()
+        row[0, 3] = y0
+        alone.apply(row)
+        y0 = row[0, 3]
+        assert abs(y0 - heights[t, 0]) < 1e-4
+    assert g.moved_cm > 30.0
+
+
+def test_grounding_hook_works_in_standardised_features_like_the_engine_rows():
+    from transflower.features import StandardScaler
+    from transflower.floor import Grounding, grounding_hook
+
+    sk = _skeleton()
+    rng = np.random.default_rng(6)
+    seed = _rows(30, rng, sk)
+    sc = StandardScaler(rng.normal(size=seed.shape[1]).astype(np.float32), rng.uniform(0.5, 2, seed.shape[1]).astype(np.float32))
+    hook = grounding_hook(sk, sc, sc.transform(seed))
+    g = Grounding(sk)
+    g.start(seed)
+    for t in range(50):
+        row = _rows(1, rng, sk)
+        row[0, 3] += t
+        x = sc.transform(row)
+        hook(x)
+        g.apply(row)
+        np.testing.assert_allclose(sc.inverse(x), row, atol=1e-3)

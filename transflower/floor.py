@@ -66,3 +66,103 @@ class FloorClamp:
             self._low = np.zeros(root.shape[0])
         self.lifts += self._lift(root, rots, self.chain, self.parents, self.offsets, self.feet, self._grot, self._gpos,
                                  self._low, self.floor_y)
+
+
+class Grounding:
+    """Keep a dancer standing on the floor inside the model's own loop.
+
+    The model samples each frame's root height as a change from the last one (the residual flow), and
+    nothing ties that height to the legs: over a rollout it drifts. The shipped model's dancers rose by
+    20-40 cm in 30 s (hips from ~100 to 130-138 cm, the lowest foot from ~20 to 40-60 cm: benchmarks/
+    README, Session 10), a dance no training clip shows, and fed back to the model as its own past.
+    `Grounding` corrects the root height of each sampled pose *before* it is fed back (the engine's step,
+    or `generate`'s pose hook), so the model goes on from a dancer on the floor:
+
+    - where a dancer stands = the lowest foot point over the last `window` frames (a jump or a raised leg
+      lasts less than that; one foot is on the floor within any second of real dance);
+    - the floor = where its warm-start clip stands (that clip's 2nd percentile; the captures' floors
+      differ by clip, -4 to 15 cm, and the model learned each style at its own);
+    - a dancer standing above it moves down by `rate` x the gap per frame (0.2: a 20 cm float closes to
+      1 cm in ~13 frames, with no step in any frame over 0.2 x the gap); one standing more than `sink`
+      below it moves up the same way.
+
+    Works on unscaled motion-feature rows (B, D) in place, float32; a compiled kernel, buffers made here:
+    a frame allocates nothing."""
+
+    def __init__(self, skeleton: Skeleton, dancers: int = 1, window: int = 20, rate: float = 0.2, sink: float = 5.0):
+        from transflower import kernels
+        from transflower.motion_features import MotionFeatures
+
+        self._kernel, self._low_rows = kernels.ground_rows, kernels.feet_low_rows
+        clamp = FloorClamp(skeleton)
+        self.chain, self.parents, self.offsets, self.feet = clamp.chain, clamp.parents, clamp.offsets, clamp.feet
+        J = len(self.parents)
+        self.slot = np.full(J, -1, np.int64)
+        for s, j in enumerate(MotionFeatures(skeleton).rotating):
+            self.slot[j] = s
+        if not 0.0 < rate <= 1.0 or int(window) < 1:
+            raise ValueError(f"Grounding: rate {rate} (expected in (0, 1]) / window {window} (expected >= 1)")
+        self.rate, self.sink, self.window = float(rate), float(sink), int(window)
+        B = int(dancers)
+        self._grot, self._gpos = np.zeros((J, 4)), np.zeros((J, 3))
+        self.floor = np.zeros(B)
+        self.history = np.zeros((B, self.window))
+        self.head = 0
+        self.shift = np.zeros(B)  # the last frame's change per dancer, cm
+        self._low = np.zeros(B)
+        self.moved_cm = 0.0  # |change| summed over frames and dancers, for the run's summary
+
+    def lowest(self, rows: np.ndarray) -> np.ndarray:
+        """(N, D) unscaled features -> (N,) each row's lowest foot point height, cm (a new array)."""
+        rows = np.ascontiguousarray(np.atleast_2d(rows), np.float32)
+        out = np.zeros(len(rows))
+        self._low_rows(rows, self.slot, self.chain, self.parents, self.offsets, self.feet, self._grot, self._gpos, out)
+        return out
+
+    def seed_state(self, seed_rows: np.ndarray) -> tuple[float, np.ndarray]:
+        """A warm-start clip (unscaled feature rows) -> (its floor, its last `window` lowest-foot heights)."""
+        low = self.lowest(seed_rows)
+        recent = low[-self.window:]
+        return float(np.percentile(low, 2)), np.concatenate([np.full(self.window - len(recent), recent[0]), recent])
+
+    def set_state(self, dancer: int, floor: float, recent: np.ndarray) -> None:
+        """Dancer `dancer` starts over at `floor` with these recent heights (oldest first)."""
+        self.floor[dancer] = floor
+        for k in range(self.window):  # the oldest goes where the next frame writes
+            self.history[dancer, (self.head + 1 + k) % self.window] = recent[k]
+
+    def start(self, seed_rows: np.ndarray, dancer: int | None = None) -> None:
+        """(Re)start dancer(s) from a warm-start clip (unscaled feature rows)."""
+        floor, recent = self.seed_state(seed_rows)
+        for i in [dancer] if dancer is not None else range(len(self.floor)):
+            self.set_state(i, floor, recent)
+
+    def apply(self, rows: np.ndarray) -> None:
+        """Ground this frame's poses: rows (B, D) unscaled float32, C-contiguous, changed in place."""
+        self.head = (self.head + 1) % self.window
+        self.moved_cm += self._kernel(rows, self.slot, self.chain, self.parents, self.offsets, self.feet, self._grot,
+                                      self._gpos, self._low, self.history, self.head, self.floor, self.rate, self.sink,
+                                      self.shift)
+
+    def standardised_hook(self, mean, std):
+        """A pose hook for `generate` in standardised features: (1, D) float32 array, changed in place."""
+        mean = np.asarray(mean, np.float32)
+        std = np.asarray(std, np.float32)
+        row = np.zeros((1, len(mean)), np.float32)
+
+        def hook(x: np.ndarray) -> None:
+            np.multiply(x, std, out=row)
+            np.add(row, mean, out=row)
+            before = row[0, 3]
+            self.apply(row)
+            x[0, 3] += (row[0, 3] - before) / std[3]
+        return hook
+
+
+def grounding_hook(skeleton, scaler, seed_scaled):
+    """A fresh Grounding for one rollout in standardised features (torch `generate`'s pose_hook), started
+    on its seed clip. skeleton: Skeleton or its dict; scaler: the motion StandardScaler."""
+    skel = Skeleton.from_dict(skeleton) if isinstance(skeleton, dict) else skeleton
+    g = Grounding(skel)
+    g.start(scaler.inverse(np.asarray(seed_scaled, np.float64)))
+    return g.standardised_hook(scaler.mean, scaler.std)

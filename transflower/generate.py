@@ -75,7 +75,9 @@ class TorchGenerator:
         self.gen = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
         self.torch = torch
 
-    def run(self, audio_rows: np.ndarray, seed_motion: np.ndarray, num_frames: int, silence: np.ndarray) -> np.ndarray:
+    def run(self, audio_rows: np.ndarray, seed_motion: np.ndarray, num_frames: int, silence: np.ndarray,
+            ground: bool = True) -> np.ndarray:
+        """ground: keep the dancer on its seed clip's floor, as the live engine does (transflower.floor.Grounding)."""
         from transflower.models.transflower import KVCacheRunner
 
         torch = self.torch
@@ -88,21 +90,29 @@ class TorchGenerator:
         prev = t(self.ms.transform(seed_motion[-1]))
         out = np.empty((num_frames, self.model.cfg.motion_dim), np.float32)
         scaled_audio = self.as_.transform(audio_rows)
+        hook = None
+        if ground:
+            from transflower.floor import grounding_hook
+
+            hook = grounding_hook(self.meta["skeleton"], self.ms, self.ms.transform(seed_motion))
         for i in range(num_frames):
             noise = torch.randn(1, self.model.cfg.motion_dim, generator=self.gen) * (self.temperature * self.temp_scale)
             prev = runner.step(prev, t(scaled_audio[i]), noise)
+            if hook is not None:
+                hook(prev.numpy())
             out[i] = self.ms.inverse(prev[0].numpy())
         return out
 
 
 def generate(model_path, song, temperature: float | None = None, seed: int | None = None, seed_motion=None,
              features_json=None, max_seconds: float | None = None, progress: bool = True, style=None,
-             style_strength: float = 1.0) -> dict:
+             style_strength: float = 1.0, ground: bool = True) -> dict:
     """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
     An .onnx file runs in the live engine (realtime.engine: onnxruntime), imported only for that case.
     temperature None: the model's benchmarked default (its metadata's default_temperature), else 1.
-    A style without `seed_motion` starts on the model's seed clip of that style, where it has one."""
+    A style without `seed_motion` starts on the model's seed clip of that style, where it has one.
+    ground: keep the dancer on its seed clip's floor (transflower.floor.Grounding), as `live` does."""
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
         from realtime.engine import DanceEngine, OnnxDanceModel
@@ -136,7 +146,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     if backend == "onnx":
         # a style: warmed up under its label (as TorchGenerator does), on its seed clip unless one was given
         engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=None if style_seed else seed_feats,
-                             style=style, style_strength=style_strength)
+                             style=style, style_strength=style_strength, ground=ground)
         out = np.empty((n, engine.motion_dim), np.float32)
         it = range(n)
         if progress:
@@ -146,7 +156,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
         for i in it:
             out[i] = engine.step(rows[i])
     else:
-        out = gen.run(rows, seed_feats, n, silence)
+        out = gen.run(rows, seed_feats, n, silence, ground=ground)
     seed_used = f"{style} seed clip" if style_seed else ("--seed-motion" if seed_motion else "model seed clip")
     return {"motion": out, "fps": fps, "skeleton": meta["skeleton"], "audio_rows": audio[:n], "backend": backend,
             "temperature": temperature, "seed": seed_used}
@@ -185,7 +195,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible dance")
     p.add_argument("--features", help="features.json of the training data (for .ckpt; default: via the run's model card)")
     p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
-    p.add_argument("--no-floor", action="store_true", help="keep sampled poses whose feet sink below the floor as they are")
+    p.add_argument("--no-floor", action="store_true", help="no floor handling: keep sampled poses whose feet sink below the floor, and let a dancer "
+                   "float off it (the root height the model samples drifts; by default each pose is grounded before "
+                   "it is fed back)")
 
 
 def run(args) -> int:
@@ -196,7 +208,7 @@ def run(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     res = generate(args.model, args.song, args.temperature, args.seed, args.seed_motion, args.features, args.max_seconds,
-                   style=args.style, style_strength=args.style_strength)
+                   style=args.style, style_strength=args.style_strength, ground=not args.no_floor)
     motion = features_to_motion(res["motion"], res["skeleton"], res["fps"], floor=not args.no_floor)
     stem = Path(args.song).stem
     written = []

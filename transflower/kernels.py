@@ -1,5 +1,5 @@
 """Compiled per-frame loops (numba) for the live path and whole clips: forward kinematics of the leg
-chains (floor clamp), the motion-feature integrator for a crowd, slerp, polyphase FIR resampling, and
+chains (floor clamp, and the grounding of a floating dancer from its features), the motion-feature integrator for a crowd, slerp, polyphase FIR resampling, and
 the audio feature row of a hop (after its FFT).
 
 Each kernel writes into arrays its caller preallocated, so a frame allocates nothing. The rotation
@@ -23,6 +23,15 @@ _slerp = _jit(R.quat_slerp_scalar)
 
 
 @_jit
+def _link(grot, gpos, offsets, p, j, x, y, z, w):
+    """Joint j's global rotation and position from its parent p's and its local rotation (x, y, z, w)."""
+    gx, gy, gz, gw = _qmul(grot[p, 0], grot[p, 1], grot[p, 2], grot[p, 3], x, y, z, w)
+    grot[j, 0], grot[j, 1], grot[j, 2], grot[j, 3] = gx, gy, gz, gw
+    ox, oy, oz = _qapply(grot[p, 0], grot[p, 1], grot[p, 2], grot[p, 3], offsets[j, 0], offsets[j, 1], offsets[j, 2])
+    gpos[j, 0], gpos[j, 1], gpos[j, 2] = gpos[p, 0] + ox, gpos[p, 1] + oy, gpos[p, 2] + oz
+
+
+@_jit
 def lowest_foot(root, rots, chain, parents, offsets, feet, grot, gpos, out):
     """out[n] = height of the lowest foot joint of frame n. root (N, 3), rots (N, J, 4) local rotations;
     chain: the joints from the root to the feet, parent first; grot (J, 4) / gpos (J, 3): scratch."""
@@ -36,11 +45,7 @@ def lowest_foot(root, rots, chain, parents, offsets, feet, grot, gpos, out):
                 for a in range(3):
                     gpos[j, a] = root[n, a]
             else:
-                x, y, z, w = _qmul(grot[p, 0], grot[p, 1], grot[p, 2], grot[p, 3],
-                                   rots[n, j, 0], rots[n, j, 1], rots[n, j, 2], rots[n, j, 3])
-                grot[j, 0], grot[j, 1], grot[j, 2], grot[j, 3] = x, y, z, w
-                ox, oy, oz = _qapply(grot[p, 0], grot[p, 1], grot[p, 2], grot[p, 3], offsets[j, 0], offsets[j, 1], offsets[j, 2])
-                gpos[j, 0], gpos[j, 1], gpos[j, 2] = gpos[p, 0] + ox, gpos[p, 1] + oy, gpos[p, 2] + oz
+                _link(grot, gpos, offsets, p, j, rots[n, j, 0], rots[n, j, 1], rots[n, j, 2], rots[n, j, 3])
         low = np.inf
         for f in range(feet.shape[0]):
             low = min(low, gpos[feet[f], 1])
@@ -58,6 +63,58 @@ def lift_feet(root, rots, chain, parents, offsets, feet, grot, gpos, low, floor_
             root[n, 1] += floor_y - low[n]
             lifted += 1
     return lifted
+
+
+@_jit
+def feet_low_rows(features, slot, chain, parents, offsets, feet, grot, gpos, out):
+    """out[b] = height of the lowest foot joint of motion-feature row b (unscaled; root_y in column 3,
+    exp-maps from column 4, slot[j] = joint j's place among them or -1): leg-chain FK with the root at
+    (0, root_y, 0). The heading is left out (a turn about +Y moves no point up or down)."""
+    for b in range(features.shape[0]):
+        for c in range(chain.shape[0]):
+            j = chain[c]
+            s = slot[j]
+            x, y, z, w = 0.0, 0.0, 0.0, 1.0
+            if s >= 0:
+                k = 4 + 3 * s
+                x, y, z, w = _qexp(np.float64(features[b, k]), np.float64(features[b, k + 1]), np.float64(features[b, k + 2]))
+            p = parents[j]
+            if p < 0:
+                grot[j, 0], grot[j, 1], grot[j, 2], grot[j, 3] = x, y, z, w
+                gpos[j, 0], gpos[j, 1], gpos[j, 2] = 0.0, np.float64(features[b, 3]), 0.0
+            else:
+                _link(grot, gpos, offsets, p, j, x, y, z, w)
+        low = np.inf
+        for f in range(feet.shape[0]):
+            low = min(low, gpos[feet[f], 1])
+        out[b] = low
+
+
+@_jit
+def ground_rows(features, slot, chain, parents, offsets, feet, grot, gpos, low, history, head, floor, rate, sink, shift):
+    """One Grounding step for B rows in place (see transflower.floor.Grounding): history (B, W) holds each
+    dancer's lowest-foot heights of the last W frames (slot `head` is this frame's); their minimum is where
+    the dancer stands. Above floor[b]: root_y moves down by rate x the gap; more than `sink` below: up.
+    shift[b] = the change made (cm); the history moves with it. Returns the changes' absolute sum."""
+    feet_low_rows(features, slot, chain, parents, offsets, feet, grot, gpos, low)
+    W = history.shape[1]
+    total = 0.0
+    for b in range(features.shape[0]):
+        history[b, head] = low[b]
+        m = np.inf
+        for i in range(W):
+            m = min(m, history[b, i])
+        d = 0.0
+        if m > floor[b]:
+            d = -rate * (m - floor[b])
+        elif m < floor[b] - sink:
+            d = rate * (floor[b] - sink - m)
+        features[b, 3] += d
+        for i in range(W):
+            history[b, i] += d
+        shift[b] = d
+        total += abs(d)
+    return total
 
 
 @_jit
@@ -207,6 +264,9 @@ def warm_up() -> None:
     rots[..., 3] = 1.0
     lift_feet(np.zeros((1, 3)), rots, np.arange(J, dtype=np.int64), parents, np.ones((J, 3)),
               np.array([2], np.int64), np.zeros((J, 4)), np.zeros((J, 3)), np.zeros(1), 0.0)
+    ground_rows(np.zeros((1, 7), np.float32), np.array([0, -1, -1], np.int64), np.arange(J, dtype=np.int64), parents,
+                np.ones((J, 3)), np.array([2], np.int64), np.zeros((J, 4)), np.zeros((J, 3)), np.zeros(1), np.zeros((1, 4)), 0,
+                np.zeros(1), 0.2, 5.0, np.zeros(1))
     integrate(np.zeros((1, 7), np.float32), np.zeros((1, 3)), np.zeros(1), np.array([0], np.int64), 150.0,
               np.zeros((1, 3)), rots)
     slerp_into(np.zeros((J, 4)), rots[0], rots[0], 0.5)

@@ -479,14 +479,17 @@ class TransflowerLive(nn.Module):
         return torch.zeros(shape), torch.zeros(shape), torch.full((batch, c.context - 1), -1e9)
 
     @torch.no_grad()
-    def generate(self, seed_motion, audio, num_frames: int, temperature: float = 1.0, generator=None, style=None):
+    def generate(self, seed_motion, audio, num_frames: int, temperature: float = 1.0, generator=None, style=None,
+                 pose_hook=None):
         """Autoregressive rollout with the KV cache, in standardised feature space (CPU).
 
         seed_motion (S >= 1, D_m): poses of frames -S..-1; audio (N, D_a): frames 0..N-1 -> (num_frames, D_m).
         Token j carries pose x_j and audio a_{j+1+lookahead} (index clamped to [0, N-1]: edge rows repeat)
         and its flow samples x_{j+1} with noise ~ N(0, temperature^2), drawn from `generator` once per frame.
         style: (S,) weights for the whole dance, or (num_frames, S) per generated frame (a live switch's
-        blend); None: "auto". temperature: a number, or one per generated frame (a style preset's blend)."""
+        blend); None: "auto". temperature: a number, or one per generated frame (a style preset's blend).
+        pose_hook: called with each sampled pose, a (1, D) float32 numpy view, which it may change in place
+        before the pose is kept and fed back (transflower.floor.Grounding keeps the dancer on the floor)."""
         S, N, L, D = seed_motion.shape[0], audio.shape[0], self.cfg.lookahead, self.cfg.motion_dim
         if S < 1:
             raise ValueError("generate needs at least one seed frame")
@@ -512,6 +515,8 @@ class TransflowerLive(nn.Module):
                 frame = runner.frame
                 t_i = float(temperature[i]) if per_frame_t else temperature
                 prev = sample_with_redraws(sample, lambda t_i=t_i: torch.randn(1, D, generator=generator) * t_i)
+                if pose_hook is not None:
+                    pose_hook(prev.numpy())
                 out.append(prev[0])
             return torch.stack(out)
         finally:
