@@ -304,3 +304,53 @@ def test_training_step_logs_the_nll_and_the_style_contrast_apart():
     assert set(logged) == {"train/nll", "train/style_contrast"} and logged["train/style_contrast"] > 0
     assert abs(float(loss) - (logged["train/nll"] + 2.0 * logged["train/style_contrast"])) < 1e-4
     assert float(lit.last_train_nll) == logged["train/nll"]
+
+
+def _with_skeleton(data_dir, tmp_path):
+    """The tiny folder plus what the contact term needs: the skeleton and the motion scaler."""
+    import shutil
+
+    from transflower.skeleton import JOINT_NAMES, PARENTS, ROTATING_JOINTS
+
+    d = tmp_path / "skel"
+    shutil.copytree(data_dir, d)
+    rng = np.random.default_rng(3)
+    off = np.zeros((len(JOINT_NAMES), 3))
+    off[1:] = rng.normal(size=(len(JOINT_NAMES) - 1, 3)) * 4 + np.array([0, -12, 0])
+    meta = json.loads((d / "features.json").read_text())
+    scaler = {"mean": [0.0, 0.0, 0.0, 90.0] + [0.0] * 42, "std": [1.0, 1.0, 0.05, 5.0] + [0.3] * 42}
+    meta.update(skeleton={"names": JOINT_NAMES, "parents": PARENTS.tolist(), "offsets": off.tolist(),
+                          "rotating": ROTATING_JOINTS.tolist()}, motion_scaler=scaler)
+    (d / "features.json").write_text(json.dumps(meta))
+    return d
+
+
+def test_contact_term_trains_and_a_run_can_start_from_another_runs_weights(data_dir, tmp_path):
+    from transflower.checkpoint import load_checkpoint
+    from transflower.models import build_model
+
+    with pytest.raises(UserError, match="contact needs the data's skeleton"):
+        train(load_config(DEFAULT_CONFIG, TINY_LIVE + FAST + ["training.max_steps=1", "model_config.contact=1.0"]),
+              data_dir, tmp_path / "no_skeleton")
+    d = _with_skeleton(data_dir, tmp_path)
+    cfg = load_config(DEFAULT_CONFIG, TINY_LIVE + FAST + ["training.max_steps=3", "training.val_every_steps=3",
+                                                          "model_config.contact=1.0", "model_config.scheduled_sampling=0.5"])
+    first = tmp_path / "first"
+    assert train(cfg, d, first) == 0
+    assert card_steps(first) == 3
+    # a fine-tune from those weights: its model starts exactly there (a fresh optimiser, step 0)
+    model, _ = load_checkpoint(first / "checkpoints" / "last.ckpt")
+    fresh = build_model("transflower_live", {**cfg["model_config"], "motion_dim": 46, "audio_dim": 68})
+    train_mod.init_weights(fresh, first / "checkpoints" / "last.ckpt")
+    for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), k
+    ft = load_config(DEFAULT_CONFIG, TINY_LIVE + FAST + ["training.max_steps=2", "training.val_every_steps=2",
+                                                         f"training.init_weights={first / 'checkpoints' / 'last.ckpt'}"])
+    assert train(ft, d, tmp_path / "ft") == 0 and card_steps(tmp_path / "ft") == 2
+    other = build_model("transflower_live", {**cfg["model_config"], "d_model": 48, "motion_dim": 46, "audio_dim": 68})
+    with pytest.raises(UserError, match="do not fit this model_config"):
+        train_mod.init_weights(other, first / "checkpoints" / "last.ckpt")
+
+
+def card_steps(run: Path) -> int:
+    return json.loads((run / "model_card.json").read_text())["steps"]

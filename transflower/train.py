@@ -277,6 +277,16 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     train_set = MultimodalDataset(data_dir, "train", spec, stride=d["stride"])
     val_set = MultimodalDataset(data_dir, "test", spec, stride=max(d["stride"], d["seq_len"] // 2))
     lit = build_lightning_module(cfg, train_set.dims)
+    if float(cfg["model_config"].get("contact") or 0) > 0:  # the feet the contact term measures: the data's skeleton
+        from transflower.models.feet import FootGeometry
+        from transflower.skeleton import Skeleton
+
+        if not feat_meta.get("skeleton") or not feat_meta.get("motion_scaler"):
+            raise UserError(f"{feat_meta_path}: model_config.contact needs the data's skeleton and motion scaler "
+                            "(features.json from `transflower features`)")
+        lit.model.set_foot_geometry(FootGeometry(feat_meta["skeleton"], Skeleton.from_dict(feat_meta["skeleton"]).rotating,
+                                                 feat_meta["motion_scaler"]["mean"], feat_meta["motion_scaler"]["std"],
+                                                 float(feat_meta["fps"])))
     n_params = sum(p.numel() for p in lit.model.parameters())
     log.info("model %s: %.2fM parameters; %d train windows (%d clips), %d val windows",
              cfg["model"], n_params / 1e6, len(train_set), len(train_set.ids), len(val_set))
@@ -317,11 +327,26 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     ckpt_path = str(last) if (resume and last.exists()) else None
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
+    elif t.get("init_weights"):  # fine-tuning: start from another run's (or the shipped) weights, fresh optimiser
+        init_weights(lit.model, Path(t["init_weights"]))
     start = time.time()
     trainer.fit(lit, train_loader, val_loader, ckpt_path=ckpt_path)
     if trainer.global_rank == 0:
         write_model_card(out_dir, cfg, data_dir, train_set, feat_meta, trainer, n_params, time.time() - start)
     return 0
+
+
+def init_weights(model, path: Path) -> None:
+    """Load the weights of a `transflower train` checkpoint or a shipped .pt into `model` (same architecture)."""
+    from transflower.checkpoint import load_checkpoint
+
+    src, src_cfg = load_checkpoint(path)
+    try:
+        model.load_state_dict(src.state_dict())
+    except RuntimeError as e:
+        raise UserError(f"training.init_weights {path}: its weights do not fit this model_config "
+                        f"({str(e).splitlines()[0][:200]})") from None
+    log.info("initialised from the weights of %s (%s)", path, src_cfg["model"])
 
 
 def write_model_card(out_dir: Path, cfg: dict, data_dir: Path, train_set, feat_meta: dict, trainer, n_params: int, seconds: float) -> None:

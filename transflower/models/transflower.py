@@ -31,6 +31,9 @@ What differs from the paper, and why:
   music (the label, not the music, must carry the style); `style_contrast` adds the cross-entropy of
   the model's own label posterior on self-fed windows, so the label must also say how a drifted dance
   goes on (`style_contrast_loss`).
+- `contact` adds a foot-contact term on poses sampled from the fed (partly self-fed) past, with gradient:
+  a foot point on the floor must not move over it faster than the data's foot does at that frame
+  (`contact_loss`; the feet come from leg-chain kinematics in torch, `transflower.models.feet`).
 
 Shapes: B batch, T frames, D_m motion dims, D_a audio dims, d model width, H heads, hd head width.
 Teacher forcing: motion_in[t] = pose x_{t-1}, audio_in[t] = audio a_{t+lookahead}, target[t] = x_t;
@@ -82,6 +85,9 @@ class TransflowerConfig:
     scheduled_sampling_styles: list = ()  # style indices whose labelled windows are self-fed (empty: every window)
     style_contrast: float = 0.0  # weight of the style-discriminative term (see style_contrast_loss), training only
     style_contrast_windows: int = 8  # labelled windows per batch it is computed on (each costs a pass per style)
+    contact: float = 0.0  # weight of the foot-contact term (see contact_loss), training only; needs set_foot_geometry
+    contact_margin: float = 0.1  # m/s a grounded foot may move beyond what the data's foot does at that frame
+    contact_cm: float = 5.0  # a foot point this close to the window's floor is on it (benchmarks' slide measure)
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -118,6 +124,9 @@ class TransflowerConfig:
             raise UserError(f"model_config.style_contrast: expected a weight >= 0, got {self.style_contrast!r}")
         if not isinstance(self.style_contrast_windows, int) or self.style_contrast_windows < 1:
             raise UserError(f"model_config.style_contrast_windows: expected an integer >= 1, got {self.style_contrast_windows!r}")
+        if not float(self.contact) >= 0.0 or not float(self.contact_margin) >= 0.0 or not float(self.contact_cm) > 0.0:
+            raise UserError(f"model_config.contact / contact_margin / contact_cm: expected >= 0 / >= 0 / > 0, got "
+                            f"{self.contact!r} / {self.contact_margin!r} / {self.contact_cm!r}")
         if float(self.style_contrast) > 0 and self.styles < 3:
             raise UserError(f"model_config.style_contrast: needs a model with at least two style labels (styles >= 3), got styles={self.styles!r}")
         if not float(self.pose_noise) >= 0.0:
@@ -322,13 +331,23 @@ class TransflowerLive(nn.Module):
         labels = inputs[2][..., 0].long()  # before dropout: whose music is whose
         audio = self.swap_music(inputs[1], idx, labels)
         style = self.style_one_hot(idx)
-        if not (self.training and self.cfg.style_contrast > 0):
+        if not (self.training and (self.cfg.style_contrast > 0 or self.cfg.contact > 0)):
             return self.nll(inputs[0], audio, outputs[0], style, windows)
-        seen = self.encoder_input(self.self_fed_input(inputs[0], audio, style, windows=windows))
-        nll = -self.frame_log_prob(inputs[0], seen, audio, outputs[0], style).mean() / outputs[0].shape[-1]
-        contrast = self.style_contrast_loss(inputs[0], seen, audio, outputs[0], idx[:, 0])
-        self.loss_terms = {"nll": nll.detach(), "style_contrast": contrast.detach()}  # what training logs
-        return nll + self.cfg.style_contrast * contrast
+        fed = self.self_fed_input(inputs[0], audio, style, windows=windows)
+        seen = self.encoder_input(fed)
+        h = self.backbone(seen, audio, style)
+        nll = -self.frame_log_prob(inputs[0], seen, audio, outputs[0], style, h=h).mean() / outputs[0].shape[-1]
+        self.loss_terms = {"nll": nll.detach()}  # what training logs
+        loss = nll
+        if self.cfg.style_contrast > 0:
+            contrast = self.style_contrast_loss(inputs[0], seen, audio, outputs[0], idx[:, 0])
+            self.loss_terms["style_contrast"] = contrast.detach()
+            loss = loss + self.cfg.style_contrast * contrast
+        if self.cfg.contact > 0:
+            contact = self.contact_loss(fed, seen, h, outputs[0])
+            self.loss_terms["contact"] = contact.detach()
+            loss = loss + self.cfg.contact * contact
+        return loss
 
     def style_index(self, style_index):
         """(B, T, 1) style indices -> (B, T) long; in training a whole window becomes "auto" (index 0) with
@@ -422,11 +441,13 @@ class TransflowerLive(nn.Module):
         seen = self.encoder_input(self.self_fed_input(motion_in, audio_in, style, windows=self_fed_windows))
         return -self.frame_log_prob(motion_in, seen, audio_in, target, style).mean() / target.shape[-1]
 
-    def frame_log_prob(self, motion_in, seen, audio_in, target, style=None):
+    def frame_log_prob(self, motion_in, seen, audio_in, target, style=None, h=None):
         """(B, T) log-likelihood (nats) of each target pose given what the encoder saw (`seen`: the past
-        poses as encoder_input made them; motion_in: the data's, the residual's base)."""
+        poses as encoder_input made them; motion_in: the data's, the residual's base). h: the backbone's
+        output for `seen`, if already computed."""
         B, T, D = target.shape
-        h = self.backbone(seen, audio_in, style)
+        if h is None:
+            h = self.backbone(seen, audio_in, style)
         base = seen if self.cfg.noisy_base else motion_in
         x = target - self.residual_mask * base
         return self.flow.log_prob(x.reshape(B * T, D), self.flow_condition(h, seen).reshape(B * T, -1)).reshape(B, T)
@@ -452,6 +473,47 @@ class TransflowerLive(nn.Module):
             style = self.style_one_hot(torch.full((rows.numel(), T), k, dtype=torch.long, device=target.device))
             logits.append(self.frame_log_prob(motion_in[rows], seen[rows], audio_in[rows], target[rows], style).mean(1))
         return F.cross_entropy(torch.stack(logits, 1), label[rows] - 1) / D
+
+    def set_foot_geometry(self, geometry) -> None:
+        """The skeleton and scaler the contact term measures feet with (transflower.models.feet.FootGeometry;
+        the trainer sets it from the data's features.json). Not a parameter: checkpoints do not store it."""
+        self.foot_geometry = geometry
+
+    def contact_loss(self, fed, seen, h, target):
+        """The foot-contact term: a foot on the floor should not skate.
+
+        In a rollout the model's feet slide with its travel (benchmarks/README.md, Session 10: the sliding is
+        made in the rollout; its one-step samples from real pasts slide no more than the data for waltz and
+        rumba). Here, from the past the model was fed (`fed`, with its self-fed poses), one pose per frame is
+        sampled *with* gradient (noise at scheduled_sampling_temperature, the residual on the fed pose, as a
+        rollout steps), and where that pose's lowest foot point is within `contact_cm` of the window's floor
+        (the lowest foot point of the window's real poses; a soft edge of 1 cm), its horizontal world speed
+        beyond the data's own step from the same fed pose plus `contact_margin` is penalised (m/s, squared).
+        Real feet glide in ballroom too; only the excess over the data counts. fed, seen, target (B, T, D)."""
+        geo = getattr(self, "foot_geometry", None)
+        if geo is None:
+            raise RuntimeError("contact > 0 needs set_foot_geometry() (transflower train does it from features.json)")
+        B, T, D = target.shape
+        cond = self.flow_condition(h, seen).reshape(B * T, -1)
+        z = torch.randn(B * T, D, device=target.device).clamp(-3.0, 3.0) * self.cfg.scheduled_sampling_temperature
+        change = self.flow.inverse(z, cond)
+        bad = ~torch.isfinite(change).all(-1) | (change.abs() > 25.0).any(-1)
+        if bool(bad.any()):
+            # a far-tail draw (the flow's inverse can blow up): those frames take the flow's mode instead, in a
+            # fresh graph, since a non-finite value anywhere in the graph turns every gradient into NaN
+            change = self.flow.inverse(torch.where(bad[:, None], torch.zeros_like(z), z), cond)
+            if not bool(torch.isfinite(change).all()):
+                return target.new_zeros(())
+        pred = self.residual_mask * fed + change.reshape(B, T, D)
+        points, speed = geo.step(fed, pred)  # (B, T, 4, 3) cm, (B, T, 4) m/s
+        with torch.no_grad():
+            real_points, real_speed = geo.step(fed, target)
+            floor = real_points[..., 1].amin(dim=(1, 2), keepdim=True)[..., 0]  # (B, 1)
+        low = points[..., 1].argmin(-1, keepdim=True)  # (B, T, 1): the lowest point, as the slide measure picks it
+        height = points[..., 1].gather(-1, low)[..., 0] - floor
+        near = torch.sigmoid((self.cfg.contact_cm - height) / 1.0)
+        excess = F.relu(speed.gather(-1, low)[..., 0] - real_speed.gather(-1, low)[..., 0] - self.cfg.contact_margin)
+        return (near * excess * excess).sum() / near.sum().clamp_min(1.0)
 
     def flow_condition(self, h, motion_in):
         """What the flow is conditioned on: the backbone's output, plus the previous pose with flow_skip."""

@@ -1,0 +1,73 @@
+"""The foot-contact term's geometry (transflower.models.feet) against the numpy kinematics the benchmarks use,
+and the term itself: zero for the data's own step, positive for a foot that skates, with a gradient."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from transflower.bvh import forward_kinematics  # noqa: E402
+from transflower.features import StandardScaler  # noqa: E402
+from transflower.motion_features import MotionFeatures  # noqa: E402
+from transflower.skeleton import JOINT_NAMES, PARENTS, Skeleton  # noqa: E402
+
+FEET = ("RightToe", "RightHeel", "LeftToe", "LeftHeel")
+
+
+def _setup(seed=0):
+    rng = np.random.default_rng(seed)
+    off = np.zeros((len(JOINT_NAMES), 3))
+    off[1:] = rng.normal(size=(len(JOINT_NAMES) - 1, 3)) * 4 + np.array([0, -12, 0])
+    sk = Skeleton(JOINT_NAMES, PARENTS, off)
+    mf = MotionFeatures(sk)
+    sc = StandardScaler(rng.normal(size=mf.dim).astype(np.float32), rng.uniform(0.5, 2, mf.dim).astype(np.float32))
+    from transflower.models.feet import FootGeometry
+
+    geo = FootGeometry({"names": sk.names, "parents": sk.parents.tolist(), "offsets": sk.offsets.tolist()}, sk.rotating,
+                       sc.mean, sc.std, fps=20.0)
+    return rng, sk, mf, sc, geo
+
+
+def test_foot_points_and_their_world_speed_match_the_numpy_kinematics():
+    rng, sk, mf, sc, geo = _setup()
+    rows = np.zeros((2, mf.dim), np.float32)
+    rows[:, 3] = 90.0
+    rows[:, 4:] = rng.normal(size=(2, mf.dim - 4)) * 0.4
+    rows[1, :3] = [3.0, -5.0, 0.3]  # the second frame travels and turns
+    root, rots = mf.decode(rows.astype(np.float64))
+    pos, _ = forward_kinematics(sk, root, rots)
+    feet = pos[:, [JOINT_NAMES.index(n) for n in FEET]]  # (2, 4, 3) world, cm
+    x = torch.from_numpy(sc.transform(rows))
+    p0 = geo.points(x[0]).double().numpy()
+    np.testing.assert_allclose(p0, feet[0] - root[0] * [1, 0, 1], atol=1e-3)  # frame 0: heading 0, at the origin
+    p1, speed = geo.step(x[0], x[1])
+    world = np.linalg.norm((feet[1] - feet[0])[:, [0, 2]], axis=-1) * 20.0 / 100.0
+    np.testing.assert_allclose(speed.double().numpy(), world, atol=1e-4)
+    np.testing.assert_allclose(p1[:, 1].double().numpy(), feet[1][:, 1], atol=1e-3)  # heights need no heading
+
+
+def test_contact_term_is_zero_for_the_data_and_punishes_a_skating_foot():
+    from transflower.models.transflower import TransflowerConfig, TransflowerLive
+
+    rng, sk, mf, sc, geo = _setup(1)
+    cfg = TransflowerConfig(motion_dim=mf.dim, audio_dim=4, d_model=16, n_heads=2, motion_layers=1, audio_layers=1,
+                            cross_layers=1, context=8, flow_steps=2, flow_hidden=16, contact=1.0, contact_margin=0.1)
+    model = TransflowerLive(cfg)
+    model.set_foot_geometry(geo)
+    T = 6
+    rows = np.zeros((1, T, mf.dim), np.float32)
+    rows[..., 3] = 90.0
+    rows[..., 4:] = rng.normal(size=(1, 1, mf.dim - 4)) * 0.2  # one pose held: the feet stand still
+    data = torch.from_numpy(sc.transform(rows))
+    h = torch.zeros(1, T, cfg.d_model)
+    # the flow's sample replaced by exactly the data's next pose: no excess over the data, no loss
+    model.flow.inverse = lambda z, c: (data - model.residual_mask * data).reshape(-1, mf.dim)
+    assert float(model.contact_loss(data, data, h, data)) == 0.0
+    # a sample that slides every foot 10 cm a frame (2 m/s) along the floor while the data's feet stand
+    moved = rows.copy()
+    moved[..., 0] = 10.0
+    slide = torch.from_numpy(sc.transform(moved)).requires_grad_(True)
+    model.flow.inverse = lambda z, c: (slide - model.residual_mask * data).reshape(-1, mf.dim)
+    loss = model.contact_loss(data, data, h, data)
+    assert float(loss) == pytest.approx((2.0 - 0.1) ** 2, rel=0.05)  # every foot on the floor (one pose, its own floor)
+    loss.backward()
+    assert slide.grad is not None and float(slide.grad.abs().sum()) > 0
