@@ -71,3 +71,24 @@ def test_contact_term_is_zero_for_the_data_and_punishes_a_skating_foot():
     assert float(loss) == pytest.approx((2.0 - 0.1) ** 2, rel=0.05)  # every foot on the floor (one pose, its own floor)
     loss.backward()
     assert slide.grad is not None and float(slide.grad.abs().sum()) > 0
+
+
+def test_contact_term_punishes_a_foot_held_up_where_the_data_stands():
+    """Lifting the feet off the floor must not be a way out of the sliding term."""
+    from transflower.models.transflower import TransflowerConfig, TransflowerLive
+
+    rng, sk, mf, sc, geo = _setup(2)
+    cfg = TransflowerConfig(motion_dim=mf.dim, audio_dim=4, d_model=16, n_heads=2, motion_layers=1, audio_layers=1,
+                            cross_layers=1, context=8, flow_steps=2, flow_hidden=16, contact=1.0)
+    model = TransflowerLive(cfg)
+    model.set_foot_geometry(geo)
+    rows = np.zeros((1, 6, mf.dim), np.float32)
+    rows[..., 3] = 90.0
+    rows[..., 4:] = rng.normal(size=(1, 1, mf.dim - 4)) * 0.2
+    data = torch.from_numpy(sc.transform(rows))
+    lifted = rows.copy()
+    lifted[..., 3] += 15.0  # the whole body 15 cm up, feet still: no sliding, but hovering 10 cm past the allowance
+    up = torch.from_numpy(sc.transform(lifted))
+    model.flow.inverse = lambda z, c: (up - model.residual_mask * data).reshape(-1, mf.dim)
+    loss = float(model.contact_loss(data, data, torch.zeros(1, 6, cfg.d_model), data))
+    assert loss == pytest.approx((0.10 * 3.0) ** 2, rel=0.05)

@@ -489,7 +489,9 @@ class TransflowerLive(nn.Module):
         rollout steps), and where that pose's lowest foot point is within `contact_cm` of the window's floor
         (the lowest foot point of the window's real poses; a soft edge of 1 cm), its horizontal world speed
         beyond the data's own step from the same fed pose plus `contact_margin` is penalised (m/s, squared).
-        Real feet glide in ballroom too; only the excess over the data counts. fed, seen, target (B, T, D)."""
+        Real feet glide in ballroom too; only the excess over the data counts. Where the data's foot is on
+        the floor, a sampled lowest foot more than `contact_cm` above it is penalised too (3 x metres,
+        squared), or the term is met by keeping the feet in the air. fed, seen, target (B, T, D)."""
         geo = getattr(self, "foot_geometry", None)
         if geo is None:
             raise RuntimeError("contact > 0 needs set_foot_geometry() (transflower train does it from features.json)")
@@ -513,7 +515,13 @@ class TransflowerLive(nn.Module):
         height = points[..., 1].gather(-1, low)[..., 0] - floor
         near = torch.sigmoid((self.cfg.contact_cm - height) / 1.0)
         excess = F.relu(speed.gather(-1, low)[..., 0] - real_speed.gather(-1, low)[..., 0] - self.cfg.contact_margin)
-        return (near * excess * excess).sum() / near.sum().clamp_min(1.0)
+        slide = (near * excess * excess).sum() / near.sum().clamp_min(1.0)
+        # and no dodging: where the data's foot is on the floor, the sample's lowest foot may not hover more than
+        # contact_cm above it (without this, a first run learned to keep its feet up: grounded, it crouched)
+        real_low = real_points[..., 1].amin(-1)
+        on_floor = torch.sigmoid((self.cfg.contact_cm - (real_low - floor)) / 1.0)
+        hover = F.relu(points[..., 1].amin(-1) - real_low - self.cfg.contact_cm) * (3.0 / 100.0)  # 10 cm over: 0.3
+        return slide + (on_floor * hover * hover).sum() / on_floor.sum().clamp_min(1.0)
 
     def flow_condition(self, h, motion_in):
         """What the flow is conditioned on: the backbone's output, plus the previous pose with flow_skip."""
