@@ -275,7 +275,8 @@ class DanceEngine:
                  style_presets: bool = True, style: str | None = None, style_strength: float = 1.0, ground: bool = True):
         """`style`: begin in it, as start_style does (its label and preset from the first frame; the warm start
         under its label, on `seed_motion` if given, else on the model's seed clip of that style), with one
-        warm start instead of two."""
+        warm start instead of two. `ground`: each dancer's pose is kept on the floor its warm-start clip stands
+        on, its root height corrected before it is returned and fed back (transflower.floor.Grounding)."""
         m = model.meta
         B = int(dancers)
         if B < 1:
