@@ -86,6 +86,7 @@ class LiveSummary:
     latency_ms: dict = field(default_factory=dict)
     engine_resets: int = 0
     engine_redraws: int = 0
+    grounding_cm: float | None = None  # the root-height corrections Grounding made, summed over frames (None: off)
     engine_errors: int = 0
     audio_rows: int = 0
     audio_level_db: float = -120.0
@@ -742,6 +743,7 @@ class LiveSession:
             latency_ms={"p50": round(lat.pct(50), 3), "p99": round(lat.pct(99), 3),
                         "max": round(float(lat.values().max()), 3) if lat.n else None, "n": int(lat.n)},
             engine_resets=self.engine.stats.resets, engine_redraws=self.engine.stats.resampled,
+            grounding_cm=None if self.engine.ground is None else round(self.engine.ground.moved_cm, 1),
             engine_errors=self.engine_errors,
             audio_rows=feats.rows if feats else 0, audio_level_db=round(feats.level_db, 2) if feats else -120.0,
             starved_frames=self.starved, silent_frames=self.silent_frames,

@@ -92,3 +92,30 @@ def test_contact_term_punishes_a_foot_held_up_where_the_data_stands():
     model.flow.inverse = lambda z, c: (up - model.residual_mask * data).reshape(-1, mf.dim)
     loss = float(model.contact_loss(data, data, torch.zeros(1, 6, cfg.d_model), data))
     assert loss == pytest.approx((0.10 * 3.0) ** 2, rel=0.05)
+
+
+def test_contact_planted_counts_only_frames_where_the_data_foot_stands():
+    """With contact_planted, a sample sliding where the data's foot glides too is not punished."""
+    from transflower.models.transflower import TransflowerConfig, TransflowerLive
+
+    rng, sk, mf, sc, geo = _setup(4)
+    rows = np.zeros((1, 6, mf.dim), np.float32)
+    rows[..., 3] = 90.0
+    rows[..., 4:] = rng.normal(size=(1, 1, mf.dim - 4)) * 0.2
+    data = torch.from_numpy(sc.transform(rows))
+    glide = rows.copy()
+    glide[..., 0] = 5.0  # the data's next pose glides 1 m/s along the floor
+    target = torch.from_numpy(sc.transform(glide))
+    faster = rows.copy()
+    faster[..., 0] = 10.0  # the sample glides 2 m/s
+    sample = torch.from_numpy(sc.transform(faster))
+    out = {}
+    for planted in (0.0, 0.15):
+        cfg = TransflowerConfig(motion_dim=mf.dim, audio_dim=4, d_model=16, n_heads=2, motion_layers=1, audio_layers=1,
+                                cross_layers=1, context=8, flow_steps=2, flow_hidden=16, contact=1.0, contact_planted=planted)
+        model = TransflowerLive(cfg)
+        model.set_foot_geometry(geo)
+        model.flow.inverse = lambda z, c, m=model: (sample - m.residual_mask * data).reshape(-1, mf.dim)
+        out[planted] = float(model.contact_loss(data, data, torch.zeros(1, 6, cfg.d_model), target))
+    assert out[0.0] == pytest.approx((2.0 - 1.0 - 0.1) ** 2, rel=0.05)  # beyond the data's glide: punished
+    assert out[0.15] < 1e-6                                             # the data's foot was not planted: free

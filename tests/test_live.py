@@ -78,6 +78,7 @@ def test_demo_streams_vmc_and_writes_summary(tiny_onnx, receiver, tmp_path, caps
     assert s["latency_ms"]["n"] > 0 and s["step_ms"]["n"] == s["frames"]
     assert s["engine_resets"] == 0 and s["udp_errors"] == 0 and s["audio_outages"] == 0
     assert s["interpolation_ms"] == 50.0 and s["lookahead_ms"] == 100.0
+    assert isinstance(s["grounding_cm"], float) and s["grounding_cm"] >= 0.0  # grounding on by default, reported
     err = capsys.readouterr().err
     assert "fps  step p50" in err and "late" in err and "skipped" in err  # the status line
 

@@ -88,6 +88,7 @@ class TransflowerConfig:
     contact: float = 0.0  # weight of the foot-contact term (see contact_loss), training only; needs set_foot_geometry
     contact_margin: float = 0.1  # m/s a grounded foot may move beyond what the data's foot does at that frame
     contact_cm: float = 5.0  # a foot point this close to the window's floor is on it (benchmarks' slide measure)
+    contact_planted: float = 0.0  # > 0: only frames where the data's foot moves slower than this (m/s) count
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -124,6 +125,8 @@ class TransflowerConfig:
             raise UserError(f"model_config.style_contrast: expected a weight >= 0, got {self.style_contrast!r}")
         if not isinstance(self.style_contrast_windows, int) or self.style_contrast_windows < 1:
             raise UserError(f"model_config.style_contrast_windows: expected an integer >= 1, got {self.style_contrast_windows!r}")
+        if not float(self.contact_planted) >= 0.0:
+            raise UserError(f"model_config.contact_planted: expected a speed >= 0 (m/s), got {self.contact_planted!r}")
         if not float(self.contact) >= 0.0 or not float(self.contact_margin) >= 0.0 or not float(self.contact_cm) > 0.0:
             raise UserError(f"model_config.contact / contact_margin / contact_cm: expected >= 0 / >= 0 / > 0, got "
                             f"{self.contact!r} / {self.contact_margin!r} / {self.contact_cm!r}")
@@ -491,7 +494,8 @@ class TransflowerLive(nn.Module):
         beyond the data's own step from the same fed pose plus `contact_margin` is penalised (m/s, squared).
         Real feet glide in ballroom too; only the excess over the data counts. Where the data's foot is on
         the floor, a sampled lowest foot more than `contact_cm` above it is penalised too (3 x metres,
-        squared), or the term is met by keeping the feet in the air. fed, seen, target (B, T, D)."""
+        squared), or the term is met by keeping the feet in the air. With `contact_planted` only frames where
+        the data's foot moves slower than that count (a real glide may glide). fed, seen, target (B, T, D)."""
         geo = getattr(self, "foot_geometry", None)
         if geo is None:
             raise RuntimeError("contact > 0 needs set_foot_geometry() (transflower train does it from features.json)")
@@ -514,6 +518,8 @@ class TransflowerLive(nn.Module):
         low = points[..., 1].argmin(-1, keepdim=True)  # (B, T, 1): the lowest point, as the slide measure picks it
         height = points[..., 1].gather(-1, low)[..., 0] - floor
         near = torch.sigmoid((self.cfg.contact_cm - height) / 1.0)
+        if self.cfg.contact_planted > 0:  # only where the data's foot is planted: a real glide may glide
+            near = near * torch.sigmoid((self.cfg.contact_planted - real_speed.gather(-1, low)[..., 0]) / 0.03)
         excess = F.relu(speed.gather(-1, low)[..., 0] - real_speed.gather(-1, low)[..., 0] - self.cfg.contact_margin)
         slide = (near * excess * excess).sum() / near.sum().clamp_min(1.0)
         # and no dodging: where the data's foot is on the floor, the sample's lowest foot may not hover more than
