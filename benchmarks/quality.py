@@ -163,13 +163,14 @@ def generate_dances(model, songs, seed_frames: int, samples: int, temperature: f
     import torch
 
     out = []
+    hooked = ground and accepts_pose_hook(model)
     for i, s in enumerate(songs):
         seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
         audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + s["n"]]))
         for k in range(samples):
             g = torch.Generator().manual_seed(1000 * k + i)
             kw = {} if style is None else {"style": style}
-            if ground and accepts_pose_hook(model):
+            if hooked:
                 kw["pose_hook"] = grounding_hook(skeleton, scaler, seed.numpy())
             with torch.no_grad():
                 x = model.generate(seed, audio, s["n"], temperature, g, **kw)

@@ -1,6 +1,6 @@
 """Compiled per-frame loops (numba) for the live path and whole clips: forward kinematics of the leg
-chains (floor clamp, and the grounding of a floating dancer from its features), the motion-feature integrator for a crowd, slerp, polyphase FIR resampling, and
-the audio feature row of a hop (after its FFT).
+chains (floor clamp, and the grounding of a floating dancer from its features), the motion-feature
+integrator for a crowd, slerp, polyphase FIR resampling, and the audio feature row of a hop (after its FFT).
 
 Each kernel writes into arrays its caller preallocated, so a frame allocates nothing. The rotation
 maths is `transflower.rotations`' scalar forms, compiled here. Compiled code is cached on disk
