@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from transflower.bvh import forward_kinematics
 from transflower.floor import FloorClamp
@@ -132,7 +133,8 @@ def test_grounding_lifts_a_sinking_dancer_and_keeps_dancers_apart():
     assert g.moved_cm > 30.0
 
 
-def test_grounding_hook_works_in_standardised_features_like_the_engine_rows():
+@pytest.mark.parametrize("traction", [0.0, 1.0])
+def test_grounding_hook_works_in_standardised_features_like_the_engine_rows(traction):
     from transflower.features import StandardScaler
     from transflower.floor import Grounding, grounding_hook
 
@@ -140,13 +142,101 @@ def test_grounding_hook_works_in_standardised_features_like_the_engine_rows():
     rng = np.random.default_rng(6)
     seed = _rows(30, rng, sk)
     sc = StandardScaler(rng.normal(size=seed.shape[1]).astype(np.float32), rng.uniform(0.5, 2, seed.shape[1]).astype(np.float32))
-    hook = grounding_hook(sk, sc, sc.transform(seed))
-    g = Grounding(sk)
+    hook = grounding_hook(sk, sc, sc.transform(seed), traction=traction)
+    g = Grounding(sk, traction=traction)
     g.start(seed)
     for t in range(50):
         row = _rows(1, rng, sk)
-        row[0, 3] += t
+        row[0, :3] = rng.normal(size=3) * (2.0, 2.0, 0.05)  # travel and turns, which traction corrects
+        row[0, 3] += t % 10
         x = sc.transform(row)
         hook(x)
         g.apply(row)
         np.testing.assert_allclose(sc.inverse(x), row, atol=1e-3)
+    assert (g.held_cm > 0.0) == (traction > 0.0)
+
+
+# --- Traction: a planted foot does not skate with the body ------------------------------------------
+
+def _world_feet(sk, rows):
+    """(T, 4, 3) world positions of the foot points of unscaled feature rows (full decode + FK)."""
+    from transflower.motion_features import MotionFeatures
+
+    root, rots = MotionFeatures(sk).decode(rows.astype(np.float64))
+    pos, _ = forward_kinematics(sk, root, rots)
+    return pos[:, [JOINT_NAMES.index(n) for n in ("RightToe", "RightHeel", "LeftToe", "LeftHeel")]]
+
+
+def _gliding(sk, rng, n, dx=0.5, dz=3.0, dyaw=0.05, lift=0.0):
+    """A dancer frozen in one pose on its floor whose root glides (dx, dz cm and dyaw rad a frame), the whole
+    body `lift` cm up; and its seed clip (the pose standing still)."""
+    pose = _rows(1, rng, sk)[0]
+    seed = np.repeat(pose[None], 30, 0)
+    rows = np.repeat(pose[None], n, 0)
+    rows[:, 0], rows[:, 1], rows[:, 2] = dx, dz, dyaw
+    rows[:, 3] += lift
+    return seed, rows
+
+
+def _run(g, rows):
+    out = rows.copy()
+    for t in range(len(out)):
+        r = out[t:t + 1].copy()
+        g.apply(r)
+        out[t] = r[0]
+    return out
+
+
+def _start(g, seed):
+    g.start(seed)
+    return g
+
+
+def test_traction_keeps_a_planted_foot_in_place_while_the_body_turns_and_glides():
+    from transflower.floor import Grounding
+
+    sk = _skeleton()
+    seed, rows = _gliding(sk, np.random.default_rng(7), 40)
+    free = _world_feet(sk, _run(_start(Grounding(sk, traction=0.0), seed), rows))
+    k = int(free[0, :, 1].argmin())  # the frozen pose's lowest point, on the floor every frame
+    skate = np.linalg.norm(np.diff(free[:, k][:, [0, 2]], axis=0), axis=-1)
+    assert skate[1:].min() > 2.5  # without traction it skates ~3 cm a frame
+    for strength in (1.0, 0.5):
+        g = _start(Grounding(sk, traction=strength), seed)
+        held = _world_feet(sk, _run(g, rows))
+        step = np.linalg.norm(np.diff(held[:, k][:, [0, 2]], axis=0), axis=-1)
+        # frame 0 has no last frame to compare with; from frame 1 on the slide is (1 - strength) of what it was
+        np.testing.assert_allclose(step[1:], (1.0 - strength) * skate[1:], atol=1e-3)
+        assert g.held_cm > 0.0
+    # the body still turns: traction moves the root, never the heading
+    np.testing.assert_array_equal(_run(_start(Grounding(sk, traction=1.0), seed), rows)[:, 2], rows[:, 2])
+
+
+def test_traction_leaves_a_slide_under_slip_and_a_foot_in_the_air_alone():
+    from transflower.floor import Grounding
+
+    sk = _skeleton()
+    rng = np.random.default_rng(8)
+    seed, rows = _gliding(sk, rng, 30, dx=0.0, dz=1.0, dyaw=0.0)
+    g = _start(Grounding(sk, traction=1.0, slip=1.5), seed)
+    np.testing.assert_array_equal(_run(g, rows), _run(_start(Grounding(sk, traction=0.0), seed), rows))  # 1 cm < slip
+    assert g.held_cm == 0.0
+    seed, rows = _gliding(sk, rng, 30, dx=0.0, dz=4.0, dyaw=0.0)
+    held = _world_feet(sk, _run(_start(Grounding(sk, traction=1.0, slip=1.5), seed), rows))
+    k = int(held[0, :, 1].argmin())
+    np.testing.assert_allclose(np.diff(held[:, k, 2])[1:], 1.5, atol=1e-3)  # a 4 cm slide cut to the 1.5 allowed
+    # the whole dancer 30 cm up (a jump held by a model; rate tiny so grounding does not bring it down):
+    # its feet are far above near + fade, and its travel is left as sampled
+    seed, rows = _gliding(sk, rng, 30, lift=30.0)
+    g = _start(Grounding(sk, traction=1.0, rate=1e-6), seed)
+    out = _run(g, rows)
+    np.testing.assert_array_equal(out[:, :2], rows[:, :2])
+    assert g.held_cm == 0.0
+
+
+def test_traction_rejects_out_of_range_settings():
+    from transflower.floor import Grounding
+
+    for kw in ({"traction": 1.5}, {"traction": -0.1}, {"slip": -1.0}, {"fade": 0.0}):
+        with pytest.raises(ValueError, match="Grounding"):
+            Grounding(_skeleton(), **kw)

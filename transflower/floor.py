@@ -86,14 +86,25 @@ class Grounding:
       1 cm in ~13 frames, with no step in any frame over 0.2 x the gap); one standing more than `sink`
       below it moves up the same way.
 
+    Traction (`traction` > 0): the model also samples the root's travel apart from the legs, and its dancers
+    glide over the floor on a planted foot (sliding 2-4x the real dances', benchmarks/README). Where the
+    lowest foot point of a grounded pose is within `near` cm of the floor (fading out over the next `fade`
+    cm), its horizontal slide since the last frame beyond `slip` cm is taken out of the root's displacement,
+    times `traction` (1: the planted foot stays put), before the pose is fed back: the body travels as far
+    as the stance leg carries it.
+
     Works on unscaled motion-feature rows (B, D) in place, float32; a compiled kernel, buffers made here:
     a frame allocates nothing."""
 
-    def __init__(self, skeleton: Skeleton, dancers: int = 1, window: int = 20, rate: float = 0.2, sink: float = 5.0):
+    traction_default = 0.0  # the strength a Grounding made without `traction` uses
+
+    def __init__(self, skeleton: Skeleton, dancers: int = 1, window: int = 20, rate: float = 0.2, sink: float = 5.0,
+                 traction: float | None = None, slip: float = 0.0, near: float = 5.0, fade: float = 3.0,
+                 mode: int = 0):
         from transflower import kernels
         from transflower.motion_features import MotionFeatures
 
-        self._kernel, self._low_rows = kernels.ground_rows, kernels.feet_low_rows
+        self._kernel, self._low_rows, self._traction = kernels.ground_rows, kernels.feet_low_rows, kernels.traction_rows
         clamp = FloorClamp(skeleton)
         self.chain, self.parents, self.offsets, self.feet = clamp.chain, clamp.parents, clamp.offsets, clamp.feet
         J = len(self.parents)
@@ -103,6 +114,11 @@ class Grounding:
         if not 0.0 < rate <= 1.0 or int(window) < 1:
             raise ValueError(f"Grounding: rate {rate} (expected in (0, 1]) / window {window} (expected >= 1)")
         self.rate, self.sink, self.window = float(rate), float(sink), int(window)
+        self.traction = float(self.traction_default if traction is None else traction)
+        if not 0.0 <= self.traction <= 1.0 or slip < 0 or near < 0 or fade <= 0:
+            raise ValueError(f"Grounding: traction {self.traction} (expected in [0, 1]), slip {slip} / near {near} "
+                             f"(expected >= 0), fade {fade} (expected > 0)")
+        self.slip, self.near, self.fade, self.mode = float(slip), float(near), float(fade), int(mode)
         B = int(dancers)
         self._grot, self._gpos = np.zeros((J, 4)), np.zeros((J, 3))
         self.floor = np.zeros(B)
@@ -111,6 +127,9 @@ class Grounding:
         self.shift = np.zeros(B)  # the last frame's change per dancer, cm
         self._low = np.zeros(B)
         self.moved_cm = 0.0  # |change| summed over frames and dancers, for the run's summary
+        self._prev_feet = np.zeros((B, len(self.feet), 3))
+        self._has_prev = np.zeros(B, np.bool_)
+        self.held_cm = 0.0  # traction's horizontal corrections summed over frames and dancers
 
     def lowest(self, rows: np.ndarray) -> np.ndarray:
         """(N, D) unscaled features -> (N,) each row's lowest foot point height, cm (a new array)."""
@@ -128,6 +147,7 @@ class Grounding:
     def set_state(self, dancer: int, floor: float, recent: np.ndarray) -> None:
         """Dancer `dancer` starts over at `floor` with these recent heights (oldest first)."""
         self.floor[dancer] = floor
+        self._has_prev[dancer] = False  # a fresh start: no slide to measure on its first frame
         for k in range(self.window):  # the oldest goes where the next frame writes
             self.history[dancer, (self.head + 1 + k) % self.window] = recent[k]
 
@@ -143,6 +163,10 @@ class Grounding:
         self.moved_cm += self._kernel(rows, self.slot, self.chain, self.parents, self.offsets, self.feet, self._grot,
                                       self._gpos, self._low, self.history, self.head, self.floor, self.rate, self.sink,
                                       self.shift)
+        if self.traction > 0.0:
+            self.held_cm += self._traction(rows, self.slot, self.chain, self.parents, self.offsets, self.feet,
+                                           self._grot, self._gpos, self._prev_feet, self._has_prev, self.floor,
+                                           self.traction, self.slip, self.near, self.fade, self.mode)
 
     def standardised_hook(self, mean, std):
         """A pose hook for `generate` in standardised features: (1, D) float32 array, changed in place."""
@@ -153,16 +177,18 @@ class Grounding:
         def hook(x: np.ndarray) -> None:
             np.multiply(x, std, out=row)
             np.add(row, mean, out=row)
-            before = row[0, 3]
+            dx, dz, y = row[0, 0], row[0, 1], row[0, 3]
             self.apply(row)
-            x[0, 3] += (row[0, 3] - before) / std[3]
+            x[0, 0] += (row[0, 0] - dx) / std[0]
+            x[0, 1] += (row[0, 1] - dz) / std[1]
+            x[0, 3] += (row[0, 3] - y) / std[3]
         return hook
 
 
-def grounding_hook(skeleton, scaler, seed_scaled):
+def grounding_hook(skeleton, scaler, seed_scaled, **settings):
     """A fresh Grounding for one rollout in standardised features (torch `generate`'s pose_hook), started
-    on its seed clip. skeleton: Skeleton or its dict; scaler: the motion StandardScaler."""
+    on its seed clip. skeleton: Skeleton or its dict; scaler: the motion StandardScaler; settings: Grounding's."""
     skel = Skeleton.from_dict(skeleton) if isinstance(skeleton, dict) else skeleton
-    g = Grounding(skel)
+    g = Grounding(skel, **settings)
     g.start(scaler.inverse(np.asarray(seed_scaled, np.float64)))
     return g.standardised_hook(scaler.mean, scaler.std)

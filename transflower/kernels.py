@@ -1,6 +1,7 @@
 """Compiled per-frame loops (numba) for the live path and whole clips: forward kinematics of the leg
-chains (floor clamp, and the grounding of a floating dancer from its features), the motion-feature
-integrator for a crowd, slerp, polyphase FIR resampling, and the audio feature row of a hop (after its FFT).
+chains (floor clamp; grounding a floating dancer and the traction of a sliding foot, from its features),
+the motion-feature integrator for a crowd, slerp, polyphase FIR resampling, and the audio feature row of a
+hop (after its FFT).
 
 Each kernel writes into arrays its caller preallocated, so a frame allocates nothing. The rotation
 maths is `transflower.rotations`' scalar forms, compiled here. Compiled code is cached on disk
@@ -66,28 +67,80 @@ def lift_feet(root, rots, chain, parents, offsets, feet, grot, gpos, low, floor_
 
 
 @_jit
+def _fk_row(features, b, slot, chain, parents, offsets, grot, gpos):
+    """Leg-chain FK of motion-feature row b (unscaled; root_y in column 3, exp-maps from column 4, slot[j] =
+    joint j's place among them or -1) with the root at (0, root_y, 0) and the heading left out: the body
+    frame of that row (a turn about +Y moves no point up or down)."""
+    for c in range(chain.shape[0]):
+        j = chain[c]
+        s = slot[j]
+        x, y, z, w = 0.0, 0.0, 0.0, 1.0
+        if s >= 0:
+            k = 4 + 3 * s
+            x, y, z, w = _qexp(np.float64(features[b, k]), np.float64(features[b, k + 1]), np.float64(features[b, k + 2]))
+        p = parents[j]
+        if p < 0:
+            grot[j, 0], grot[j, 1], grot[j, 2], grot[j, 3] = x, y, z, w
+            gpos[j, 0], gpos[j, 1], gpos[j, 2] = 0.0, np.float64(features[b, 3]), 0.0
+        else:
+            _link(grot, gpos, offsets, p, j, x, y, z, w)
+
+
+@_jit
 def feet_low_rows(features, slot, chain, parents, offsets, feet, grot, gpos, out):
-    """out[b] = height of the lowest foot joint of motion-feature row b (unscaled; root_y in column 3,
-    exp-maps from column 4, slot[j] = joint j's place among them or -1): leg-chain FK with the root at
-    (0, root_y, 0). The heading is left out (a turn about +Y moves no point up or down)."""
+    """out[b] = height of the lowest foot joint of motion-feature row b (leg-chain FK: _fk_row)."""
     for b in range(features.shape[0]):
-        for c in range(chain.shape[0]):
-            j = chain[c]
-            s = slot[j]
-            x, y, z, w = 0.0, 0.0, 0.0, 1.0
-            if s >= 0:
-                k = 4 + 3 * s
-                x, y, z, w = _qexp(np.float64(features[b, k]), np.float64(features[b, k + 1]), np.float64(features[b, k + 2]))
-            p = parents[j]
-            if p < 0:
-                grot[j, 0], grot[j, 1], grot[j, 2], grot[j, 3] = x, y, z, w
-                gpos[j, 0], gpos[j, 1], gpos[j, 2] = 0.0, np.float64(features[b, 3]), 0.0
-            else:
-                _link(grot, gpos, offsets, p, j, x, y, z, w)
+        _fk_row(features, b, slot, chain, parents, offsets, grot, gpos)
         low = np.inf
         for f in range(feet.shape[0]):
             low = min(low, gpos[feet[f], 1])
         out[b] = low
+
+
+@_jit
+def traction_rows(features, slot, chain, parents, offsets, feet, grot, gpos, prev, has_prev, floor, strength, slip,
+                  near, fade, mode):
+    """One Traction step for B rows in place (see transflower.floor.Grounding): a foot point of row b within
+    `near` cm of floor[b] is planted (weight 1, fading to 0 over the next `fade` cm); its horizontal slide
+    since the last frame, in the last frame's heading, is d + Rot(dyaw) f_t - f_{t-1} (d = the root's
+    displacement, columns 0 and 1; f = the point in the body frame). mode 0: the lowest point's slide, times
+    its weight; mode 1: the planted points' weighted mean slide, times min(1, their weights' sum). The part of
+    it beyond `slip` cm, times `strength`, is taken out of d. prev (B, F, 3): each foot point in the last
+    row's body frame; has_prev (B,): whether that is set. Returns the corrections' length, summed (cm)."""
+    total = 0.0
+    for b in range(features.shape[0]):
+        _fk_row(features, b, slot, chain, parents, offsets, grot, gpos)
+        if has_prev[b]:
+            dyaw = np.float64(features[b, 2])
+            c, s = np.cos(dyaw), np.sin(dyaw)
+            k, low = 0, np.inf
+            for f in range(feet.shape[0]):
+                if gpos[feet[f], 1] < low:
+                    k, low = f, gpos[feet[f], 1]
+            sx, sz, wsum = 0.0, 0.0, 0.0
+            for f in range(feet.shape[0]):
+                if mode == 0 and f != k:
+                    continue
+                w = min(1.0, max(0.0, (near + fade - (gpos[feet[f], 1] - floor[b])) / fade))
+                if w > 0.0:
+                    x, z = gpos[feet[f], 0], gpos[feet[f], 2]
+                    sx += w * (np.float64(features[b, 0]) + c * x + s * z - prev[b, f, 0])
+                    sz += w * (np.float64(features[b, 1]) - s * x + c * z - prev[b, f, 2])
+                    wsum += w
+            if wsum > 0.0:
+                if wsum > 1.0:  # the mean slide of the planted points, at full weight
+                    sx, sz = sx / wsum, sz / wsum
+                mag = (sx * sx + sz * sz) ** 0.5
+                if mag > slip:
+                    g = strength * (mag - slip) / mag
+                    features[b, 0] -= g * sx
+                    features[b, 1] -= g * sz
+                    total += g * mag
+        for f in range(feet.shape[0]):
+            for a in range(3):
+                prev[b, f, a] = gpos[feet[f], a]
+        has_prev[b] = True
+    return total
 
 
 @_jit
@@ -267,6 +320,9 @@ def warm_up() -> None:
     ground_rows(np.zeros((1, 7), np.float32), np.array([0, -1, -1], np.int64), np.arange(J, dtype=np.int64), parents,
                 np.ones((J, 3)), np.array([2], np.int64), np.zeros((J, 4)), np.zeros((J, 3)), np.zeros(1), np.zeros((1, 4)), 0,
                 np.zeros(1), 0.2, 5.0, np.zeros(1))
+    traction_rows(np.zeros((1, 7), np.float32), np.array([0, -1, -1], np.int64), np.arange(J, dtype=np.int64), parents,
+                  np.ones((J, 3)), np.array([2], np.int64), np.zeros((J, 4)), np.zeros((J, 3)), np.zeros((1, 1, 3)),
+                  np.zeros(1, np.bool_), np.zeros(1), 0.5, 0.0, 5.0, 3.0, 0)
     integrate(np.zeros((1, 7), np.float32), np.zeros((1, 3)), np.zeros(1), np.array([0], np.int64), 150.0,
               np.zeros((1, 3)), rots)
     slerp_into(np.zeros((J, 4)), rots[0], rots[0], 0.5)
