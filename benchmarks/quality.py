@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
+from transflower.styles import check_noise_correlation
 
 log = logging.getLogger("transflower.bench.quality")
 
@@ -154,22 +155,26 @@ def accepts_pose_hook(model) -> bool:
 
 
 def generate_dances(model, songs, seed_frames: int, samples: int, temperature: float, scaler, skeleton, music,
-                    style=None, ground: bool = True) -> list[dict]:
+                    style=None, ground: bool = True, noise_correlation: float = 0.0) -> list[dict]:
     """ground: each dance grounded as live does (transflower.floor.Grounding), where the model's generate
-    takes a pose hook (an .onnx runs the live engine, which grounds unless told not to)."""
+    takes a pose hook (an .onnx runs the live engine, which grounds unless told not to); noise_correlation:
+    the AR(1) noise (TransflowerLive.generate), for the models that take it (the baselines do not)."""
     from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
     from transflower.floor import grounding_hook
 
     import torch
 
     out = []
-    hooked = ground and accepts_pose_hook(model)
+    ours = accepts_pose_hook(model)
+    hooked = ground and ours
     for i, s in enumerate(songs):
         seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
         audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + s["n"]]))
         for k in range(samples):
             g = torch.Generator().manual_seed(1000 * k + i)
             kw = {} if style is None else {"style": style}
+            if ours and noise_correlation:
+                kw["noise_correlation"] = noise_correlation
             if hooked:
                 kw["pose_hook"] = grounding_hook(skeleton, scaler, seed.numpy())
             with torch.no_grad():
@@ -183,7 +188,7 @@ class OnnxGenerator:
     """An exported .onnx (any variant) behind the checkpoints' `generate` interface, run by the live engine
     (warm start on the song's seed poses with silence, redraws and resets as live), in standardised features."""
 
-    def __init__(self, path, feats: dict, ground: bool = True):
+    def __init__(self, path, feats: dict, ground: bool = True, noise_correlation: float | None = None):
         from realtime.engine import OnnxDanceModel
         from transflower.features import StandardScaler
 
@@ -194,7 +199,7 @@ class OnnxGenerator:
         self.ms, self.as_ = StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"])
         self.lookahead, self.context = int(m["lookahead"]), int(m["context"])
         self.variant = m.get("variant", "fp32")
-        self.ground = ground
+        self.ground, self.noise_correlation = ground, noise_correlation
 
     def generate(self, seed, audio, n: int, temperature: float, generator):
         from realtime.engine import DanceEngine
@@ -202,7 +207,7 @@ class OnnxGenerator:
         seed_raw = self.ms.inverse(np.asarray(seed, np.float64)).astype(np.float32)[-(self.context - 1):]
         audio_raw = self.as_.inverse(np.asarray(audio, np.float64)).astype(np.float32)
         engine = DanceEngine(self.model, temperature=temperature, seed=int(generator.initial_seed()), seed_motion=seed_raw,
-                             ground=self.ground)
+                             ground=self.ground, noise_correlation=self.noise_correlation)
         out = np.empty((n, engine.motion_dim), np.float32)
         N = len(audio_raw)
         for i in range(n):
@@ -210,10 +215,11 @@ class OnnxGenerator:
         return self.ms.transform(out)
 
 
-def load_model(path, feats: dict, ground: bool = True):
-    """-> (model with .generate, cfg dict): a checkpoint in torch, or an .onnx in the live engine."""
+def load_model(path, feats: dict, ground: bool = True, noise_correlation: float | None = None):
+    """-> (model with .generate, cfg dict): a checkpoint in torch, or an .onnx in the live engine (with
+    noise_correlation, None = its own default)."""
     if Path(path).suffix == ".onnx":
-        g = OnnxGenerator(path, feats, ground)
+        g = OnnxGenerator(path, feats, ground, noise_correlation)
         return g, {"model": f"onnx-{g.variant}"}
     from transflower.checkpoint import load_checkpoint
 
@@ -222,8 +228,11 @@ def load_model(path, feats: dict, ground: bool = True):
 
 def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, seed_seconds: float = 2.0,
                 temperature: float = 1.0, split: str = "test", segment_seconds: float = 5.0, ours: str | None = None,
-                filmstrip=None, progress=print, torch_threads: int = 1, speed_plot=None, ground: bool = True) -> dict:
-    """ground False: the dances as the model samples them, without the grounding live applies."""
+                filmstrip=None, progress=print, torch_threads: int = 1, speed_plot=None, ground: bool = True,
+                noise_correlation: float | None = None) -> dict:
+    """ground False: the dances as the model samples them, without the grounding live applies.
+    noise_correlation: for every model that takes it; None = each model's own default (a shipped model's
+    metadata), else 0."""
     import torch
 
     from benchmarks import metrics as M
@@ -265,11 +274,16 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
     strip = [("ground truth", gt_dances[0]["pos"])]
     for name, path in models.items():
         t0 = time.time()
-        model, cfg = load_model(path, feats, ground)
-        dances = generate_dances(model, songs, seed_frames, samples, temperature, scaler, skeleton, music, ground=ground)
+        model, cfg = load_model(path, feats, ground, noise_correlation)
+        own = model.model.meta if isinstance(model, OnnxGenerator) else (cfg.get("_features") or {})
+        rho = check_noise_correlation(own.get("default_noise_correlation", 0.0) if noise_correlation is None
+                                      else noise_correlation, "--noise-correlation")
+        dances = generate_dances(model, songs, seed_frames, samples, temperature, scaler, skeleton, music, ground=ground,
+                                 noise_correlation=rho)
         row, _ = dance_metrics(dances, gt_sets, names, fps, seg)
         lookahead = getattr(getattr(model, "cfg", model), "lookahead", None)
         rows.append({"name": name, "model": cfg["model"], "checkpoint": str(path), "lookahead": lookahead,
+                     "noise_correlation": rho if accepts_pose_hook(model) or Path(path).suffix == ".onnx" else None,
                      "generate_s": round(time.time() - t0, 1), **row})
         strip.append((name, dances[0]["pos"]))
         progress(f"{name}: {time.time() - t0:.0f} s")
@@ -373,6 +387,8 @@ def configure_parser(p) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="seconds generated per dance (default 30)")
     p.add_argument("--seed-seconds", type=float, default=2.0, help="seconds of real motion that start each dance (default 2)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1)")
+    p.add_argument("--noise-correlation", type=float, default=None, metavar="RHO",
+                   help="AR(1) sampling-noise correlation for the models that take it (default: each model's own, else 0)")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--segment-seconds", type=float, default=5.0, help="segment length for FID_k / FID_g features (default 5)")
     p.add_argument("--ours", help="the model the targets are checked for (default: the first --models entry)")
@@ -390,7 +406,7 @@ def run(args) -> int:
     models = parse_models(args.models)
     res = run_quality(args.data, models, args.samples, args.seconds, args.seed_seconds, args.temperature, args.split,
                       args.segment_seconds, args.ours, args.plot, torch_threads=args.torch_threads,
-                      speed_plot=args.speed_plot, ground=not args.no_ground)
+                      speed_plot=args.speed_plot, ground=not args.no_ground, noise_correlation=args.noise_correlation)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

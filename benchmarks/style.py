@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import check_presets, check_strength, load_presets, preset_of, preset_style
+from transflower.styles import (check_noise_correlation, check_presets, check_strength, load_presets, preset_correlation,
+                               preset_of, preset_style)
 
 log = logging.getLogger("transflower.bench.style")
 
@@ -155,8 +156,9 @@ def spread_songs(songs: list[dict], clip_styles: dict, n: int | None) -> list[di
 def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seconds: float = 2.0, temperature: float = 1.0,
               segment_seconds: float = 5.0, switch_seconds: float = 10.0, blend_seconds: float = 1.0, strength: float = 1.0,
               presets=None, split: str = "test", max_songs: int | None = None, steered: bool = True, only=None,
-              switch_repeats: int = 1, progress=print, ground: bool = True) -> dict:
+              switch_repeats: int = 1, progress=print, ground: bool = True, noise_correlation: float | None = None) -> dict:
     """ground: each dance grounded as live does (transflower.floor.Grounding); False: as sampled.
+    noise_correlation: auto's (and a style's without a preset for it); None = the model's own default.
     presets: None = the model's own (a shipped .pt's), a YAML path, or a mapping ({} = none).
     steered False: only the dances started in the style (half the time; for choosing presets).
     only: ask for these styles only (default: every style of the data)."""
@@ -204,6 +206,8 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     presets = check_presets(own.get("style_presets") if presets is None else presets, styles_all,
                             where=f"{ckpt}: style_presets" if presets is None else "--presets")
     strength = check_strength(strength, "--strength")
+    base_corr = check_noise_correlation(own.get("default_noise_correlation", 0.0) if noise_correlation is None
+                                        else noise_correlation, "--noise-correlation")
     if int(switch_repeats) < 1:
         raise UserError(f"--switch-repeats {switch_repeats}: expected 1 or more")
     style_seeds = load_style_seeds(own if own.get("style_seeds") else {**feats, "train_ids": read_ids(data_dir, "train")},
@@ -221,6 +225,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
         if only and style not in only:
             continue
         p_strength, p_temp = preset_of(presets, style)  # recorded with the results
+        p_corr = preset_correlation(presets, style, base_corr)
         w = torch.from_numpy(preset_style(style, styles_all, strength, presets)[0])
         votes, steered_votes, kin, outside = [], [], [], []
         for i, s in enumerate(songs):
@@ -232,7 +237,8 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
                     hook = grounding_hook(skeleton, scaler, seed) if ground else None
                     with torch.no_grad():
                         x = model.generate(torch.from_numpy(seed), audio, s["n"], temperature * p_temp,
-                                           torch.Generator().manual_seed(100 * j + i), style=w, pose_hook=hook)
+                                           torch.Generator().manual_seed(100 * j + i), style=w, pose_hook=hook,
+                                           noise_correlation=p_corr)
                     pos = M.positions_from_features(scaler.inverse(x.numpy()), skeleton)
                     wf = window_features(pos, names, fps, seg)
                     hits = list(clf.predict(wf) == k)
@@ -244,14 +250,16 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
                         steered_votes += hits
         recognised[style] = {"share": float(np.mean(votes)), "windows": len(votes),
                              "steered_share": float(np.mean(steered_votes)) if steered_votes else None,
-                             "seed_clip": style in scaled_seeds, "preset": {"strength": p_strength, "temperature": p_temp},
+                             "seed_clip": style in scaled_seeds,
+                             "preset": {"strength": p_strength, "temperature": p_temp, "correlation": p_corr},
                              "outside_real_range": float(np.mean(outside))}  # windows with a feature clipped
         kinetics[style] = style_kinetics(real_kin[style], kin)
         progress(f"asked for {style}: recognised in {recognised[style]['share']:.0%} of {len(votes)} windows started in it"
                  f" ({recognised[style]['outside_real_range']:.0%} had a feature beyond the real range, clipped)"
                  + (f", {recognised[style]['steered_share']:.0%} steered from the song's dance" if steered else ""))
     switch = style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
-                          blend_seconds, presets, strength, repeats=switch_repeats, ground=ground)
+                          blend_seconds, presets, strength, repeats=switch_repeats, ground=ground,
+                          base_correlation=base_corr)
     progress(f"switch: max joint speed around the switch {switch['max_speed_at_switch']:.2f} m/s "
              f"(real 99.9th percentile {switch['real_p999']:.2f} m/s; over it: {switch['switches_over']} of "
              f"{switch['switches']} switches, {switch['without_switch_over']} of the same dances without the switch)")
@@ -271,9 +279,10 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
 
 def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
                  blend_seconds, presets=None, strength: float = 1.0, repeats: int = 1, control: bool = True,
-                 ground: bool = True) -> dict:
-    """The live switch: style weights (with each style's preset strength) and temperature (times its preset)
-    move linearly from one style to the next over the blend, as DanceEngine.set_style does.
+                 ground: bool = True, base_correlation: float = 0.0) -> dict:
+    """The live switch: style weights (with each style's preset strength), temperature (times its preset) and
+    noise correlation (its preset's, else base_correlation) move linearly from one style to the next over the
+    blend, as DanceEngine.set_style does.
 
     The fastest joint in the window around the switch (1 s before to 2 s after) is compared with the real
     dances' 99.9th percentile of per-frame fastest joint speed. That line is crossed by real dance too: a
@@ -303,16 +312,18 @@ def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler
             a, b = 1 + i % (len(styles_all) - 1), 1 + (i + 1) % (len(styles_all) - 1)  # a style and the next one
             ramp = torch.clamp((torch.arange(n) - k0 + 1) / nb, 0.0, 1.0)[:, None]
             ends = [preset_style(styles_all[c], styles_all, strength, presets) for c in (a, b)]  # (weights, temperature x)
+            rhos = [preset_correlation(presets, styles_all[c], base_correlation) for c in (a, b)]
             seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
             audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + n]))
             row = {"song": s["id"], "repeat": r, "from": styles_all[a], "to": styles_all[b]}
             for key, ramp_k in (("max_speed", ramp), ("max_speed_without_switch", torch.zeros_like(ramp)))[: 2 if control else 1]:
                 w = (1.0 - ramp_k) * torch.from_numpy(ends[0][0]) + ramp_k * torch.from_numpy(ends[1][0])
                 temps = temperature * ((1.0 - ramp_k[:, 0]) * ends[0][1] + ramp_k[:, 0] * ends[1][1])
+                corrs = (1.0 - ramp_k[:, 0]) * rhos[0] + ramp_k[:, 0] * rhos[1]
                 hook = grounding_hook(skeleton, scaler, seed.numpy()) if ground else None
                 with torch.no_grad():
                     x = model.generate(seed, audio, n, temps, torch.Generator().manual_seed(7 + i + 1000 * r), style=w,
-                                       pose_hook=hook)
+                                       pose_hook=hook, noise_correlation=corrs)
                 v = M.kinematics(M.positions_from_features(scaler.inverse(x.numpy()), skeleton), names, fps)["frame_max_speed"]
                 row[key] = float(v[max(0, k0 - before): k0 + after].max())
             per_song.append(row)
@@ -331,7 +342,7 @@ def format_table(res: dict) -> str:
     lines = [f"style classifier: held-out accuracy {c['held_out_accuracy']:.2f} on {c['test_windows']} real test windows "
              f"({c['train_windows']} training windows)",
              f"{res.get('split', 'test')} songs: {', '.join(res['songs'])}",
-             "| requested style | preset (strength x, temperature x) | classifier's held-out accuracy on real "
+             "| requested style | preset (strength x, temperature x, noise correlation) | classifier's held-out accuracy on real "
              "| recognised, started in the style | recognised, steered from the song's dance "
              "| speed / jerk / spike / slide vs that style's real dances (started) | speed taken apart: travel / body "
              "| hips' height |",
@@ -342,7 +353,7 @@ def format_table(res: dict) -> str:
         r = res.get("kinetics", {}).get(s, {}).get("ratios", {})
         rec = res["recognised"][s]
         pre = rec.get("preset") or {"strength": 1.0, "temperature": 1.0}
-        lines.append(f"| {s} | {pre['strength']:g}, {pre['temperature']:g} | {'-' if acc is None else f'{acc:.2f}'} "
+        lines.append(f"| {s} | {pre['strength']:g}, {pre['temperature']:g}, {pre.get('correlation', 0.0):g} | {'-' if acc is None else f'{acc:.2f}'} "
                      f"| {rec['share']:.0%} of {rec['windows']}{'' if rec.get('seed_clip', True) else ' (no seed clip)'} "
                      f"| {'-' if rec.get('steered_share') is None else format(rec['steered_share'], '.0%')} "
                      f"| {' / '.join(fmt(r.get(k)) for k in ('speed', 'jerk', 'spike', 'slide'))} "
@@ -373,6 +384,8 @@ def configure_parser(p) -> None:
                    help="style strength: weight on the asked style, 1 - it on auto (1 = as trained; > 1 exaggerates)")
     p.add_argument("--presets", help="per-style presets to use: a YAML file (`rumba: {strength: 1.5, temperature: 0.67}`) "
                    "or `none` (default: the model's own, as live uses them)")
+    p.add_argument("--noise-correlation", type=float, default=None, metavar="RHO",
+                   help="noise correlation for auto and for styles whose preset sets none (default: the model's own)")
     p.add_argument("--split", choices=("test", "train"), default="test",
                    help="dance the test songs (default) or the training songs (to choose presets without seeing the test songs)")
     p.add_argument("--styles", help="ask for these styles only, comma-separated (default: all)")
@@ -390,7 +403,7 @@ def run(args) -> int:
                     segment_seconds=args.segment_seconds, switch_seconds=args.switch_seconds, blend_seconds=args.blend_seconds,
                     strength=args.strength, presets=args.presets, split=args.split, max_songs=args.songs,
                     steered=not args.started_only, only=args.styles.split(",") if args.styles else None,
-                    switch_repeats=args.switch_repeats, ground=not args.no_ground)
+                    switch_repeats=args.switch_repeats, ground=not args.no_ground, noise_correlation=args.noise_correlation)
     print(format_table(res))
     if args.json:
         from transflower.atomic import write_text_atomic

@@ -31,7 +31,7 @@ import numpy as np
 
 from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip, load_style_seeds  # noqa: F401 (re-exported)
 from transflower.errors import UserError
-from transflower.styles import check_presets, load_presets
+from transflower.styles import check_noise_correlation, check_presets, load_presets
 
 log = logging.getLogger("transflower.export")
 FORMAT_VERSION = 1
@@ -111,8 +111,9 @@ def input_names(cfg) -> list[str]:
 
 def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo: bool = True, check: bool = True,
                 parity_frames: int = 500, default_temperature: float | None = None, parity_audio=None,
-                style_presets=None) -> dict:
-    """style_presets: a YAML path or a mapping (transflower.styles.check_presets); default: the checkpoint's own."""
+                style_presets=None, default_noise_correlation: float | None = None) -> dict:
+    """style_presets: a YAML path or a mapping (transflower.styles.check_presets); default: the checkpoint's own.
+    default_noise_correlation: stored for live / generate (TransflowerLive.generate); default: the checkpoint's own."""
     import onnx
     import torch
 
@@ -163,6 +164,9 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
                               dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
             exporter = "torchscript"
     proto = onnx.load(str(tmp), load_external_data=True)
+    rho = default_noise_correlation if default_noise_correlation is not None else (cfg.get("_features") or {}).get(
+        "default_noise_correlation")
+    rho = None if rho is None else check_noise_correlation(rho, "--default-noise-correlation")
     meta = {
         "format_version": FORMAT_VERSION, "exporter": f"transflower {__version__} ({exporter}, torch {torch.__version__})",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -174,6 +178,7 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
         "skeleton": feats["skeleton"], "model_config": mc.to_dict(), "seed_motion": seed,
         "styles": style_names, "style_seeds": style_seeds, "style_presets": presets,
         **({"default_temperature": float(default_temperature)} if default_temperature is not None else {}),
+        **({"default_noise_correlation": rho} if rho is not None else {}),
         "source_checkpoint": Path(ckpt_path).name,
     }
     del proto.metadata_props[:]
@@ -206,6 +211,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-presets", metavar="YAML", help="per-style multipliers of strength and temperature "
                    "(`rumba: {strength: 1.5, temperature: 0.67}`; chosen with `transflower bench style --split train`); "
                    "default: the checkpoint's own, if any")
+    p.add_argument("--default-noise-correlation", type=float, metavar="RHO",
+                   help="the AR(1) noise correlation `live` and `generate` use unless told otherwise (0..0.95; default: "
+                        "the checkpoint's own, else none stored, i.e. 0)")
     p.add_argument("--legacy", action="store_true", help="use the TorchScript exporter instead of dynamo")
     p.add_argument("--no-check", action="store_true", help="skip the torch-vs-onnxruntime parity rollout")
     p.add_argument("--parity-frames", type=int, default=500, help="frames in the parity rollout (default 500)")
@@ -216,7 +224,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     report = export_onnx(args.checkpoint, args.out, args.features, args.seed_motion, dynamo=not args.legacy,
                          check=not args.no_check, parity_frames=args.parity_frames,
-                         default_temperature=args.default_temperature, style_presets=args.style_presets)
+                         default_temperature=args.default_temperature, style_presets=args.style_presets,
+                         default_noise_correlation=args.default_noise_correlation)
     print(json.dumps(report, indent=1))
     par = report.get("parity")
     if par and not par["ok"]:

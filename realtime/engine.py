@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import check_presets, preset_of, preset_style
+from transflower.styles import check_noise_correlation, check_presets, preset_correlation, preset_of, preset_style
 
 log = logging.getLogger("transflower.engine")
 METADATA_KEY = "transflower"
@@ -272,11 +272,14 @@ class DanceEngine:
 
     def __init__(self, model: OnnxDanceModel, temperature=1.0, seed: int | None = None,
                  seed_motion: np.ndarray | None = None, explode_threshold: float = 25.0, dancers: int = 1,
-                 style_presets: bool = True, style: str | None = None, style_strength: float = 1.0, ground: bool = True):
+                 style_presets: bool = True, style: str | None = None, style_strength: float = 1.0, ground: bool = True,
+                 noise_correlation: float | None = None):
         """`style`: begin in it, as start_style does (its label and preset from the first frame; the warm start
         under its label, on `seed_motion` if given, else on the model's seed clip of that style), with one
         warm start instead of two. `ground`: each dancer's pose is kept on the floor its warm-start clip stands
-        on, its root height corrected before it is returned and fed back (transflower.floor.Grounding)."""
+        on, its root height corrected before it is returned and fed back (transflower.floor.Grounding).
+        `noise_correlation`: each dancer's noise is an AR(1) process over frames with this coefficient (as
+        `TransflowerLive.generate`; None: the model's default, else 0); a style's preset may set its own."""
         m = model.meta
         B = int(dancers)
         if B < 1:
@@ -304,6 +307,15 @@ class DanceEngine:
             self.set_temperature(float(t), dancer=i)
         self.styles = list(model.styles) if model.has_style else []
         D, A, S = self.motion_dim, self.audio_dim, len(self.styles)
+        # the AR(1) noise: z = rho z_last + sqrt(1 - rho^2) e, per dancer; rho blends with a style's preset
+        self.base_correlation = check_noise_correlation(
+            m.get("default_noise_correlation", 0.0) if noise_correlation is None else noise_correlation)
+        self.correlation = np.full((B, 1), self.base_correlation, np.float32)
+        self._corr_keep = np.sqrt(1.0 - self.correlation ** 2).astype(np.float32)
+        self._corr_target, self._corr_step = self.correlation.copy(), np.zeros((B, 1), np.float32)
+        self._z_state, self._z_new, self._z_scratch = (np.zeros((B, D), np.float32) for _ in range(3))
+        self._fresh = np.ones(B, bool)  # a (re)started dancer: its next draw is e alone, no state yet
+        self._fresh_now = np.ones(B, bool)
         # batched inputs (row i = dancer i) and outputs, bound once; scratch for the output checks
         self.motion, self.audio, self.noise = np.zeros((B, D), np.float32), np.zeros((B, A), np.float32), np.zeros((B, D), np.float32)
         self.cache_bias = np.full((B, self.C), -1e9, np.float32)
@@ -377,6 +389,7 @@ class DanceEngine:
             if name_or_weights not in self.styles:
                 raise UserError(f"style {name_or_weights!r}: unknown; expected one of {self.styles}")
             target, p_temp = preset_style(name_or_weights, self.styles, strength, self.presets)
+            p_corr = preset_correlation(self.presets, name_or_weights, self.base_correlation)
             if target is None:  # "auto"
                 target = np.zeros(S, np.float32)
                 target[0] = 1.0
@@ -387,6 +400,8 @@ class DanceEngine:
             target = (target / target.sum()).astype(np.float32)
             # a blend of styles samples at the blend of their temperature presets (strength: the weights say it)
             p_temp = float(sum(w * preset_of(self.presets, name)[1] for w, name in zip(target, self.styles)))
+            p_corr = float(sum(w * preset_correlation(self.presets, name, self.base_correlation)
+                               for w, name in zip(target, self.styles)))
         if not (np.isfinite(blend_s) and blend_s >= 0):
             raise UserError(f"blend_s {blend_s}: expected seconds >= 0")
         frames = max(1, int(round(float(blend_s) * self.fps)))
@@ -397,6 +412,8 @@ class DanceEngine:
             self._style_left[i] = frames
             self._temp_target[i] = p_temp
             self._temp_step[i] = (p_temp - self.temp_scale[i]) / frames
+            self._corr_target[i] = p_corr
+            self._corr_step[i] = (p_corr - self.correlation[i]) / frames
         self._blending = int(np.count_nonzero(self._style_left))
 
     def start_style(self, name: str, strength: float = 1.0, seed_motion: np.ndarray | None = None) -> None:
@@ -419,6 +436,11 @@ class DanceEngine:
         np.copyto(self.style, self._style_target, where=landed)  # land exactly
         np.copyto(self.temp_scale, self._temp_target, where=landed)
         np.multiply(self.temperatures, self.temp_scale, out=self._noise_scale)
+        np.add(self.correlation, self._corr_step, out=self.correlation, where=active)
+        np.copyto(self.correlation, self._corr_target, where=landed)
+        np.multiply(self.correlation, self.correlation, out=self._corr_keep)
+        np.subtract(1.0, self._corr_keep, out=self._corr_keep)
+        np.sqrt(self._corr_keep, out=self._corr_keep)
         self._blending = int(np.count_nonzero(self._style_left))
 
     # -- state -----------------------------------------------------------------------------------
@@ -464,6 +486,7 @@ class DanceEngine:
             g.cache_v[:, j] = np.roll(p["cache_v"], roll, axis=1)
             self.cache_bias[i] = np.roll(p["cache_bias"], roll)
         self.poses[i] = p["pose"]
+        self._fresh[i] = True
         if self.ground is not None:
             self.ground.set_state(i, *p["ground"])
 
@@ -512,10 +535,23 @@ class DanceEngine:
             self.session.run_with_iobinding(g.binding)
 
     def _draw_noise(self, only=None) -> None:
+        """Each dancer's noise (or those not `only`, a redraw): z = rho z_last + sqrt(1 - rho^2) e, times
+        the temperature (z = e on a dancer's first frame). With rho = 0 it is e, from the same stream as ever."""
+        if only is None:  # a new frame: the last frame's draws are the state
+            np.copyto(self._z_state, self._z_new)
+            self._fresh_now[:] = self._fresh  # a redraw in this frame draws as the first draw did
+            self._fresh[:] = False
         for i, rng in enumerate(self.rngs):
-            if only is None or not only[i]:
-                rng.standard_normal(dtype=np.float32, out=self.noise[i])
-        np.multiply(self.noise, self._noise_scale, out=self.noise)
+            if only is not None and only[i]:
+                continue
+            z = self._z_new[i]
+            rng.standard_normal(dtype=np.float32, out=z)
+            rho = self.correlation[i, 0]
+            if rho > 0.0 and not self._fresh_now[i]:  # after a (re)start the first draw is e itself
+                np.multiply(z, self._corr_keep[i, 0], out=z)
+                np.multiply(self._z_state[i], rho, out=self._z_scratch[i])
+                np.add(z, self._z_scratch[i], out=z)
+        np.multiply(self._z_new, self._noise_scale, out=self.noise)
 
     def _check(self) -> bool:
         """_good[i]: dancer i's sample is finite and within explode_threshold standard deviations."""

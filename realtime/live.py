@@ -55,7 +55,7 @@ log = logging.getLogger("transflower.live")
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
                "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "style",
-               "style_strength", "no_style_presets", "control", "midi", "midi_map", "bone_positions", "bone_map", "avatar", "priority",
+               "style_strength", "no_style_presets", "noise_correlation", "control", "midi", "midi_map", "bone_positions", "bone_map", "avatar", "priority",
                "lock_memory"}
 
 # Receivers that do not interpolate (EVMC4U, VSeeFace, Warudo as set up by default) show the newest frame at each
@@ -87,6 +87,7 @@ class LiveSummary:
     engine_resets: int = 0
     engine_redraws: int = 0
     grounding_cm: float | None = None  # the root-height corrections Grounding made, summed over frames (None: off)
+    traction_cm: float | None = None  # the travel Grounding's traction took out under planted feet, summed (None: off)
     engine_errors: int = 0
     audio_rows: int = 0
     audio_level_db: float = -120.0
@@ -126,6 +127,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     mdl.add_argument("--fps", type=float, help=FPS_HELP)
     mdl.add_argument("--temperature", type=float, default=None, help="sampling temperature: 0 = calm/average, 1 = as trained "
                      "(default: the model's own, chosen by its benchmarks; 1 when it names none)")
+    mdl.add_argument("--noise-correlation", type=float, default=None, metavar="RHO",
+                     help="how alike consecutive frames' sampling noise is, 0..0.95: 0 = independent draws (as trained), "
+                          "higher = smoother, less twitchy motion (default: the model's own; a style's preset may set its own)")
     mdl.add_argument("--style", help="dance style from the model's list (--list-styles; default auto: the music decides)")
     mdl.add_argument("--style-strength", type=float, default=1.0, metavar="S",
                      help="how strongly the style beats the music: 1 = as trained (default), 0 = auto, up to 4; above 1 "
@@ -264,6 +268,7 @@ def validate(args) -> None:
 
     if args.temperature is not None:
         num("temperature", args.temperature, 0.0, 5.0)
+    num("noise-correlation", getattr(args, "noise_correlation", None), 0.0, 0.95)
     num("duration", args.duration, 0.0, lo_open=True)
     num("fps", args.fps, 1.0, 240.0)
     num("threads", args.threads, 1, 64)
@@ -414,7 +419,8 @@ class LiveSession:
                                   seed_motion=seed_motion, dancers=self.dancers,
                                   style_presets=not getattr(args, "no_style_presets", False),
                                   style=getattr(args, "style", None), style_strength=args.style_strength,
-                                  ground=not getattr(args, "no_floor", False))
+                                  ground=not getattr(args, "no_floor", False),
+                                  noise_correlation=getattr(args, "noise_correlation", None))
         if getattr(args, "style", None) and args.style != "auto":
             p_strength, p_temp = preset_of(self.engine.presets, args.style)
             start = ("the seed clip it was given" if seed_motion is not None else "warm-started on its seed clip"
@@ -744,6 +750,7 @@ class LiveSession:
                         "max": round(float(lat.values().max()), 3) if lat.n else None, "n": int(lat.n)},
             engine_resets=self.engine.stats.resets, engine_redraws=self.engine.stats.resampled,
             grounding_cm=None if self.engine.ground is None else round(self.engine.ground.moved_cm, 1),
+            traction_cm=None if self.engine.ground is None else round(self.engine.ground.held_cm, 1),
             engine_errors=self.engine_errors,
             audio_rows=feats.rows if feats else 0, audio_level_db=round(feats.level_db, 2) if feats else -120.0,
             starved_frames=self.starved, silent_frames=self.silent_frames,

@@ -45,6 +45,15 @@ def strip_paths(value):
     return value
 
 
+def quality_summary(q: dict) -> dict:
+    """A `bench quality --json` result, as the card keeps it."""
+    return {"command": "transflower bench quality (see benchmarks/README.md)", "temperature": q.get("temperature"),
+            "samples": q.get("samples"), "seconds": q.get("seconds"), "songs": q.get("songs"), "ground": q.get("ground"),
+            "rows": [{k: r.get(k) for k in ("name", "noise_correlation", "speed_ratio", "jerk_ratio", "spike_ratio",
+                                             "slide_ratio", "fid_k", "fid_g", "div_k_across", "beat_align")} for r in q["rows"]],
+            "targets": {k: t["ok"] for k, t in q.get("targets", {}).items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
@@ -55,6 +64,8 @@ def main() -> None:
     ap.add_argument("--parity-frames", type=int, default=500, help="frames of the torch-vs-onnxruntime parity rollout")
     ap.add_argument("--note", help="how the run was trained, when its config alone does not say (stages, resumed overrides)")
     ap.add_argument("--style-presets", type=Path, help="per-style presets (YAML; chosen by `bench style --split train`)")
+    ap.add_argument("--noise-correlation", type=float, default=None,
+                    help="the default AR(1) noise correlation stored in the model (default: none = 0)")
     ap.add_argument("--force", action="store_true", help="ship even when the parity check fails")
     ap.add_argument("--quality-json", type=Path, help="the `bench quality --json` result that chose it: summarised in the card")
     args = ap.parse_args()
@@ -75,7 +86,8 @@ def main() -> None:
     staged = DEST / f".{args.name}.staged.onnx"  # the shipped ONNX is replaced only once its parity holds
     try:
         report = export_onnx(ckpt_path, staged, parity_frames=args.parity_frames,
-                             default_temperature=args.temperature, parity_audio=audio, style_presets=args.style_presets)
+                             default_temperature=args.temperature, parity_audio=audio, style_presets=args.style_presets,
+                             default_noise_correlation=args.noise_correlation)
     except BaseException:
         staged.unlink(missing_ok=True)  # no half-checked ONNX left beside the shipped one
         raise
@@ -96,23 +108,21 @@ def main() -> None:
                     style_presets=meta.get("style_presets") or {})
     if args.temperature is not None:
         features["default_temperature"] = args.temperature
+    if args.noise_correlation is not None:
+        features["default_noise_correlation"] = args.noise_correlation
     slim["features"] = features  # self-contained: generate/export need no data folder
     torch.save(slim, tmp)
     os.replace(tmp, DEST / f"{args.name}.pt")
     card.update(shipped_checkpoint=args.checkpoint, checkpoint_step=int(ckpt.get("global_step") or 0),
                 onnx=report, features=None,  # features live in the ONNX metadata; keep the card short
                 training_data=TRAINING_DATA, license="MIT (the weights); see training_data for the data's terms",
-                default_temperature=args.temperature, style_presets=meta.get("style_presets") or {},
+                default_temperature=args.temperature, default_noise_correlation=args.noise_correlation,
+                style_presets=meta.get("style_presets") or {},
                 style_seeds={k: f"{len(v)} frames" for k, v in (meta.get("style_seeds") or {}).items()})
     if args.note:
         card["training_note"] = args.note
     if args.quality_json:
-        q = json.loads(args.quality_json.read_text())
-        card["quality"] = {"command": "transflower bench quality (see benchmarks/README.md)", "temperature": q.get("temperature"),
-                           "samples": q.get("samples"), "seconds": q.get("seconds"), "songs": q.get("songs"),
-                           "rows": [{k: r.get(k) for k in ("name", "speed_ratio", "jerk_ratio", "spike_ratio", "slide_ratio",
-                                                            "fid_k", "fid_g", "div_k_across", "beat_align")} for r in q["rows"]],
-                           "targets": {k: t["ok"] for k, t in q.get("targets", {}).items()}}
+        card["quality"] = quality_summary(json.loads(args.quality_json.read_text()))
     write_json_atomic(DEST / f"{args.name}.model_card.json", strip_paths(card))
     for name in ("curves.png", "config.yaml"):
         if (args.run / name).exists():

@@ -204,6 +204,20 @@ def test_paper_model_step_full_window_matches_generate():
     assert (first[0] - out[0]).abs().max() < 1e-5
 
 
+def hand_rolled(model, seed_motion, audio, noise):
+    """generate()'s rollout by hand with a KVCacheRunner, fed this (n, DM) noise; audio has n rows."""
+    L, S, n = model.cfg.lookahead, len(seed_motion), len(noise)
+    aidx = lambda j: min(max(j, 0), n - 1)  # noqa: E731
+    runner = KVCacheRunner(model)
+    for j in range(-S, -1):
+        runner.step(seed_motion[j + S][None], audio[aidx(j + 1 + L)][None], torch.zeros(1, DM))
+    prev, ref = seed_motion[-1][None], []
+    for i in range(n):
+        prev = runner.step(prev, audio[aidx(i + L)][None], noise[i][None])
+        ref.append(prev[0])
+    return torch.stack(ref)
+
+
 def test_live_generate_equals_kv_cache_rollout_and_full_recompute():
     model = tiny("transflower_live")
     L, S, n = model.cfg.lookahead, 5, 25  # 25 frames: past the ring's wrap (context 8 -> 7 slots)
@@ -213,15 +227,7 @@ def test_live_generate_equals_kv_cache_rollout_and_full_recompute():
     out = model.generate(seed_motion, audio, n, temp, torch.Generator().manual_seed(11))
 
     noise = frame_noise(n, 11) * temp
-    aidx = lambda j: min(max(j, 0), n - 1)  # noqa: E731
-    runner = KVCacheRunner(model)
-    for j in range(-S, -1):
-        runner.step(seed_motion[j + S][None], audio[aidx(j + 1 + L)][None], torch.zeros(1, DM))
-    prev, ref = seed_motion[-1][None], []
-    for i in range(n):
-        prev = runner.step(prev, audio[aidx(i + L)][None], noise[i][None])
-        ref.append(prev[0])
-    assert torch.equal(out, torch.stack(ref))
+    assert torch.equal(out, hand_rolled(model, seed_motion, audio, noise))
 
     # and the cached rollout is the band-masked model recomputed over the whole generated sequence
     seq = torch.cat([seed_motion, out[:-1]])
@@ -229,3 +235,24 @@ def test_live_generate_equals_kv_cache_rollout_and_full_recompute():
     full_noise = torch.cat([torch.zeros(S - 1, DM), noise])
     full = model.sample(seq[None], a_in[None], noise=full_noise[None])[0, S - 1 :]
     assert (full - out).abs().max() < 1e-4
+
+
+def test_live_generate_with_noise_correlation_feeds_ar1_noise_and_checks_its_range():
+    """z_0 = e_0, z_i = rho z_{i-1} + sqrt(1 - rho^2) e_i from the same per-frame draws; the rollout equals the
+    hand-rolled one fed that noise; a per-frame rho (a style switch) works the same; rho >= 1 is refused."""
+    model = tiny("transflower_live")
+    S, n = 5, 20
+    motion, audio = song(60)
+    seed_motion, audio = motion[:S], audio[S:S + n]
+    rhos = torch.linspace(0.2, 0.9, n)
+    for rho in (0.7, rhos):
+        out = model.generate(seed_motion, audio, n, 0.8, torch.Generator().manual_seed(12), noise_correlation=rho)
+        e = frame_noise(n, 12)
+        r = torch.as_tensor(rho).expand(n)
+        z = [e[0]]
+        for i in range(1, n):
+            z.append(r[i] * z[-1] + (1 - r[i] ** 2) ** 0.5 * e[i])
+        assert (out - hand_rolled(model, seed_motion, audio, torch.stack(z) * 0.8)).abs().max() < 1e-5
+    assert not torch.equal(out, model.generate(seed_motion, audio, n, 0.8, torch.Generator().manual_seed(12)))
+    with pytest.raises(ValueError, match="noise_correlation"):
+        model.generate(seed_motion, audio, n, 0.8, torch.Generator().manual_seed(12), noise_correlation=1.0)

@@ -151,3 +151,59 @@ def test_each_pose_is_grounded_before_it_is_fed_back_unless_told_not_to(styled_o
     assert plain.ground is None
     a, b = rollout(engine(styled_onnx, seed=4, dancers=2, temperature=0.5), 30), rollout(plain, 30)
     assert np.abs(a[..., 3] - b[..., 3]).max() > 1e-3
+
+
+def _ar1(seed, D, frames, temperature, rho):
+    """The noise an engine seeded `seed` should feed: z_0 = e_0, z_t = rho z_{t-1} + sqrt(1 - rho^2) e_t."""
+    rng = np.random.default_rng(seed)
+    out, z = [], None
+    for _ in range(frames):
+        e = rng.standard_normal(D, dtype=np.float32)
+        z = e if z is None else np.float32(rho) * z + np.float32(np.sqrt(1 - rho * rho)) * e
+        out.append(z * np.float32(temperature))
+    return np.array(out)
+
+
+def test_noise_correlation_makes_the_noise_an_ar1_process_and_zero_keeps_the_old_stream(styled_onnx):
+    for rho in (0.0, 0.8):
+        e = engine(styled_onnx, seed=5, temperature=0.7, noise_correlation=rho)
+        fed = []
+        for _ in range(40):
+            e.step(e.silence)
+            fed.append(e.noise[0].copy())
+        assert e.stats.resampled == 0
+        np.testing.assert_allclose(np.array(fed), _ar1(5, e.motion_dim, 40, 0.7, rho), atol=1e-5)
+    # the statistics: each draw N(0, T^2), consecutive draws correlated rho
+    e = engine(styled_onnx, seed=6, temperature=1.0, noise_correlation=0.8, ground=False)
+    fed = []
+    for _ in range(400):
+        e.step(e.silence)
+        fed.append(e.noise[0].copy())
+    z = np.array(fed)
+    assert abs(z.std() - 1.0) < 0.1
+    lag1 = np.mean([np.corrcoef(z[1:, d], z[:-1, d])[0, 1] for d in range(z.shape[1])])
+    assert abs(lag1 - 0.8) < 0.05
+    with pytest.raises(UserError, match="noise correlation"):
+        engine(styled_onnx, noise_correlation=1.0)
+
+
+def test_a_style_preset_sets_its_noise_correlation_blended_with_the_style_and_a_reset_starts_afresh(styled_onnx):
+    e = engine(styled_onnx, seed=7, dancers=2, temperature=0.5, noise_correlation=0.2)
+    e.presets = {"style1": {"strength": 1.0, "temperature": 1.0, "correlation": 0.8}}
+    e.set_style("style1", blend_s=4 / e.fps, dancer=1)  # 4 frames
+    seen = []
+    for _ in range(5):
+        e.step(e.silence)
+        seen.append(e.correlation[:, 0].copy())
+    np.testing.assert_allclose(np.array(seen)[:, 1], [0.35, 0.5, 0.65, 0.8, 0.8], atol=1e-6)
+    np.testing.assert_allclose(np.array(seen)[:, 0], 0.2, atol=1e-7)  # dancer 0 still auto: the base
+    e.set_style("auto", blend_s=0.0, dancer=1)
+    e.step(e.silence)
+    assert e.correlation[1, 0] == pytest.approx(0.2)
+    # after a reset a dancer's first draw is e itself (no state carried over from before it)
+    rng_state = [r.bit_generator.state for r in e.rngs]
+    e.dancers[1].reset()
+    e.step(e.silence)
+    e1 = np.random.default_rng()
+    e1.bit_generator.state = rng_state[1]
+    np.testing.assert_allclose(e.noise[1], e1.standard_normal(e.motion_dim, dtype=np.float32) * 0.5, atol=1e-6)

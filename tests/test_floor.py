@@ -142,8 +142,8 @@ def test_grounding_hook_works_in_standardised_features_like_the_engine_rows(trac
     rng = np.random.default_rng(6)
     seed = _rows(30, rng, sk)
     sc = StandardScaler(rng.normal(size=seed.shape[1]).astype(np.float32), rng.uniform(0.5, 2, seed.shape[1]).astype(np.float32))
-    hook = grounding_hook(sk, sc, sc.transform(seed), traction=traction)
-    g = Grounding(sk, traction=traction)
+    hook = grounding_hook(sk, sc, sc.transform(seed), traction=traction, slip=0.0)
+    g = Grounding(sk, traction=traction, slip=0.0)
     g.start(seed)
     for t in range(50):
         row = _rows(1, rng, sk)
@@ -202,14 +202,14 @@ def test_traction_keeps_a_planted_foot_in_place_while_the_body_turns_and_glides(
     skate = np.linalg.norm(np.diff(free[:, k][:, [0, 2]], axis=0), axis=-1)
     assert skate[1:].min() > 2.5  # without traction it skates ~3 cm a frame
     for strength in (1.0, 0.5):
-        g = _start(Grounding(sk, traction=strength), seed)
+        g = _start(Grounding(sk, traction=strength, slip=0.0), seed)
         held = _world_feet(sk, _run(g, rows))
         step = np.linalg.norm(np.diff(held[:, k][:, [0, 2]], axis=0), axis=-1)
         # frame 0 has no last frame to compare with; from frame 1 on the slide is (1 - strength) of what it was
         np.testing.assert_allclose(step[1:], (1.0 - strength) * skate[1:], atol=1e-3)
         assert g.held_cm > 0.0
     # the body still turns: traction moves the root, never the heading
-    np.testing.assert_array_equal(_run(_start(Grounding(sk, traction=1.0), seed), rows)[:, 2], rows[:, 2])
+    np.testing.assert_array_equal(_run(_start(Grounding(sk, traction=1.0, slip=0.0), seed), rows)[:, 2], rows[:, 2])
 
 
 def test_traction_leaves_a_slide_under_slip_and_a_foot_in_the_air_alone():
@@ -228,7 +228,7 @@ def test_traction_leaves_a_slide_under_slip_and_a_foot_in_the_air_alone():
     # the whole dancer 30 cm up (a jump held by a model; rate tiny so grounding does not bring it down):
     # its feet are far above near + fade, and its travel is left as sampled
     seed, rows = _gliding(sk, rng, 30, lift=30.0)
-    g = _start(Grounding(sk, traction=1.0, rate=1e-6), seed)
+    g = _start(Grounding(sk, traction=1.0, slip=0.0, rate=1e-6), seed)
     out = _run(g, rows)
     np.testing.assert_array_equal(out[:, :2], rows[:, :2])
     assert g.held_cm == 0.0
@@ -240,3 +240,5 @@ def test_traction_rejects_out_of_range_settings():
     for kw in ({"traction": 1.5}, {"traction": -0.1}, {"slip": -1.0}, {"fade": 0.0}):
         with pytest.raises(ValueError, match="Grounding"):
             Grounding(_skeleton(), **kw)
+    g = Grounding(_skeleton())  # the defaults: what live, generate and the benchmarks use
+    assert (g.traction, g.slip) == (Grounding.traction_default, 1.5) and 0.0 < g.traction <= 1.0

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import check_presets, preset_style
+from transflower.styles import check_noise_correlation, check_presets, preset_correlation, preset_style
 
 log = logging.getLogger("transflower.generate")
 
@@ -50,7 +50,7 @@ class TorchGenerator:
     """A checkpoint in torch with the KV cache; same interface as the ONNX engine (unscaled features)."""
 
     def __init__(self, ckpt, temperature: float = 1.0, seed: int | None = None, features_json=None, style=None,
-                 style_strength: float = 1.0):
+                 style_strength: float = 1.0, noise_correlation: float | None = None):
         import torch
 
         from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip, load_style_seeds
@@ -72,6 +72,9 @@ class TorchGenerator:
         self.presets = check_presets(self.meta.get("style_presets"), styles, where=f"{ckpt}: style_presets")
         self.style_seeds = load_style_seeds(self.meta, self.model.cfg.context, ckpt) if styles else {}
         self.style, self.temp_scale = preset_style(style, styles, style_strength, self.presets)
+        base = check_noise_correlation(self.meta.get("default_noise_correlation", 0.0) if noise_correlation is None
+                                       else noise_correlation, "--noise-correlation")
+        self.correlation = preset_correlation(self.presets, style, base)
         self.gen = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
         self.torch = torch
 
@@ -95,9 +98,11 @@ class TorchGenerator:
             from transflower.floor import grounding_hook
 
             hook = grounding_hook(self.meta["skeleton"], self.ms, self.ms.transform(seed_motion))
+        rho, z = self.correlation, None  # the AR(1) noise, as the live engine draws it
         for i in range(num_frames):
-            noise = torch.randn(1, self.model.cfg.motion_dim, generator=self.gen) * (self.temperature * self.temp_scale)
-            prev = runner.step(prev, t(scaled_audio[i]), noise)
+            e = torch.randn(1, self.model.cfg.motion_dim, generator=self.gen)
+            z = e if rho == 0.0 or z is None else rho * z + (1.0 - rho * rho) ** 0.5 * e
+            prev = runner.step(prev, t(scaled_audio[i]), z * (self.temperature * self.temp_scale))
             if hook is not None:
                 hook(prev.numpy())
             out[i] = self.ms.inverse(prev[0].numpy())
@@ -106,13 +111,14 @@ class TorchGenerator:
 
 def generate(model_path, song, temperature: float | None = None, seed: int | None = None, seed_motion=None,
              features_json=None, max_seconds: float | None = None, progress: bool = True, style=None,
-             style_strength: float = 1.0, ground: bool = True) -> dict:
+             style_strength: float = 1.0, ground: bool = True, noise_correlation: float | None = None) -> dict:
     """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
     An .onnx file runs in the live engine (realtime.engine: onnxruntime), imported only for that case.
     temperature None: the model's benchmarked default (its metadata's default_temperature), else 1.
     A style without `seed_motion` starts on the model's seed clip of that style, where it has one.
-    ground: keep the dancer on its seed clip's floor (transflower.floor.Grounding), as `live` does."""
+    ground: keep the dancer on its seed clip's floor (transflower.floor.Grounding), as `live` does.
+    noise_correlation None: the model's default (its metadata's default_noise_correlation), else 0."""
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
         from realtime.engine import DanceEngine, OnnxDanceModel
@@ -124,7 +130,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
         if temperature is None:
             temperature = float(meta.get("default_temperature", 1.0))
     else:
-        gen = TorchGenerator(model_path, 1.0, seed, features_json, style, style_strength)
+        gen = TorchGenerator(model_path, 1.0, seed, features_json, style, style_strength, noise_correlation)
         meta = gen.meta
         style_seeds = gen.style_seeds
         gen.temperature = temperature = float(meta.get("default_temperature", 1.0)) if temperature is None else temperature
@@ -146,7 +152,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     if backend == "onnx":
         # a style: warmed up under its label (as TorchGenerator does), on its seed clip unless one was given
         engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=None if style_seed else seed_feats,
-                             style=style, style_strength=style_strength, ground=ground)
+                             style=style, style_strength=style_strength, ground=ground, noise_correlation=noise_correlation)
         out = np.empty((n, engine.motion_dim), np.float32)
         it = range(n)
         if progress:
@@ -159,7 +165,8 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
         out = gen.run(rows, seed_feats, n, silence, ground=ground)
     seed_used = f"{style} seed clip" if style_seed else ("--seed-motion" if seed_motion else "model seed clip")
     return {"motion": out, "fps": fps, "skeleton": meta["skeleton"], "audio_rows": audio[:n], "backend": backend,
-            "temperature": temperature, "seed": seed_used}
+            "temperature": temperature, "seed": seed_used,
+            "noise_correlation": float(engine.correlation[0, 0]) if backend == "onnx" else gen.correlation}
 
 
 def features_to_motion(motion: np.ndarray, skeleton_dict: dict, fps: float, floor: bool = False):
@@ -192,6 +199,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-strength", type=float, default=1.0, metavar="S",
                    help="how strongly the style beats the music: 1 = as trained (default), 0 = auto, up to 4; "
                         "above 1 the style is clearer and the motion jerkier (benchmarks/README.md)")
+    p.add_argument("--noise-correlation", type=float, default=None, metavar="RHO",
+                   help="how alike consecutive frames' sampling noise is, 0..0.95 (0 = independent draws, as trained; "
+                        "higher = smoother, calmer motion; default: the model's own, and a style's preset its own)")
     p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible dance")
     p.add_argument("--features", help="features.json of the training data (for .ckpt; default: via the run's model card)")
     p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
@@ -208,7 +218,8 @@ def run(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     res = generate(args.model, args.song, args.temperature, args.seed, args.seed_motion, args.features, args.max_seconds,
-                   style=args.style, style_strength=args.style_strength, ground=not args.no_floor)
+                   style=args.style, style_strength=args.style_strength, ground=not args.no_floor,
+                   noise_correlation=args.noise_correlation)
     motion = features_to_motion(res["motion"], res["skeleton"], res["fps"], floor=not args.no_floor)
     stem = Path(args.song).stem
     written = []
@@ -227,5 +238,6 @@ def run(args) -> int:
             written.append(render_filmstrip(pos, motion.skeleton.parents, res["fps"], out_dir / f"{stem}.png", title=stem))
     print(json.dumps({"frames": len(res["motion"]), "fps": res["fps"], "seconds": len(res["motion"]) / res["fps"],
                       "backend": res["backend"], "temperature": res["temperature"], "style": args.style or "auto",
+                      "noise_correlation": res["noise_correlation"],
                       "style_strength": args.style_strength, "written": [str(w) for w in written]}, indent=1))
     return 0

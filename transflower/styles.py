@@ -11,9 +11,11 @@ A model may also carry, per style (its metadata / shipped checkpoint, written by
 - a *seed clip* (`style_seeds`): a real dance of that style that `live --style` / `generate --style` warm
   start on, so the dancer begins in the style instead of turning into it from another dance;
 - a *preset* (`style_presets`): multipliers on the strength and the sampling temperature while that
-  style is asked for ("rumba: {strength: 1.5, temperature: 0.67}"), chosen per style by
-  `transflower bench style --split train` (benchmarks/README.md, "Style presets"): a style the model
-  blurs into its neighbour dances more clearly a little stronger and calmer.
+  style is asked for ("rumba: {strength: 1.5, temperature: 0.67}"), and optionally the noise
+  correlation to sample it at (`correlation: 0.8`, a value, not a multiplier: see
+  `TransflowerLive.generate`), chosen per style by `transflower bench style --split train`
+  (benchmarks/README.md, "Style presets"): a style the model blurs into its neighbour dances more
+  clearly a little stronger and calmer.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import numpy as np
 from transflower.errors import UserError
 
 MAX_STYLE_STRENGTH = 4.0  # beyond this the extrapolated label is far from anything seen in training
+MAX_NOISE_CORRELATION = 0.95  # beyond this the noise hardly changes within a second: the dance freezes into drifts
 
 
 def check_strength(strength, what: str = "style strength") -> float:
@@ -36,7 +39,19 @@ def check_strength(strength, what: str = "style strength") -> float:
     return s
 
 
-PRESET_RANGES = {"strength": (0.0, MAX_STYLE_STRENGTH), "temperature": (0.05, 4.0)}  # multipliers
+PRESET_RANGES = {"strength": (0.0, MAX_STYLE_STRENGTH), "temperature": (0.05, 4.0),  # multipliers
+                 "correlation": (0.0, MAX_NOISE_CORRELATION)}  # a value
+
+
+def check_noise_correlation(value, what: str = "noise correlation") -> float:
+    """The AR(1) coefficient of the sampling noise (0 = independent draws, as trained), or UserError."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not (math.isfinite(v) and 0.0 <= v <= MAX_NOISE_CORRELATION):
+        raise UserError(f"{what} {value!r}: expected a number in 0..{MAX_NOISE_CORRELATION:g} (0 = independent draws)")
+    return v
 
 
 def check_presets(presets, styles: list[str], where: str = "style presets") -> dict:
@@ -62,7 +77,9 @@ def check_presets(presets, styles: list[str], where: str = "style presets") -> d
             except (TypeError, ValueError):
                 v = float("nan")
             if not (math.isfinite(v) and lo <= v <= hi):
-                raise UserError(f"{where}: {style}.{key} {value!r}: expected a multiplier in {lo:g}..{hi:g} (1 = no change)")
+                what = "a value" if key == "correlation" else "a multiplier"
+                raise UserError(f"{where}: {style}.{key} {value!r}: expected {what} in {lo:g}..{hi:g}"
+                                + ("" if key == "correlation" else " (1 = no change)"))
             clean[key] = v
         out[style] = clean
     return out
@@ -88,6 +105,12 @@ def preset_of(presets: dict | None, style) -> tuple[float, float]:
     """(strength multiplier, temperature multiplier) for a style; (1, 1) for auto or a style without one."""
     p = (presets or {}).get(style) or {}
     return float(p.get("strength", 1.0)), float(p.get("temperature", 1.0))
+
+
+def preset_correlation(presets: dict | None, style, base: float) -> float:
+    """The noise correlation a style is sampled at: its preset's, else `base` (auto's, the model's default)."""
+    p = (presets or {}).get(style) or {}
+    return float(p.get("correlation", base))
 
 
 def preset_style(style, styles: list[str], strength: float = 1.0, presets: dict | None = None):
