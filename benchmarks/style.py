@@ -34,7 +34,7 @@ import numpy as np
 
 from transflower.errors import UserError
 from transflower.styles import (check_noise_correlation, check_presets, check_strength, load_presets, preset_correlation,
-                               preset_of, preset_style)
+                               preset_of, preset_style, preset_traction)
 
 log = logging.getLogger("transflower.bench.style")
 
@@ -226,6 +226,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
             continue
         p_strength, p_temp = preset_of(presets, style)  # recorded with the results
         p_corr = preset_correlation(presets, style, base_corr)
+        p_trac = preset_traction(presets, style)
         w = torch.from_numpy(preset_style(style, styles_all, strength, presets)[0])
         votes, steered_votes, kin, outside = [], [], [], []
         for i, s in enumerate(songs):
@@ -234,7 +235,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
             starts = [("started", scaled_seeds.get(style, own_seed))] + ([("steered", own_seed)] if steered else [])
             for start, seed in starts:
                 for j in range(samples):
-                    hook = grounding_hook(skeleton, scaler, seed) if ground else None
+                    hook = grounding_hook(skeleton, scaler, seed, traction=p_trac) if ground else None
                     with torch.no_grad():
                         x = model.generate(torch.from_numpy(seed), audio, s["n"], temperature * p_temp,
                                            torch.Generator().manual_seed(100 * j + i), style=w, pose_hook=hook,
@@ -251,7 +252,8 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
         recognised[style] = {"share": float(np.mean(votes)), "windows": len(votes),
                              "steered_share": float(np.mean(steered_votes)) if steered_votes else None,
                              "seed_clip": style in scaled_seeds,
-                             "preset": {"strength": p_strength, "temperature": p_temp, "correlation": p_corr},
+                             "preset": {"strength": p_strength, "temperature": p_temp, "correlation": p_corr,
+                                        "traction": p_trac},
                              "outside_real_range": float(np.mean(outside))}  # windows with a feature clipped
         kinetics[style] = style_kinetics(real_kin[style], kin)
         progress(f"asked for {style}: recognised in {recognised[style]['share']:.0%} of {len(votes)} windows started in it"
@@ -313,6 +315,7 @@ def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler
             ramp = torch.clamp((torch.arange(n) - k0 + 1) / nb, 0.0, 1.0)[:, None]
             ends = [preset_style(styles_all[c], styles_all, strength, presets) for c in (a, b)]  # (weights, temperature x)
             rhos = [preset_correlation(presets, styles_all[c], base_correlation) for c in (a, b)]
+            tracs = [preset_traction(presets, styles_all[c]) for c in (a, b)]
             seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
             audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + n]))
             row = {"song": s["id"], "repeat": r, "from": styles_all[a], "to": styles_all[b]}
@@ -320,7 +323,8 @@ def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler
                 w = (1.0 - ramp_k) * torch.from_numpy(ends[0][0]) + ramp_k * torch.from_numpy(ends[1][0])
                 temps = temperature * ((1.0 - ramp_k[:, 0]) * ends[0][1] + ramp_k[:, 0] * ends[1][1])
                 corrs = (1.0 - ramp_k[:, 0]) * rhos[0] + ramp_k[:, 0] * rhos[1]
-                hook = grounding_hook(skeleton, scaler, seed.numpy()) if ground else None
+                per_frame = ((1.0 - ramp_k[:, 0]) * tracs[0] + ramp_k[:, 0] * tracs[1]).numpy()
+                hook = grounding_hook(skeleton, scaler, seed.numpy(), traction_per_frame=per_frame) if ground else None
                 with torch.no_grad():
                     x = model.generate(seed, audio, n, temps, torch.Generator().manual_seed(7 + i + 1000 * r), style=w,
                                        pose_hook=hook, noise_correlation=corrs)
@@ -342,7 +346,7 @@ def format_table(res: dict) -> str:
     lines = [f"style classifier: held-out accuracy {c['held_out_accuracy']:.2f} on {c['test_windows']} real test windows "
              f"({c['train_windows']} training windows)",
              f"{res.get('split', 'test')} songs: {', '.join(res['songs'])}",
-             "| requested style | preset (strength x, temperature x, noise correlation) | classifier's held-out accuracy on real "
+             "| requested style | preset (strength x, temperature x, noise correlation, traction) | classifier's held-out accuracy on real "
              "| recognised, started in the style | recognised, steered from the song's dance "
              "| speed / jerk / spike / slide vs that style's real dances (started) | speed taken apart: travel / body "
              "| hips' height |",
@@ -353,7 +357,8 @@ def format_table(res: dict) -> str:
         r = res.get("kinetics", {}).get(s, {}).get("ratios", {})
         rec = res["recognised"][s]
         pre = rec.get("preset") or {"strength": 1.0, "temperature": 1.0}
-        lines.append(f"| {s} | {pre['strength']:g}, {pre['temperature']:g}, {pre.get('correlation', 0.0):g} | {'-' if acc is None else f'{acc:.2f}'} "
+        lines.append(f"| {s} | {pre['strength']:g}, {pre['temperature']:g}, {pre.get('correlation', 0.0):g}, "
+                     f"{pre.get('traction', 0.0):g} | {'-' if acc is None else f'{acc:.2f}'} "
                      f"| {rec['share']:.0%} of {rec['windows']}{'' if rec.get('seed_clip', True) else ' (no seed clip)'} "
                      f"| {'-' if rec.get('steered_share') is None else format(rec['steered_share'], '.0%')} "
                      f"| {' / '.join(fmt(r.get(k)) for k in ('speed', 'jerk', 'spike', 'slide'))} "

@@ -208,9 +208,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="the .onnx file to write (atomically)")
     p.add_argument("--features", help="features.json of the training data (default: found via the run's model card)")
     p.add_argument("--seed-motion", help="BVH clip whose last frames warm-start the live model (default: the mean pose)")
-    p.add_argument("--style-presets", metavar="YAML", help="per-style multipliers of strength and temperature "
-                   "(`rumba: {strength: 1.5, temperature: 0.67}`; chosen with `transflower bench style --split train`); "
-                   "default: the checkpoint's own, if any")
+    p.add_argument("--style-presets", metavar="YAML", help="per-style presets: multipliers of strength and temperature, "
+                   "values of noise correlation and traction (`rumba: {strength: 2.5, temperature: 0.6, correlation: 0.8, "
+                   "traction: 0.5}`; chosen with `transflower bench style --split train`); default: the checkpoint's own, if any")
     p.add_argument("--default-noise-correlation", type=float, metavar="RHO",
                    help="the AR(1) noise correlation `live` and `generate` use unless told otherwise (0..0.95; default: "
                         "the checkpoint's own, else none stored, i.e. 0)")

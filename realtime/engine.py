@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import check_noise_correlation, check_presets, preset_correlation, preset_of, preset_style
+from transflower.styles import (check_noise_correlation, check_presets, preset_correlation, preset_of, preset_style,
+                                preset_traction)
 
 log = logging.getLogger("transflower.engine")
 METADATA_KEY = "transflower"
@@ -316,6 +317,9 @@ class DanceEngine:
         self._z_state, self._z_new, self._z_scratch = (np.zeros((B, D), np.float32) for _ in range(3))
         self._fresh = np.ones(B, bool)  # a (re)started dancer: its next draw is e alone, no state yet
         self._fresh_now = np.ones(B, bool)
+        # traction (transflower.floor.Grounding), per dancer: a style's preset's, blended with the style
+        self.traction = np.zeros((B, 1), np.float64)
+        self._trac_target, self._trac_step = self.traction.copy(), np.zeros((B, 1), np.float64)
         # batched inputs (row i = dancer i) and outputs, bound once; scratch for the output checks
         self.motion, self.audio, self.noise = np.zeros((B, D), np.float32), np.zeros((B, A), np.float32), np.zeros((B, D), np.float32)
         self.cache_bias = np.full((B, self.C), -1e9, np.float32)
@@ -390,6 +394,7 @@ class DanceEngine:
                 raise UserError(f"style {name_or_weights!r}: unknown; expected one of {self.styles}")
             target, p_temp = preset_style(name_or_weights, self.styles, strength, self.presets)
             p_corr = preset_correlation(self.presets, name_or_weights, self.base_correlation)
+            p_trac = preset_traction(self.presets, name_or_weights)
             if target is None:  # "auto"
                 target = np.zeros(S, np.float32)
                 target[0] = 1.0
@@ -402,6 +407,7 @@ class DanceEngine:
             p_temp = float(sum(w * preset_of(self.presets, name)[1] for w, name in zip(target, self.styles)))
             p_corr = float(sum(w * preset_correlation(self.presets, name, self.base_correlation)
                                for w, name in zip(target, self.styles)))
+            p_trac = float(sum(w * preset_traction(self.presets, name) for w, name in zip(target, self.styles)))
         if not (np.isfinite(blend_s) and blend_s >= 0):
             raise UserError(f"blend_s {blend_s}: expected seconds >= 0")
         frames = max(1, int(round(float(blend_s) * self.fps)))
@@ -414,6 +420,8 @@ class DanceEngine:
             self._temp_step[i] = (p_temp - self.temp_scale[i]) / frames
             self._corr_target[i] = p_corr
             self._corr_step[i] = (p_corr - self.correlation[i]) / frames
+            self._trac_target[i] = p_trac
+            self._trac_step[i] = (p_trac - self.traction[i]) / frames
         self._blending = int(np.count_nonzero(self._style_left))
 
     def start_style(self, name: str, strength: float = 1.0, seed_motion: np.ndarray | None = None) -> None:
@@ -441,6 +449,11 @@ class DanceEngine:
         np.multiply(self.correlation, self.correlation, out=self._corr_keep)
         np.subtract(1.0, self._corr_keep, out=self._corr_keep)
         np.sqrt(self._corr_keep, out=self._corr_keep)
+        np.add(self.traction, self._trac_step, out=self.traction, where=active)
+        np.copyto(self.traction, self._trac_target, where=landed)
+        np.clip(self.traction, 0.0, 1.0, out=self.traction)
+        if self.ground is not None:
+            self.ground.traction[:] = self.traction[:, 0]
         self._blending = int(np.count_nonzero(self._style_left))
 
     # -- state -----------------------------------------------------------------------------------

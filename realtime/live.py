@@ -135,8 +135,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                      help="how strongly the style beats the music: 1 = as trained (default), 0 = auto, up to 4; above 1 "
                           "the style is clearer and the motion jerkier (benchmarks/README.md, 'Style strength')")
     mdl.add_argument("--no-style-presets", action="store_true",
-                     help="ignore the model's per-style presets (multipliers of strength and temperature that make a "
-                          "style it blurs clearer; transflower.styles)")
+                     help="ignore the model's per-style presets (strength and temperature multipliers, noise correlation "
+                          "and foot traction that make each style clearer and smoother; transflower.styles)")
     mdl.add_argument("--list-styles", action="store_true", help="print the model's dance styles and exit")
     mdl.add_argument("--seed", type=int, help="random seed for a reproducible dance")
     mdl.add_argument("--seed-motion", metavar="BVH", help="BVH clip whose last frames start the dance")
@@ -343,7 +343,10 @@ def run(args) -> int:
             print(f"{model.path.name} has no style input (it dances as the music suggests)")
         for name in styles:
             p_strength, p_temp = preset_of(model.style_presets, name)
-            notes = ([f"preset: strength x{p_strength:g}, temperature x{p_temp:g}"] if (p_strength, p_temp) != (1.0, 1.0) else []) + \
+            extra = "".join(f", {k} {v:g}" for k, v in (model.style_presets.get(name) or {}).items()
+                            if k in ("correlation", "traction"))
+            notes = ([f"preset: strength x{p_strength:g}, temperature x{p_temp:g}{extra}"]
+                     if (p_strength, p_temp) != (1.0, 1.0) or extra else []) + \
                     (["own seed clip"] if name in model.style_seeds else [])
             print(name + (f"  ({'; '.join(notes)})" if notes else ""))
         return 0

@@ -3,6 +3,7 @@
     python scripts/ship_sampling.py --noise-correlation 0.5 --style-presets PRESETS.yaml \\
         --quality-json quality.json --style-json style.json --note "why"
 
+With only --quality-json / --style-json it records what the current defaults measure.
 The graph and weights stay as they are (no parity check is needed: nothing it checks changes); the
 defaults `live` and `generate` read are rewritten, atomically, where they live: the ONNX metadata, the
 fp16 checkpoint's `features` and the model card (which keeps a history of these changes).
@@ -35,7 +36,7 @@ def main() -> None:
     ap.add_argument("--style-presets", type=Path, help="new per-style presets (YAML, replacing the old ones)")
     ap.add_argument("--quality-json", type=Path, help="the `bench quality --json` result for the new defaults")
     ap.add_argument("--style-json", type=Path, help="the `bench style --json` result for the new defaults")
-    ap.add_argument("--note", required=True, help="what changed and why (kept in the card)")
+    ap.add_argument("--note", required=True, help="what changed and why, or what was measured (kept in the card)")
     args = ap.parse_args()
     onnx_path, pt_path, card_path = (DEST / f"{args.name}{ext}" for ext in (".onnx", ".pt", ".model_card.json"))
     proto = onnx.load(str(onnx_path))
@@ -52,8 +53,9 @@ def main() -> None:
         change["default_noise_correlation"] = check_noise_correlation(args.noise_correlation, "--noise-correlation")
     if args.style_presets is not None:
         change["style_presets"] = load_presets(args.style_presets, meta.get("styles") or [])
-    if not change:
-        raise UserError("nothing to change: give --temperature, --noise-correlation and/or --style-presets")
+    if not change and not (args.quality_json or args.style_json):
+        raise UserError("nothing to change or record: give --temperature, --noise-correlation, --style-presets, "
+                        "or the benchmark results (--quality-json, --style-json) of the current defaults")
     meta.update(change)
     entry.value = json.dumps(meta)
     tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")

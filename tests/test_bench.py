@@ -149,7 +149,7 @@ def test_bench_style_and_decompose_run_end_to_end(tmp_path):
         assert r["seed_clip"] and 0.0 <= r["steered_share"] <= 1.0 and f"{style}_steered_80pct" in res["targets"]
         assert 0.0 <= r["outside_real_range"] <= 1.0
     presets = tmp_path / "presets.yaml"
-    presets.write_text("style2: {strength: 1.5, temperature: 0.5, correlation: 0.6}\n")
+    presets.write_text("style2: {strength: 1.5, temperature: 0.5, correlation: 0.6, traction: 0.5}\n")
     rc = main(["bench", "style", "--data", str(data), "--model", str(ckpt), "--samples", "1", "--seconds", "6",
                "--segment-seconds", "1", "--switch-seconds", "2", "--blend-seconds", "0.5", "--presets", str(presets),
                "--split", "train", "--songs", "1", "--started-only", "--switch-repeats", "2", "--noise-correlation", "0.3",
@@ -160,10 +160,10 @@ def test_bench_style_and_decompose_run_end_to_end(tmp_path):
     a, b = res["switch"]["songs"]
     assert a["max_speed"] != b["max_speed"]  # other noise, another dance
     assert res["split"] == "train" and len(res["songs"]) == 1
-    assert res["presets"] == {"style2": {"strength": 1.5, "temperature": 0.5, "correlation": 0.6}}
-    # a preset's correlation is its style's; a style without one dances at --noise-correlation
-    assert res["recognised"]["style2"]["preset"] == {"strength": 1.5, "temperature": 0.5, "correlation": 0.6}
-    assert res["recognised"]["style1"]["preset"] == {"strength": 1.0, "temperature": 1.0, "correlation": 0.3}
+    assert res["presets"] == {"style2": {"strength": 1.5, "temperature": 0.5, "correlation": 0.6, "traction": 0.5}}
+    # a preset's correlation and traction are its style's; a style without them dances at --noise-correlation, no traction
+    assert res["recognised"]["style2"]["preset"] == {"strength": 1.5, "temperature": 0.5, "correlation": 0.6, "traction": 0.5}
+    assert res["recognised"]["style1"]["preset"] == {"strength": 1.0, "temperature": 1.0, "correlation": 0.3, "traction": 0.0}
     assert all(r["steered_share"] is None for r in res["recognised"].values())
     out = tmp_path / "dec.json"
     assert main(["bench", "decompose", "--data", str(data), "--model", str(ckpt), "--seconds", "4", "--samples", "1",

@@ -189,17 +189,19 @@ def test_noise_correlation_makes_the_noise_an_ar1_process_and_zero_keeps_the_old
 
 def test_a_style_preset_sets_its_noise_correlation_blended_with_the_style_and_a_reset_starts_afresh(styled_onnx):
     e = engine(styled_onnx, seed=7, dancers=2, temperature=0.5, noise_correlation=0.2)
-    e.presets = {"style1": {"strength": 1.0, "temperature": 1.0, "correlation": 0.8}}
+    e.presets = {"style1": {"strength": 1.0, "temperature": 1.0, "correlation": 0.8, "traction": 0.4}}
     e.set_style("style1", blend_s=4 / e.fps, dancer=1)  # 4 frames
-    seen = []
+    seen, trac = [], []
     for _ in range(5):
         e.step(e.silence)
         seen.append(e.correlation[:, 0].copy())
+        trac.append(e.ground.traction.copy())
     np.testing.assert_allclose(np.array(seen)[:, 1], [0.35, 0.5, 0.65, 0.8, 0.8], atol=1e-6)
     np.testing.assert_allclose(np.array(seen)[:, 0], 0.2, atol=1e-7)  # dancer 0 still auto: the base
+    np.testing.assert_allclose(np.array(trac), [[0, 0.1], [0, 0.2], [0, 0.3], [0, 0.4], [0, 0.4]], atol=1e-9)
     e.set_style("auto", blend_s=0.0, dancer=1)
     e.step(e.silence)
-    assert e.correlation[1, 0] == pytest.approx(0.2)
+    assert e.correlation[1, 0] == pytest.approx(0.2) and e.ground.traction[1] == 0.0
     # after a reset a dancer's first draw is e itself (no state carried over from before it)
     rng_state = [r.bit_generator.state for r in e.rngs]
     e.dancers[1].reset()

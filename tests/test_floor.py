@@ -240,5 +240,30 @@ def test_traction_rejects_out_of_range_settings():
     for kw in ({"traction": 1.5}, {"traction": -0.1}, {"slip": -1.0}, {"fade": 0.0}):
         with pytest.raises(ValueError, match="Grounding"):
             Grounding(_skeleton(), **kw)
-    g = Grounding(_skeleton())  # the defaults: what live, generate and the benchmarks use
-    assert (g.traction, g.slip) == (Grounding.traction_default, 1.5) and 0.0 < g.traction <= 1.0
+    g = Grounding(_skeleton(), dancers=2)  # off by default (auto); a style's preset sets it per dancer
+    assert not g.traction.any() and g.slip == 1.5
+    g.set_traction(0.5, dancer=1)
+    assert list(g.traction) == [0.0, 0.5]
+    with pytest.raises(ValueError, match="Grounding"):
+        g.set_traction(2.0)
+
+
+def test_traction_is_per_dancer_and_a_dancer_turned_on_mid_show_measures_from_the_last_frame():
+    from transflower.floor import Grounding
+
+    sk = _skeleton()
+    seed, rows = _gliding(sk, np.random.default_rng(9), 30)
+    both = _start(Grounding(sk, dancers=2, slip=0.0), seed)
+    out = np.zeros((30, 2, rows.shape[1]), np.float32)
+    for t in range(30):
+        if t == 10:
+            both.set_traction(1.0, dancer=1)  # on for dancer 1 from frame 10 (a style switch)
+        r = np.stack([rows[t], rows[t]])
+        both.apply(r)
+        out[t] = r
+    np.testing.assert_array_equal(out[:, 0], rows)  # dancer 0: off, untouched
+    np.testing.assert_array_equal(out[:10, 1], rows[:10])
+    feet = _world_feet(sk, out[:, 1])
+    k = int(feet[0, :, 1].argmin())
+    step = np.linalg.norm(np.diff(feet[:, k][:, [0, 2]], axis=0), axis=-1)
+    assert step[:9].min() > 2.5 and step[9:].max() < 1e-3  # planted from its first frame on, no catch-up

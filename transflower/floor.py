@@ -86,22 +86,19 @@ class Grounding:
       1 cm in ~13 frames, with no step in any frame over 0.2 x the gap); one standing more than `sink`
       below it moves up the same way.
 
-    Traction (`traction` > 0): the model also samples the root's travel apart from the legs, and its dancers
-    glide over the floor on a planted foot (sliding 2-4x the real dances', benchmarks/README). Where the
-    lowest foot point of a grounded pose is within `near` cm of the floor (fading out over the next `fade`
-    cm), its horizontal slide since the last frame beyond `slip` cm is taken out of the root's displacement,
-    times `traction` (1: the planted foot stays put), before the pose is fed back: the body travels as far
-    as the stance leg carries it.
+    Traction (`traction` > 0, per dancer): the model also samples the root's travel apart from the legs,
+    and its dancers glide over the floor on a planted foot (sliding 2-4x the real dances when asked for a
+    style, benchmarks/README). Where the lowest foot point of a grounded pose is within `near` cm of the
+    floor (fading out over the next `fade` cm), its horizontal slide since the last frame beyond `slip` cm
+    is taken out of the root's displacement, times `traction` (1: the planted foot stays put), before the
+    pose is fed back: the body travels as far as the stance leg carries it. Off by default: a style's
+    preset turns it on (transflower.styles, "traction"); the auto dance slides no more than real dances.
 
     Works on unscaled motion-feature rows (B, D) in place, float32; a compiled kernel, buffers made here:
     a frame allocates nothing."""
 
-    # chosen on the training songs (benchmarks/README, Session 11): half the slide beyond 1.5 cm a frame
-    # (0.3 m/s) goes; all of it makes the root's travel stop and start with each step (jerk 1.3 -> 1.9x)
-    traction_default = 0.5  # the strength a Grounding made without `traction` uses
-
     def __init__(self, skeleton: Skeleton, dancers: int = 1, window: int = 20, rate: float = 0.2, sink: float = 5.0,
-                 traction: float | None = None, slip: float = 1.5, near: float = 5.0, fade: float = 3.0):
+                 traction: float = 0.0, slip: float = 1.5, near: float = 5.0, fade: float = 3.0):
         from transflower import kernels
         from transflower.motion_features import MotionFeatures
 
@@ -115,12 +112,12 @@ class Grounding:
         if not 0.0 < rate <= 1.0 or int(window) < 1:
             raise ValueError(f"Grounding: rate {rate} (expected in (0, 1]) / window {window} (expected >= 1)")
         self.rate, self.sink, self.window = float(rate), float(sink), int(window)
-        self.traction = float(self.traction_default if traction is None else traction)
-        if not 0.0 <= self.traction <= 1.0 or slip < 0 or near < 0 or fade <= 0:
-            raise ValueError(f"Grounding: traction {self.traction} (expected in [0, 1]), slip {slip} / near {near} "
-                             f"(expected >= 0), fade {fade} (expected > 0)")
+        if slip < 0 or near < 0 or fade <= 0:
+            raise ValueError(f"Grounding: slip {slip} / near {near} (expected >= 0), fade {fade} (expected > 0)")
         self.slip, self.near, self.fade = float(slip), float(near), float(fade)
         B = int(dancers)
+        self.traction = np.zeros(B)  # per dancer (set_traction)
+        self.set_traction(traction)
         self._grot, self._gpos = np.zeros((J, 4)), np.zeros((J, 3))
         self.floor = np.zeros(B)
         self.history = np.zeros((B, self.window))
@@ -131,6 +128,13 @@ class Grounding:
         self._prev_feet = np.zeros((B, len(self.feet), 3))
         self._has_prev = np.zeros(B, np.bool_)
         self.held_cm = 0.0  # traction's horizontal corrections summed over frames and dancers
+
+    def set_traction(self, value: float, dancer: int | None = None) -> None:
+        """Traction strength in [0, 1] for one dancer (default: all); 0 = off."""
+        value = float(value)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"Grounding: traction {value} (expected in [0, 1])")
+        self.traction[slice(None) if dancer is None else dancer] = value
 
     def lowest(self, rows: np.ndarray) -> np.ndarray:
         """(N, D) unscaled features -> (N,) each row's lowest foot point height, cm (a new array)."""
@@ -164,18 +168,24 @@ class Grounding:
         self.moved_cm += self._kernel(rows, self.slot, self.chain, self.parents, self.offsets, self.feet, self._grot,
                                       self._gpos, self._low, self.history, self.head, self.floor, self.rate, self.sink,
                                       self.shift)
-        if self.traction > 0.0:
-            self.held_cm += self._traction(rows, self.slot, self.chain, self.parents, self.offsets, self.feet,
-                                           self._grot, self._gpos, self._prev_feet, self._has_prev, self.floor,
-                                           self.traction, self.slip, self.near, self.fade)
+        # always run (2 us): with traction 0 it only tracks the feet, so a dancer whose style turns traction on
+        # mid-show measures its first slide from the last frame, not from whenever it was last on
+        self.held_cm += self._traction(rows, self.slot, self.chain, self.parents, self.offsets, self.feet,
+                                       self._grot, self._gpos, self._prev_feet, self._has_prev, self.floor,
+                                       self.traction, self.slip, self.near, self.fade)
 
-    def standardised_hook(self, mean, std):
-        """A pose hook for `generate` in standardised features: (1, D) float32 array, changed in place."""
+    def standardised_hook(self, mean, std, traction_per_frame=None):
+        """A pose hook for `generate` in standardised features: (1, D) float32 array, changed in place.
+        traction_per_frame: dancer 0's traction for each call in turn (a style switch's blend)."""
         mean = np.asarray(mean, np.float32)
         std = np.asarray(std, np.float32)
         row = np.zeros((1, len(mean)), np.float32)
+        calls = [0]
 
         def hook(x: np.ndarray) -> None:
+            if traction_per_frame is not None:
+                self.set_traction(traction_per_frame[min(calls[0], len(traction_per_frame) - 1)], 0)
+                calls[0] += 1
             np.multiply(x, std, out=row)
             np.add(row, mean, out=row)
             dx, dz, y = row[0, 0], row[0, 1], row[0, 3]
@@ -186,10 +196,11 @@ class Grounding:
         return hook
 
 
-def grounding_hook(skeleton, scaler, seed_scaled, **settings):
+def grounding_hook(skeleton, scaler, seed_scaled, traction_per_frame=None, **settings):
     """A fresh Grounding for one rollout in standardised features (torch `generate`'s pose_hook), started
-    on its seed clip. skeleton: Skeleton or its dict; scaler: the motion StandardScaler; settings: Grounding's."""
+    on its seed clip. skeleton: Skeleton or its dict; scaler: the motion StandardScaler; settings: Grounding's
+    (traction: a number); traction_per_frame: one per generated frame instead."""
     skel = Skeleton.from_dict(skeleton) if isinstance(skeleton, dict) else skeleton
     g = Grounding(skel, **settings)
     g.start(scaler.inverse(np.asarray(seed_scaled, np.float64)))
-    return g.standardised_hook(scaler.mean, scaler.std)
+    return g.standardised_hook(scaler.mean, scaler.std, traction_per_frame)

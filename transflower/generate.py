@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
-from transflower.styles import check_noise_correlation, check_presets, preset_correlation, preset_style
+from transflower.styles import check_noise_correlation, check_presets, preset_correlation, preset_style, preset_traction
 
 log = logging.getLogger("transflower.generate")
 
@@ -75,6 +75,7 @@ class TorchGenerator:
         base = check_noise_correlation(self.meta.get("default_noise_correlation", 0.0) if noise_correlation is None
                                        else noise_correlation, "--noise-correlation")
         self.correlation = preset_correlation(self.presets, style, base)
+        self.traction = preset_traction(self.presets, style)
         self.gen = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
         self.torch = torch
 
@@ -97,7 +98,7 @@ class TorchGenerator:
         if ground:
             from transflower.floor import grounding_hook
 
-            hook = grounding_hook(self.meta["skeleton"], self.ms, self.ms.transform(seed_motion))
+            hook = grounding_hook(self.meta["skeleton"], self.ms, self.ms.transform(seed_motion), traction=self.traction)
         rho, z = self.correlation, None  # the AR(1) noise, as the live engine draws it
         for i in range(num_frames):
             e = torch.randn(1, self.model.cfg.motion_dim, generator=self.gen)

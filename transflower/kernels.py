@@ -104,7 +104,7 @@ def traction_rows(features, slot, chain, parents, offsets, feet, grot, gpos, pre
     point is within `near` cm of floor[b] (its weight fading to 0 over the next `fade` cm), its horizontal
     slide since the last frame, in the last frame's heading, is d + Rot(dyaw) f_t - f_{t-1} (d = the root's
     displacement, columns 0 and 1; f = the point in the body frame). The part of (weight x slide) beyond
-    `slip` cm, times `strength`, is taken out of d. prev (B, F, 3): each foot point in the last row's body
+    `slip` cm, times strength[b], is taken out of d. prev (B, F, 3): each foot point in the last row's body
     frame; has_prev (B,): whether that is set. Returns the corrections' length, summed (cm)."""
     total = 0.0
     for b in range(features.shape[0]):
@@ -114,14 +114,14 @@ def traction_rows(features, slot, chain, parents, offsets, feet, grot, gpos, pre
             if gpos[feet[f], 1] < low:
                 k, low = f, gpos[feet[f], 1]
         w = min(1.0, max(0.0, (near + fade - (low - floor[b])) / fade))
-        if has_prev[b] and w > 0.0:
+        if has_prev[b] and w > 0.0 and strength[b] > 0.0:
             c, s = np.cos(np.float64(features[b, 2])), np.sin(np.float64(features[b, 2]))
             x, z = gpos[feet[k], 0], gpos[feet[k], 2]
             sx = w * (np.float64(features[b, 0]) + c * x + s * z - prev[b, k, 0])
             sz = w * (np.float64(features[b, 1]) - s * x + c * z - prev[b, k, 2])
             mag = (sx * sx + sz * sz) ** 0.5
             if mag > slip:
-                g = strength * (mag - slip) / mag
+                g = strength[b] * (mag - slip) / mag
                 features[b, 0] -= g * sx
                 features[b, 1] -= g * sz
                 total += g * mag
@@ -311,7 +311,7 @@ def warm_up() -> None:
                 np.zeros(1), 0.2, 5.0, np.zeros(1))
     traction_rows(np.zeros((1, 7), np.float32), np.array([0, -1, -1], np.int64), np.arange(J, dtype=np.int64), parents,
                   np.ones((J, 3)), np.array([2], np.int64), np.zeros((J, 4)), np.zeros((J, 3)), np.zeros((1, 1, 3)),
-                  np.zeros(1, np.bool_), np.zeros(1), 0.5, 0.0, 5.0, 3.0)
+                  np.zeros(1, np.bool_), np.zeros(1), np.full(1, 0.5), 0.0, 5.0, 3.0)
     integrate(np.zeros((1, 7), np.float32), np.zeros((1, 3)), np.zeros(1), np.array([0], np.int64), 150.0,
               np.zeros((1, 3)), rots)
     slerp_into(np.zeros((J, 4)), rots[0], rots[0], 0.5)

@@ -13,7 +13,8 @@ A model may also carry, per style (its metadata / shipped checkpoint, written by
 - a *preset* (`style_presets`): multipliers on the strength and the sampling temperature while that
   style is asked for ("rumba: {strength: 1.5, temperature: 0.67}"), and optionally the noise
   correlation to sample it at (`correlation: 0.8`, a value, not a multiplier: see
-  `TransflowerLive.generate`), chosen per style by `transflower bench style --split train`
+  `TransflowerLive.generate`) and the traction that keeps its planted feet from sliding (`traction: 0.5`, a
+  value: transflower.floor.Grounding; 0 without it), chosen per style by `transflower bench style --split train`
   (benchmarks/README.md, "Style presets"): a style the model blurs into its neighbour dances more
   clearly a little stronger and calmer.
 """
@@ -40,7 +41,8 @@ def check_strength(strength, what: str = "style strength") -> float:
 
 
 PRESET_RANGES = {"strength": (0.0, MAX_STYLE_STRENGTH), "temperature": (0.05, 4.0),  # multipliers
-                 "correlation": (0.0, MAX_NOISE_CORRELATION)}  # a value
+                 "correlation": (0.0, MAX_NOISE_CORRELATION), "traction": (0.0, 1.0)}  # values
+VALUE_KEYS = ("correlation", "traction")
 
 
 def check_noise_correlation(value, what: str = "noise correlation") -> float:
@@ -77,9 +79,9 @@ def check_presets(presets, styles: list[str], where: str = "style presets") -> d
             except (TypeError, ValueError):
                 v = float("nan")
             if not (math.isfinite(v) and lo <= v <= hi):
-                what = "a value" if key == "correlation" else "a multiplier"
+                what = "a value" if key in VALUE_KEYS else "a multiplier"
                 raise UserError(f"{where}: {style}.{key} {value!r}: expected {what} in {lo:g}..{hi:g}"
-                                + ("" if key == "correlation" else " (1 = no change)"))
+                                + ("" if key in VALUE_KEYS else " (1 = no change)"))
             clean[key] = v
         out[style] = clean
     return out
@@ -111,6 +113,13 @@ def preset_correlation(presets: dict | None, style, base: float) -> float:
     """The noise correlation a style is sampled at: its preset's, else `base` (auto's, the model's default)."""
     p = (presets or {}).get(style) or {}
     return float(p.get("correlation", base))
+
+
+def preset_traction(presets: dict | None, style) -> float:
+    """How much of a planted foot's slide a style's dancer is kept from (transflower.floor.Grounding): its
+    preset's, else 0 (auto: off)."""
+    p = (presets or {}).get(style) or {}
+    return float(p.get("traction", 0.0))
 
 
 def preset_style(style, styles: list[str], strength: float = 1.0, presets: dict | None = None):
