@@ -90,9 +90,10 @@ class Grounding:
     and its dancers glide over the floor on a planted foot (sliding 2-4x the real dances when asked for a
     style, benchmarks/README). Where the lowest foot point of a grounded pose is within `near` cm of the
     floor (fading out over the next `fade` cm), its horizontal slide since the last frame beyond `slip` cm
-    is taken out of the root's displacement, times `traction` (1: the planted foot stays put), before the
-    pose is fed back: the body travels as far as the stance leg carries it. Off by default: a style's
-    preset turns it on (transflower.styles, "traction"); the auto dance slides no more than real dances.
+    (default 1.5: 0.3 m/s at 20 fps, a pivot's or a glide's share) is taken out of the root's
+    displacement, times `traction` (1: the planted foot stays put), before the pose is fed back: the body
+    travels as far as the stance leg carries it. Off by default: a style's preset turns it on
+    (transflower.styles, "traction"); the auto dance slides no more than real dances.
 
     Works on unscaled motion-feature rows (B, D) in place, float32; a compiled kernel, buffers made here:
     a frame allocates nothing."""
