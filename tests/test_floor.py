@@ -234,10 +234,37 @@ def test_traction_leaves_a_slide_under_slip_and_a_foot_in_the_air_alone():
     assert g.held_cm == 0.0
 
 
+def test_traction_holds_a_stance_foot_and_leaves_a_swing_skimming_the_floor_alone():
+    """A dancer turning on the spot on a low foot point: turning slowly, the point is a stance foot and
+    traction carries the body round it (held in place at traction 1); swept fast about the root (past twice
+    `swing` cm a frame), it is a swing skimming the floor and the root is left where the model put it (held,
+    it threw the body, and the other foot, past the real dances' fastest frames: the cha-cha's spikes)."""
+    from transflower.floor import Grounding
+
+    sk = _skeleton()
+    rng = np.random.default_rng(10)
+    seed, rows = _gliding(sk, rng, 30, dx=0.0, dz=0.0, dyaw=0.3)  # a fast turn on the spot
+    free = _world_feet(sk, rows)
+    k = int(free[0, :, 1].argmin())
+    sweep = np.linalg.norm(np.diff(free[:, k][:, [0, 2]], axis=0), axis=-1)
+    assert sweep.min() > 2.0  # cm a frame
+    g = _start(Grounding(sk, traction=1.0, slip=0.0, swing=0.9), seed)  # weight 0 past 1.8 cm a frame
+    np.testing.assert_array_equal(_run(g, rows)[:, :2], rows[:, :2])
+    assert g.held_cm == 0.0
+    g = _start(Grounding(sk, traction=1.0, slip=0.0, swing=0.0), seed)  # no swing gate: held, body pushed
+    held = _world_feet(sk, _run(g, rows))
+    assert np.linalg.norm(np.diff(held[:, k][:, [0, 2]], axis=0), axis=-1)[1:].max() < 1e-3 and g.held_cm > 0
+    # slowly, under the default gate (6 cm a frame), the same turn pivots on the planted point
+    seed, rows = _gliding(sk, rng, 30, dx=0.0, dz=0.0, dyaw=0.02)
+    held = _world_feet(sk, _run(_start(Grounding(sk, traction=1.0, slip=0.0), seed), rows))
+    k = int(held[0, :, 1].argmin())
+    assert np.linalg.norm(np.diff(held[:, k][:, [0, 2]], axis=0), axis=-1)[1:].max() < 1e-3
+
+
 def test_traction_rejects_out_of_range_settings():
     from transflower.floor import Grounding
 
-    for kw in ({"traction": 1.5}, {"traction": -0.1}, {"slip": -1.0}, {"fade": 0.0}):
+    for kw in ({"traction": 1.5}, {"traction": -0.1}, {"slip": -1.0}, {"fade": 0.0}, {"swing": -1.0}):
         with pytest.raises(ValueError, match="Grounding"):
             Grounding(_skeleton(), **kw)
     g = Grounding(_skeleton(), dancers=2)  # off by default (auto); a style's preset sets it per dancer
