@@ -248,7 +248,7 @@ def test_traction_holds_a_stance_foot_and_leaves_a_swing_skimming_the_floor_alon
     k = int(free[0, :, 1].argmin())
     sweep = np.linalg.norm(np.diff(free[:, k][:, [0, 2]], axis=0), axis=-1)
     assert sweep.min() > 2.0  # cm a frame
-    g = _start(Grounding(sk, traction=1.0, slip=0.0, swing=0.9), seed)  # weight 0 past 1.8 cm a frame
+    g = _start(Grounding(sk, traction=1.0, slip=0.0, swing=0.9, swing_fade=0.9), seed)  # weight 0 past 1.8 cm
     np.testing.assert_array_equal(_run(g, rows)[:, :2], rows[:, :2])
     assert g.held_cm == 0.0
     g = _start(Grounding(sk, traction=1.0, slip=0.0, swing=0.0), seed)  # no swing gate: held, body pushed
@@ -264,7 +264,7 @@ def test_traction_holds_a_stance_foot_and_leaves_a_swing_skimming_the_floor_alon
 def test_traction_rejects_out_of_range_settings():
     from transflower.floor import Grounding
 
-    for kw in ({"traction": 1.5}, {"traction": -0.1}, {"slip": -1.0}, {"fade": 0.0}, {"swing": -1.0}):
+    for kw in ({"traction": 1.5}, {"traction": -0.1}, {"slip": -1.0}, {"fade": 0.0}, {"swing": -1.0}, {"swing_fade": 0.0}):
         with pytest.raises(ValueError, match="Grounding"):
             Grounding(_skeleton(), **kw)
     g = Grounding(_skeleton(), dancers=2)  # off by default (auto); a style's preset sets it per dancer

@@ -93,8 +93,9 @@ class Grounding:
     (default 1.5: 0.3 m/s at 20 fps, a pivot's or a glide's share) is taken out of the root's
     displacement, times `traction` (1: the planted foot stays put), before the pose is fed back: the body
     travels as far as the stance leg carries it. A point moving about the root faster than `swing` cm a
-    frame (default 6: 1.2 m/s, faster than real dancers travel) is a swing skimming the floor, not a stance:
-    its weight fades to 0 at twice that. Holding it threw the body against the swing, and the other foot past
+    frame is a swing skimming the floor, not a stance: its weight fades to 0 over the next `swing_fade` cm
+    (defaults 6 and 6; a planted foot of the real dances moves about the root under 5.7-6.7 cm a frame in
+    99% of its frames, by style). Holding a swing threw the body against it, and the other foot past
     the real dances' fastest frames (the cha-cha's spikes, benchmarks/README session 12). Off by default:
     a style's preset turns it on (transflower.styles, "traction"); the auto dance slides no more than real
     dances.
@@ -104,7 +105,7 @@ class Grounding:
 
     def __init__(self, skeleton: Skeleton, dancers: int = 1, window: int = 20, rate: float = 0.2, sink: float = 5.0,
                  traction: float = 0.0, slip: float = 1.5, near: float = 5.0, fade: float = 3.0,
-                 swing: float = 6.0):
+                 swing: float = 6.0, swing_fade: float = 6.0):
         from transflower import kernels
         from transflower.motion_features import MotionFeatures
 
@@ -121,9 +122,9 @@ class Grounding:
         if slip < 0 or near < 0 or fade <= 0:
             raise ValueError(f"Grounding: slip {slip} / near {near} (expected >= 0), fade {fade} (expected > 0)")
         self.slip, self.near, self.fade = float(slip), float(near), float(fade)
-        if swing < 0:
-            raise ValueError(f"Grounding: swing {swing} (expected >= 0; 0 = off)")
-        self.swing = float(swing)
+        if swing < 0 or swing_fade <= 0:
+            raise ValueError(f"Grounding: swing {swing} (expected >= 0; 0 = off), swing_fade {swing_fade} (expected > 0)")
+        self.swing, self.swing_fade = float(swing), float(swing_fade)
         B = int(dancers)
         self.traction = np.zeros(B)  # per dancer (set_traction)
         self.set_traction(traction)
@@ -181,7 +182,7 @@ class Grounding:
         # mid-show measures its first slide from the last frame, not from whenever it was last on
         self.held_cm += self._traction(rows, self.slot, self.chain, self.parents, self.offsets, self.feet,
                                        self._grot, self._gpos, self._prev_feet, self._has_prev, self.floor,
-                                       self.traction, self.slip, self.near, self.fade, self.swing)
+                                       self.traction, self.slip, self.near, self.fade, self.swing, self.swing_fade)
 
     def standardised_hook(self, mean, std, traction_per_frame=None):
         """A pose hook for `generate` in standardised features: (1, D) float32 array, changed in place.

@@ -99,13 +99,14 @@ def feet_low_rows(features, slot, chain, parents, offsets, feet, grot, gpos, out
 
 @_jit
 def traction_rows(features, slot, chain, parents, offsets, feet, grot, gpos, prev, has_prev, floor, strength, slip,
-                  near, fade, swing):
+                  near, fade, swing, swing_fade):
     """One Traction step for B rows in place (see transflower.floor.Grounding): where row b's lowest foot
     point is within `near` cm of floor[b] (its weight fading to 0 over the next `fade` cm), its horizontal
     slide since the last frame, in the last frame's heading, is d + Rot(dyaw) f_t - f_{t-1} (d = the root's
     displacement, columns 0 and 1; f = the point in the body frame). The part of (weight x slide) beyond
     `slip` cm, times strength[b], is taken out of d. A point moving about the root faster than `swing` cm a
-    frame is a swing skimming the floor, not a stance: its weight fades to 0 at twice that (swing 0: off).
+    frame is a swing skimming the floor, not a stance: its weight fades to 0 over the next `swing_fade` cm
+    (swing 0: off).
     prev (B, F, 3): each foot point in the last row's body frame; has_prev (B,): whether that is set.
     Returns the corrections' length, summed (cm)."""
     total = 0.0
@@ -123,7 +124,7 @@ def traction_rows(features, slot, chain, parents, offsets, feet, grot, gpos, pre
             rx, rz = c * x + s * z - prev[b, k, 0], -s * x + c * z - prev[b, k, 2]  # the point about the root
             if swing > 0.0:  # a swing skimming the floor: held, it would throw the body against the swing
                 # and the other foot past the real dances' fastest frames (the cha-cha's spikes)
-                w *= min(1.0, max(0.0, 2.0 - (rx * rx + rz * rz) ** 0.5 / swing))
+                w *= min(1.0, max(0.0, (swing + swing_fade - (rx * rx + rz * rz) ** 0.5) / swing_fade))
             sx, sz = w * (dx + rx), w * (dz + rz)
             mag = (sx * sx + sz * sz) ** 0.5
             if mag > slip:
