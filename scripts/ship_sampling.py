@@ -56,17 +56,18 @@ def main() -> None:
     if not change and not (args.quality_json or args.style_json):
         raise UserError("nothing to change or record: give --temperature, --noise-correlation, --style-presets, "
                         "or the benchmark results (--quality-json, --style-json) of the current defaults")
-    meta.update(change)
-    entry.value = json.dumps(meta)
-    tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, onnx_path)
+    if change:  # a record alone leaves the model files byte for byte as they are
+        meta.update(change)
+        entry.value = json.dumps(meta)
+        tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, onnx_path)
 
-    ckpt = torch.load(pt_path, map_location="cpu", weights_only=False)
-    ckpt["features"] = {**ckpt["features"], **change}
-    tmp = pt_path.with_name(f".{pt_path.name}.tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, pt_path)
+        ckpt = torch.load(pt_path, map_location="cpu", weights_only=False)
+        ckpt["features"] = {**ckpt["features"], **change}
+        tmp = pt_path.with_name(f".{pt_path.name}.tmp")
+        torch.save(ckpt, tmp)
+        os.replace(tmp, pt_path)
 
     card = json.loads(card_path.read_text())
     card.update(change)
