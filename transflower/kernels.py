@@ -318,7 +318,7 @@ def warm_up() -> None:
                 np.zeros(1), 0.2, 5.0, np.zeros(1))
     traction_rows(np.zeros((1, 7), np.float32), np.array([0, -1, -1], np.int64), np.arange(J, dtype=np.int64), parents,
                   np.ones((J, 3)), np.array([2], np.int64), np.zeros((J, 4)), np.zeros((J, 3)), np.zeros((1, 1, 3)),
-                  np.zeros(1, np.bool_), np.zeros(1), np.full(1, 0.5), 0.0, 5.0, 3.0)
+                  np.zeros(1, np.bool_), np.zeros(1), np.full(1, 0.5), 0.0, 5.0, 3.0, 6.0, 6.0)
     integrate(np.zeros((1, 7), np.float32), np.zeros((1, 3)), np.zeros(1), np.array([0], np.int64), 150.0,
               np.zeros((1, 3)), rots)
     slerp_into(np.zeros((J, 4)), rots[0], rots[0], 0.5)
