@@ -294,3 +294,27 @@ def test_traction_is_per_dancer_and_a_dancer_turned_on_mid_show_measures_from_th
     k = int(feet[0, :, 1].argmin())
     step = np.linalg.norm(np.diff(feet[:, k][:, [0, 2]], axis=0), axis=-1)
     assert step[:9].min() > 2.5 and step[9:].max() < 1e-3  # planted from its first frame on, no catch-up
+
+
+def test_probe_stance_measures_a_planted_foot_about_the_root_and_leaves_a_swing_out():
+    """scripts/probe_stance.py, the basis of traction's swing gate: under a body travelling 3 cm a frame, a
+    foot fixed on the floor moves 3 cm a frame about the root (planted); a foot swept 10 cm a frame about
+    the root counts near the floor but not as planted."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("probe_stance", Path(__file__).parents[1] / "scripts" / "probe_stance.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    T, J = 40, len(JOINT_NAMES)
+    pos = np.full((T, J, 3), 50.0)
+    pos[:, 0, 0] = 3.0 * np.arange(T)  # the root travels along x
+    toe = JOINT_NAMES.index("RightToe")
+    pos[:, toe] = (0.0, 0.0, 0.0)  # planted: fixed in the world, on the floor
+    planted, near = probe.about_root(pos, list(JOINT_NAMES), 5.0, 1.5)
+    np.testing.assert_allclose(planted, 3.0)
+    assert len(planted) == T - 1
+    pos[:, toe, 0] = pos[:, 0, 0] + 10.0 * np.arange(T)  # swept 10 cm a frame about the root, still low
+    planted, near = probe.about_root(pos, list(JOINT_NAMES), 5.0, 1.5)
+    assert len(planted) == 0
+    np.testing.assert_allclose(near, 10.0)

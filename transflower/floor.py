@@ -95,10 +95,10 @@ class Grounding:
     travels as far as the stance leg carries it. A point moving about the root faster than `swing` cm a
     frame is a swing skimming the floor, not a stance: its weight fades to 0 over the next `swing_fade` cm
     (defaults 6 and 6; a planted foot of the real dances moves about the root under 5.7-6.7 cm a frame in
-    99% of its frames, by style). Holding a swing threw the body against it, and the other foot past
-    the real dances' fastest frames (the cha-cha's spikes, benchmarks/README session 12). Off by default:
-    a style's preset turns it on (transflower.styles, "traction"); the auto dance slides no more than real
-    dances.
+    99% of its frames, by style: scripts/probe_stance.py). Holding a swing threw the body against it, and
+    the other foot past the real dances' fastest frames (the cha-cha's spikes, benchmarks/README session
+    12). Off by default: a style's preset turns it on (transflower.styles, "traction"); the auto dance slides
+    no more than real dances.
 
     Works on unscaled motion-feature rows (B, D) in place, float32; a compiled kernel, buffers made here:
     a frame allocates nothing."""
