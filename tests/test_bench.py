@@ -262,3 +262,5 @@ def test_style_kinetics_ratios_and_targets():
     assert split["ratios"]["travel"] == pytest.approx(2.0) and split["ratios"]["body"] == pytest.approx(1.0)  # where 1.3x came from
     twitchy = style_kinetics(real, [kin(1.0, 100.0, 0.1, fast=5.0), kin(1.0, 100.0, 0.1, fast=5.0)])
     assert twitchy["ratios"]["spike"] == pytest.approx(2.0) and twitchy["ok"]  # 2 of 200 frames vs 1 of 200
+    assert twitchy["spikes"] == {"frames": 2, "of": 200, "at_2x": pytest.approx(2.0)}  # the counts behind the ratio
+    assert style_kinetics(real, [kin(1.0, 100.0, 0.1, fast=5.0)] * 3)["spikes"]["frames"] == 3
