@@ -18,6 +18,10 @@ Addresses (docs/control.md has the table with examples):
     /transflower/style s|i          a style name of the model, `auto`, or its index in the model's list
     /transflower/style_strength f   0..4 how strongly the style beats the music (1 = as trained; above 1
                                     clearer and jerkier; applies to the current and later styles)
+    /transflower/correlation [f]    0..0.95 the sampling noise's correlation from frame to frame (0 = as
+                                    trained; higher: smoother, calmer strokes), every dancer, blended over
+                                    1 s, holding across style switches; no argument: back to the styles'
+                                    presets
     /transflower/hold [i|f|T|F]     1 freezes the pose (the loop resends the last pose), 0 resumes,
                                     no argument toggles
     /transflower/reset [i|f]        back to the warm-started seed motion (an argument 0 is a button
@@ -35,7 +39,7 @@ import threading
 from collections import deque
 
 from transflower.errors import UserError
-from transflower.styles import MAX_STYLE_STRENGTH
+from transflower.styles import MAX_NOISE_CORRELATION, MAX_STYLE_STRENGTH
 
 log = logging.getLogger("transflower.control")
 
@@ -43,8 +47,9 @@ PREFIX = "/transflower/"
 # Not a VMC port: VMC receivers (Marionette) listen on 39539 and VMC performers take assistants on 39540;
 # nor VRChat (9000/9001), TouchOSC's defaults (8000/9000) or Resolume (7000).
 DEFAULT_CONTROL_PORT = 39550
-RANGES = {"temperature": (0.0, 2.0), "gain": (0.0, 16.0), "style_strength": (0.0, MAX_STYLE_STRENGTH)}
-PARAMS = ("temperature", "gain", "style", "style_strength", "hold", "reset")
+RANGES = {"temperature": (0.0, 2.0), "gain": (0.0, 16.0), "style_strength": (0.0, MAX_STYLE_STRENGTH),
+          "correlation": (0.0, MAX_NOISE_CORRELATION)}
+PARAMS = ("temperature", "gain", "style", "style_strength", "correlation", "hold", "reset")
 ADDRESSES = tuple(PREFIX + p for p in PARAMS) + (PREFIX + "energy",)
 HOLD_TOGGLE = -1
 MAX_PENDING = 1024      # a flood beyond this (per frame) is dropped and counted
@@ -89,6 +94,8 @@ def parse_control(address, args, styles=()):
     name = address[len(PREFIX):] if address.startswith(PREFIX) else ""
     if name == "style_strength" and not styles:
         raise ControlError(f"{address}: this model has no style input (it was trained without style labels)")
+    if name == "correlation" and len(args) == 0:
+        return "correlation", None  # back to the styles' presets
     if name in RANGES:
         lo, hi = RANGES[name]
         return name, _number(address, args, lo, hi)
@@ -143,14 +150,15 @@ def parse_listen_address(text: str) -> tuple[str, int]:
 class ControlInput:
     """The one place every live control goes through. Thread model: any number of producers
     (`submit`, `on_control`, the OSC thread, the MIDI callback) and one consumer, the live loop's
-    frame hook `apply(session)`. The current values (`temperature`, `gain`, `style`, `hold`) are
-    what has been applied, read by `status_text()` in the loop."""
+    frame hook `apply(session)`. The current values (`temperature`, `gain`, `style`, `correlation`,
+    `hold`) are what has been applied, read by `status_text()` in the loop."""
 
     def __init__(self, *, temperature: float = 1.0, gain: float = 1.0, styles=(), style: str = "auto",
                  style_strength: float = 1.0):
         self.styles = list(styles)
         self.temperature, self.gain, self.style, self.hold = float(temperature), float(gain), style, False
         self.style_strength = float(style_strength)
+        self.correlation = None   # a performer's noise correlation; None: the styles' presets decide
         self.pending: deque = deque()
         self.applied = 0          # changes applied by the loop (control_messages in the summary)
         self.apply_failed = 0     # changes the engine refused when applied (loop thread only)
@@ -208,8 +216,8 @@ class ControlInput:
         self._sock, self.port = sock, sock.getsockname()[1]
         self._thread = threading.Thread(target=self._osc_loop, name=f"ControlInput:{self.port}", daemon=True)
         self._thread.start()
-        log.info("control: listening for OSC on udp %s:%d (/transflower/temperature, style, style_strength, hold, "
-                 "reset, gain)",
+        log.info("control: listening for OSC on udp %s:%d (/transflower/temperature, style, style_strength, "
+                 "correlation, hold, reset, gain)",
                  host, self.port)
         return self.port
 
@@ -286,6 +294,9 @@ class ControlInput:
         elif param == "style_strength":
             engine.set_style(self.style, blend_s=1.0, strength=value)  # the current style, re-weighted
             self.style_strength = value
+        elif param == "correlation":
+            engine.set_noise_correlation(value, blend_s=1.0)
+            self.correlation = value
         elif param == "hold":
             self.hold = (not self.hold) if value == HOLD_TOGGLE else bool(value)
             session.hold = self.hold
@@ -295,12 +306,14 @@ class ControlInput:
     def _value_text(self, param) -> str:
         return {"temperature": f"{self.temperature:.2f}", "gain": f"{self.gain:.2f}", "style": self.style,
                 "style_strength": f"{self.style_strength:.2f}",
+                "correlation": "preset" if self.correlation is None else f"{self.correlation:.2f}",
                 "hold": "on" if self.hold else "off", "reset": "done"}[param]
 
     def status_text(self) -> str:
         """The controls part of the live status line, e.g. `T 0.50 style waltz HOLD`."""
         return (f"T {self.temperature:.2f}" + (f" style {self.style}" if self.styles else "")
                 + (f" x{self.style_strength:g}" if self.styles and self.style_strength != 1.0 else "")
+                + ("" if self.correlation is None else f" rho {self.correlation:.2f}")
                 + (f" gain {self.gain:g}" if self.gain != 1.0 else "") + (" HOLD" if self.hold else ""))
 
 

@@ -314,6 +314,12 @@ class DanceEngine:
         self.correlation = np.full((B, 1), self.base_correlation, np.float32)
         self._corr_keep = np.sqrt(1.0 - self.correlation ** 2).astype(np.float32)
         self._corr_target, self._corr_step = self.correlation.copy(), np.zeros((B, 1), np.float32)
+        # what the styles' presets ask for (base without one), and a performer's override of it (None: none)
+        self._corr_preset = self.correlation.copy()
+        self.correlation_override: float | None = None
+        self._corr_left = np.zeros(B, np.int64)  # frames left in each dancer's correlation blend
+        self._corr_active, self._corr_landed = np.zeros((B, 1), bool), np.zeros((B, 1), bool)
+        self._corr_blending = 0
         self._z_state, self._z_new, self._z_scratch = (np.zeros((B, D), np.float32) for _ in range(3))
         self._fresh = np.ones(B, bool)  # a (re)started dancer: its next draw is e alone, no state yet
         self._fresh_now = np.ones(B, bool)
@@ -418,11 +424,41 @@ class DanceEngine:
             self._style_left[i] = frames
             self._temp_target[i] = p_temp
             self._temp_step[i] = (p_temp - self.temp_scale[i]) / frames
-            self._corr_target[i] = p_corr
-            self._corr_step[i] = (p_corr - self.correlation[i]) / frames
+            self._corr_preset[i] = p_corr
+            self._blend_correlation(i, p_corr if self.correlation_override is None else self.correlation_override, frames)
             self._trac_target[i] = p_trac
             self._trac_step[i] = (p_trac - self.traction[i]) / frames
         self._blending = int(np.count_nonzero(self._style_left))
+
+    def set_noise_correlation(self, value: float | None, blend_s: float = 1.0) -> None:
+        """A performer's noise correlation for every dancer, blended over blend_s * fps frames; it holds
+        across later style switches (a style's preset no longer sets it). None: back to what the styles'
+        presets (else the model's default) ask for."""
+        self.correlation_override = None if value is None else check_noise_correlation(value, "noise correlation")
+        if not (np.isfinite(blend_s) and blend_s >= 0):
+            raise UserError(f"blend_s {blend_s}: expected seconds >= 0")
+        frames = max(1, int(round(float(blend_s) * self.fps)))
+        for i in range(self.n_dancers):
+            self._blend_correlation(i, self._corr_preset[i, 0] if value is None else self.correlation_override, frames)
+
+    def _blend_correlation(self, i: int, target: float, frames: int) -> None:
+        self._corr_target[i] = target
+        self._corr_step[i] = (target - self.correlation[i]) / frames
+        self._corr_left[i] = frames
+        self._corr_blending = int(np.count_nonzero(self._corr_left))
+
+    def _advance_correlation(self) -> None:
+        active, landed = self._corr_active, self._corr_landed  # (B, 1) scratch: no allocation per frame
+        np.greater(self._corr_left[:, None], 0, out=active)
+        np.add(self.correlation, self._corr_step, out=self.correlation, where=active)
+        np.subtract(self._corr_left, active[:, 0], out=self._corr_left)
+        np.equal(self._corr_left[:, None], 0, out=landed)
+        np.logical_and(landed, active, out=landed)
+        np.copyto(self.correlation, self._corr_target, where=landed)  # land exactly
+        np.multiply(self.correlation, self.correlation, out=self._corr_keep)
+        np.subtract(1.0, self._corr_keep, out=self._corr_keep)
+        np.sqrt(self._corr_keep, out=self._corr_keep)
+        self._corr_blending = int(np.count_nonzero(self._corr_left))
 
     def start_style(self, name: str, strength: float = 1.0, seed_motion: np.ndarray | None = None) -> None:
         """A fresh start in a style (every dancer): its weights at once, and a warm start under its label on
@@ -430,6 +466,7 @@ class DanceEngine:
         That warm start becomes the reset state. (torch generation warms up under the label too.)"""
         self.set_style(name, blend_s=0.0, strength=strength)
         self._advance_styles()  # land now: the warm start runs under the style's label
+        self._advance_correlation()
         if seed_motion is None:
             seed_motion = self.style_seeds.get(name, self.seed_motion)
         self.warm_start(seed_motion)
@@ -444,11 +481,6 @@ class DanceEngine:
         np.copyto(self.style, self._style_target, where=landed)  # land exactly
         np.copyto(self.temp_scale, self._temp_target, where=landed)
         np.multiply(self.temperatures, self.temp_scale, out=self._noise_scale)
-        np.add(self.correlation, self._corr_step, out=self.correlation, where=active)
-        np.copyto(self.correlation, self._corr_target, where=landed)
-        np.multiply(self.correlation, self.correlation, out=self._corr_keep)
-        np.subtract(1.0, self._corr_keep, out=self._corr_keep)
-        np.sqrt(self._corr_keep, out=self._corr_keep)
         np.add(self.traction, self._trac_step, out=self.traction, where=active)
         np.copyto(self.traction, self._trac_target, where=landed)
         np.clip(self.traction, 0.0, 1.0, out=self.traction)
@@ -591,6 +623,8 @@ class DanceEngine:
         self.audio[:] = audio_row
         if self._blending:
             self._advance_styles()
+        if self._corr_blending:
+            self._advance_correlation()
         if noise is None:
             self._draw_noise()
         else:

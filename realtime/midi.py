@@ -15,6 +15,7 @@ The map is YAML (docs/midi_map_example.yaml; the built-in DEFAULT_MAP when --mid
       37: hold              # toggles
       40: {style: auto}
       41: {style: cha-cha}
+      44: {correlation: preset}   # a performer's noise correlation off again (a CC sets one)
 
 mido and python-rtmidi are the optional `[midi]` extra; without them `--midi`/`--list-midi` fail with
 one line saying how to install it. The mapper itself needs no MIDI library (it reads `msg.type`,
@@ -40,8 +41,8 @@ DEFAULT_MAP = {
     "notes": {36: "reset", 37: "hold",
               40: {"style": "auto"}, 41: {"style": "cha-cha"}, 42: {"style": "rumba"}, 43: {"style": "waltz"}},
 }
-CC_PARAMS = ("temperature", "gain", "style_strength", "hold")
-NOTE_VALUE_PARAMS = ("style", "hold", "temperature", "gain", "style_strength")
+CC_PARAMS = ("temperature", "gain", "style_strength", "correlation", "hold")
+NOTE_VALUE_PARAMS = ("style", "hold", "temperature", "gain", "style_strength", "correlation")
 
 
 @dataclass
@@ -119,6 +120,9 @@ def parse_midi_map(cfg, source: str = "midi map") -> MidiMap:
             out.notes[num] = (PREFIX + "hold", ())  # no argument: toggle
         elif isinstance(spec, dict) and len(spec) == 1 and next(iter(spec)) in NOTE_VALUE_PARAMS:
             (param, value), = spec.items()
+            if param == "correlation" and value == "preset":  # back to the styles' presets
+                out.notes[num] = (PREFIX + "correlation", ())
+                continue
             if param == "style":
                 if not isinstance(value, str) or not value:
                     raise UserError(f"{where}: style: expected a style name, got {value!r}")
@@ -134,7 +138,8 @@ def parse_midi_map(cfg, source: str = "midi map") -> MidiMap:
             out.notes[num] = (PREFIX + param, (value,))
         else:
             raise UserError(f"{where}: expected reset, hold, or one of {{style: NAME}}, {{hold: 0|1}}, "
-                            f"{{temperature: X}}, {{gain: X}}; got {spec!r}")
+                            f"{{temperature: X}}, {{gain: X}}, {{style_strength: X}}, {{correlation: X|preset}}; "
+                            f"got {spec!r}")
     return out
 
 

@@ -45,6 +45,9 @@ class FakeEngine:
     def reset(self):
         self.resets += 1
 
+    def set_noise_correlation(self, value, blend_s=1.0):
+        self.correlation_calls = getattr(self, "correlation_calls", []) + [(value, blend_s)]
+
 
 def fake_session(engine=None):
     return SimpleNamespace(engine=engine or FakeEngine(), feats=SimpleNamespace(gain=1.0), hold=False, frame_hooks=[])
@@ -69,6 +72,9 @@ def wait_until(cond, timeout=5.0):
     ("/transflower/style", (3,), ("style", "waltz")),               # an index in the model's list
     ("/transflower/style_strength", (2,), ("style_strength", 2.0)),
     ("/transflower/style_strength", (0.0,), ("style_strength", 0.0)),
+    ("/transflower/correlation", (0.8,), ("correlation", 0.8)),
+    ("/transflower/correlation", (0,), ("correlation", 0.0)),
+    ("/transflower/correlation", (), ("correlation", None)),        # no argument: back to the presets
     ("/transflower/hold", (1,), ("hold", 1)),
     ("/transflower/hold", (0.0,), ("hold", 0)),                     # TouchOSC toggles send floats
     ("/transflower/hold", (True,), ("hold", 1)),                    # OSC T
@@ -100,6 +106,10 @@ def test_valid_messages(address, args, expected):
     ("/transflower/style_strength", ("max",), STYLES, "expected a number"),
     ("/transflower/style_strength", (2.0,), [], "no style input"),
     ("/transflower/style", ("auto",), [], "no style input"),
+    ("/transflower/correlation", (0.99,), STYLES, "outside 0..0.95"),
+    ("/transflower/correlation", (-0.1,), STYLES, "outside 0..0.95"),
+    ("/transflower/correlation", ("smooth",), STYLES, "expected a number"),
+    ("/transflower/correlation", (0.5, 0.5), STYLES, "expected one number"),
     ("/transflower/hold", (2,), STYLES, "expected 0 or 1"),
     ("/transflower/hold", ("on",), STYLES, "expected 0 or 1"),
     ("/transflower/reset", (1, 2), STYLES, "expected no argument"),
@@ -168,6 +178,19 @@ def test_style_strength_reweights_the_current_style_and_later_ones():
     c.submit("/transflower/style", ("waltz",))  # a later style keeps the strength
     c.apply(s)
     assert s.engine.style_calls[-1] == ("waltz", 1.0, 2.5)
+
+
+def test_correlation_overrides_the_presets_until_sent_without_an_argument():
+    s = fake_session()
+    c = ControlInput(styles=s.engine.styles, style="waltz")
+    c.submit("/transflower/correlation", (0.7,))
+    c.apply(s)
+    assert s.engine.correlation_calls == [(0.7, 1.0)] and c.correlation == 0.7
+    assert c.status_text() == "T 1.00 style waltz rho 0.70"
+    c.submit("/transflower/correlation", ())
+    c.apply(s)
+    assert s.engine.correlation_calls[-1] == (None, 1.0) and c.correlation is None
+    assert c.status_text() == "T 1.00 style waltz" and c.applied == 2
 
 
 def test_a_model_without_styles_refuses_style_and_hides_it_from_the_status():

@@ -209,3 +209,28 @@ def test_a_style_preset_sets_its_noise_correlation_blended_with_the_style_and_a_
     e1 = np.random.default_rng()
     e1.bit_generator.state = rng_state[1]
     np.testing.assert_allclose(e.noise[1], e1.standard_normal(e.motion_dim, dtype=np.float32) * 0.5, atol=1e-6)
+
+
+def test_a_performers_noise_correlation_blends_in_holds_across_style_switches_and_none_returns_to_the_presets(styled_onnx):
+    e = engine(styled_onnx, seed=8, dancers=2, temperature=0.5, noise_correlation=0.2)
+    e.presets = {"style1": {"strength": 1.0, "temperature": 1.0, "correlation": 0.8}}
+    e.set_style("style1", blend_s=0.0, dancer=1)
+    e.step(e.silence)
+    assert list(e.correlation[:, 0]) == pytest.approx([0.2, 0.8])
+    e.set_noise_correlation(0.6, blend_s=2 / e.fps)  # 2 frames, every dancer
+    seen = []
+    for _ in range(3):
+        e.step(e.silence)
+        seen.append(e.correlation[:, 0].copy())
+    np.testing.assert_allclose(seen, [[0.4, 0.7], [0.6, 0.6], [0.6, 0.6]], atol=1e-6)
+    np.testing.assert_allclose(e._corr_keep[:, 0], np.sqrt(1 - 0.36), atol=1e-6)  # the draw's weights follow
+    e.set_style("auto", blend_s=0.0, dancer=1)  # a switch keeps the performer's value
+    e.set_style("style1", blend_s=0.0, dancer=0)
+    e.step(e.silence)
+    assert list(e.correlation[:, 0]) == pytest.approx([0.6, 0.6])
+    e.set_noise_correlation(None, blend_s=0.0)  # back to what the styles ask for: style1's 0.8, auto's base 0.2
+    e.step(e.silence)
+    assert list(e.correlation[:, 0]) == pytest.approx([0.8, 0.2])
+    assert e.stats.resets == 0
+    with pytest.raises(UserError, match="noise correlation"):
+        e.set_noise_correlation(0.99)

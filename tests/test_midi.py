@@ -48,6 +48,14 @@ def test_mapper_cc_and_notes():
     assert m.controls(msg("pitchwheel", pitch=100)) == []
 
 
+def test_a_correlation_knob_and_a_preset_pad():
+    m = MidiMapper(parse_midi_map({"cc": {71: {"param": "correlation", "min": 0.0, "max": 0.9}},
+                                   "notes": {46: {"correlation": "preset"}, 47: {"correlation": 0.5}}}))
+    assert m.controls(msg("control_change", control=71, value=127)) == [("/transflower/correlation", (0.9,))]
+    assert m.controls(msg("note_on", note=46, velocity=100)) == [("/transflower/correlation", ())]
+    assert m.controls(msg("note_on", note=47, velocity=100)) == [("/transflower/correlation", (0.5,))]
+
+
 def test_channel_filter_and_switch_cc():
     m = MidiMapper(parse_midi_map({"channel": 2, "cc": {64: {"param": "hold"}}, "notes": {50: {"hold": 0}}}))
     assert m.controls(msg("control_change", control=64, value=127, channel=1)) == [("/transflower/hold", (1,))]
@@ -76,7 +84,9 @@ def test_mapped_messages_drive_the_control_input():
     ({"knobs": {}}, "unknown keys"),
     ({"channel": 17}, "channel: expected all or 1..16"),
     ({"cc": {128: {"param": "temperature"}}}, "not a MIDI number"),
-    ({"cc": {1: {"param": "tempo"}}}, "cc 1: expected {param: temperature | gain | style_strength | hold"),
+    ({"cc": {1: {"param": "tempo"}}}, "cc 1: expected {param: temperature | gain | style_strength | correlation | hold"),
+    ({"cc": {1: {"param": "correlation", "max": 1.0}}}, "max 1 is outside the correlation range 0..0.95"),
+    ({"notes": {36: {"correlation": "smooth"}}}, "correlation: expected a number"),
     ({"cc": {1: {"param": "temperature", "max": 3}}}, "max 3 is outside the temperature range 0..2"),
     ({"cc": {1: {"param": "gain", "min": "low"}}}, "cc 1: min: expected a number"),
     ({"cc": {1: {"param": "hold", "max": 1}}}, "takes no min/max"),
