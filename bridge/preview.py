@@ -10,7 +10,8 @@ three-vrm's normalized humanoid (identity rest rotations, the convention VSeeFac
 the avatar's hips by the root scaled to the avatar's own hip height, so any VRM keeps its proportions
 and its feet on the floor: it doubles as an independent receiver.
 
-Performer controls on the page (style buttons and strength, temperature, gain, hold, reset) send
+Performer controls on the page (style buttons and strength, temperature, noise correlation, gain, hold,
+reset) send
 ``{"control": "/transflower/temperature", "args": [0.8]}`` back over the WebSocket, with the addresses of
 the OSC control input; the server validates them and calls ``on_control(address, args)``.
 """
@@ -41,7 +42,9 @@ _STATIC_FILES = {"/": "index.html", "/index.html": "index.html", "/preview.js": 
                  "/vrm_bundle.js": "vrm_bundle.js"}
 # the OSC control input's addresses and argument types (realtime/control.py takes the same)
 CONTROL_ADDRESSES: dict[str, str] = {"/transflower/temperature": "f", "/transflower/style": "s", "/transflower/style_strength": "f",
-                                     "/transflower/hold": "i", "/transflower/reset": "", "/transflower/gain": "f"}
+                                     "/transflower/correlation": "f", "/transflower/hold": "i", "/transflower/reset": "",
+                                     "/transflower/gain": "f"}
+NO_ARGUMENT_TOO = {"/transflower/correlation"}  # also sent bare: back to the styles' presets
 B = len(UNITY_BONES)
 _IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
 
@@ -65,6 +68,8 @@ def vmc_frame_positions(frame) -> np.ndarray:
 def _check_control(address, args) -> tuple | None:
     """(address, args) with args converted, or None when it is not one of CONTROL_ADDRESSES with the right types."""
     types = CONTROL_ADDRESSES.get(address) if isinstance(address, str) else None
+    if types is not None and address in NO_ARGUMENT_TOO and args == []:
+        return address, ()
     if types is None or not isinstance(args, list) or len(args) != len(types):
         return None
     out = []

@@ -735,7 +735,7 @@ class LiveSession:
         if self.preview is not None and self.controls is not None:  # the page shows the current control values
             c = self.controls
             self.preview.set_values({"temperature": c.temperature, "style": c.style, "style_strength": c.style_strength,
-                                     "hold": int(c.hold), "gain": c.gain})
+                                     "correlation": c.correlation, "hold": int(c.hold), "gain": c.gain})
         sys.stderr.write("\r" + text)
         sys.stderr.flush()
 

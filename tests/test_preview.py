@@ -191,14 +191,17 @@ def test_page_controls_are_validated_before_the_callback():
     for msg in ['{"control": "/transflower/temperature", "args": [0.8]}', '{"control": "/transflower/style", "args": ["waltz"]}',
                 '{"control": "/transflower/hold", "args": [1]}', '{"control": "/transflower/reset", "args": []}',
                 '{"control": "/transflower/gain", "args": [2]}',
+                '{"control": "/transflower/correlation", "args": [0.5]}', '{"control": "/transflower/correlation", "args": []}',
                 # ignored: unknown address, wrong types or counts, not JSON, NaN
                 '{"control": "/transflower/tempo", "args": [1.0]}', '{"control": "/transflower/temperature", "args": ["hot"]}',
                 '{"control": "/transflower/reset", "args": [1]}', 'nonsense', '{"control": "/transflower/gain", "args": [NaN]}',
-                '{"control": "/transflower/hold", "args": [0.5]}', '[1, 2]']:
+                '{"control": "/transflower/hold", "args": [0.5]}', '[1, 2]',
+                '{"control": "/transflower/correlation", "args": ["smooth"]}']:
         server._handle_page_message(msg)
     assert got == [("/transflower/temperature", (0.8,)), ("/transflower/style", ("waltz",)), ("/transflower/hold", (1,)),
-                   ("/transflower/reset", ()), ("/transflower/gain", (2.0,))]
-    assert server.controls_rejected == 7
+                   ("/transflower/reset", ()), ("/transflower/gain", (2.0,)), ("/transflower/correlation", (0.5,)),
+                   ("/transflower/correlation", ())]
+    assert server.controls_rejected == 8
 
 
 # ------------------------------------------------------------------------------- headless Chromium
@@ -305,16 +308,25 @@ def test_performer_controls_reach_the_callback(browser_factory):
         b.click("#reset")
         b.click("#temperature")  # the middle of the track: 1.0 on a 0..2 slider
         b.click("#style-strength")  # the middle of 0..4: 2
+        b.click("#correlation")  # the middle of 0..0.95
+        b.click("#correlation-preset")  # back to the styles' presets: no argument
         deadline = time.monotonic() + 10
-        while len(got) < 5 and time.monotonic() < deadline:
+        while len(got) < 7 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert got[:3] == [("/transflower/style", ("waltz",)), ("/transflower/hold", (1,)), ("/transflower/reset", ())]
         assert got[3][0] == "/transflower/temperature" and got[3][1][0] == pytest.approx(1.0, abs=0.1)
         assert got[4][0] == "/transflower/style_strength" and got[4][1][0] == pytest.approx(2.0, abs=0.3)
+        assert got[5][0] == "/transflower/correlation" and got[5][1][0] == pytest.approx(0.475, abs=0.1)
+        assert got[6] == ("/transflower/correlation", ())
         b.eval("document.activeElement.blur()")  # a slider under the performer's hand is not overwritten
-        server.set_values({"temperature": 0.5, "style": "waltz", "style_strength": 1.5, "hold": 1, "gain": 1.0})
+        server.set_values({"temperature": 0.5, "style": "waltz", "style_strength": 1.5, "correlation": 0.6, "hold": 1,
+                           "gain": 1.0})
         b.wait_for("document.getElementById('values').textContent.includes('temperature 0.50')", 10)
         b.wait_for("document.getElementById('style-strength-value').textContent === '1.50'", 10)
+        b.wait_for("document.getElementById('correlation-value').textContent === '0.60'", 10)
+        server.set_values({"temperature": 0.5, "style": "waltz", "correlation": None, "hold": 1, "gain": 1.0})
+        b.wait_for("document.getElementById('values').textContent.includes('correlation preset')", 10)
+        assert b.eval("document.getElementById('correlation-value').textContent") == "preset"
         assert b.eval("document.querySelector('#styles button.active').textContent") == "waltz"
     finally:
         server.stop()

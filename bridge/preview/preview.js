@@ -72,7 +72,7 @@
     const parts = [];
     for (const k of Object.keys(values)) {
       const v = values[k];
-      parts.push(k + " " + (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(2) : String(v)));
+      parts.push(k + " " + (v === null ? "preset" : typeof v === "number" && !Number.isInteger(v) ? v.toFixed(2) : String(v)));
     }
     el("values").textContent = parts.length ? parts.join(" | ") : "";
     for (const b of el("styles").children) b.classList.toggle("active", b.dataset.style === values.style);
@@ -87,6 +87,14 @@
     if (typeof values.style_strength === "number" && document.activeElement !== st) {
       st.value = values.style_strength; el("style-strength-value").textContent = values.style_strength.toFixed(2);
     }
+    const rho = el("correlation");  // a number: the performer's noise correlation; null: the styles' presets
+    if ("correlation" in values && document.activeElement !== rho) {
+      if (typeof values.correlation === "number") {
+        rho.value = values.correlation; el("correlation-value").textContent = values.correlation.toFixed(2);
+      } else {
+        el("correlation-value").textContent = "preset";
+      }
+    }
   }
   const temp = el("temperature"), gain = el("gain");
   temp.oninput = () => { el("temperature-value").textContent = Number(temp.value).toFixed(2); };
@@ -96,6 +104,10 @@
   const strength = el("style-strength");
   strength.oninput = () => { el("style-strength-value").textContent = Number(strength.value).toFixed(2); };
   strength.onchange = () => sendControl("/transflower/style_strength", [Number(strength.value)]);
+  const rho = el("correlation");
+  rho.oninput = () => { el("correlation-value").textContent = Number(rho.value).toFixed(2); };
+  rho.onchange = () => sendControl("/transflower/correlation", [Number(rho.value)]);
+  el("correlation-preset").onclick = () => sendControl("/transflower/correlation", []);
   el("hold").onchange = () => sendControl("/transflower/hold", [el("hold").checked ? 1 : 0]);
   el("reset").onclick = () => sendControl("/transflower/reset", []);
   el("view-toggle").onclick = () => setView(view === "avatar" ? "skeleton" : "avatar");
