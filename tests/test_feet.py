@@ -119,3 +119,42 @@ def test_contact_planted_counts_only_frames_where_the_data_foot_stands():
         out[planted] = float(model.contact_loss(data, data, torch.zeros(1, 6, cfg.d_model), target))
     assert out[0.0] == pytest.approx((2.0 - 1.0 - 0.1) ** 2, rel=0.05)  # beyond the data's glide: punished
     assert out[0.15] < 1e-6                                             # the data's foot was not planted: free
+
+
+def test_contact_pace_pulls_a_sample_that_stops_back_to_the_datas_travel_and_leg_motion():
+    """The counterweight: the data travels 5 cm a frame (1 m/s at 20 fps) on a held pose; a sample that
+    nearly stops (1 cm a frame) slides its feet less than the data, so the slide term is 0, but the pace
+    term is (0.2 - 1)^2 for the travel (the legs hold still in both). The data itself costs nothing."""
+    from transflower.models.transflower import TransflowerConfig, TransflowerLive
+
+    rng, sk, mf, sc, geo = _setup(3)
+    cfg = TransflowerConfig(motion_dim=mf.dim, audio_dim=4, d_model=16, n_heads=2, motion_layers=1, audio_layers=1,
+                            cross_layers=1, context=8, flow_steps=2, flow_hidden=16, contact=1.0, contact_pace=0.5)
+    model = TransflowerLive(cfg)
+    model.set_foot_geometry(geo)
+    T = 6
+    rows = np.zeros((1, T, mf.dim), np.float32)
+    rows[..., 3] = 90.0
+    rows[..., 4:] = rng.normal(size=(1, 1, mf.dim - 4)) * 0.2
+    rows[..., 0] = 5.0  # the data travels
+    data = torch.from_numpy(sc.transform(rows))
+    h = torch.zeros(1, T, cfg.d_model)
+    model.flow.inverse = lambda z, c: (data - model.residual_mask * data).reshape(-1, mf.dim)
+    assert float(model.contact_loss(data, data, h, data)) == pytest.approx(0.0, abs=1e-6)
+    still = rows.copy()
+    still[..., 0] = 1.0
+    stop = torch.from_numpy(sc.transform(still)).requires_grad_(True)
+    model.flow.inverse = lambda z, c: (stop - model.residual_mask * data).reshape(-1, mf.dim)
+    loss = model.contact_loss(data, data, h, data)
+    assert float(loss) == pytest.approx(0.5 * 0.64, rel=0.02)
+    assert float(model.loss_terms["contact_pace"]) == pytest.approx(0.64, rel=0.02)
+    loss.backward()
+    assert float(stop.grad[..., 0].sum()) < 0  # it pulls the travel up
+    # the legs' motion about the root, as geo.step(about_root=True) measures it: a foot swung 10 cm a frame
+    swung = rows.copy()
+    swung[..., 0] = 0.0
+    p0 = geo.points(torch.from_numpy(sc.transform(swung[:, :1])))
+    _, world, about = geo.step(torch.from_numpy(sc.transform(swung[:, :1])), torch.from_numpy(sc.transform(swung[:, 1:2])),
+                               about_root=True)
+    np.testing.assert_allclose(about.numpy(), world.numpy(), atol=1e-4)  # the root does not move: the same
+    assert p0.shape[-2:] == (4, 3)

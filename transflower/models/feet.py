@@ -86,9 +86,10 @@ class FootGeometry(nn.Module):
                 gpos[j] = gpos[p] + quat_apply(grot[p], self.offsets[j].expand_as(gpos[p]))
         return torch.stack([gpos[j] for j in self.feet], dim=-2)
 
-    def step(self, first: torch.Tensor, second: torch.Tensor):
+    def step(self, first: torch.Tensor, second: torch.Tensor, about_root: bool = False):
         """Two consecutive standardised poses (..., D) -> (the second pose's foot points (..., 4, 3) cm,
-        each point's horizontal world speed from the first to the second (..., 4) m/s)."""
+        each point's horizontal world speed from the first to the second (..., 4) m/s[, with about_root: its
+        horizontal speed about the root (the legs' own motion, the root's travel left out) (..., 4) m/s])."""
         p0, p1 = self.points(first), self.points(second)
         u1 = second * self.std + self.mean
         dx, dz, dyaw = u1[..., 0:1], u1[..., 1:2], u1[..., 2:3]
@@ -97,4 +98,7 @@ class FootGeometry(nn.Module):
         z1 = -s * p1[..., 0] + c * p1[..., 2]
         d = torch.stack([dx + x1 - p0[..., 0], dz + z1 - p0[..., 2]], dim=-1)
         speed = torch.sqrt((d * d).sum(-1) + 1e-8) * self.fps / 100.0
-        return p1, speed
+        if not about_root:
+            return p1, speed
+        r = torch.stack([x1 - p0[..., 0], z1 - p0[..., 2]], dim=-1)
+        return p1, speed, torch.sqrt((r * r).sum(-1) + 1e-8) * self.fps / 100.0

@@ -89,6 +89,7 @@ class TransflowerConfig:
     contact_margin: float = 0.1  # m/s a grounded foot may move beyond what the data's foot does at that frame
     contact_cm: float = 5.0  # a foot point this close to the window's floor is on it (benchmarks' slide measure)
     contact_planted: float = 0.0  # > 0: only frames where the data's foot moves slower than this (m/s) count
+    contact_pace: float = 0.0  # weight of the contact term's pace counterweight (see contact_loss)
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -495,7 +496,11 @@ class TransflowerLive(nn.Module):
         Real feet glide in ballroom too; only the excess over the data counts. Where the data's foot is on
         the floor, a sampled lowest foot more than `contact_cm` above it is penalised too (3 x metres,
         squared), or the term is met by keeping the feet in the air. With `contact_planted` only frames where
-        the data's foot moves slower than that count (a real glide may glide). fed, seen, target (B, T, D)."""
+        the data's foot moves slower than that count (a real glide may glide). With `contact_pace`, a
+        counterweight: the term alone was met by dancing less (session 10: the cha-cha slowed to 0.3-0.5x), so
+        per window the sampled poses' mean travel (the root's step) and mean leg motion (the foot points'
+        speed about the root) are pulled to the data's on the same frames (m/s, squared, times contact_pace):
+        a foot may stop skating only by the legs carrying the travel. fed, seen, target (B, T, D)."""
         geo = getattr(self, "foot_geometry", None)
         if geo is None:
             raise RuntimeError("contact > 0 needs set_foot_geometry() (transflower train does it from features.json)")
@@ -511,9 +516,9 @@ class TransflowerLive(nn.Module):
             if not bool(torch.isfinite(change).all()):
                 return target.new_zeros(())
         pred = self.residual_mask * fed + change.reshape(B, T, D)
-        points, speed = geo.step(fed, pred)  # (B, T, 4, 3) cm, (B, T, 4) m/s
+        points, speed, legs = geo.step(fed, pred, about_root=True)  # (B, T, 4, 3) cm, (B, T, 4) m/s x 2
         with torch.no_grad():
-            real_points, real_speed = geo.step(fed, target)
+            real_points, real_speed, real_legs = geo.step(fed, target, about_root=True)
             floor = real_points[..., 1].amin(dim=(1, 2), keepdim=True)[..., 0]  # (B, 1)
         low = points[..., 1].argmin(-1, keepdim=True)  # (B, T, 1): the lowest point, as the slide measure picks it
         height = points[..., 1].gather(-1, low)[..., 0] - floor
@@ -527,7 +532,16 @@ class TransflowerLive(nn.Module):
         real_low = real_points[..., 1].amin(-1)
         on_floor = torch.sigmoid((self.cfg.contact_cm - (real_low - floor)) / 1.0)
         hover = F.relu(points[..., 1].amin(-1) - real_low - self.cfg.contact_cm) * (3.0 / 100.0)  # 10 cm over: 0.3
-        return slide + (on_floor * hover * hover).sum() / on_floor.sum().clamp_min(1.0)
+        loss = slide + (on_floor * hover * hover).sum() / on_floor.sum().clamp_min(1.0)
+        if self.cfg.contact_pace > 0:
+            def travel(x):  # (B, T) m/s: the root's horizontal step, unscaled
+                u = x[..., :2] * geo.std[:2] + geo.mean[:2]
+                return torch.sqrt((u * u).sum(-1) + 1e-8) * geo.fps / 100.0
+            pace = ((travel(pred).mean(1) - travel(target).mean(1)) ** 2
+                    + (legs.mean(dim=(1, 2)) - real_legs.mean(dim=(1, 2))) ** 2).mean()
+            self.loss_terms = {**getattr(self, "loss_terms", {}), "contact_pace": pace.detach()}
+            loss = loss + self.cfg.contact_pace * pace
+        return loss
 
     def flow_condition(self, h, motion_in):
         """What the flow is conditioned on: the backbone's output, plus the previous pose with flow_skip."""
