@@ -158,3 +158,46 @@ def test_contact_pace_pulls_a_sample_that_stops_back_to_the_datas_travel_and_leg
                                about_root=True)
     np.testing.assert_allclose(about.numpy(), world.numpy(), atol=1e-4)  # the root does not move: the same
     assert p0.shape[-2:] == (4, 3)
+
+
+def test_contact_pace_cap_pulls_a_sample_that_travels_too_far_back_down_and_leaves_one_within_the_cap_alone():
+    """One-sided, the pull only ever raises the travel (session 12: the rumba drifted to 1.6-1.8x its
+    travel). With contact_pace_cap 1.1 a sample travelling 2 m/s where the data travels 1 m/s costs
+    (2 - 1.1)^2 more, with a gradient that lowers the travel; one at 1.05 m/s costs nothing; without the
+    cap the far traveller costs nothing either. A cap below 1 is refused."""
+    from transflower.errors import UserError
+    from transflower.models.transflower import TransflowerConfig, TransflowerLive
+
+    rng, sk, mf, sc, geo = _setup(4)
+    base = dict(motion_dim=mf.dim, audio_dim=4, d_model=16, n_heads=2, motion_layers=1, audio_layers=1,
+                cross_layers=1, context=8, flow_steps=2, flow_hidden=16, contact=1.0, contact_pace=1.0)
+    T = 6
+    rows = np.zeros((1, T, mf.dim), np.float32)
+    rows[..., 3] = 90.0
+    rows[..., 4:] = rng.normal(size=(1, 1, mf.dim - 4)) * 0.2
+    rows[..., 0] = 5.0  # the data travels 5 cm a frame: 1 m/s
+    data = torch.from_numpy(sc.transform(rows))
+    h = torch.zeros(1, T, 16)
+
+    def pace_of(cap, cm_per_frame):
+        model = TransflowerLive(TransflowerConfig(**base, contact_pace_cap=cap))
+        model.set_foot_geometry(geo)
+        moved = rows.copy()
+        moved[..., 0] = cm_per_frame
+        sample = torch.from_numpy(sc.transform(moved)).requires_grad_(True)
+        model.flow.inverse = lambda z, c: (sample - model.residual_mask * data).reshape(-1, mf.dim)
+        model.contact_loss(data, data, h, data)
+        pace = model.loss_terms["contact_pace"]
+        return float(pace), sample
+
+    far, sample = pace_of(1.1, 10.0)
+    assert far == pytest.approx((2.0 - 1.1) ** 2, rel=0.03)
+    model = TransflowerLive(TransflowerConfig(**base, contact_pace_cap=1.1))
+    model.set_foot_geometry(geo)
+    model.flow.inverse = lambda z, c: (sample - model.residual_mask * data).reshape(-1, mf.dim)
+    model.contact_loss(data, data, h, data).backward()
+    assert float(sample.grad[..., 0].sum()) > 0  # descending it lowers the travel
+    assert pace_of(1.1, 5.25)[0] == pytest.approx(0.0, abs=1e-6)
+    assert pace_of(0.0, 10.0)[0] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(UserError, match="contact_pace_cap"):
+        TransflowerConfig(**base, contact_pace_cap=0.5)

@@ -90,6 +90,7 @@ class TransflowerConfig:
     contact_cm: float = 5.0  # a foot point this close to the window's floor is on it (benchmarks' slide measure)
     contact_planted: float = 0.0  # > 0: only frames where the data's foot moves slower than this (m/s) count
     contact_pace: float = 0.0  # weight of the contact term's pace counterweight (see contact_loss)
+    contact_pace_cap: float = 0.0  # > 0: travel beyond this many times the data's is pulled down too (see contact_loss)
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -131,6 +132,8 @@ class TransflowerConfig:
         if not float(self.contact) >= 0.0 or not float(self.contact_margin) >= 0.0 or not float(self.contact_cm) > 0.0:
             raise UserError(f"model_config.contact / contact_margin / contact_cm: expected >= 0 / >= 0 / > 0, got "
                             f"{self.contact!r} / {self.contact_margin!r} / {self.contact_cm!r}")
+        if not (float(self.contact_pace_cap) == 0.0 or float(self.contact_pace_cap) >= 1.0):
+            raise UserError(f"model_config.contact_pace_cap: expected 0 (off) or a ratio >= 1 to the data's travel, got {self.contact_pace_cap!r}")
         if float(self.style_contrast) > 0 and self.styles < 3:
             raise UserError(f"model_config.style_contrast: needs a model with at least two style labels (styles >= 3), got styles={self.styles!r}")
         if not float(self.pose_noise) >= 0.0:
@@ -502,7 +505,9 @@ class TransflowerLive(nn.Module):
         speed about the root), where short of the data's on the same frames, are pulled up to it (m/s,
         squared, times contact_pace): a foot may stop skating only by the legs carrying the travel. The data's
         leg motion is its own step (real_past -> target: from a self-fed past, the step to the real pose
-        includes the drift). fed, seen, target, real_past (B, T, D)."""
+        includes the drift). With `contact_pace_cap` (> 0) the travel is held from above too: a window's mean
+        travel beyond cap x the data's is pulled down the same way (one-sided, the pull sped the rumba up to
+        1.6-1.8x its travel in a 300-step fine-tune: session 12). fed, seen, target, real_past (B, T, D)."""
         geo = getattr(self, "foot_geometry", None)
         if geo is None:
             raise RuntimeError("contact > 0 needs set_foot_geometry() (transflower train does it from features.json)")
@@ -542,8 +547,11 @@ class TransflowerLive(nn.Module):
                 return torch.sqrt((u * u).sum(-1) + 1e-8) * geo.fps / 100.0
             # one-sided: only a shortfall counts (a one-step sample's noise already moves its feet more than
             # the data's; matching both ways pulled the whole flow towards calm and wrecked the NLL)
-            pace = (F.relu(travel(target).mean(1) - travel(pred).mean(1)) ** 2
+            data_travel, sample_travel = travel(target).mean(1), travel(pred).mean(1)
+            pace = (F.relu(data_travel - sample_travel) ** 2
                     + F.relu(real_legs.mean(dim=(1, 2)) - legs.mean(dim=(1, 2))) ** 2).mean()
+            if self.cfg.contact_pace_cap > 0:
+                pace = pace + (F.relu(sample_travel - self.cfg.contact_pace_cap * data_travel) ** 2).mean()
             self.loss_terms = {**getattr(self, "loss_terms", {}), "contact_pace": pace.detach()}
             loss = loss + self.cfg.contact_pace * pace
         return loss
