@@ -201,3 +201,41 @@ def test_contact_pace_cap_pulls_a_sample_that_travels_too_far_back_down_and_leav
     assert pace_of(0.0, 10.0)[0] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(UserError, match="contact_pace_cap"):
         TransflowerConfig(**base, contact_pace_cap=0.5)
+
+
+def test_contact_styles_keeps_the_term_to_the_windows_it_names():
+    """Two windows: the first a sample that stops where its data travels (a pace shortfall), the second
+    the data itself. With the first window masked out (windows = [False, True]) the term sees only the
+    second and costs nothing; with the first in, it costs the first window's shortfall, weighted over the
+    windows that count; with none in, nothing, and no gradient. A style name not in the data is refused."""
+    from transflower.errors import UserError
+    from transflower.models.transflower import TransflowerConfig, TransflowerLive
+
+    rng, sk, mf, sc, geo = _setup(5)
+    base = dict(motion_dim=mf.dim, audio_dim=4, d_model=16, n_heads=2, motion_layers=1, audio_layers=1,
+                cross_layers=1, context=8, flow_steps=2, flow_hidden=16, contact=1.0, contact_pace=1.0)
+    model = TransflowerLive(TransflowerConfig(**base))
+    model.set_foot_geometry(geo)
+    T = 6
+    rows = np.zeros((2, T, mf.dim), np.float32)
+    rows[..., 3] = 90.0
+    rows[..., 4:] = rng.normal(size=(1, 1, mf.dim - 4)) * 0.2
+    rows[..., 0] = 5.0  # both windows' data travel 1 m/s
+    data = torch.from_numpy(sc.transform(rows))
+    still = rows.copy()
+    still[0, :, 0] = 1.0  # the first window's sample nearly stops: 0.2 m/s
+    sample = torch.from_numpy(sc.transform(still)).requires_grad_(True)
+    model.flow.inverse = lambda z, c: (sample - model.residual_mask * data).reshape(-1, mf.dim)
+    h = torch.zeros(2, T, 16)
+
+    def pace(windows):
+        model.contact_loss(data, data, h, data, windows=windows)
+        return float(model.loss_terms["contact_pace"])
+
+    assert pace(None) == pytest.approx(0.64 / 2, rel=0.03)        # both windows count: the mean
+    assert pace(torch.tensor([True, False])) == pytest.approx(0.64, rel=0.03)
+    assert pace(torch.tensor([False, True])) == pytest.approx(0.0, abs=1e-6)
+    loss = model.contact_loss(data, data, h, data, windows=torch.tensor([False, False]))
+    assert float(loss) == 0.0 and not loss.requires_grad
+    with pytest.raises(UserError, match="contact_styles"):
+        TransflowerConfig(**base, styles=4, contact_styles=[7])

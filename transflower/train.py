@@ -267,10 +267,10 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     feat_meta = json.loads(feat_meta_path.read_text()) if feat_meta_path.exists() else {}
     if cfg["model_config"].get("styles") == "auto":  # the data's style labels, if it has any
         cfg["model_config"]["styles"] = len(feat_meta.get("styles") or [])
-    if cfg["model_config"].get("scheduled_sampling_styles"):  # the model knows label indices only
-        cfg["model_config"]["scheduled_sampling_styles"] = style_indices(
-            cfg["model_config"]["scheduled_sampling_styles"], list(feat_meta.get("styles") or []),
-            "model_config.scheduled_sampling_styles")
+    for name in ("scheduled_sampling_styles", "contact_styles"):
+        if cfg["model_config"].get(name):  # the model knows label indices only
+            cfg["model_config"][name] = style_indices(
+                cfg["model_config"][name], list(feat_meta.get("styles") or []), f"model_config.{name}")
     # the window spec comes from the model, so data and model cannot disagree
     probe = build_model(cfg["model"], {**cfg["model_config"], "motion_dim": 1, "audio_dim": 1})
     spec = probe.window_spec(d["seq_len"])

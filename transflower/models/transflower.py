@@ -91,6 +91,7 @@ class TransflowerConfig:
     contact_planted: float = 0.0  # > 0: only frames where the data's foot moves slower than this (m/s) count
     contact_pace: float = 0.0  # weight of the contact term's pace counterweight (see contact_loss)
     contact_pace_cap: float = 0.0  # > 0: travel beyond this many times the data's is pulled down too (see contact_loss)
+    contact_styles: list = ()  # style indices whose labelled windows the contact term sees (empty: every window)
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -120,9 +121,10 @@ class TransflowerConfig:
             raise UserError(f"model_config.scheduled_sampling_temperature: expected a value > 0, got {self.scheduled_sampling_temperature!r}")
         if self.scheduled_sampling_features not in ("all", "root_velocity"):
             raise UserError(f"model_config.scheduled_sampling_features: expected 'all' or 'root_velocity', got {self.scheduled_sampling_features!r}")
-        ids = self.scheduled_sampling_styles or ()
-        if not isinstance(ids, (list, tuple)) or any(not isinstance(i, int) or not 1 <= i < max(self.styles, 1) for i in ids):
-            raise UserError(f"model_config.scheduled_sampling_styles: expected style names of the data (indices 1..styles-1 once resolved), got {ids!r}")
+        for name in ("scheduled_sampling_styles", "contact_styles"):
+            ids = getattr(self, name) or ()
+            if not isinstance(ids, (list, tuple)) or any(not isinstance(i, int) or not 1 <= i < max(self.styles, 1) for i in ids):
+                raise UserError(f"model_config.{name}: expected style names of the data (indices 1..styles-1 once resolved), got {ids!r}")
         if not float(self.style_contrast) >= 0.0:
             raise UserError(f"model_config.style_contrast: expected a weight >= 0, got {self.style_contrast!r}")
         if not isinstance(self.style_contrast_windows, int) or self.style_contrast_windows < 1:
@@ -351,7 +353,10 @@ class TransflowerLive(nn.Module):
             self.loss_terms["style_contrast"] = contrast.detach()
             loss = loss + self.cfg.style_contrast * contrast
         if self.cfg.contact > 0:
-            contact = self.contact_loss(fed, seen, h, outputs[0], real_past=inputs[0])
+            contact_windows = None  # by the window's own label (before dropout): an "auto" window is still its dance
+            if self.cfg.contact_styles:
+                contact_windows = torch.isin(labels[:, 0], torch.tensor(list(self.cfg.contact_styles), device=labels.device))
+            contact = self.contact_loss(fed, seen, h, outputs[0], real_past=inputs[0], windows=contact_windows)
             self.loss_terms["contact"] = contact.detach()
             loss = loss + self.cfg.contact * contact
         return loss
@@ -486,7 +491,7 @@ class TransflowerLive(nn.Module):
         the trainer sets it from the data's features.json). Not a parameter: checkpoints do not store it."""
         self.foot_geometry = geometry
 
-    def contact_loss(self, fed, seen, h, target, real_past=None):
+    def contact_loss(self, fed, seen, h, target, real_past=None, windows=None):
         """The foot-contact term: a foot on the floor should not skate.
 
         In a rollout the model's feet slide with its travel (benchmarks/README.md, Session 10: the sliding is
@@ -507,11 +512,16 @@ class TransflowerLive(nn.Module):
         leg motion is its own step (real_past -> target: from a self-fed past, the step to the real pose
         includes the drift). With `contact_pace_cap` (> 0) the travel is held from above too: a window's mean
         travel beyond cap x the data's is pulled down the same way (one-sided, the pull sped the rumba up to
-        1.6-1.8x its travel in a 300-step fine-tune: session 12). fed, seen, target, real_past (B, T, D)."""
+        1.6-1.8x its travel in a 300-step fine-tune: session 12). With `windows` (B,) bool (contact_styles) only
+        those windows count: the cap did not hold the rumba either (session 13), so the term can be kept to the
+        styles that slide. fed, seen, target, real_past (B, T, D)."""
         geo = getattr(self, "foot_geometry", None)
         if geo is None:
             raise RuntimeError("contact > 0 needs set_foot_geometry() (transflower train does it from features.json)")
         B, T, D = target.shape
+        w = target.new_ones(B) if windows is None else windows.to(target.dtype)  # (B,) which windows count
+        if not bool((w > 0).any()):
+            return target.new_zeros(())
         cond = self.flow_condition(h, seen).reshape(B * T, -1)
         z = torch.randn(B * T, D, device=target.device).clamp(-3.0, 3.0) * self.cfg.scheduled_sampling_temperature
         change = self.flow.inverse(z, cond)
@@ -530,7 +540,7 @@ class TransflowerLive(nn.Module):
             floor = real_points[..., 1].amin(dim=(1, 2), keepdim=True)[..., 0]  # (B, 1)
         low = points[..., 1].argmin(-1, keepdim=True)  # (B, T, 1): the lowest point, as the slide measure picks it
         height = points[..., 1].gather(-1, low)[..., 0] - floor
-        near = torch.sigmoid((self.cfg.contact_cm - height) / 1.0)
+        near = torch.sigmoid((self.cfg.contact_cm - height) / 1.0) * w[:, None]
         if self.cfg.contact_planted > 0:  # only where the data's foot is planted: a real glide may glide
             near = near * torch.sigmoid((self.cfg.contact_planted - real_speed.gather(-1, low)[..., 0]) / 0.03)
         excess = F.relu(speed.gather(-1, low)[..., 0] - real_speed.gather(-1, low)[..., 0] - self.cfg.contact_margin)
@@ -538,7 +548,7 @@ class TransflowerLive(nn.Module):
         # and no dodging: where the data's foot is on the floor, the sample's lowest foot may not hover more than
         # contact_cm above it (without this, a first run learned to keep its feet up: grounded, it crouched)
         real_low = real_points[..., 1].amin(-1)
-        on_floor = torch.sigmoid((self.cfg.contact_cm - (real_low - floor)) / 1.0)
+        on_floor = torch.sigmoid((self.cfg.contact_cm - (real_low - floor)) / 1.0) * w[:, None]
         hover = F.relu(points[..., 1].amin(-1) - real_low - self.cfg.contact_cm) * (3.0 / 100.0)  # 10 cm over: 0.3
         loss = slide + (on_floor * hover * hover).sum() / on_floor.sum().clamp_min(1.0)
         if self.cfg.contact_pace > 0:
@@ -549,9 +559,10 @@ class TransflowerLive(nn.Module):
             # the data's; matching both ways pulled the whole flow towards calm and wrecked the NLL)
             data_travel, sample_travel = travel(target).mean(1), travel(pred).mean(1)
             pace = (F.relu(data_travel - sample_travel) ** 2
-                    + F.relu(real_legs.mean(dim=(1, 2)) - legs.mean(dim=(1, 2))) ** 2).mean()
+                    + F.relu(real_legs.mean(dim=(1, 2)) - legs.mean(dim=(1, 2))) ** 2)  # (B,)
             if self.cfg.contact_pace_cap > 0:
-                pace = pace + (F.relu(sample_travel - self.cfg.contact_pace_cap * data_travel) ** 2).mean()
+                pace = pace + F.relu(sample_travel - self.cfg.contact_pace_cap * data_travel) ** 2
+            pace = (w * pace).sum() / w.sum()
             self.loss_terms = {**getattr(self, "loss_terms", {}), "contact_pace": pace.detach()}
             loss = loss + self.cfg.contact_pace * pace
         return loss
