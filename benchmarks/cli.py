@@ -1,4 +1,4 @@
-"""`transflower bench {latency,floor,quality,decompose,style,soak,wakeup}`: each prints a table, writes JSON (--json), draws PNGs (--plot).
+"""`transflower bench {latency,floor,quality,decompose,music,style,soak,wakeup}`: each prints a table, writes JSON (--json), draws PNGs (--plot).
 
 Each benchmark module exposes configure_parser(parser) and run(args) -> int, imported lazily so that
 `transflower --help` stays instant.
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "floor": ("benchmarks.floor", "what the step must cost: FLOPs/bytes vs this CPU, onnxruntime's per-run overhead"),
     "quality": ("benchmarks.quality", "dance quality on the test split: FID_k/FID_g, FPD/FMD, diversity, beats, skating"),
     "decompose": ("benchmarks.decompose", "where extra joint speed and jerk come from: data, flow noise, rollout, floor clamp, root"),
+    "music": ("benchmarks.music", "does the dancer follow the music: tempo (stretched songs, demo track), breaks, beats"),
     "style": ("benchmarks.style", "does the dancer dance the requested style: a classifier of real dances judges generated ones"),
     "soak": ("benchmarks.soak", "a sustained live run: late frames, jitter, CPU share, memory growth, latency drift"),
     "wakeup": ("benchmarks.wakeup", "how promptly this machine wakes a real-time thread (like cyclictest), per CPU"),

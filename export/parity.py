@@ -59,7 +59,7 @@ def rollout_parity(model, onnx_path, motion_scaler, audio_scaler, frames: int = 
     model64 = copy.deepcopy(model).double()
     for mode in ("stepwise", "free_running"):
         # the graph against torch: without the host-side grounding (the torch rollout here has none)
-        engine = DanceEngine(onnx_model, temperature=temperature, seed_motion=seed, ground=False)
+        engine = DanceEngine(onnx_model, temperature=temperature, seed_motion=seed, ground=False, energy=False)
         runner, t = _torch_rollout_setup(model, seed, ms, a_s, engine.silence)
         runner64, t64 = _torch_rollout_setup(model64, seed, ms, a_s, engine.silence) if mode == "free_running" else (None, None)
         prev = t(ms.transform(seed[-1]))

@@ -274,13 +274,15 @@ class DanceEngine:
     def __init__(self, model: OnnxDanceModel, temperature=1.0, seed: int | None = None,
                  seed_motion: np.ndarray | None = None, explode_threshold: float = 25.0, dancers: int = 1,
                  style_presets: bool = True, style: str | None = None, style_strength: float = 1.0, ground: bool = True,
-                 noise_correlation: float | None = None):
+                 noise_correlation: float | None = None, energy: bool = True):
         """`style`: begin in it, as start_style does (its label and preset from the first frame; the warm start
         under its label, on `seed_motion` if given, else on the model's seed clip of that style), with one
         warm start instead of two. `ground`: each dancer's pose is kept on the floor its warm-start clip stands
         on, its root height corrected before it is returned and fed back (transflower.floor.Grounding).
         `noise_correlation`: each dancer's noise is an AR(1) process over frames with this coefficient (as
-        `TransflowerLive.generate`; None: the model's default, else 0); a style's preset may set its own."""
+        `TransflowerLive.generate`; None: the model's default, else 0); a style's preset may set its own.
+        `energy`: the dance's size follows the music's loudness and a break calms it
+        (transflower.energy.MusicEnergy, on the poses `step` returns, `shown_poses`; the model is fed `poses`)."""
         m = model.meta
         B = int(dancers)
         if B < 1:
@@ -354,6 +356,14 @@ class DanceEngine:
             from transflower.skeleton import Skeleton
 
             self.ground = Grounding(Skeleton.from_dict(m["skeleton"]), dancers=B)
+        self.energy = None
+        if energy:
+            from transflower.energy import MusicEnergy
+
+            self.energy = MusicEnergy(self.fps, self.m_mean)
+            self._level_index = int(m["audio_config"].get("n_mels", 64))  # rms_db follows the mel bands
+        # the poses to show: the dance at the music's energy (energy on), else the poses fed back themselves
+        self.shown_poses = np.zeros((B, D), np.float32) if energy else self.poses
         sizes = [(0, B)] if model.batch_dynamic else [(i, i + 1) for i in range(B)]
         self.groups = [_Group(self, lo, hi) for lo, hi in sizes]
         self.batched = len(self.groups) == 1
@@ -638,13 +648,16 @@ class DanceEngine:
             self._redraw_or_reset(allow_redraw=noise is None)
         if self.ground is not None:
             self.ground.apply(self.poses)
+        if self.energy is not None:  # what is shown; the model is fed its own poses
+            self.energy.update(self.audio[0, self._level_index])
+            self.energy.apply(self.poses, self.shown_poses)
         slot = self.frame % self.C
         for g in self.groups:
             g.cache_k[:, :, slot] = g.new_k
             g.cache_v[:, :, slot] = g.new_v
         self.cache_bias[:, slot] = 0.0
         self.frame += 1
-        return self.pose if self.n_dancers == 1 else self.poses
+        return self.shown_poses[0] if self.n_dancers == 1 else self.shown_poses
 
     def _redraw_or_reset(self, allow_redraw: bool) -> None:
         accepted = self._accepted

@@ -54,7 +54,7 @@ log = logging.getLogger("transflower.live")
 # options a --config YAML may set (the CLI's own names, with dashes as underscores)
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
-               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "dancers", "temperatures", "style",
+               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "no_energy", "dancers", "temperatures", "style",
                "style_strength", "no_style_presets", "noise_correlation", "control", "midi", "midi_map", "bone_positions", "bone_map", "avatar", "priority",
                "lock_memory"}
 
@@ -169,6 +169,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     out.add_argument("--no-floor", action="store_true", help="no floor handling: do not lift the body when a sampled pose puts a foot "
                      "below the floor, nor keep the dancer from floating off it (by default each pose's root height is "
                      "grounded before it is fed back to the model)")
+    mdl.add_argument("--no-energy", action="store_true",
+                     help="dance at full size whatever the music's level (by default quieter passages are danced smaller "
+                          "and a break in the music calms the dancer into a sway; it picks the dance up when the music returns)")
     ctl = p.add_argument_group("live control (docs/control.md)")
     ctl.add_argument("--control", nargs="?", const=str(DEFAULT_CONTROL_PORT), metavar="[HOST:]PORT",
                      help=f"take OSC control messages (/transflower/temperature, style, hold, reset, gain) on UDP; "
@@ -423,7 +426,8 @@ class LiveSession:
                                   style_presets=not getattr(args, "no_style_presets", False),
                                   style=getattr(args, "style", None), style_strength=args.style_strength,
                                   ground=not getattr(args, "no_floor", False),
-                                  noise_correlation=getattr(args, "noise_correlation", None))
+                                  noise_correlation=getattr(args, "noise_correlation", None),
+                                  energy=not getattr(args, "no_energy", False))
         if getattr(args, "style", None) and args.style != "auto":
             p_strength, p_temp = preset_of(self.engine.presets, args.style)
             start = ("the seed clip it was given" if seed_motion is not None else "warm-started on its seed clip"
@@ -523,7 +527,7 @@ class LiveSession:
         t0 = time.perf_counter()
         self._engine_step(self.row)
         self._engine_s += time.perf_counter() - t0
-        self.crowd.body(self.engine.poses)
+        self.crowd.body(self.engine.shown_poses)
 
     def _model_frames_until(self, elapsed: float) -> None:
         """--fps other than the model's: the model frames due by now, then the blend between the two newest."""
@@ -554,7 +558,7 @@ class LiveSession:
                 self.engine.reset(f"engine error ({type(e).__name__})")
             except Exception:  # noqa: BLE001
                 pass
-            return self.engine.poses
+            return self.engine.shown_poses
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> int:

@@ -42,7 +42,8 @@ def data_dir(tmp_path):
 
 
 def test_features_shapes_sync_scalers_and_splits(data_dir):
-    assert main(["features", str(data_dir), "--fps", "20", "--test-ids", "DANCE_C_3"]) == 0
+    # (tempo copies: tests/test_music_following.py)
+    assert main(["features", str(data_dir), "--fps", "20", "--test-ids", "DANCE_C_3", "--tempo-augment"]) == 0
     meta = json.loads((data_dir / "features.json").read_text())
     train = (data_dir / "base_filenames_train.txt").read_text().split()
     test = (data_dir / "base_filenames_test.txt").read_text().split()

@@ -73,15 +73,40 @@ def load_modality(data_dir: Path, seq_id: str, modality: str) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
+def tempo_versions(ids: list[str]) -> dict[str, dict[float, str]]:
+    """{id without its tempo tag: {tempo factor: id}} for the time-stretched copies of `transflower features`."""
+    import re
+
+    from transflower.features import tempo_factor
+
+    groups: dict[str, dict[float, str]] = {}
+    for seq_id in ids:
+        key = "~".join(p for p in seq_id.split("~") if not re.fullmatch(r"t\d+(\.\d+)?", p))
+        groups.setdefault(key, {})[tempo_factor(seq_id)] = seq_id
+    return groups
+
+
 class MultimodalDataset:
     """Indexable windows over all sequences of a split; items are (inputs, outputs), lists of float32 arrays.
 
     torch's DataLoader takes it as a map-style dataset (no torch import here: numpy arrays are collated).
+
+    `tempo_splice` p: with probability p a window switches, at a random frame in its middle half, from its
+    clip to another tempo version of the same clip (`<id>~t<f>` from `transflower features`) at the same
+    moment of the song: the poses stay continuous, the pace and the music's tempo change together. Without
+    it every window's past already moves at the music's tempo, so the model can keep the pace of its own
+    past and never learn to take it from the music; a DJ's tempo change, and a dance warm-started at one
+    tempo on music at another, are exactly this splice.
     """
 
-    def __init__(self, data_dir, split: str, spec: WindowSpec, stride: int = 1, ids: list[str] | None = None):
+    def __init__(self, data_dir, split: str, spec: WindowSpec, stride: int = 1, ids: list[str] | None = None,
+                 tempo_splice: float = 0.0, seed: int = 0):
         self.data_dir = Path(data_dir)
         self.spec = spec
+        if not 0.0 <= float(tempo_splice) <= 1.0:
+            raise UserError(f"data.tempo_splice: expected a probability in 0..1, got {tempo_splice}")
+        self.tempo_splice = float(tempo_splice)
+        self._rng = np.random.default_rng(seed)
         self.ids = ids if ids is not None else read_ids(self.data_dir, split)
         mods = sorted(set(spec.input_modalities) | set(spec.output_modalities))
         self.arrays: dict[str, dict[str, np.ndarray]] = {}
@@ -100,13 +125,42 @@ class MultimodalDataset:
         if not self.index:
             raise DataError(f"{self.data_dir}: no sequence of split {split!r} is long enough for a {spec.span}-frame window")
         self.dims = {m: self.arrays[self.ids[0]][m].shape[1] for m in mods}
+        self.versions = {}  # id -> [(factor, other version's id)]
+        if self.tempo_splice > 0:
+            from transflower.features import tempo_factor
+
+            for group in tempo_versions(self.ids).values():
+                for seq_id in group.values():
+                    self.versions[seq_id] = [(f, o) for f, o in group.items() if o != seq_id]
+            if not any(self.versions.values()):
+                raise DataError(f"{self.data_dir}: data.tempo_splice needs time-stretched copies (<id>~t<f>) in the "
+                                f"{split} split; run `transflower features` with --tempo-augment")
+            self._factor = {seq_id: tempo_factor(seq_id) for seq_id in self.ids}
 
     def __len__(self) -> int:
         return len(self.index)
 
+    def spliced(self, seq_id: str, s: int, other: str, k: int) -> dict[str, np.ndarray] | None:
+        """Frames [s + min(0, min_offset), s + span) of `seq_id` up to s + k, then `other` from the same
+        moment of the song on; None where `other` ends too soon."""
+        sp = self.spec
+        lo, cut = s + min(0, sp.min_offset), s + k
+        b0 = int(round(cut * self._factor[seq_id] / self._factor[other]))
+        need = s + sp.span - cut
+        a_arrs, b_arrs = self.arrays[seq_id], self.arrays[other]
+        if b0 + need > next(iter(b_arrs.values())).shape[0]:
+            return None
+        return {m: np.concatenate([a[lo:cut], b_arrs[m][b0:b0 + need]]) for m, a in a_arrs.items()}
+
     def __getitem__(self, i: int):
         seq_id, s = self.index[i]
         arrs, sp = self.arrays[seq_id], self.spec
+        if self.versions.get(seq_id) and self._rng.random() < self.tempo_splice:
+            n = min(sp.input_lengths + sp.output_lengths)
+            _, other = self.versions[seq_id][self._rng.integers(len(self.versions[seq_id]))]
+            window = self.spliced(seq_id, s, other, int(self._rng.integers(n // 4, 3 * n // 4 + 1)))
+            if window is not None:
+                arrs, s = window, -min(0, sp.min_offset)
         inputs = [arrs[m][s + o : s + o + n] for m, o, n in zip(sp.input_modalities, sp.input_time_offsets, sp.input_lengths)]
         outputs = [arrs[m][s + o : s + o + n] for m, o, n in zip(sp.output_modalities, sp.output_time_offsets, sp.output_lengths)]
         return inputs, outputs

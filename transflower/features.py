@@ -12,6 +12,13 @@ tang2018`), every clip also gets `<id>.style.npy` (T, 1): the style's index in f
 list, whose entry 0 is "auto" (no label: the music decides).
 Mirror augmentation (on by default, `--no-mirror`): each training clip also gets a left-right mirrored
 copy `<id>~mirror` (same music and style) in the training split; the test split stays real.
+Tempo augmentation (on by default, `--tempo-augment`; `--tempo-augment` with no factor turns it off): each
+training clip also gets copies `<id>~t<f>` whose music is time-stretched to f times its tempo (pitch kept)
+and whose motion is resampled in time by the same factor, features computed on the stretched audio. In
+the real data tempo and style go together (cha-cha fast, waltz slow); the copies pull them apart so the
+music's tempo can tell the model how fast to step, not which dance it is. The scalers are fitted on the
+unstretched clips only. `transflower.dataset` splices versions of one clip inside a window (a tempo change
+mid-window), which is what a DJ's tempo change looks like to the model.
 """
 from __future__ import annotations
 
@@ -135,6 +142,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-ids", nargs="*", default=None, help="clip ids for the test split (default: every 6th clip per style)")
     p.add_argument("--sample-rate", type=int, default=24000, help="audio analysis rate (default 24000 Hz)")
     p.add_argument("--no-mirror", action="store_true", help="do not add left-right mirrored copies of the training clips")
+    p.add_argument("--tempo-augment", type=float, nargs="*", default=list(TEMPO_FACTORS), metavar="F",
+                   help="tempo factors of the time-stretched training copies (default %(default)s; "
+                        "give the flag with no factor to add none)")
 
 
 def run(args) -> int:
@@ -188,13 +198,20 @@ def run(args) -> int:
         log.warning("too few clips for a split; using all clips for training and %s for validation", test)
 
     styles, clip_styles = load_styles(data_dir, done)
+    factors = check_tempo_factors(getattr(args, "tempo_augment", None) or [])
+    if factors:
+        stretched = write_tempo_copies(data_dir, train, factors, args.fps, audio_config, args.replace_existing)
+        skeletons.update({i: skeletons[base_clip_id(i)] for i in stretched})
+        failures += [m for m in stretched.values() if m]
+        train = train + [i for i, m in stretched.items() if not m]
     if not getattr(args, "no_mirror", False):
         train = train + write_mirrors(data_dir, train, skeletons)
-    m_scaler = StandardScaler.fit([np.load(data_dir / f"{i}.motion_raw.npy") for i in train])
-    a_scaler = StandardScaler.fit([np.load(data_dir / f"{i}.audio_raw.npy") for i in train])
+    unstretched = [i for i in train if tempo_factor(i) == 1.0]  # the scalers describe real tempi
+    m_scaler = StandardScaler.fit([np.load(data_dir / f"{i}.motion_raw.npy") for i in unstretched])
+    a_scaler = StandardScaler.fit([np.load(data_dir / f"{i}.audio_raw.npy") for i in unstretched])
     for seq_id in sorted(set(done) | set(train)):
         if styles:
-            style = clip_styles.get(seq_id.split(MIRROR_SUFFIX)[0], "auto")
+            style = clip_styles.get(base_clip_id(seq_id), "auto")
             n = np.load(data_dir / f"{seq_id}.motion_raw.npy", mmap_mode="r").shape[0]
             save_npy_atomic(data_dir / f"{seq_id}.style.npy", np.full((n, 1), styles.index(style), np.float32))
         save_npy_atomic(data_dir / f"{seq_id}.motion.npy", m_scaler.transform(np.load(data_dir / f"{seq_id}.motion_raw.npy")))
@@ -209,7 +226,8 @@ def run(args) -> int:
     meta = {"fps": args.fps, "audio_config": audio_config.to_dict(), "audio_names": audio_config.names,
             "motion_names": list(motion_names), "skeleton": canonical.to_dict(),
             "motion_scaler": m_scaler.to_dict(), "audio_scaler": a_scaler.to_dict(),
-            "train_ids": train, "test_ids": test, "styles": styles, "clip_styles": clip_styles}
+            "train_ids": train, "test_ids": test, "styles": styles, "clip_styles": clip_styles,
+            "tempo_factors": factors}
     save_json_atomic(data_dir / "features.json", meta)
     print(f"features: {len(done)} clips ({len(train)} train, {len(test)} test) at {args.fps:g} fps; "
           f"motion {m_scaler.mean.shape[0]} dims, audio {a_scaler.mean.shape[0]} dims -> {data_dir}")
@@ -219,6 +237,76 @@ def run(args) -> int:
 
 
 MIRROR_SUFFIX = "~mirror"
+TEMPO_TAG = "~t"
+TEMPO_FACTORS = (0.8, 0.9, 1.12, 1.25)
+
+
+def base_clip_id(seq_id: str) -> str:
+    """The real clip an augmented copy was made from (`DANCE_W_1~t1.25~mirror` -> `DANCE_W_1`)."""
+    return seq_id.split("~")[0]
+
+
+def tempo_factor(seq_id: str) -> float:
+    """The tempo factor of a time-stretched copy's id (1.0 for a clip at its own tempo)."""
+    for part in seq_id.split("~")[1:]:
+        if part.startswith("t"):
+            try:
+                return float(part[1:])
+            except ValueError:
+                pass
+    return 1.0
+
+
+def tempo_copy_id(seq_id: str, factor: float) -> str:
+    return f"{seq_id}{TEMPO_TAG}{factor:.2f}"
+
+
+def check_tempo_factors(factors) -> list[float]:
+    out = sorted({round(float(f), 2) for f in factors} - {1.0})
+    bad = [f for f in out if not 0.5 <= f <= 2.0]
+    if bad:
+        raise UserError(f"--tempo-augment: factors {bad} are outside 0.5..2 (a factor f plays the music f times as fast)")
+    return out
+
+
+def stretch_motion(root: np.ndarray, rots: np.ndarray, fps: float, factor: float):
+    """The dance performed `factor` times as fast, still sampled at fps: (T / factor) frames."""
+    return resample_motion(root, rots, fps * factor, fps)
+
+
+def write_tempo_copies(data_dir: Path, ids: list[str], factors: list[float], fps: float, audio_config,
+                       replace: bool = False) -> dict[str, str]:
+    """Time-stretched copies of clips: {copy id: "" (written) or an error line}. Music stretched with
+    librosa's phase vocoder (pitch kept); motion resampled in time by the same factor."""
+    import librosa
+    from tqdm import tqdm
+
+    from transflower.audio_features import compute_audio_features, load_audio_mono
+    from transflower.bvh import read_bvh
+    from transflower.motion_features import MotionFeatures
+
+    out = {}
+    for seq_id in tqdm(ids, desc="tempo copies", unit="clip"):
+        todo = [f for f in factors if replace or not (data_dir / f"{tempo_copy_id(seq_id, f)}.audio_raw.npy").exists()]
+        out.update({tempo_copy_id(seq_id, f): "" for f in factors if f not in todo})
+        if not todo:
+            continue
+        try:
+            motion = read_bvh(data_dir / f"{seq_id}.bvh")
+            root, rots = resample_motion(motion.root_positions, motion.local_rotations, motion.fps, fps)
+            y, sr = load_audio_mono(data_dir / f"{seq_id}.wav")
+        except (DataError, UserError) as e:
+            out.update({tempo_copy_id(seq_id, f): str(e) for f in todo})
+            continue
+        enc = MotionFeatures(motion.skeleton)
+        for f in todo:
+            cid = tempo_copy_id(seq_id, f)
+            feats = enc.encode(*stretch_motion(root, rots, fps, f)).astype(np.float32)
+            audio = compute_audio_features(librosa.effects.time_stretch(y, rate=f), sr, audio_config, num_frames=feats.shape[0])
+            save_npy_atomic(data_dir / f"{cid}.motion_raw.npy", feats)
+            save_npy_atomic(data_dir / f"{cid}.audio_raw.npy", audio)
+            out[cid] = ""
+    return out
 
 
 def load_styles(data_dir: Path, ids: list[str]) -> tuple[list[str], dict]:

@@ -80,8 +80,9 @@ class TorchGenerator:
         self.torch = torch
 
     def run(self, audio_rows: np.ndarray, seed_motion: np.ndarray, num_frames: int, silence: np.ndarray,
-            ground: bool = True) -> np.ndarray:
-        """ground: keep the dancer on its seed clip's floor, as the live engine does (transflower.floor.Grounding)."""
+            ground: bool = True, energy: bool = True) -> np.ndarray:
+        """ground: keep the dancer on its seed clip's floor, as the live engine does (transflower.floor.Grounding);
+        energy: the dance's size follows the music's level, a break calms it (transflower.energy), as live."""
         from transflower.models.transflower import KVCacheRunner
 
         torch = self.torch
@@ -107,19 +108,27 @@ class TorchGenerator:
             if hook is not None:
                 hook(prev.numpy())
             out[i] = self.ms.inverse(prev[0].numpy())
+        if energy:  # on the poses shown, not the ones fed back: the same as the live engine's frame by frame
+            from transflower.energy import MusicEnergy
+
+            level = int(self.meta["audio_config"].get("n_mels", 64))
+            out = MusicEnergy(float(self.meta["fps"]), self.ms.mean).apply_sequence(out, np.asarray(audio_rows)[:, level])
         return out
 
 
 def generate(model_path, song, temperature: float | None = None, seed: int | None = None, seed_motion=None,
              features_json=None, max_seconds: float | None = None, progress: bool = True, style=None,
-             style_strength: float = 1.0, ground: bool = True, noise_correlation: float | None = None) -> dict:
+             style_strength: float = 1.0, ground: bool = True, noise_correlation: float | None = None,
+             energy: bool = True, audio=None) -> dict:
     """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
     An .onnx file runs in the live engine (realtime.engine: onnxruntime), imported only for that case.
     temperature None: the model's benchmarked default (its metadata's default_temperature), else 1.
     A style without `seed_motion` starts on the model's seed clip of that style, where it has one.
     ground: keep the dancer on its seed clip's floor (transflower.floor.Grounding), as `live` does.
-    noise_correlation None: the model's default (its metadata's default_noise_correlation), else 0."""
+    noise_correlation None: the model's default (its metadata's default_noise_correlation), else 0.
+    energy: the dance's size follows the music's loudness and a break calms it (transflower.energy), as live.
+    audio: the song's audio feature rows (unscaled), when the caller has them (the benchmarks); else read from song."""
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
         from realtime.engine import DanceEngine, OnnxDanceModel
@@ -137,7 +146,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
         gen.temperature = temperature = float(meta.get("default_temperature", 1.0)) if temperature is None else temperature
         backend = "torch"
     fps, L = float(meta["fps"]), int(meta["lookahead"])
-    audio = song_audio_features(song, meta["audio_config"])
+    audio = song_audio_features(song, meta["audio_config"]) if audio is None else np.asarray(audio, np.float32)
     n = len(audio) if max_seconds is None else min(len(audio), int(max_seconds * fps))
     if n < 2:
         raise UserError(f"{song}: too short to dance to ({len(audio) / fps:.2f} s)")
@@ -153,7 +162,8 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     if backend == "onnx":
         # a style: warmed up under its label (as TorchGenerator does), on its seed clip unless one was given
         engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=None if style_seed else seed_feats,
-                             style=style, style_strength=style_strength, ground=ground, noise_correlation=noise_correlation)
+                             style=style, style_strength=style_strength, ground=ground, noise_correlation=noise_correlation,
+                             energy=energy)
         out = np.empty((n, engine.motion_dim), np.float32)
         it = range(n)
         if progress:
@@ -163,7 +173,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
         for i in it:
             out[i] = engine.step(rows[i])
     else:
-        out = gen.run(rows, seed_feats, n, silence, ground=ground)
+        out = gen.run(rows, seed_feats, n, silence, ground=ground, energy=energy)
     seed_used = f"{style} seed clip" if style_seed else ("--seed-motion" if seed_motion else "model seed clip")
     return {"motion": out, "fps": fps, "skeleton": meta["skeleton"], "audio_rows": audio[:n], "backend": backend,
             "temperature": temperature, "seed": seed_used,
@@ -203,6 +213,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-correlation", type=float, default=None, metavar="RHO",
                    help="how alike consecutive frames' sampling noise is, 0..0.95 (0 = independent draws, as trained; "
                         "higher = smoother, calmer motion; default: the model's own, and a style's preset its own)")
+    p.add_argument("--no-energy", action="store_true",
+                   help="dance at full size whatever the music's level (by default quieter passages are danced smaller "
+                        "and a break in the music calms the dancer, as live)")
     p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible dance")
     p.add_argument("--features", help="features.json of the training data (for .ckpt; default: via the run's model card)")
     p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
@@ -220,7 +233,7 @@ def run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     res = generate(args.model, args.song, args.temperature, args.seed, args.seed_motion, args.features, args.max_seconds,
                    style=args.style, style_strength=args.style_strength, ground=not args.no_floor,
-                   noise_correlation=args.noise_correlation)
+                   noise_correlation=args.noise_correlation, energy=not args.no_energy)
     motion = features_to_motion(res["motion"], res["skeleton"], res["fps"], floor=not args.no_floor)
     stem = Path(args.song).stem
     written = []
