@@ -10,6 +10,7 @@ gate on unless `--no-energy`), `--samples` times per condition:
   tau in 0.2-2 s, correlation over a log grid of s in 0.4-1.6) is the answer. A dancer that follows
   the tempo gives 0.8 / 1.25 = 0.64 (the real dance resampled in time the same way: the `real` row);
   one that ignores it gives 1. The same on the project's demo track made at 100 and 140 BPM (0.71 follows).
+  Beside it, the pace: the mean joint speed at x1.25 over that at x0.8 (the real dance: 1.56).
 - **breaks**: seconds 20-32 of each song silenced. Mean joint speed during the silence (from 2 s after it
   starts) over the 10 s of music before it; the time from the silence's start until the 1-s mean speed
   falls to 0.35x that (settle), and from the music's return until it is back at 0.8x (resume).
@@ -198,26 +199,29 @@ def run_music(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, e
     for sid in ids:
         m = ms.inverse(np.load(data_dir / f"{sid}.motion.npy"))
         root, rots = enc.decode(np.asarray(m, np.float64))
-        acfs = {}
+        acfs, pace = {}, {}
         for f in (SLOW, FAST):
             r2, q2 = stretch_motion(root, rots, fps, f)
             pos = positions_from_features(enc.encode(r2, q2)[: int(seconds * fps)], skel)
-            acfs[f] = rhythm_acf(mean_joint_speed(pos, fps), fps)
-        real[sid] = time_scale(acfs[SLOW], acfs[FAST], fps)
-    res["real"] = {"tempo_s": real, "tempo_s_median": float(np.median(list(real.values())))}
+            sp = mean_joint_speed(pos, fps)
+            acfs[f], pace[f] = rhythm_acf(sp, fps), float(sp.mean())
+        real[sid] = (time_scale(acfs[SLOW], acfs[FAST], fps), pace[FAST] / pace[SLOW])
+    res["real"] = {"tempo_s": {k: v[0] for k, v in real.items()}, "tempo_s_median": float(np.median([v[0] for v in real.values()])),
+                   "pace_ratio_median": float(np.median([v[1] for v in real.values()]))}
 
     beats = {sid: music_beats(cond[sid][1.0], fps, int(seconds * fps)) for sid in ids}
     strip = None
     for name, path in models.items():
-        row = {"tempo_s": {}, "breaks": {}, "bas": [], "bas_shuffled": [], "demo_s": {}}
+        row = {"tempo_s": {}, "pace_ratio": {}, "breaks": {}, "bas": [], "bas_shuffled": [], "demo_s": {}}
         for i, sid in enumerate(tqdm(ids + list(extra_paths), desc=f"{name}", unit="song")):
-            acfs = {SLOW: [], FAST: []}
+            acfs, pace = {SLOW: [], FAST: []}, {SLOW: [], FAST: []}
             for k in range(samples):
                 seed = 1000 * k + i
                 for f in (SLOW, FAST):
                     pos = dance(path, cond[sid][f], seconds, seed, energy, feats)
                     sp = mean_joint_speed(pos, fps)
                     acfs[f].append(rhythm_acf(sp, fps))
+                    pace[f].append(float(sp.mean()))
                     if i == 0 and k == 0 and name == next(iter(models)):  # the plot: the first model's first dance
                         strip = strip or {}
                         strip[f] = (sp, music_beats(cond[sid][f], fps, len(sp)))
@@ -230,6 +234,7 @@ def run_music(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, e
                     pos = dance(path, cond[sid]["break"], break_s, seed, energy, feats)
                     row["breaks"].setdefault(sid, []).append(break_measures(mean_joint_speed(pos, fps), fps))
             row["tempo_s"][sid] = time_scale(np.mean(acfs[SLOW], 0), np.mean(acfs[FAST], 0), fps)
+            row["pace_ratio"][sid] = float(np.mean(pace[FAST]) / np.mean(pace[SLOW]))
         dacf = {bpm: [rhythm_acf(mean_joint_speed(dance(path, demo[bpm], seconds, 7 + k, energy, feats), fps), fps)
                       for k in range(samples)] for bpm in DEMO_BPMS}
         for bpm in DEMO_BPMS[1:]:
@@ -246,6 +251,7 @@ def summarise(row: dict, ids: list[str]) -> dict:
     br = [b for sid, bs in row["breaks"].items() if sid in ids for b in bs]
     med = lambda xs: float(np.median(xs)) if len(xs) else float("nan")  # noqa: E731
     out = {"tempo_s": row["tempo_s"], "tempo_s_median": med(s), "tempo_s_max": float(max(s)) if s else float("nan"),
+           "pace_ratio": row["pace_ratio"], "pace_ratio_median": med([row["pace_ratio"][i] for i in ids]),
            "demo_s": row["demo_s"], "bas": med(row["bas"]), "bas_shuffled": med(row["bas_shuffled"]),
            "breaks": {sid: {k: med([b[k] for b in bs]) for k in bs[0]} for sid, bs in row["breaks"].items()},
            "break_ratio": med([b["ratio"] for b in br]), "settle_s": med([b["settle_s"] for b in br]),
@@ -288,15 +294,15 @@ def format_table(res: dict) -> str:
     lines = [f"Tempo following: time scale s of the dance between the song at x{SLOW} and x{FAST} "
              f"(0.64 follows, 1.0 ignores); {res['samples']} samples, {res['seconds']:g} s; energy gate "
              f"{'on' if res['energy'] else 'off'}", "",
-             "| model | " + " | ".join(s.replace("DANCE_", "") for s in songs) + " | median | max | demo 100->124 | demo 100->140 |",
-             "|---|" + "---|" * (len(songs) + 4)]
+             "| model | " + " | ".join(s.replace("DANCE_", "") for s in songs) + " | median | max | demo 100->124 | demo 100->140 | pace x1.25 / x0.8 |",
+             "|---|" + "---|" * (len(songs) + 5)]
     r = res["real"]["tempo_s"]
     lines.append("| real (resampled) | " + " | ".join(f"{r[s]:.2f}" if s in r else "-" for s in songs) +
-                 f" | {res['real']['tempo_s_median']:.2f} | {max(r.values()):.2f} | 0.81 | 0.71 |")
+                 f" | {res['real']['tempo_s_median']:.2f} | {max(r.values()):.2f} | 0.81 | 0.71 | {res['real']['pace_ratio_median']:.2f} |")
     for name, m in res["models"].items():
         lines.append(f"| {name} | " + " | ".join(f"{m['tempo_s'][s]:.2f}" for s in songs) +
                      f" | {m['tempo_s_median']:.2f} | {m['tempo_s_max']:.2f} | {m['demo_s'].get('100->124', float('nan')):.2f}"
-                     f" | {m['demo_s'].get('100->140', float('nan')):.2f} |")
+                     f" | {m['demo_s'].get('100->140', float('nan')):.2f} | {m['pace_ratio_median']:.2f} |")
     if res.get("extra"):
         lines.append(f"(median and max over the test songs; {', '.join(res['extra'])}: outside the data, no real dance)")
     lines += ["", f"Breaks (seconds {BREAK_START_S:g}-{BREAK_END_S:g} silenced, test songs of {BREAK_END_S + 12:g} s or more) "

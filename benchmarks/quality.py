@@ -155,10 +155,13 @@ def accepts_pose_hook(model) -> bool:
 
 
 def generate_dances(model, songs, seed_frames: int, samples: int, temperature: float, scaler, skeleton, music,
-                    style=None, ground: bool = True, noise_correlation: float = 0.0) -> list[dict]:
+                    style=None, ground: bool = True, noise_correlation: float = 0.0, energy_levels=None,
+                    fps: float = 20.0) -> list[dict]:
     """ground: each dance grounded as live does (transflower.floor.Grounding), where the model's generate
     takes a pose hook (an .onnx runs the live engine, which grounds unless told not to); noise_correlation:
-    the AR(1) noise (TransflowerLive.generate), for the models that take it (the baselines do not)."""
+    the AR(1) noise (TransflowerLive.generate), for the models that take it (the baselines do not);
+    energy_levels: per song, the music's level (rms_db) at each generated frame: our model's dances are shown
+    at the music's energy as live shows them (transflower.energy; an .onnx: the engine does it itself)."""
     from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
     from transflower.floor import grounding_hook
 
@@ -180,6 +183,12 @@ def generate_dances(model, songs, seed_frames: int, samples: int, temperature: f
             with torch.no_grad():
                 x = model.generate(seed, audio, s["n"], temperature, g, **kw)
             x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, np.float64)
+            if energy_levels is not None and ours:
+                from transflower.energy import MusicEnergy
+
+                shown = MusicEnergy(fps, scaler.mean).apply_sequence(
+                    scaler.inverse(x), energy_levels[i])
+                x = np.asarray(scaler.transform(shown), np.float64)
             out.append({"song": i, "pos": M.positions_from_features(scaler.inverse(x), skeleton), "beats": music[i]})
     return out
 
@@ -188,7 +197,8 @@ class OnnxGenerator:
     """An exported .onnx (any variant) behind the checkpoints' `generate` interface, run by the live engine
     (warm start on the song's seed poses with silence, redraws and resets as live), in standardised features."""
 
-    def __init__(self, path, feats: dict, ground: bool = True, noise_correlation: float | None = None):
+    def __init__(self, path, feats: dict, ground: bool = True, noise_correlation: float | None = None,
+                 energy: bool = True):
         from realtime.engine import OnnxDanceModel
         from transflower.features import StandardScaler
 
@@ -199,7 +209,7 @@ class OnnxGenerator:
         self.ms, self.as_ = StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"])
         self.lookahead, self.context = int(m["lookahead"]), int(m["context"])
         self.variant = m.get("variant", "fp32")
-        self.ground, self.noise_correlation = ground, noise_correlation
+        self.ground, self.noise_correlation, self.energy = ground, noise_correlation, energy
 
     def generate(self, seed, audio, n: int, temperature: float, generator):
         from realtime.engine import DanceEngine
@@ -207,7 +217,7 @@ class OnnxGenerator:
         seed_raw = self.ms.inverse(np.asarray(seed, np.float64)).astype(np.float32)[-(self.context - 1):]
         audio_raw = self.as_.inverse(np.asarray(audio, np.float64)).astype(np.float32)
         engine = DanceEngine(self.model, temperature=temperature, seed=int(generator.initial_seed()), seed_motion=seed_raw,
-                             ground=self.ground, noise_correlation=self.noise_correlation)
+                             ground=self.ground, noise_correlation=self.noise_correlation, energy=self.energy)
         out = np.empty((n, engine.motion_dim), np.float32)
         N = len(audio_raw)
         for i in range(n):
@@ -215,11 +225,11 @@ class OnnxGenerator:
         return self.ms.transform(out)
 
 
-def load_model(path, feats: dict, ground: bool = True, noise_correlation: float | None = None):
+def load_model(path, feats: dict, ground: bool = True, noise_correlation: float | None = None, energy: bool = True):
     """-> (model with .generate, cfg dict): a checkpoint in torch, or an .onnx in the live engine (with
-    noise_correlation, None = its own default)."""
+    noise_correlation, None = its own default; energy: the engine's energy gate)."""
     if Path(path).suffix == ".onnx":
-        g = OnnxGenerator(path, feats, ground, noise_correlation)
+        g = OnnxGenerator(path, feats, ground, noise_correlation, energy)
         return g, {"model": f"onnx-{g.variant}"}
     from transflower.checkpoint import load_checkpoint
 
@@ -229,8 +239,9 @@ def load_model(path, feats: dict, ground: bool = True, noise_correlation: float 
 def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, seed_seconds: float = 2.0,
                 temperature: float = 1.0, split: str = "test", segment_seconds: float = 5.0, ours: str | None = None,
                 filmstrip=None, progress=print, torch_threads: int = 1, speed_plot=None, ground: bool = True,
-                noise_correlation: float | None = None) -> dict:
+                noise_correlation: float | None = None, energy: bool = True) -> dict:
     """ground False: the dances as the model samples them, without the grounding live applies.
+    energy False: without the energy gate live applies to what it shows (transflower.energy).
     noise_correlation: for every model that takes it; None = each model's own default (a shipped model's
     metadata), else 0."""
     import torch
@@ -274,12 +285,18 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
     strip = [("ground truth", gt_dances[0]["pos"])]
     for name, path in models.items():
         t0 = time.time()
-        model, cfg = load_model(path, feats, ground, noise_correlation)
+        model, cfg = load_model(path, feats, ground, noise_correlation, energy)
         own = model.model.meta if isinstance(model, OnnxGenerator) else (cfg.get("_features") or {})
         rho = check_noise_correlation(own.get("default_noise_correlation", 0.0) if noise_correlation is None
                                       else noise_correlation, "--noise-correlation")
+        levels = None
+        if energy and not isinstance(model, OnnxGenerator):  # the level heard at each frame (lookahead included)
+            a_scaler = StandardScaler.from_dict(feats["audio_scaler"])
+            k = feats["audio_names"].index("rms_db")
+            L = int(getattr(getattr(model, "cfg", None), "lookahead", 0) or 0)
+            levels = [a_scaler.inverse(s["audio"])[seed_frames + L: seed_frames + L + s["n"], k] for s in songs]
         dances = generate_dances(model, songs, seed_frames, samples, temperature, scaler, skeleton, music, ground=ground,
-                                 noise_correlation=rho)
+                                 noise_correlation=rho, energy_levels=levels, fps=fps)
         row, _ = dance_metrics(dances, gt_sets, names, fps, seg)
         lookahead = getattr(getattr(model, "cfg", model), "lookahead", None)
         rows.append({"name": name, "model": cfg["model"], "checkpoint": str(path), "lookahead": lookahead,
@@ -290,7 +307,7 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
     add_ratios(rows)
     res = {"benchmark": "quality", "data": str(data_dir), "split": split, "songs": [s["id"] for s in songs],
            "samples": samples, "seconds": seconds, "seed_seconds": seed_seconds, "temperature": temperature,
-           "segment_seconds": segment_seconds, "fps": fps, "ground": ground, "rows": rows}
+           "segment_seconds": segment_seconds, "fps": fps, "ground": ground, "energy": energy, "rows": rows}
     res["targets"] = check_targets(res, ours or (next(iter(models)) if models else None))
     if speed_plot:
         plot_speed(strip, fps, speed_plot, songs[0]["id"])
@@ -395,6 +412,8 @@ def configure_parser(p) -> None:
     p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads for generation (default 1)")
     p.add_argument("--no-ground", action="store_true", help="measure the dances as sampled, without the grounding "
                    "live applies (each pose's root height corrected before it is fed back: transflower.floor.Grounding)")
+    p.add_argument("--no-energy", action="store_true", help="measure the dances at full size, without the energy gate live "
+                   "applies to what it shows (quieter music danced smaller: transflower.energy)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--plot", help="write a filmstrip of the first test song here (PNG): ground truth + each model")
     p.add_argument("--speed-plot", help="write the mean joint speed over time of the first test song here (PNG): real vs each model")
@@ -406,7 +425,8 @@ def run(args) -> int:
     models = parse_models(args.models)
     res = run_quality(args.data, models, args.samples, args.seconds, args.seed_seconds, args.temperature, args.split,
                       args.segment_seconds, args.ours, args.plot, torch_threads=args.torch_threads,
-                      speed_plot=args.speed_plot, ground=not args.no_ground, noise_correlation=args.noise_correlation)
+                      speed_plot=args.speed_plot, ground=not args.no_ground, noise_correlation=args.noise_correlation,
+                      energy=not args.no_energy)
     print(format_table(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
