@@ -96,6 +96,25 @@ def test_a_spliced_window_changes_tempo_at_the_same_moment_of_the_song(tmp_path)
     assert ds.spliced("clip", len(np.load(tmp_path / "clip.motion.npy")) - 45, "clip~t1.25", 30) is None  # runs out
 
 
+def test_a_window_may_switch_tempo_several_times_and_stays_one_continuous_song(tmp_path):
+    song_time_data(tmp_path, factors=(1.0, 0.8, 1.25))
+    spec = WindowSpec(["motion", "audio"], ["motion"], [60, 60], [60], [0, 2], [1])
+    ds = MultimodalDataset(tmp_path, "train", spec, stride=11, tempo_splice=1.0, seed=1, tempo_splices=4)
+    w = ds.spliced_chain("clip", 100, [(10, "clip~t1.25"), (30, "clip~t0.80"), (45, "clip")])
+    x = w["motion"][:, 0]
+    assert len(x) == spec.span
+    # song time (in frames of the original): 100..109 at 1x, then from the same moment at 1.25x, then 0.8x
+    b = np.round(110 / 1.25) + np.arange(20)
+    c = np.round((b[-1] + 1) * 1.25 / 0.8) + np.arange(15)
+    song = np.r_[100 + np.arange(10), b * 1.25, c * 0.8]
+    np.testing.assert_allclose(x[:45], np.sin(2 * np.pi * 0.3 * song / 20.0), atol=1e-5)
+    for i in range(len(ds)):  # every item: the input past and the target are the same (spliced) sequence
+        inputs, outputs = ds[i]
+        np.testing.assert_array_equal(inputs[0][1:], outputs[0][:-1])
+    with pytest.raises(UserError, match="tempo_splices"):
+        MultimodalDataset(tmp_path, "train", spec, tempo_splice=1.0, tempo_splices=0)
+
+
 def test_tempo_splice_needs_copies_and_a_probability(tmp_path):
     song_time_data(tmp_path, factors=(1.0,))
     spec = WindowSpec(["motion"], ["motion"], [10], [10], [0], [1])

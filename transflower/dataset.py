@@ -93,19 +93,23 @@ class MultimodalDataset:
 
     `tempo_splice` p: with probability p a window switches, at a random frame in its middle half, from its
     clip to another tempo version of the same clip (`<id>~t<f>` from `transflower features`) at the same
-    moment of the song: the poses stay continuous, the pace and the music's tempo change together. Without
+    moment of the song: the poses stay continuous, the pace and the music's tempo change together
+    (`tempo_splices` N > 1: 1 to N such switches, anywhere but the window's first and last eighth). Without
     it every window's past already moves at the music's tempo, so the model can keep the pace of its own
     past and never learn to take it from the music; a DJ's tempo change, and a dance warm-started at one
     tempo on music at another, are exactly this splice.
     """
 
     def __init__(self, data_dir, split: str, spec: WindowSpec, stride: int = 1, ids: list[str] | None = None,
-                 tempo_splice: float = 0.0, seed: int = 0):
+                 tempo_splice: float = 0.0, seed: int = 0, tempo_splices: int = 1):
         self.data_dir = Path(data_dir)
         self.spec = spec
         if not 0.0 <= float(tempo_splice) <= 1.0:
             raise UserError(f"data.tempo_splice: expected a probability in 0..1, got {tempo_splice}")
         self.tempo_splice = float(tempo_splice)
+        if not (isinstance(tempo_splices, int) and tempo_splices >= 1):
+            raise UserError(f"data.tempo_splices: expected an integer >= 1, got {tempo_splices!r}")
+        self.tempo_splices = tempo_splices
         self._rng = np.random.default_rng(seed)
         self.ids = ids if ids is not None else read_ids(self.data_dir, split)
         mods = sorted(set(spec.input_modalities) | set(spec.output_modalities))
@@ -143,22 +147,41 @@ class MultimodalDataset:
     def spliced(self, seq_id: str, s: int, other: str, k: int) -> dict[str, np.ndarray] | None:
         """Frames [s + min(0, min_offset), s + span) of `seq_id` up to s + k, then `other` from the same
         moment of the song on; None where `other` ends too soon."""
+        return self.spliced_chain(seq_id, s, [(k, other)])
+
+    def spliced_chain(self, seq_id: str, s: int, cuts: list[tuple[int, str]]) -> dict[str, np.ndarray] | None:
+        """The window at s, switching at each window frame k of `cuts` [(k, version id), ...] (increasing k)
+        to that version at the same moment of the song; None where a version ends too soon."""
         sp = self.spec
-        lo, cut = s + min(0, sp.min_offset), s + k
-        b0 = int(round(cut * self._factor[seq_id] / self._factor[other]))
-        need = s + sp.span - cut
-        a_arrs, b_arrs = self.arrays[seq_id], self.arrays[other]
-        if b0 + need > next(iter(b_arrs.values())).shape[0]:
-            return None
-        return {m: np.concatenate([a[lo:cut], b_arrs[m][b0:b0 + need]]) for m, a in a_arrs.items()}
+        lo = s + min(0, sp.min_offset)
+        total = s + sp.span - lo
+        parts: dict[str, list[np.ndarray]] = {m: [] for m in self.arrays[seq_id]}
+        cur, pos, done = seq_id, lo, 0
+        for k, other in list(cuts) + [(None, None)]:
+            take = total - done if k is None else s + k - lo - done
+            n_cur = next(iter(self.arrays[cur].values())).shape[0]
+            if take < 0 or pos < 0 or pos + take > n_cur:
+                return None
+            for m, a in self.arrays[cur].items():
+                parts[m].append(a[pos:pos + take])
+            pos, done = pos + take, done + take
+            if other is not None:  # the same moment of the song in the other version
+                pos, cur = int(round(pos * self._factor[cur] / self._factor[other])), other
+        return {m: np.concatenate(p) for m, p in parts.items()}
 
     def __getitem__(self, i: int):
         seq_id, s = self.index[i]
         arrs, sp = self.arrays[seq_id], self.spec
         if self.versions.get(seq_id) and self._rng.random() < self.tempo_splice:
             n = min(sp.input_lengths + sp.output_lengths)
-            _, other = self.versions[seq_id][self._rng.integers(len(self.versions[seq_id]))]
-            window = self.spliced(seq_id, s, other, int(self._rng.integers(n // 4, 3 * n // 4 + 1)))
+            ks = np.sort(self._rng.choice(np.arange(n // 8, 7 * n // 8 + 1), self._rng.integers(1, self.tempo_splices + 1),
+                                          replace=False)) if self.tempo_splices > 1 else [int(self._rng.integers(n // 4, 3 * n // 4 + 1))]
+            cuts, cur = [], seq_id
+            for k in ks:  # each cut to a version other than the one playing
+                options = [o for _, o in self.versions[seq_id] if o != cur] + ([seq_id] if cur != seq_id else [])
+                cur = options[self._rng.integers(len(options))]
+                cuts.append((int(k), cur))
+            window = self.spliced_chain(seq_id, s, cuts)
             if window is not None:
                 arrs, s = window, -min(0, sp.min_offset)
         inputs = [arrs[m][s + o : s + o + n] for m, o, n in zip(sp.input_modalities, sp.input_time_offsets, sp.input_lengths)]

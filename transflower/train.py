@@ -275,7 +275,8 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     probe = build_model(cfg["model"], {**cfg["model_config"], "motion_dim": 1, "audio_dim": 1})
     spec = probe.window_spec(d["seq_len"])
     train_set = MultimodalDataset(data_dir, "train", spec, stride=d["stride"],
-                                  tempo_splice=float(d.get("tempo_splice") or 0.0), seed=t["seed"])
+                                  tempo_splice=float(d.get("tempo_splice") or 0.0), seed=t["seed"],
+                                  tempo_splices=int(d.get("tempo_splices") or 1))
     val_set = MultimodalDataset(data_dir, "test", spec, stride=max(d["stride"], d["seq_len"] // 2))
     lit = build_lightning_module(cfg, train_set.dims)
     if float(cfg["model_config"].get("contact") or 0) > 0:  # the feet the contact term measures: the data's skeleton
