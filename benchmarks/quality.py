@@ -155,13 +155,11 @@ def accepts_pose_hook(model) -> bool:
 
 
 def generate_dances(model, songs, seed_frames: int, samples: int, temperature: float, scaler, skeleton, music,
-                    style=None, ground: bool = True, noise_correlation: float = 0.0, energy_levels=None,
-                    fps: float = 20.0) -> list[dict]:
+                    style=None, ground: bool = True, noise_correlation: float = 0.0) -> list[dict]:
     """ground: each dance grounded as live does (transflower.floor.Grounding), where the model's generate
     takes a pose hook (an .onnx runs the live engine, which grounds unless told not to); noise_correlation:
-    the AR(1) noise (TransflowerLive.generate), for the models that take it (the baselines do not);
-    energy_levels: per song, the music's level (rms_db) at each generated frame: our model's dances are shown
-    at the music's energy as live shows them (transflower.energy; an .onnx: the engine does it itself)."""
+    the AR(1) noise (TransflowerLive.generate), for the models that take it (the baselines do not; our live
+    model comes as an EngineGenerator, which samples as live does, energy gate included)."""
     from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
     from transflower.floor import grounding_hook
 
@@ -183,32 +181,39 @@ def generate_dances(model, songs, seed_frames: int, samples: int, temperature: f
             with torch.no_grad():
                 x = model.generate(seed, audio, s["n"], temperature, g, **kw)
             x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, np.float64)
-            if energy_levels is not None and ours:
-                from transflower.energy import MusicEnergy
-
-                shown = MusicEnergy(fps, scaler.mean).apply_sequence(
-                    scaler.inverse(x), energy_levels[i])
-                x = np.asarray(scaler.transform(shown), np.float64)
             out.append({"song": i, "pos": M.positions_from_features(scaler.inverse(x), skeleton), "beats": music[i]})
     return out
 
 
-class OnnxGenerator:
-    """An exported .onnx (any variant) behind the checkpoints' `generate` interface, run by the live engine
-    (warm start on the song's seed poses with silence, redraws and resets as live), in standardised features."""
+class EngineGenerator:
+    """Our live model, an exported .onnx (any variant) or a checkpoint (its step in torch), behind the
+    baselines' `generate` interface, sampled by the live engine as live samples it (warm start on the song's
+    seed poses with silence, presets, noise, redraws and resets, grounding, the energy gate), in
+    standardised features."""
 
     def __init__(self, path, feats: dict, ground: bool = True, noise_correlation: float | None = None,
-                 energy: bool = True):
-        from realtime.engine import OnnxDanceModel
+                 energy: bool = True, features_json=None):
         from transflower.features import StandardScaler
 
-        self.model = OnnxDanceModel(path, provider="cpu", threads=1)
+        if Path(path).suffix == ".onnx":
+            from realtime.engine import OnnxDanceModel
+
+            self.model = OnnxDanceModel(path, provider="cpu", threads=1)
+        else:
+            from transflower.models.live_step import TorchDanceModel
+
+            try:  # its own features.json (a run's, or the one a shipped .pt carries), else the data's
+                self.model = TorchDanceModel(path, threads=1)
+            except UserError:
+                if features_json is None:
+                    raise
+                self.model = TorchDanceModel(path, features_json, threads=1)
         m = self.model.meta
         if m["motion_dim"] != len(feats["motion_scaler"]["mean"]) or m["audio_dim"] != len(feats["audio_scaler"]["mean"]):
             raise UserError(f"{path}: its feature sizes ({m['motion_dim']}, {m['audio_dim']}) do not match the data's features.json")
         self.ms, self.as_ = StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"])
         self.lookahead, self.context = int(m["lookahead"]), int(m["context"])
-        self.variant = m.get("variant", "fp32")
+        self.variant = m.get("variant", "fp32") if Path(path).suffix == ".onnx" else "torch"
         self.ground, self.noise_correlation, self.energy = ground, noise_correlation, energy
 
     def generate(self, seed, audio, n: int, temperature: float, generator):
@@ -225,15 +230,20 @@ class OnnxGenerator:
         return self.ms.transform(out)
 
 
-def load_model(path, feats: dict, ground: bool = True, noise_correlation: float | None = None, energy: bool = True):
-    """-> (model with .generate, cfg dict): a checkpoint in torch, or an .onnx in the live engine (with
-    noise_correlation, None = its own default; energy: the engine's energy gate)."""
+def load_model(path, feats: dict, ground: bool = True, noise_correlation: float | None = None, energy: bool = True,
+               features_json=None):
+    """-> (model with .generate, cfg dict): our live model (an .onnx, or a transflower_live checkpoint) in the live
+    engine (noise_correlation None = its own default; energy: the engine's energy gate), a baseline's
+    checkpoint in torch."""
     if Path(path).suffix == ".onnx":
-        g = OnnxGenerator(path, feats, ground, noise_correlation, energy)
+        g = EngineGenerator(path, feats, ground, noise_correlation, energy)
         return g, {"model": f"onnx-{g.variant}"}
     from transflower.checkpoint import load_checkpoint
 
-    return load_checkpoint(path)
+    model, cfg = load_checkpoint(path)
+    if cfg["model"] == "transflower_live":
+        return EngineGenerator(path, feats, ground, noise_correlation, energy, features_json), cfg
+    return model, cfg
 
 
 def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, seed_seconds: float = 2.0,
@@ -285,22 +295,16 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
     strip = [("ground truth", gt_dances[0]["pos"])]
     for name, path in models.items():
         t0 = time.time()
-        model, cfg = load_model(path, feats, ground, noise_correlation, energy)
-        own = model.model.meta if isinstance(model, OnnxGenerator) else (cfg.get("_features") or {})
+        model, cfg = load_model(path, feats, ground, noise_correlation, energy, fj)
+        own = model.model.meta if isinstance(model, EngineGenerator) else (cfg.get("_features") or {})
         rho = check_noise_correlation(own.get("default_noise_correlation", 0.0) if noise_correlation is None
                                       else noise_correlation, "--noise-correlation")
-        levels = None
-        if energy and not isinstance(model, OnnxGenerator):  # the level heard at each frame (lookahead included)
-            a_scaler = StandardScaler.from_dict(feats["audio_scaler"])
-            k = feats["audio_names"].index("rms_db")
-            L = int(getattr(getattr(model, "cfg", None), "lookahead", 0) or 0)
-            levels = [a_scaler.inverse(s["audio"])[seed_frames + L: seed_frames + L + s["n"], k] for s in songs]
         dances = generate_dances(model, songs, seed_frames, samples, temperature, scaler, skeleton, music, ground=ground,
-                                 noise_correlation=rho, energy_levels=levels, fps=fps)
+                                 noise_correlation=rho)
         row, _ = dance_metrics(dances, gt_sets, names, fps, seg)
         lookahead = getattr(getattr(model, "cfg", model), "lookahead", None)
         rows.append({"name": name, "model": cfg["model"], "checkpoint": str(path), "lookahead": lookahead,
-                     "noise_correlation": rho if accepts_pose_hook(model) or Path(path).suffix == ".onnx" else None,
+                     "noise_correlation": rho if accepts_pose_hook(model) or isinstance(model, EngineGenerator) else None,
                      "generate_s": round(time.time() - t0, 1), **row})
         strip.append((name, dances[0]["pos"]))
         progress(f"{name}: {time.time() - t0:.0f} s")

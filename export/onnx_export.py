@@ -30,55 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip, load_style_seeds  # noqa: F401 (re-exported)
+from transflower.models.live_step import (BATCH_AXIS, INPUT_NAMES, OUTPUT_NAMES, build_step_module,  # noqa: F401 (re-exported)
+                                          input_names, model_metadata)
 from transflower.errors import UserError
-from transflower.styles import check_noise_correlation, check_presets, load_presets
 
 log = logging.getLogger("transflower.export")
 FORMAT_VERSION = 1
 METADATA_KEY = "transflower"
-
-
-def build_step_module(model, motion_scaler, audio_scaler):
-    """An nn.Module computing one live step, with scalers folded and flow inverses precomputed."""
-    import torch
-    import torch.nn as nn
-
-    class FlowInverse(nn.Module):
-        def __init__(self, flow):
-            super().__init__()
-            self.flow = flow
-            w_inv = [torch.linalg.inv(s.mix.weight().double()).float() for s in flow.steps]
-            for i, w in enumerate(w_inv):
-                self.register_buffer(f"w_inv_{i}", w.T.contiguous())
-
-        def forward(self, z, cond):
-            for i in reversed(range(len(self.flow.steps))):
-                step = self.flow.steps[i]
-                z = step.coupling.inverse(z, cond)
-                z = z @ getattr(self, f"w_inv_{i}")
-                z = z * torch.exp(-step.norm.log_scale) - step.norm.bias
-            return z
-
-    class LiveStep(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.backbone = model.backbone
-            self.flow_inverse = FlowInverse(model.flow)
-            f = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-            self.register_buffer("m_mean", f(motion_scaler.mean))
-            self.register_buffer("m_std", f(motion_scaler.std))
-            self.register_buffer("a_mean", f(audio_scaler.mean))
-            self.register_buffer("a_std", f(audio_scaler.std))
-
-        def forward(self, motion, audio, rope_cos, rope_sin, cache_k, cache_v, cache_bias, noise, style=None):
-            m = (motion - self.m_mean) / self.m_std
-            a = (audio - self.a_mean) / self.a_std
-            h, new_k, new_v = self.backbone.step(m, a, rope_cos, rope_sin, cache_k, cache_v, cache_bias, style)
-            x = model.residual_mask * m + self.flow_inverse(noise, model.flow_condition(h, m))  # residual: a change
-            pose = x * self.m_std + self.m_mean
-            return pose, new_k, new_v
-
-    return LiveStep().eval()
 
 
 def example_inputs(cfg, batch: int = 2):
@@ -96,17 +54,6 @@ def example_inputs(cfg, batch: int = 2):
     if c.styles:
         inputs += (torch.softmax(torch.randn(B, c.styles), -1),)
     return inputs
-
-
-INPUT_NAMES = ["motion", "audio", "rope_cos", "rope_sin", "cache_k", "cache_v", "cache_bias", "noise"]
-OUTPUT_NAMES = ["pose", "new_k", "new_v"]
-# which axis of each input/output is the batch (None: shared by all dancers)
-BATCH_AXIS = {"motion": 0, "audio": 0, "rope_cos": None, "rope_sin": None, "cache_k": 1, "cache_v": 1, "cache_bias": 0,
-              "noise": 0, "style": 0, "pose": 0, "new_k": 1, "new_v": 1}
-
-
-def input_names(cfg) -> list[str]:
-    return INPUT_NAMES + (["style"] if cfg.styles else [])
 
 
 def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo: bool = True, check: bool = True,
@@ -128,23 +75,13 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
     m_scaler = StandardScaler.from_dict(feats["motion_scaler"])
     a_scaler = StandardScaler.from_dict(feats["audio_scaler"])
     step = build_step_module(model, m_scaler, a_scaler)
-    seed = load_seed_clip(feats, seed_clip, mc.context, ckpt_path)
-    style_names = list(feats.get("styles") or [])[: mc.styles] if mc.styles else []
-    style_seeds = load_style_seeds(feats, mc.context, ckpt_path) if style_names else {}
-    if style_presets and not style_names:
-        raise UserError(f"{ckpt_path}: style presets given, but the model has no style input")
-    if isinstance(style_presets, (str, Path)):
-        style_presets = load_presets(style_presets, style_names)
-    presets = check_presets(feats.get("style_presets") if style_presets is None else style_presets, style_names,
-                            where=f"{ckpt_path}: style_presets" if style_presets is None else "--style-presets")
+    meta_core = model_metadata(ckpt_path, model, cfg, feats, seed_clip, style_presets, default_temperature,
+                               default_noise_correlation)
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     t0 = time.time()
-    if mc.styles and len(feats.get("styles") or []) != mc.styles:
-        raise UserError(f"{ckpt_path}: the model takes {mc.styles} style weights but its features.json lists styles "
-                        f"{feats.get('styles')}; pass the features.json it was trained on (--features)")
     names = input_names(mc)
     dynamic_axes = {n: {BATCH_AXIS[n]: "batch"} for n in names + OUTPUT_NAMES if BATCH_AXIS[n] is not None}
     with torch.no_grad():
@@ -164,23 +101,11 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
                               dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
             exporter = "torchscript"
     proto = onnx.load(str(tmp), load_external_data=True)
-    rho = default_noise_correlation if default_noise_correlation is not None else (cfg.get("_features") or {}).get(
-        "default_noise_correlation")
-    rho = None if rho is None else check_noise_correlation(rho, "--default-noise-correlation")
-    meta = {
-        "format_version": FORMAT_VERSION, "exporter": f"transflower {__version__} ({exporter}, torch {torch.__version__})",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "fps": feats["fps"], "lookahead": mc.lookahead, "context": mc.context, "n_layers": mc.n_layers,
-        "n_heads": mc.n_heads, "head_dim": mc.head_dim, "rope_base": mc.rope_base,
-        "motion_dim": mc.motion_dim, "audio_dim": mc.audio_dim,
-        "audio_config": feats["audio_config"], "motion_names": feats["motion_names"], "audio_names": feats.get("audio_names"),
-        "motion_scaler": feats["motion_scaler"], "audio_scaler": feats["audio_scaler"],
-        "skeleton": feats["skeleton"], "model_config": mc.to_dict(), "seed_motion": seed,
-        "styles": style_names, "style_seeds": style_seeds, "style_presets": presets,
-        **({"default_temperature": float(default_temperature)} if default_temperature is not None else {}),
-        **({"default_noise_correlation": rho} if rho is not None else {}),
-        "source_checkpoint": Path(ckpt_path).name,
-    }
+    meta = {"format_version": FORMAT_VERSION,
+            "exporter": f"transflower {__version__} ({exporter}, torch {torch.__version__})",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **meta_core,
+            "source_checkpoint": Path(ckpt_path).name}
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)

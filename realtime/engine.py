@@ -51,8 +51,8 @@ BATCH_AXIS = {"motion": 0, "audio": 0, "cache_k": 1, "cache_v": 1, "cache_bias":
 
 
 def silence_audio_row(audio_config: dict) -> np.ndarray:
-    """The audio feature row of digital silence (mel at the floor, no onset, no tempo)."""
-    from transflower.generate import silence_row
+    """The feature row of digital silence (transflower.audio_features.silence_row)."""
+    from transflower.audio_features import silence_row
 
     return silence_row(audio_config)
 

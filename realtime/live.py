@@ -730,10 +730,12 @@ class LiveSession:
         c, e, t = self.clock, self.engine, self.times
         udp = sum(x.failed + x.refused for x in self.crowd.targets)
         audio = "" if self.watchdog is None or self.watchdog.state == "ok" else f"  AUDIO LOST {self.watchdog.silent_for:.0f}s"
+        g = e.energy  # the dance's size from the music's level (transflower.energy)
+        size = "" if g is None else f"size {g.gain:4.0%}{' (break)' if g.in_break else ''}  "
         text = (f"{elapsed:7.1f}s  {c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {t.recent_step.pct(50):5.2f} "
                 f"p99 {t.recent_step.pct(99):5.2f} ms (engine {t.recent_engine.pct(50):5.2f}/{t.recent_engine.pct(99):5.2f}, "
                 f"host {t.recent_host.pct(50):4.2f}/{t.recent_host.pct(99):4.2f})  latency p50 {self.latency_ms.pct(50):5.0f} ms  "
-                f"level {feats.level_db:6.1f} dB  late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}{audio}  "
+                f"level {feats.level_db:6.1f} dB  {size}late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}{audio}  "
                 + (f"{self.controls.status_text()}  " if self.controls is not None else ""))
         self._status_text = text.strip()
         if self.preview is not None and self.controls is not None:  # the page shows the current control values

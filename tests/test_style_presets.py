@@ -174,25 +174,26 @@ def test_generate_style_starts_on_its_clip_in_torch_and_onnx(styled):
         np.testing.assert_allclose(res["torch"][:20], res["onnx"][:20], atol=2e-3)
 
 
-def test_torch_generation_scales_its_noise_by_the_preset(styled, monkeypatch):
-    """What the zero-noise parity above cannot see: TorchGenerator draws noise x temperature x the preset."""
-    import torch
+def test_a_checkpoint_and_its_export_are_sampled_by_one_sampler(styled):
+    """What the zero-noise parity above cannot see: with noise, presets (temperature x the style's) and the AR
+    noise, a checkpoint and its .onnx draw the same noise in the same engine (realtime.engine.DanceEngine over
+    transflower.models.live_step.TorchDanceModel), so they dance the same dance."""
+    sf = pytest.importorskip("soundfile")
+    from transflower.generate import generate
 
-    from transflower.generate import TorchGenerator
-    from transflower.models import transflower as T
-
-    _, ckpt, feats, _, _ = styled
-    seen = []
-    step = T.KVCacheRunner.step
-    monkeypatch.setattr(T.KVCacheRunner, "step", lambda self, x, a, noise: seen.append(noise.clone()) or step(self, x, a, noise))
-    monkeypatch.setattr(torch, "randn", lambda *shape, generator=None: torch.ones(*shape))
-    for style, scale in (("style1", 0.5), ("style2", 1.0)):
-        gen = TorchGenerator(ckpt, temperature=0.8, seed=1, features_json=feats, style=style)
-        seen.clear()
-        meta = gen.meta
-        silence = np.zeros(len(meta["audio_scaler"]["mean"]), np.float32)
-        gen.run(np.zeros((2, len(silence)), np.float32), np.asarray(meta["seed_motion"], np.float32)[-3:], 2, silence)
-        np.testing.assert_allclose(seen[-1].numpy(), 0.8 * scale)  # the last step: a sampled frame
+    out, ckpt, feats, clip, tmp = styled
+    song = tmp / "song2.wav"
+    sr = 22050
+    sf.write(song, (0.3 * np.sin(2 * np.pi * 330 * np.arange(int(2.0 * sr)) / sr)).astype(np.float32), sr)
+    for style in ("style1", "style2", None):
+        a = generate(ckpt, song, temperature=0.8, seed=3, style=style, progress=False, features_json=feats,
+                     noise_correlation=0.5)
+        b = generate(out, song, temperature=0.8, seed=3, style=style, progress=False, noise_correlation=0.5)
+        assert a["backend"] == "torch" and b["backend"] == "onnx" and a["noise_correlation"] == b["noise_correlation"]
+        np.testing.assert_allclose(a["motion"][:20], b["motion"][:20], atol=2e-3)
+    c = generate(ckpt, song, temperature=0.8, seed=4, style="style1", progress=False, features_json=feats)
+    assert np.abs(c["motion"][:20] - generate(ckpt, song, temperature=0.8, seed=3, style="style1", progress=False,
+                                              features_json=feats)["motion"][:20]).max() > 1e-3  # the noise matters
 
 
 def test_live_lists_presets_and_starts_in_the_style(styled, receiver, capsys, caplog, tmp_path):

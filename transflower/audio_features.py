@@ -154,6 +154,13 @@ class AudioFeatureExtractor:
         return self.out
 
 
+def silence_row(audio_config: dict) -> np.ndarray:
+    """The feature row of digital silence (an audio config as a dict, as models carry it): what a model hears
+    during its warm start and past a song's end."""
+    ex = AudioFeatureExtractor(AudioFeatureConfig.from_dict(audio_config))
+    return ex.push_hop(np.zeros(ex.hop, np.float32)).copy()
+
+
 def num_frames_for(num_samples: int, config: AudioFeatureConfig) -> int:
     """Frames whose analysis window ends inside the signal: frame t ends at sample (t+1) * hop."""
     return num_samples // config.hop

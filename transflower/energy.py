@@ -1,8 +1,8 @@
 """`MusicEnergy`: the dance's size follows the music's loudness, and a break in the music calms the dancer.
 
 The model was trained on whole songs: it never heard a DJ's break, and on its own it dances on through
-silence at nearly full pace. This gate sits after the sampler (the live engine's step, torch `generate`
-and the benchmarks all use it):
+silence at nearly full pace. This gate sits after the sampler, in the live engine's step (which `live`,
+`generate`, the library and the benchmarks all sample through):
 
 - a causal loudness reference follows the music's recent peak level (`rms_db` of the audio feature row,
   dB against a full-scale sine), decaying 0.5 dB a second (a breakdown stays smaller for half a minute);

@@ -1,7 +1,8 @@
 """`transflower generate MODEL SONG --out DIR`: a dance for a whole song, offline (the seed's script_generate).
 
-MODEL is a training checkpoint (.ckpt, run in torch with the KV cache) or an exported .onnx (run by
-the live engine, so this also previews exactly what `transflower live` will do with that file).
+MODEL is a training checkpoint (.ckpt or a shipped .pt, its step run in torch) or an exported .onnx
+(onnxruntime); either way the live engine samples it, so this also previews exactly what `transflower
+live` will do with that model.
 Generation is autoregressive, frame by frame, with the same causal audio features as live; the
 output is a BVH (the canonical skeleton of the training data), optionally an MP4 of a rendered
 skeleton with the song, and a filmstrip PNG.
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from transflower.audio_features import silence_row
 from transflower.errors import UserError
-from transflower.styles import check_noise_correlation, check_presets, preset_correlation, preset_style, preset_traction
 
 log = logging.getLogger("transflower.generate")
 
@@ -26,14 +27,6 @@ def song_audio_features(song, audio_config: dict, num_frames: int | None = None)
 
     y, sr = load_audio_mono(song)
     return compute_audio_features(y, sr, AudioFeatureConfig.from_dict(audio_config), num_frames)
-
-
-def silence_row(audio_config: dict) -> np.ndarray:
-    """The audio feature row of digital silence: what the model hears past the song's end."""
-    from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
-
-    ex = AudioFeatureExtractor(AudioFeatureConfig.from_dict(audio_config))
-    return ex.push_hop(np.zeros(ex.hop, np.float32)).copy()
 
 
 def seed_from_bvh(path, fps: float) -> np.ndarray:
@@ -46,105 +39,34 @@ def seed_from_bvh(path, fps: float) -> np.ndarray:
     return MotionFeatures(motion.skeleton).encode(root, rots)
 
 
-class TorchGenerator:
-    """A checkpoint in torch with the KV cache; same interface as the ONNX engine (unscaled features)."""
-
-    def __init__(self, ckpt, temperature: float = 1.0, seed: int | None = None, features_json=None, style=None,
-                 style_strength: float = 1.0, noise_correlation: float | None = None):
-        import torch
-
-        from transflower.checkpoint import find_features_meta, load_checkpoint, load_seed_clip, load_style_seeds
-        from transflower.features import StandardScaler
-
-        self.model, cfg = load_checkpoint(ckpt)
-        if cfg["model"] != "transflower_live":
-            raise UserError(f"{ckpt}: generation runs the causal transflower_live model; got {cfg['model']!r}")
-        self.meta = find_features_meta(ckpt, cfg, features_json)
-        self.meta.update(lookahead=self.model.cfg.lookahead, context=self.model.cfg.context)
-        if "seed_motion" not in self.meta:
-            self.meta["seed_motion"] = load_seed_clip(self.meta, None, self.model.cfg.context, ckpt)
-        self.ms = StandardScaler.from_dict(self.meta["motion_scaler"])
-        self.as_ = StandardScaler.from_dict(self.meta["audio_scaler"])
-        self.temperature = temperature
-        styles = list(self.meta.get("styles") or [])[: getattr(self.model.cfg, "styles", 0)]
-        # as the live engine does: the style's preset multiplies its strength and the temperature, and a
-        # dance asked for in a style starts on that style's seed clip (generate() picks the seed)
-        self.presets = check_presets(self.meta.get("style_presets"), styles, where=f"{ckpt}: style_presets")
-        self.style_seeds = load_style_seeds(self.meta, self.model.cfg.context, ckpt) if styles else {}
-        self.style, self.temp_scale = preset_style(style, styles, style_strength, self.presets)
-        base = check_noise_correlation(self.meta.get("default_noise_correlation", 0.0) if noise_correlation is None
-                                       else noise_correlation, "--noise-correlation")
-        self.correlation = preset_correlation(self.presets, style, base)
-        self.traction = preset_traction(self.presets, style)
-        self.gen = torch.Generator().manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31))
-        self.torch = torch
-
-    def run(self, audio_rows: np.ndarray, seed_motion: np.ndarray, num_frames: int, silence: np.ndarray,
-            ground: bool = True, energy: bool = True) -> np.ndarray:
-        """ground: keep the dancer on its seed clip's floor, as the live engine does (transflower.floor.Grounding);
-        energy: the dance's size follows the music's level, a break calms it (transflower.energy), as live."""
-        from transflower.models.transflower import KVCacheRunner
-
-        torch = self.torch
-        t = lambda x: torch.from_numpy(np.asarray(x, dtype=np.float32))[None]  # noqa: E731
-        runner = KVCacheRunner(self.model, style=self.style)
-        zeros = torch.zeros(1, self.model.cfg.motion_dim)
-        sil = t(self.as_.transform(silence))
-        for row in seed_motion:
-            runner.step(t(self.ms.transform(row)), sil, zeros)
-        prev = t(self.ms.transform(seed_motion[-1]))
-        out = np.empty((num_frames, self.model.cfg.motion_dim), np.float32)
-        scaled_audio = self.as_.transform(audio_rows)
-        hook = None
-        if ground:
-            from transflower.floor import grounding_hook
-
-            hook = grounding_hook(self.meta["skeleton"], self.ms, self.ms.transform(seed_motion), traction=self.traction)
-        rho, z = self.correlation, None  # the AR(1) noise, as the live engine draws it
-        for i in range(num_frames):
-            e = torch.randn(1, self.model.cfg.motion_dim, generator=self.gen)
-            z = e if rho == 0.0 or z is None else rho * z + (1.0 - rho * rho) ** 0.5 * e
-            prev = runner.step(prev, t(scaled_audio[i]), z * (self.temperature * self.temp_scale))
-            if hook is not None:
-                hook(prev.numpy())
-            out[i] = self.ms.inverse(prev[0].numpy())
-        if energy:  # on the poses shown, not the ones fed back: the same as the live engine's frame by frame
-            from transflower.energy import MusicEnergy
-
-            level = int(self.meta["audio_config"].get("n_mels", 64))
-            out = MusicEnergy(float(self.meta["fps"]), self.ms.mean).apply_sequence(out, np.asarray(audio_rows)[:, level])
-        return out
-
-
 def generate(model_path, song, temperature: float | None = None, seed: int | None = None, seed_motion=None,
              features_json=None, max_seconds: float | None = None, progress: bool = True, style=None,
              style_strength: float = 1.0, ground: bool = True, noise_correlation: float | None = None,
              energy: bool = True, audio=None) -> dict:
     """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
-    An .onnx file runs in the live engine (realtime.engine: onnxruntime), imported only for that case.
+    The live engine samples it (realtime.engine.DanceEngine: temperature, presets, noise, style, grounding,
+    energy), an .onnx in onnxruntime, a checkpoint through its step in torch (transflower.models.live_step).
     temperature None: the model's benchmarked default (its metadata's default_temperature), else 1.
     A style without `seed_motion` starts on the model's seed clip of that style, where it has one.
     ground: keep the dancer on its seed clip's floor (transflower.floor.Grounding), as `live` does.
     noise_correlation None: the model's default (its metadata's default_noise_correlation), else 0.
     energy: the dance's size follows the music's loudness and a break calms it (transflower.energy), as live.
     audio: the song's audio feature rows (unscaled), when the caller has them (the benchmarks); else read from song."""
+    from realtime.engine import DanceEngine  # the one sampler, whatever the backend
+
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
-        from realtime.engine import DanceEngine, OnnxDanceModel
+        from realtime.engine import OnnxDanceModel
 
-        onnx_model = OnnxDanceModel(model_path, provider="cpu")
-        meta = onnx_model.meta
-        backend = "onnx"
-        style_seeds = onnx_model.style_seeds
-        if temperature is None:
-            temperature = float(meta.get("default_temperature", 1.0))
+        model, backend = OnnxDanceModel(model_path, provider="cpu"), "onnx"
     else:
-        gen = TorchGenerator(model_path, 1.0, seed, features_json, style, style_strength, noise_correlation)
-        meta = gen.meta
-        style_seeds = gen.style_seeds
-        gen.temperature = temperature = float(meta.get("default_temperature", 1.0)) if temperature is None else temperature
-        backend = "torch"
+        from transflower.models.live_step import TorchDanceModel
+
+        model, backend = TorchDanceModel(model_path, features_json), "torch"
+    meta = model.meta
+    if temperature is None:
+        temperature = float(meta.get("default_temperature", 1.0))
     fps, L = float(meta["fps"]), int(meta["lookahead"])
     audio = song_audio_features(song, meta["audio_config"]) if audio is None else np.asarray(audio, np.float32)
     n = len(audio) if max_seconds is None else min(len(audio), int(max_seconds * fps))
@@ -153,31 +75,26 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     silence = silence_row(meta["audio_config"])
     # pose t hears audio row t + L; past the song's end the model hears silence
     rows = np.concatenate([audio, np.repeat(silence[None], L, axis=0)])[L : L + n]
-    style_seed = style not in (None, "auto") and not seed_motion and style in style_seeds
+    style_seed = style not in (None, "auto") and not seed_motion and style in model.style_seeds
+    seed_feats = None
     if seed_motion:
-        seed_feats = seed_from_bvh(seed_motion, fps)
-    else:
-        seed_feats = np.asarray(style_seeds[style] if style_seed else meta["seed_motion"], np.float32)
-    seed_feats = seed_feats[-int(meta["context"]) + 1 :]
-    if backend == "onnx":
-        # a style: warmed up under its label (as TorchGenerator does), on its seed clip unless one was given
-        engine = DanceEngine(onnx_model, temperature=temperature, seed=seed, seed_motion=None if style_seed else seed_feats,
-                             style=style, style_strength=style_strength, ground=ground, noise_correlation=noise_correlation,
-                             energy=energy)
-        out = np.empty((n, engine.motion_dim), np.float32)
-        it = range(n)
-        if progress:
-            from tqdm import tqdm
+        seed_feats = seed_from_bvh(seed_motion, fps)[-int(meta["context"]) + 1 :]
+    elif not style_seed:
+        seed_feats = np.asarray(meta["seed_motion"], np.float32)[-int(meta["context"]) + 1 :]
+    # a style: warmed up under its label, on its own seed clip unless one was given
+    engine = DanceEngine(model, temperature=temperature, seed=seed, seed_motion=seed_feats, style=style,
+                         style_strength=style_strength, ground=ground, noise_correlation=noise_correlation, energy=energy)
+    out = np.empty((n, engine.motion_dim), np.float32)
+    it = range(n)
+    if progress:
+        from tqdm import tqdm
 
-            it = tqdm(it, desc="generate", unit="frame")
-        for i in it:
-            out[i] = engine.step(rows[i])
-    else:
-        out = gen.run(rows, seed_feats, n, silence, ground=ground, energy=energy)
+        it = tqdm(it, desc="generate", unit="frame")
+    for i in it:
+        out[i] = engine.step(rows[i])
     seed_used = f"{style} seed clip" if style_seed else ("--seed-motion" if seed_motion else "model seed clip")
     return {"motion": out, "fps": fps, "skeleton": meta["skeleton"], "audio_rows": audio[:n], "backend": backend,
-            "temperature": temperature, "seed": seed_used,
-            "noise_correlation": float(engine.correlation[0, 0]) if backend == "onnx" else gen.correlation}
+            "temperature": temperature, "seed": seed_used, "noise_correlation": float(engine.correlation[0, 0])}
 
 
 def features_to_motion(motion: np.ndarray, skeleton_dict: dict, fps: float, floor: bool = False):
