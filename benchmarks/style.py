@@ -160,8 +160,11 @@ def spread_songs(songs: list[dict], clip_styles: dict, n: int | None) -> list[di
 def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seconds: float = 2.0, temperature: float = 1.0,
               segment_seconds: float = 5.0, switch_seconds: float = 10.0, blend_seconds: float = 1.0, strength: float = 1.0,
               presets=None, split: str = "test", max_songs: int | None = None, steered: bool = True, only=None,
-              switch_repeats: int = 1, progress=print, ground: bool = True, noise_correlation: float | None = None) -> dict:
+              switch_repeats: int = 1, progress=print, ground: bool = True, noise_correlation: float | None = None,
+              energy: bool = True) -> dict:
     """ground: each dance grounded as live does (transflower.floor.Grounding); False: as sampled.
+    energy: each dance shown at the music's energy as live shows it (transflower.energy, on the finished
+    rollout: the same as frame by frame); False: the model's own dance. (The switch test: without it.)
     noise_correlation: auto's (and a style's without a preset for it); None = the model's own default.
     presets: None = the model's own (a shipped .pt's), a YAML path, or a mapping ({} = none).
     steered False: only the dances started in the style (half the time; for choosing presets).
@@ -222,6 +225,16 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     songs = [s for s in load_songs(data_dir, split, seed_frames, int(round(seconds * fps)), fps) if "~" not in s["id"]]
     songs = spread_songs(songs, clip_styles, max_songs)  # mirrored copies left out: the same songs
     recognised, kinetics = {}, {}
+    a_scaler, k_rms, L = StandardScaler.from_dict(feats["audio_scaler"]), feats["audio_names"].index("rms_db"), model.cfg.lookahead
+
+    def shown(x, song) -> np.ndarray:  # the dance as live shows it: at the music's energy (frame i hears row i + L)
+        xr = scaler.inverse(x.numpy())
+        if not energy:
+            return xr
+        from transflower.energy import MusicEnergy
+
+        level = a_scaler.inverse(song["audio"][seed_frames: seed_frames + song["n"]])[:, k_rms]
+        return MusicEnergy(fps, scaler.mean).apply_sequence(xr, level[np.minimum(np.arange(len(xr)) + L, len(level) - 1)])
     unknown = [s for s in (only or []) if s not in styles]
     if unknown:
         raise UserError(f"--styles {','.join(unknown)}: expected styles of the data, {styles}")
@@ -244,7 +257,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
                         x = model.generate(torch.from_numpy(seed), audio, s["n"], temperature * p_temp,
                                            torch.Generator().manual_seed(100 * j + i), style=w, pose_hook=hook,
                                            noise_correlation=p_corr)
-                    pos = M.positions_from_features(scaler.inverse(x.numpy()), skeleton)
+                    pos = M.positions_from_features(shown(x, s), skeleton)
                     wf = window_features(pos, names, fps, seg)
                     hits = list(clf.predict(wf) == k)
                     if start == "started":
@@ -269,7 +282,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     progress(f"switch: max joint speed around the switch {switch['max_speed_at_switch']:.2f} m/s "
              f"(real 99.9th percentile {switch['real_p999']:.2f} m/s; over it: {switch['switches_over']} of "
              f"{switch['switches']} switches, {switch['without_switch_over']} of the same dances without the switch)")
-    return {"benchmark": "style", "data": str(data_dir), "model": str(ckpt), "styles": styles, "fps": fps, "ground": ground,
+    return {"benchmark": "style", "data": str(data_dir), "model": str(ckpt), "styles": styles, "fps": fps, "ground": ground, "energy": energy,
             "segment_seconds": segment_seconds, "seconds": seconds, "samples": samples, "temperature": temperature,
             "strength": strength, "presets": presets, "split": split, "songs": [s["id"] for s in songs],
             "classifier": {"train_windows": int(len(Xtr)), "test_windows": int(len(Xte)),
@@ -408,6 +421,8 @@ def configure_parser(p) -> None:
                    help="dance each song's switch this many times with other noise (default 1; 5 gives 30 switches)")
     p.add_argument("--no-ground", action="store_true", help="measure the dances as sampled, without the grounding "
                    "live applies (each pose's root height corrected before it is fed back: transflower.floor.Grounding)")
+    p.add_argument("--no-energy", action="store_true", help="measure the model's own dance, without the energy gate live "
+                   "applies to what it shows (quieter music danced smaller: transflower.energy)")
     p.add_argument("--json", help="write the results here")
 
 
@@ -416,7 +431,8 @@ def run(args) -> int:
                     segment_seconds=args.segment_seconds, switch_seconds=args.switch_seconds, blend_seconds=args.blend_seconds,
                     strength=args.strength, presets=args.presets, split=args.split, max_songs=args.songs,
                     steered=not args.started_only, only=args.styles.split(",") if args.styles else None,
-                    switch_repeats=args.switch_repeats, ground=not args.no_ground, noise_correlation=args.noise_correlation)
+                    switch_repeats=args.switch_repeats, ground=not args.no_ground, noise_correlation=args.noise_correlation,
+                    energy=not args.no_energy)
     print(format_table(res))
     if args.json:
         from transflower.atomic import write_text_atomic
