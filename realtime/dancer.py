@@ -35,10 +35,11 @@ class Dancer:
     .. 1 as trained; `seed`: a reproducible dance; `style`: for a style-conditioned model, one of
     `dancer.styles` or weights over them (default "auto": the music decides); `stage_radius`: keep within
     this many cm of the origin; `floor`: lift the body when a sampled pose puts a foot below the floor, and keep the
-    dancer from floating off it (the engine grounds each pose before feeding it back)."""
+    dancer from floating off it (the engine grounds each pose before feeding it back); `energy`: dance smaller
+    to quieter music and sway through a break, as `live` does (transflower.energy)."""
 
     def __init__(self, model=None, temperature: float = 1.0, seed: int | None = None, *, style=None, threads: int = 2,
-                 provider: str = "auto", stage_radius: float = 150.0, floor: bool = True):
+                 provider: str = "auto", stage_radius: float = 150.0, floor: bool = True, energy: bool = True):
         from realtime.engine import DanceEngine, OnnxDanceModel
         from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
         from transflower.floor import FloorClamp
@@ -52,7 +53,7 @@ class Dancer:
         named = isinstance(style, str) and style != "auto" and bool(self.model.styles)
         # a style name: begins on the model's seed clip of that style, under its label and preset
         self.engine = DanceEngine(self.model, temperature=float(temperature), seed=seed, style=style if named else None,
-                                  ground=floor)
+                                  ground=floor, energy=energy)
         self.skeleton = Skeleton.from_dict(meta["skeleton"])
         self.integrator = MotionIntegrator(MotionFeatures(self.skeleton))
         self.floor = FloorClamp(self.skeleton) if floor else None

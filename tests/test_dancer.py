@@ -146,3 +146,20 @@ def test_style_on_a_model_without_styles_is_a_user_error(tiny_onnx):
     assert d.styles == []
     with pytest.raises(UserError, match="no style input"):
         d.set_style("auto")
+
+
+def test_a_break_in_the_music_calms_the_dancer_and_energy_false_dances_through(tiny_onnx, song):
+    """The energy gate through the library: the same seed and music, silence for the second half."""
+    audio = np.concatenate([song[:96000], np.zeros((144000,) + song.shape[1:], song.dtype)])
+
+    def motion(energy):
+        poses = push_in_blocks(Dancer(tiny_onnx, seed=5, energy=energy), audio, 48000, 4800)
+        rots = np.stack([p.local_rotations for p in poses])
+        step = np.abs(np.diff(rots, axis=0)).mean(axis=(1, 2))  # how much the joints move a frame
+        return step, poses
+
+    calm, poses = motion(True)
+    full, _ = motion(False)
+    i = next(k for k, p in enumerate(poses) if p.time >= 3.5)  # 1.5 s into the silence
+    assert calm[:30].mean() == pytest.approx(full[:30].mean(), rel=0.35)  # music: about the same size
+    assert calm[i:].mean() < 0.5 * full[i:].mean() and calm[i:].mean() > 0  # silence: a sway, not a freeze
