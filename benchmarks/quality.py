@@ -222,7 +222,8 @@ class EngineGenerator:
         seed_raw = self.ms.inverse(np.asarray(seed, np.float64)).astype(np.float32)[-(self.context - 1):]
         audio_raw = self.as_.inverse(np.asarray(audio, np.float64)).astype(np.float32)
         engine = DanceEngine(self.model, temperature=temperature, seed=int(generator.initial_seed()), seed_motion=seed_raw,
-                             ground=self.ground, noise_correlation=self.noise_correlation, energy=self.energy)
+                             ground=self.ground, noise_correlation=self.noise_correlation, energy=self.energy,
+                             prime_audio=audio_raw[0])
         out = np.empty((n, engine.motion_dim), np.float32)
         N = len(audio_raw)
         for i in range(n):

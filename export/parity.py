@@ -18,7 +18,7 @@ import copy
 import numpy as np
 
 
-def _torch_rollout_setup(model, seed, ms, a_s, silence):
+def _torch_rollout_setup(model, seed, ms, a_s, prime_row):
     import torch
 
     from transflower.models.transflower import KVCacheRunner
@@ -31,7 +31,7 @@ def _torch_rollout_setup(model, seed, ms, a_s, silence):
     t = lambda x: torch.from_numpy(np.asarray(x, dtype=np.float64)).to(dtype)[None]  # noqa: E731
     with torch.no_grad():
         for row in seed:
-            runner.step(t(ms.transform(row)), t(a_s.transform(silence)), torch.zeros(1, model.cfg.motion_dim, dtype=dtype))
+            runner.step(t(ms.transform(row)), t(a_s.transform(prime_row)), torch.zeros(1, model.cfg.motion_dim, dtype=dtype))
     return runner, t
 
 
@@ -60,8 +60,8 @@ def rollout_parity(model, onnx_path, motion_scaler, audio_scaler, frames: int = 
     for mode in ("stepwise", "free_running"):
         # the graph against torch: without the host-side grounding (the torch rollout here has none)
         engine = DanceEngine(onnx_model, temperature=temperature, seed_motion=seed, ground=False, energy=False)
-        runner, t = _torch_rollout_setup(model, seed, ms, a_s, engine.silence)
-        runner64, t64 = _torch_rollout_setup(model64, seed, ms, a_s, engine.silence) if mode == "free_running" else (None, None)
+        runner, t = _torch_rollout_setup(model, seed, ms, a_s, engine.prime_row)
+        runner64, t64 = _torch_rollout_setup(model64, seed, ms, a_s, engine.prime_row) if mode == "free_running" else (None, None)
         prev = t(ms.transform(seed[-1]))
         prev64 = t64(ms.transform(seed[-1])) if runner64 else None
         errors, control, ref_z = np.empty(frames), np.empty(frames), np.empty(frames)

@@ -274,7 +274,7 @@ class DanceEngine:
     def __init__(self, model: OnnxDanceModel, temperature=1.0, seed: int | None = None,
                  seed_motion: np.ndarray | None = None, explode_threshold: float = 25.0, dancers: int = 1,
                  style_presets: bool = True, style: str | None = None, style_strength: float = 1.0, ground: bool = True,
-                 noise_correlation: float | None = None, energy: bool = True):
+                 noise_correlation: float | None = None, energy: bool = True, prime_audio: np.ndarray | None = None):
         """`style`: begin in it, as start_style does (its label and preset from the first frame; the warm start
         under its label, on `seed_motion` if given, else on the model's seed clip of that style), with one
         warm start instead of two. `ground`: each dancer's pose is kept on the floor its warm-start clip stands
@@ -282,7 +282,9 @@ class DanceEngine:
         `noise_correlation`: each dancer's noise is an AR(1) process over frames with this coefficient (as
         `TransflowerLive.generate`; None: the model's default, else 0); a style's preset may set its own.
         `energy`: the dance's size follows the music's loudness and a break calms it
-        (transflower.energy.MusicEnergy, on the poses `step` returns, `shown_poses`; the model is fed `poses`)."""
+        (transflower.energy.MusicEnergy, on the poses `step` returns, `shown_poses`; the model is fed `poses`).
+        `prime_audio`: the audio feature row the warm start hears (unscaled); default the training music's mean
+        row (live, which has no music before it starts); offline, the song's first row."""
         m = model.meta
         B = int(dancers)
         if B < 1:
@@ -369,7 +371,13 @@ class DanceEngine:
         self.batched = len(self.groups) == 1
         self.feeds = self.groups[0].feeds
         self.dancers = [DancerControls(self, i) for i in range(B)]
-        self.silence = silence_audio_row(m["audio_config"])  # what the warm start hears
+        self.silence = silence_audio_row(m["audio_config"])
+        # what the warm start hears: music (the song's first row, or the training music's mean row), so the dancer
+        # starts in a dance (primed on silence it started calm, and a dancer keeps its own pace: 0.84x the real
+        # speed over 30 s); a silent start is the energy gate's business
+        self.prime_row = np.asarray(m["audio_scaler"]["mean"] if prime_audio is None else prime_audio, np.float32)
+        if self.prime_row.shape != (self.audio_dim,):
+            raise UserError(f"prime_audio: expected {self.audio_dim} audio features, got shape {self.prime_row.shape}")
         if self.silence.shape != (self.audio_dim,):
             raise UserError(f"{model.path}: audio_config gives {self.silence.shape[0]} features, the graph takes {self.audio_dim}")
         self.audio[:] = self.silence
@@ -553,7 +561,7 @@ class DanceEngine:
         """Warm start one dancer on the seed clip (teacher forcing, silence) with plain runs; keep the snapshot."""
         C, D = self.C, self.motion_dim
         shape = (self.n_layers, 1, C, self.H, self.hd)
-        f = {"motion": np.zeros((1, D), np.float32), "audio": self.silence[None].astype(np.float32),
+        f = {"motion": np.zeros((1, D), np.float32), "audio": self.prime_row[None].astype(np.float32),
              "rope_cos": self.rope_cos, "rope_sin": self.rope_sin, "cache_k": np.zeros(shape, np.float32),
              "cache_v": np.zeros(shape, np.float32), "cache_bias": np.full((1, C), -1e9, np.float32),
              "noise": np.zeros((1, D), np.float32)}

@@ -6,8 +6,9 @@ silence at nearly full pace. This gate sits after the sampler, in the live engin
 
 - a causal loudness reference follows the music's recent peak level (`rms_db` of the audio feature row,
   dB against a full-scale sine), decaying 0.5 dB a second (a breakdown stays smaller for half a minute);
-- the dance's gain is 1 at that reference and falls to `quiet_gain` `quiet_db` below it: quieter, sparser
-  passages are danced smaller;
+- the dance's gain is 1 within `full_db` (8 dB) of that reference (a song's own phrase-to-phrase
+  dynamics) and falls linearly to `quiet_gain` at `quiet_db` (30 dB) below it: a quieter, sparser
+  passage (a breakdown, an intro) is danced smaller;
 - near silence (more than `break_db` below the reference, or under `silence_db` absolute) held for
   `break_hold_s` is a break: the gain falls to `break_gain`, so the dancer settles into a calm sway about
   a relaxed stance within about a second and a half instead of freezing mid-step.
@@ -30,7 +31,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class EnergyConfig:
-    quiet_db: float = 24.0        # this far below the reference, the dance is at quiet_gain
+    full_db: float = 8.0          # within this of the reference the dance is full size (a song's own dynamics)
+    quiet_db: float = 30.0        # this far below the reference, the dance is at quiet_gain
     quiet_gain: float = 0.6
     break_db: float = 30.0        # this far below the reference (or under silence_db) is near silence
     silence_db: float = -60.0
@@ -81,7 +83,7 @@ class MusicEnergy:
         if self.in_break:
             self.target = c.break_gain
         else:
-            x = min(max(below / c.quiet_db, 0.0), 1.0)
+            x = min(max((below - c.full_db) / (c.quiet_db - c.full_db), 0.0), 1.0)
             self.target = 1.0 - (1.0 - c.quiet_gain) * x
         rate = self._fall if self.target < self.gain else self._rise
         self.gain += rate * (self.target - self.gain)

@@ -83,7 +83,8 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
         seed_feats = np.asarray(meta["seed_motion"], np.float32)[-int(meta["context"]) + 1 :]
     # a style: warmed up under its label, on its own seed clip unless one was given
     engine = DanceEngine(model, temperature=temperature, seed=seed, seed_motion=seed_feats, style=style,
-                         style_strength=style_strength, ground=ground, noise_correlation=noise_correlation, energy=energy)
+                         style_strength=style_strength, ground=ground, noise_correlation=noise_correlation, energy=energy,
+                         prime_audio=audio[0])
     out = np.empty((n, engine.motion_dim), np.float32)
     it = range(n)
     if progress:
