@@ -375,7 +375,9 @@ class DanceEngine:
         # what the warm start hears: music (the song's first row, or the training music's mean row), so the dancer
         # starts in a dance (primed on silence it started calm, and a dancer keeps its own pace: 0.84x the real
         # speed over 30 s); a silent start is the energy gate's business
-        self.prime_row = np.asarray(m["audio_scaler"]["mean"] if prime_audio is None else prime_audio, np.float32)
+        if prime_audio is None:  # an older export without the audio scaler: silence, as before
+            prime_audio = (m.get("audio_scaler") or {}).get("mean", self.silence)
+        self.prime_row = np.asarray(prime_audio, np.float32)
         if self.prime_row.shape != (self.audio_dim,):
             raise UserError(f"prime_audio: expected {self.audio_dim} audio features, got shape {self.prime_row.shape}")
         if self.silence.shape != (self.audio_dim,):

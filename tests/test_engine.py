@@ -236,3 +236,19 @@ def test_a_performers_noise_correlation_blends_in_holds_across_style_switches_an
     assert e.stats.resets == 0
     with pytest.raises(UserError, match="noise correlation"):
         e.set_noise_correlation(0.99)
+
+
+def test_the_warm_start_hears_music_by_default_and_the_row_it_is_given(styled_onnx):
+    """Primed on silence a dancer starts calm and keeps that pace: the warm start hears the training music's
+    mean feature row (live), or the song's first row when the caller has the song (generate, benchmarks)."""
+    from realtime.engine import DanceEngine, OnnxDanceModel
+
+    model = OnnxDanceModel(styled_onnx, provider="cpu", threads=1)
+    e = DanceEngine(model, seed=0)
+    np.testing.assert_array_equal(e.prime_row, np.asarray(model.meta["audio_scaler"]["mean"], np.float32))
+    loud = np.full(e.audio_dim, 3.0, np.float32)
+    a = DanceEngine(model, seed=0, prime_audio=loud).step(e.silence).copy()
+    b = DanceEngine(model, seed=0, prime_audio=e.silence).step(e.silence).copy()
+    assert np.abs(a - b).max() > 1e-4  # the primed cache differs, so does the first pose
+    with pytest.raises(UserError, match="prime_audio"):
+        DanceEngine(model, seed=0, prime_audio=np.zeros(3, np.float32))
