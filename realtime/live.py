@@ -685,7 +685,11 @@ class LiveSession:
                 self._print_status(feats, elapsed)
                 status_written = True
             if getattr(self.source, "finished", False) and self.source.ring.available() == 0:
-                log.info("input finished")
+                self.stopped_by = "end of input"
+                if status_written and sys.stderr.isatty():
+                    sys.stderr.write("\n")  # off the status line
+                log.info("%s ended after %.1f s; stopping (--loop-input plays it again)",
+                         getattr(self.args, "input", None) or "the input", elapsed)
                 break
         return status_written
 

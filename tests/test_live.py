@@ -346,3 +346,21 @@ def test_style_option_and_list_styles(tmp_path, receiver, capsys):
     assert run_cli("--model", model, "--demo", "--duration", 1, "--style", "style2", "--fps", 20, "--osc",
                    f"127.0.0.1:{receiver.port}", "--summary-json", out) == 0
     assert json.loads(out.read_text())["frames"] > 10
+
+
+def test_a_file_that_ends_stops_the_run_with_a_line_that_says_so(tiny_onnx, receiver, tmp_path, caplog):
+    import logging
+
+    import soundfile as sf
+
+    caplog.set_level(logging.INFO, logger="transflower.live")
+    song = tmp_path / "short.wav"
+    sr = 24000
+    sf.write(song, (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(1.0 * sr)) / sr)).astype(np.float32), sr)
+    out = tmp_path / "s.json"
+    rc = run_cli("--model", tiny_onnx, "--input", song, "--duration", 6, "--fps", 20,
+                 "--osc", f"127.0.0.1:{receiver.port}", "--summary-json", out, "--status-interval", 0)
+    assert rc == 0
+    s = json.loads(out.read_text())
+    assert s["stopped_by"] == "end of input" and s["seconds"] < 3.0  # not the 6 s asked for
+    assert f"{song} ended after" in caplog.text and "--loop-input" in caplog.text
