@@ -409,7 +409,7 @@ class LiveSession:
                             "pass a model trained for the lookahead you want (--model)")
         seed_motion = None
         if args.seed_motion:
-            from transflower.generate import seed_from_bvh
+            from transflower.motion_features import features_from_bvh as seed_from_bvh
 
             seed_motion = seed_from_bvh(args.seed_motion, self.model_fps)[-(int(meta["context"]) - 1):]
         self.dancers = int(getattr(args, "dancers", 1) or 1)

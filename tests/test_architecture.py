@@ -44,3 +44,28 @@ def test_core_does_not_reach_up_into_export_or_realtime():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"the core imported: {out.stdout.strip()}"
+
+
+def test_no_import_anywhere_in_the_live_path_reaches_training_or_command_code():
+    """The import-time check above cannot see imports inside functions; this one reads every import
+    statement of realtime/ and bridge/, wherever it stands: none may reach torch, lightning, the models,
+    training, export, or a command module (generate, features, cli)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    banned = ("torch", "lightning", "transflower.models", "transflower.train", "transflower.dataset", "export",
+              "transflower.generate", "transflower.features", "transflower.cli")
+    found = []
+    for folder in ("realtime", "bridge"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                found += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names
+                          if any(n == b or n.startswith(b + ".") for b in banned)]
+    assert found == [], f"the live path imports: {found}"

@@ -31,6 +31,7 @@ import numpy as np
 
 from transflower.atomic import atomic_path, write_json_atomic as save_json_atomic
 from transflower.errors import DataError, UserError
+from transflower.motion_features import resample_motion  # noqa: F401 (re-exported: its home is motion_features)
 
 log = logging.getLogger("transflower.features")
 
@@ -79,23 +80,6 @@ def save_npy_atomic(path: Path, arr: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Per-clip features
-
-
-def resample_motion(root: np.ndarray, rots: np.ndarray, fps_in: float, fps_out: float):
-    """Resample root positions (linear) and local rotations (slerp) to a new frame rate."""
-    if abs(fps_in - fps_out) < 1e-6:
-        return root, rots
-    from transflower.rotations import quat_slerp
-
-    T = root.shape[0]
-    n_out = int(np.floor((T - 1) * fps_out / fps_in)) + 1
-    t = np.arange(n_out) * fps_in / fps_out
-    i0 = np.clip(np.floor(t).astype(int), 0, T - 1)
-    i1 = np.clip(i0 + 1, 0, T - 1)
-    w = (t - i0)[:, None]
-    root_out = root[i0] * (1 - w) + root[i1] * w
-    rots_out = quat_slerp(rots[i0], rots[i1], w)  # w (N, 1) broadcasts over joints
-    return root_out, rots_out
 
 
 def clip_features(bvh_path: Path, wav_path: Path, fps: float, audio_config):

@@ -18,6 +18,7 @@ import numpy as np
 
 from transflower.audio_features import silence_row
 from transflower.errors import UserError
+from transflower.motion_features import features_from_bvh as seed_from_bvh  # a --seed-motion BVH's features
 
 log = logging.getLogger("transflower.generate")
 
@@ -27,16 +28,6 @@ def song_audio_features(song, audio_config: dict, num_frames: int | None = None)
 
     y, sr = load_audio_mono(song)
     return compute_audio_features(y, sr, AudioFeatureConfig.from_dict(audio_config), num_frames)
-
-
-def seed_from_bvh(path, fps: float) -> np.ndarray:
-    from transflower.bvh import read_bvh
-    from transflower.features import resample_motion
-    from transflower.motion_features import MotionFeatures
-
-    motion = read_bvh(path)
-    root, rots = resample_motion(motion.root_positions, motion.local_rotations, motion.fps, fps)
-    return MotionFeatures(motion.skeleton).encode(root, rots)
 
 
 def generate(model_path, song, temperature: float | None = None, seed: int | None = None, seed_motion=None,

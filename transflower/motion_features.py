@@ -26,6 +26,32 @@ from transflower.skeleton import Skeleton
 ROOT_FEATURES = ["root_dx", "root_dz", "root_dyaw", "root_y"]
 
 
+def resample_motion(root: np.ndarray, rots: np.ndarray, fps_in: float, fps_out: float):
+    """Resample root positions (linear) and local rotations (slerp) to a new frame rate."""
+    if abs(fps_in - fps_out) < 1e-6:
+        return root, rots
+    from transflower.rotations import quat_slerp
+
+    T = root.shape[0]
+    n_out = int(np.floor((T - 1) * fps_out / fps_in)) + 1
+    t = np.arange(n_out) * fps_in / fps_out
+    i0 = np.clip(np.floor(t).astype(int), 0, T - 1)
+    i1 = np.clip(i0 + 1, 0, T - 1)
+    w = (t - i0)[:, None]
+    root_out = root[i0] * (1 - w) + root[i1] * w
+    rots_out = quat_slerp(rots[i0], rots[i1], w)  # w (N, 1) broadcasts over joints
+    return root_out, rots_out
+
+
+def features_from_bvh(path, fps: float) -> np.ndarray:
+    """A BVH file -> its motion features at `fps` (a seed clip for generate and live)."""
+    from transflower.bvh import read_bvh
+
+    motion = read_bvh(path)
+    root, rots = resample_motion(motion.root_positions, motion.local_rotations, motion.fps, fps)
+    return MotionFeatures(motion.skeleton).encode(root, rots)
+
+
 class MotionFeatures:
     def __init__(self, skeleton: Skeleton):
         self.skeleton = skeleton
