@@ -8,7 +8,7 @@ log-likelihood per pose dimension is computed under each label (auto and every s
     0.6, no pose noise), which is what a rollout hears once it has drifted.
 Per true style it prints the mean NLL under each label and how often the true label is the likeliest of
 the style labels ("label wins"). A model whose label wins teacher-forced but not self-fed has a label that
-names a style but cannot pull a drifting rollout back to it (benchmarks/README.md, session 8).
+names a style but cannot pull a drifting rollout back to it (experiments/2026-11-to-12-model-history.md, 2026-11-27).
 
     python scripts/probe_label_recovery.py FEATURE_DIR CKPT [CKPT ...] [--split test] [--self-fed 0.8] [--passes 3]
 """

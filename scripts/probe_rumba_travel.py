@@ -31,7 +31,7 @@ scaler = StandardScaler.from_dict(feats["motion_scaler"]); seg = 100; cs = feats
 real_kin = {}
 Xtr, ytr = _real_windows(D, read_ids(D, "train"), cs, styles, scaler, skel, names, fps, seg, real_kin)
 clf = StyleClassifier(len(styles)).fit(Xtr, ytr)
-REAL_TRAVEL = 0.535  # m/s: the real rumba clips' travel (`bench style`, session 6)
+REAL_TRAVEL = 0.535  # m/s: the real rumba clips' travel (`bench style`, 2026-11-27)
 torch.set_num_threads(1)
 songs = spread_songs([s for s in load_songs(D, "test", 40, 600, fps) if "~" not in s["id"]], cs, None)
 hips = names.index("Hips")

@@ -161,7 +161,7 @@ def test_contact_pace_pulls_a_sample_that_stops_back_to_the_datas_travel_and_leg
 
 
 def test_contact_pace_cap_pulls_a_sample_that_travels_too_far_back_down_and_leaves_one_within_the_cap_alone():
-    """One-sided, the pull only ever raises the travel (session 12: the rumba drifted to 1.6-1.8x its
+    """One-sided, the pull only ever raises the travel (2026-11-28: the rumba drifted to 1.6-1.8x its
     travel). With contact_pace_cap 1.1 a sample travelling 2 m/s where the data travels 1 m/s costs
     (2 - 1.1)^2 more, with a gradient that lowers the travel; one at 1.05 m/s costs nothing; without the
     cap the far traveller costs nothing either. A cap below 1 is refused."""

@@ -74,7 +74,7 @@ class Grounding:
     The model samples each frame's root height as a change from the last one (the residual flow), and
     nothing ties that height to the legs: over a rollout it drifts. The shipped model's dancers rose by
     20-40 cm in 30 s (hips from ~100 to 130-138 cm, the lowest foot from ~20 to 40-60 cm: benchmarks/
-    README, Session 10), a dance no training clip shows, and fed back to the model as its own past.
+    README, 2026-11-28), a dance no training clip shows, and fed back to the model as its own past.
     `Grounding` corrects the root height of each sampled pose *before* it is fed back (the engine's step,
     or `generate`'s pose hook), so the model goes on from a dancer on the floor:
 
@@ -96,9 +96,9 @@ class Grounding:
     frame is a swing skimming the floor, not a stance: its weight fades to 0 over the next `swing_fade` cm
     (defaults 6 and 6; a planted foot of the real dances moves about the root under 5.7-6.7 cm a frame in
     99% of its frames, by style: scripts/probe_stance.py). Holding a swing threw the body against it, and
-    the other foot past the real dances' fastest frames (the cha-cha's spikes, benchmarks/README session
-    12). Off by default: a style's preset turns it on (transflower.styles, "traction"); the auto dance slides
-    no more than real dances.
+    the other foot past the real dances' fastest frames (the cha-cha's spikes, measured 2026-11-28:
+    experiments/2026-11-to-12-model-history.md). Off by default: a style's preset turns it on
+    (transflower.styles, "traction"); the auto dance slides no more than real dances.
 
     Works on unscaled motion-feature rows (B, D) in place, float32; a compiled kernel, buffers made here:
     a frame allocates nothing."""

@@ -381,7 +381,7 @@ class TransflowerLive(nn.Module):
         Windows whose motion keeps its label but whose music is another's teach that the label, not the
         music, sets the style. Windows trained as "auto" keep their own music (auto = follow the music).
         The partner is drawn among the batch's windows of another style (labels: (B, T) before dropout,
-        default idx); only where the batch has none is it the previous window. (Up to session 7 it was
+        default idx); only where the batch has none is it the previous window. (Up to 2026-11-27 it was
         always the previous window: under balanced styles a third of the "swaps" kept music of the
         window's own style, so the shipped model's swap 0.3 was about 0.2 in effect.)
         swap (B,) bool fixes which windows swap (tests); auto windows never do."""
@@ -471,7 +471,7 @@ class TransflowerLive(nn.Module):
         window's log-likelihood under each label. On real dance it already picks the right label; but from a
         past it fed itself (scheduled sampling) the real continuation of a rumba was likelier under the cha-cha
         label than under rumba's, and a waltz's under any label but waltz (0% and 1% of test windows: a probe
-        in benchmarks/README.md, session 8), so in a rollout the label does not pull a drifting dance back to
+        in experiments/2026-11-to-12-model-history.md, 2026-11-27), so in a rollout the label does not pull a drifting dance back to
         its style. This is the cross-entropy of that classifier, on up to `style_contrast_windows` labelled
         windows (label (B,), 0 = auto, skipped): logits are each label's mean log-likelihood per frame (nats),
         so it saturates once the right label wins by a few nats a frame, and it is divided by the pose's
@@ -494,7 +494,7 @@ class TransflowerLive(nn.Module):
     def contact_loss(self, fed, seen, h, target, real_past=None, windows=None):
         """The foot-contact term: a foot on the floor should not skate.
 
-        In a rollout the model's feet slide with its travel (benchmarks/README.md, Session 10: the sliding is
+        In a rollout the model's feet slide with its travel (experiments/2026-11-to-12-model-history.md, 2026-11-28: the sliding is
         made in the rollout; its one-step samples from real pasts slide no more than the data for waltz and
         rumba). Here, from the past the model was fed (`fed`, with its self-fed poses), one pose per frame is
         sampled *with* gradient (noise at scheduled_sampling_temperature, the residual on the fed pose, as a
@@ -505,15 +505,15 @@ class TransflowerLive(nn.Module):
         the floor, a sampled lowest foot more than `contact_cm` above it is penalised too (3 x metres,
         squared), or the term is met by keeping the feet in the air. With `contact_planted` only frames where
         the data's foot moves slower than that count (a real glide may glide). With `contact_pace`, a
-        counterweight: the term alone was met by dancing less (session 10: the cha-cha slowed to 0.3-0.5x), so
+        counterweight: the term alone was met by dancing less (2026-11-28: the cha-cha slowed to 0.3-0.5x), so
         per window the sampled poses' mean travel (the root's step) and mean leg motion (the foot points'
         speed about the root), where short of the data's on the same frames, are pulled up to it (m/s,
         squared, times contact_pace): a foot may stop skating only by the legs carrying the travel. The data's
         leg motion is its own step (real_past -> target: from a self-fed past, the step to the real pose
         includes the drift). With `contact_pace_cap` (> 0) the travel is held from above too: a window's mean
         travel beyond cap x the data's is pulled down the same way (one-sided, the pull sped the rumba up to
-        1.6-1.8x its travel in a 300-step fine-tune: session 12). With `windows` (B,) bool (contact_styles) only
-        those windows count: the cap did not hold the rumba either (session 13), so the term can be kept to the
+        1.6-1.8x its travel in a 300-step fine-tune: 2026-11-28). With `windows` (B,) bool (contact_styles) only
+        those windows count: the cap did not hold the rumba either (2026-12-06), so the term can be kept to the
         styles that slide. fed, seen, target, real_past (B, T, D)."""
         geo = getattr(self, "foot_geometry", None)
         if geo is None:
@@ -607,7 +607,7 @@ class TransflowerLive(nn.Module):
         noise_correlation rho (a number in [0, 1), or one per generated frame): the noise is an AR(1) process,
         z_i = rho z_{i-1} + sqrt(1 - rho^2) e_i, so each frame's draw is still N(0, 1) (times the temperature)
         but consecutive frames' draws are alike: the flow's per-frame noise stops jittering the dance
-        (benchmarks/README, Session 11). 0: independent draws, as trained."""
+        (experiments/2026-11-to-12-model-history.md, 2026-11-28). 0: independent draws, as trained."""
         S, N, L, D = seed_motion.shape[0], audio.shape[0], self.cfg.lookahead, self.cfg.motion_dim
         if S < 1:
             raise ValueError("generate needs at least one seed frame")
