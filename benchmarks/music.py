@@ -86,11 +86,9 @@ def smoothed(speed: np.ndarray, fps: float, seconds: float = 1.0) -> np.ndarray:
     """Trailing mean over `seconds` (causal: what a viewer has just seen)."""
     k = max(1, int(round(seconds * fps)))
     c = np.concatenate([[0.0], np.cumsum(speed)])
-    out = np.empty(len(speed))
-    for t in range(len(speed)):
-        lo = max(0, t + 1 - k)
-        out[t] = (c[t + 1] - c[lo]) / (t + 1 - lo)
-    return out
+    hi = np.arange(1, len(speed) + 1)
+    lo = np.maximum(0, hi - k)
+    return (c[hi] - c[lo]) / (hi - lo)
 
 
 def break_measures(speed: np.ndarray, fps: float, start_s: float = BREAK_START_S, end_s: float = BREAK_END_S) -> dict:

@@ -50,13 +50,6 @@ OUTPUTS = ["pose", "new_k", "new_v"]
 BATCH_AXIS = {"motion": 0, "audio": 0, "cache_k": 1, "cache_v": 1, "cache_bias": 0, "noise": 0, "style": 0}
 
 
-def silence_audio_row(audio_config: dict) -> np.ndarray:
-    """The feature row of digital silence (transflower.audio_features.silence_row)."""
-    from transflower.audio_features import silence_row
-
-    return silence_row(audio_config)
-
-
 def default_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "transflower" / "default_model" / "transflower_live.onnx"
 
@@ -371,7 +364,9 @@ class DanceEngine:
         self.batched = len(self.groups) == 1
         self.feeds = self.groups[0].feeds
         self.dancers = [DancerControls(self, i) for i in range(B)]
-        self.silence = silence_audio_row(m["audio_config"])
+        from transflower.audio_features import silence_row
+
+        self.silence = silence_row(m["audio_config"])
         # what the warm start hears: music (the song's first row, or the training music's mean row), so the dancer
         # starts in a dance (primed on silence it started calm, and a dancer keeps its own pace: 0.84x the real
         # speed over 30 s); a silent start is the energy gate's business

@@ -75,13 +75,11 @@ def load_modality(data_dir: Path, seq_id: str, modality: str) -> np.ndarray:
 
 def tempo_versions(ids: list[str]) -> dict[str, dict[float, str]]:
     """{id without its tempo tag: {tempo factor: id}} for the time-stretched copies of `transflower features`."""
-    import re
-
-    from transflower.features import tempo_factor
+    from transflower.features import tempo_factor, without_tempo_tag
 
     groups: dict[str, dict[float, str]] = {}
     for seq_id in ids:
-        key = "~".join(p for p in seq_id.split("~") if not re.fullmatch(r"t\d+(\.\d+)?", p))
+        key = without_tempo_tag(seq_id)
         groups.setdefault(key, {})[tempo_factor(seq_id)] = seq_id
     return groups
 

@@ -241,6 +241,11 @@ def tempo_factor(seq_id: str) -> float:
     return 1.0
 
 
+def without_tempo_tag(seq_id: str) -> str:
+    """The id a time-stretched copy was made from (`DANCE_W_1~t1.25~mirror` -> `DANCE_W_1~mirror`)."""
+    return "~".join(p for i, p in enumerate(seq_id.split("~")) if i == 0 or tempo_factor("~" + p) == 1.0)
+
+
 def tempo_copy_id(seq_id: str, factor: float) -> str:
     return f"{seq_id}{TEMPO_TAG}{factor:.2f}"
 
