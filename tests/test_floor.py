@@ -297,13 +297,13 @@ def test_traction_is_per_dancer_and_a_dancer_turned_on_mid_show_measures_from_th
 
 
 def test_probe_stance_measures_a_planted_foot_about_the_root_and_leaves_a_swing_out():
-    """scripts/probe_stance.py, the basis of traction's swing gate: under a body travelling 3 cm a frame, a
+    """experiments/2026-11-probes/probe_stance.py, the basis of traction's swing gate: under a body travelling 3 cm a frame, a
     foot fixed on the floor moves 3 cm a frame about the root (planted); a foot swept 10 cm a frame about
     the root counts near the floor but not as planted."""
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("probe_stance", Path(__file__).parents[1] / "scripts" / "probe_stance.py")
+    spec = importlib.util.spec_from_file_location("probe_stance", Path(__file__).parents[1] / "experiments" / "2026-11-probes" / "probe_stance.py")
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
     T, J = 40, len(JOINT_NAMES)

@@ -306,35 +306,28 @@ def test_training_step_logs_the_nll_and_the_style_contrast_apart():
     assert float(lit.last_train_nll) == logged["train/nll"]
 
 
-def _with_skeleton(data_dir, tmp_path):
-    """The tiny folder plus what the contact term needs: the skeleton and the motion scaler."""
-    import shutil
+def test_retired_options_load_at_their_kept_value_and_are_refused_otherwise():
+    """A checkpoint saved with a removed training option at the value that keeps its behaviour still loads."""
+    from transflower.models import build_model
 
-    from transflower.skeleton import JOINT_NAMES, PARENTS, ROTATING_JOINTS
-
-    d = tmp_path / "skel"
-    shutil.copytree(data_dir, d)
-    rng = np.random.default_rng(3)
-    off = np.zeros((len(JOINT_NAMES), 3))
-    off[1:] = rng.normal(size=(len(JOINT_NAMES) - 1, 3)) * 4 + np.array([0, -12, 0])
-    meta = json.loads((d / "features.json").read_text())
-    scaler = {"mean": [0.0, 0.0, 0.0, 90.0] + [0.0] * 42, "std": [1.0, 1.0, 0.05, 5.0] + [0.3] * 42}
-    meta.update(skeleton={"names": JOINT_NAMES, "parents": PARENTS.tolist(), "offsets": off.tolist(),
-                          "rotating": ROTATING_JOINTS.tolist()}, motion_scaler=scaler)
-    (d / "features.json").write_text(json.dumps(meta))
-    return d
+    base = {"motion_dim": 6, "audio_dim": 5, "d_model": 32, "n_heads": 4, "motion_layers": 1, "audio_layers": 1,
+            "cross_layers": 1, "flow_steps": 2, "flow_hidden": 16}
+    model = build_model("transflower_live", {**base, "contact": 0.0, "contact_cm": 5.0, "flow_skip": False,
+                                             "velocity_leak": 1.0, "contact_styles": []})
+    assert not hasattr(model.cfg, "contact")
+    with pytest.raises(UserError, match="model_config.contact = 1.0: this training option was removed"):
+        build_model("transflower_live", {**base, "contact": 1.0})
+    with pytest.raises(UserError, match="unknown keys \\['contactt'\\]"):
+        build_model("transflower_live", {**base, "contactt": 1.0})
 
 
-def test_contact_term_trains_and_a_run_can_start_from_another_runs_weights(data_dir, tmp_path):
+def test_a_run_can_start_from_another_runs_weights(data_dir, tmp_path):
     from transflower.checkpoint import load_checkpoint
     from transflower.models import build_model
 
-    with pytest.raises(UserError, match="contact needs the data's skeleton"):
-        train(load_config(DEFAULT_CONFIG, TINY_LIVE + FAST + ["training.max_steps=1", "model_config.contact=1.0"]),
-              data_dir, tmp_path / "no_skeleton")
-    d = _with_skeleton(data_dir, tmp_path)
+    d = data_dir
     cfg = load_config(DEFAULT_CONFIG, TINY_LIVE + FAST + ["training.max_steps=3", "training.val_every_steps=3",
-                                                          "model_config.contact=1.0", "model_config.scheduled_sampling=0.5"])
+                                                          "model_config.scheduled_sampling=0.5"])
     first = tmp_path / "first"
     assert train(cfg, d, first) == 0
     assert card_steps(first) == 3

@@ -95,7 +95,7 @@ class Grounding:
     travels as far as the stance leg carries it. A point moving about the root faster than `swing` cm a
     frame is a swing skimming the floor, not a stance: its weight fades to 0 over the next `swing_fade` cm
     (defaults 6 and 6; a planted foot of the real dances moves about the root under 5.7-6.7 cm a frame in
-    99% of its frames, by style: scripts/probe_stance.py). Holding a swing threw the body against it, and
+    99% of its frames, by style: experiments/2026-11-probes/probe_stance.py). Holding a swing threw the body against it, and
     the other foot past the real dances' fastest frames (the cha-cha's spikes, measured 2026-11-28:
     experiments/2026-11-to-12-model-history.md). Off by default: a style's preset turns it on
     (transflower.styles, "traction"); the auto dance slides no more than real dances.

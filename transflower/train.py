@@ -267,7 +267,7 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     feat_meta = json.loads(feat_meta_path.read_text()) if feat_meta_path.exists() else {}
     if cfg["model_config"].get("styles") == "auto":  # the data's style labels, if it has any
         cfg["model_config"]["styles"] = len(feat_meta.get("styles") or [])
-    for name in ("scheduled_sampling_styles", "contact_styles"):
+    for name in ("scheduled_sampling_styles",):
         if cfg["model_config"].get(name):  # the model knows label indices only
             cfg["model_config"][name] = style_indices(
                 cfg["model_config"][name], list(feat_meta.get("styles") or []), f"model_config.{name}")
@@ -279,16 +279,6 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
                                   tempo_splices=int(d.get("tempo_splices") or 1))
     val_set = MultimodalDataset(data_dir, "test", spec, stride=max(d["stride"], d["seq_len"] // 2))
     lit = build_lightning_module(cfg, train_set.dims)
-    if float(cfg["model_config"].get("contact") or 0) > 0:  # the feet the contact term measures: the data's skeleton
-        from transflower.models.feet import FootGeometry
-        from transflower.skeleton import Skeleton
-
-        if not feat_meta.get("skeleton") or not feat_meta.get("motion_scaler"):
-            raise UserError(f"{feat_meta_path}: model_config.contact needs the data's skeleton and motion scaler "
-                            "(features.json from `transflower features`)")
-        lit.model.set_foot_geometry(FootGeometry(feat_meta["skeleton"], Skeleton.from_dict(feat_meta["skeleton"]).rotating,
-                                                 feat_meta["motion_scaler"]["mean"], feat_meta["motion_scaler"]["std"],
-                                                 float(feat_meta["fps"])))
     n_params = sum(p.numel() for p in lit.model.parameters())
     log.info("model %s: %.2fM parameters; %d train windows (%d clips), %d val windows",
              cfg["model"], n_params / 1e6, len(train_set), len(train_set.ids), len(val_set))

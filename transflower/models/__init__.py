@@ -29,6 +29,12 @@ def build_model(name: str, config: dict):
         raise UserError(f"model: unknown model {name!r}; expected one of {sorted(reg)}")
     cfg_cls, model_cls = reg[name]
     known = {f.name for f in fields(cfg_cls)}
+    retired = getattr(cfg_cls, "retired", {})
+    for key in sorted(set(config) & set(retired)):
+        if config[key] not in (retired[key], None) and not (retired[key] == [] and config[key] in ((), [])):
+            raise UserError(f"model_config.{key} = {config[key]!r}: this training option was removed (it never shipped); "
+                            f"a model trained with it needs an older transflower-live")
+    config = {k: v for k, v in config.items() if k not in retired}
     unknown = set(config) - known
     if unknown:
         raise UserError(f"model_config: unknown keys {sorted(unknown)} for model {name!r}; expected some of {sorted(known)}")

@@ -63,7 +63,7 @@ def build_step_module(model, motion_scaler, audio_scaler):
             m = (motion - self.m_mean) / self.m_std
             a = (audio - self.a_mean) / self.a_std
             h, new_k, new_v = self.backbone.step(m, a, rope_cos, rope_sin, cache_k, cache_v, cache_bias, style)
-            x = model.residual_mask * m + self.flow_inverse(noise, model.flow_condition(h, m))  # residual: a change
+            x = model.residual_mask * m + self.flow_inverse(noise, h)  # residual: a change
             pose = x * self.m_std + self.m_mean
             return pose, new_k, new_v
 

@@ -31,9 +31,6 @@ What differs from the paper, and why:
   music (the label, not the music, must carry the style); `style_contrast` adds the cross-entropy of
   the model's own label posterior on self-fed windows, so the label must also say how a drifted dance
   goes on (`style_contrast_loss`).
-- `contact` adds a foot-contact term on poses sampled from the fed (partly self-fed) past, with gradient:
-  a foot point on the floor must not move over it faster than the data's foot does at that frame
-  (`contact_loss`; the feet come from leg-chain kinematics in torch, `transflower.models.feet`).
 
 Shapes: B batch, T frames, D_m motion dims, D_a audio dims, d model width, H heads, hd head width.
 Teacher forcing: motion_in[t] = pose x_{t-1}, audio_in[t] = audio a_{t+lookahead}, target[t] = x_t;
@@ -43,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -70,10 +68,7 @@ class TransflowerConfig:
     residual: bool = False  # the flow samples x_t - x_{t-1} (the shipped model: True)
     velocity_dims: int = 3  # leading features that are velocities, never residual (MotionFeatures: dx, dz, dyaw)
     pose_noise: float = 0.0  # std (standardised units) of noise on the encoder's input poses, training only
-    noisy_base: bool = False  # the residual's base is the noised previous pose too: the flow learns to correct drift
-    flow_skip: bool = False  # the flow's coupling nets also see the previous pose directly (not only through h)
     residual_leak: float = 0.0  # x_t = (1 - leak) x_{t-1} + sample: a pull towards the mean pose against drift
-    velocity_leak: float = 1.0  # the same for the root's velocity dims: 1 = sampled directly, < 1 = damped residual
     pose_dropout: float = 0.0  # probability of zeroing a whole input pose, training only
     styles: int = 0  # number of style weights including "auto" (0: no style input)
     style_dropout: float = 0.3  # probability of training a window as "auto"
@@ -85,13 +80,12 @@ class TransflowerConfig:
     scheduled_sampling_styles: list = ()  # style indices whose labelled windows are self-fed (empty: every window)
     style_contrast: float = 0.0  # weight of the style-discriminative term (see style_contrast_loss), training only
     style_contrast_windows: int = 8  # labelled windows per batch it is computed on (each costs a pass per style)
-    contact: float = 0.0  # weight of the foot-contact term (see contact_loss), training only; needs set_foot_geometry
-    contact_margin: float = 0.1  # m/s a grounded foot may move beyond what the data's foot does at that frame
-    contact_cm: float = 5.0  # a foot point this close to the window's floor is on it (benchmarks' slide measure)
-    contact_planted: float = 0.0  # > 0: only frames where the data's foot moves slower than this (m/s) count
-    contact_pace: float = 0.0  # weight of the contact term's pace counterweight (see contact_loss)
-    contact_pace_cap: float = 0.0  # > 0: travel beyond this many times the data's is pulled down too (see contact_loss)
-    contact_styles: list = ()  # style indices whose labelled windows the contact term sees (empty: every window)
+
+    # options that no longer exist, with the value that keeps what they did: an older checkpoint saved with
+    # them at that value loads (transflower.models.build_model drops them), any other value is refused
+    retired: ClassVar[dict] = {"noisy_base": False, "flow_skip": False, "velocity_leak": 1.0, "contact": 0.0,
+                               "contact_margin": 0.1, "contact_cm": 5.0, "contact_planted": 0.0, "contact_pace": 0.0,
+                               "contact_pace_cap": 0.0, "contact_styles": []}
 
     def __post_init__(self):
         from transflower.errors import UserError
@@ -110,8 +104,6 @@ class TransflowerConfig:
             raise UserError(f"model_config.context: expected an integer >= 2 frames, got {self.context!r}")
         if not isinstance(self.lookahead, int) or not 0 <= self.lookahead <= 100:
             raise UserError(f"model_config.lookahead: expected an integer number of frames in 0..100, got {self.lookahead!r}")
-        if not 0.0 <= float(self.velocity_leak) <= 1.0:
-            raise UserError(f"model_config.velocity_leak: expected a value in [0, 1], got {self.velocity_leak!r}")
         for name in ("dropout", "pose_dropout", "style_dropout", "music_swap", "residual_leak", "scheduled_sampling"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise UserError(f"model_config.{name}: expected a value in [0, 1), got {getattr(self, name)!r}")
@@ -121,7 +113,7 @@ class TransflowerConfig:
             raise UserError(f"model_config.scheduled_sampling_temperature: expected a value > 0, got {self.scheduled_sampling_temperature!r}")
         if self.scheduled_sampling_features not in ("all", "root_velocity"):
             raise UserError(f"model_config.scheduled_sampling_features: expected 'all' or 'root_velocity', got {self.scheduled_sampling_features!r}")
-        for name in ("scheduled_sampling_styles", "contact_styles"):
+        for name in ("scheduled_sampling_styles",):
             ids = getattr(self, name) or ()
             if not isinstance(ids, (list, tuple)) or any(not isinstance(i, int) or not 1 <= i < max(self.styles, 1) for i in ids):
                 raise UserError(f"model_config.{name}: expected style names of the data (indices 1..styles-1 once resolved), got {ids!r}")
@@ -129,13 +121,6 @@ class TransflowerConfig:
             raise UserError(f"model_config.style_contrast: expected a weight >= 0, got {self.style_contrast!r}")
         if not isinstance(self.style_contrast_windows, int) or self.style_contrast_windows < 1:
             raise UserError(f"model_config.style_contrast_windows: expected an integer >= 1, got {self.style_contrast_windows!r}")
-        if not float(self.contact_planted) >= 0.0:
-            raise UserError(f"model_config.contact_planted: expected a speed >= 0 (m/s), got {self.contact_planted!r}")
-        if not float(self.contact) >= 0.0 or not float(self.contact_margin) >= 0.0 or not float(self.contact_cm) > 0.0:
-            raise UserError(f"model_config.contact / contact_margin / contact_cm: expected >= 0 / >= 0 / > 0, got "
-                            f"{self.contact!r} / {self.contact_margin!r} / {self.contact_cm!r}")
-        if not (float(self.contact_pace_cap) == 0.0 or float(self.contact_pace_cap) >= 1.0):
-            raise UserError(f"model_config.contact_pace_cap: expected 0 (off) or a ratio >= 1 to the data's travel, got {self.contact_pace_cap!r}")
         if float(self.style_contrast) > 0 and self.styles < 3:
             raise UserError(f"model_config.style_contrast: needs a model with at least two style labels (styles >= 3), got styles={self.styles!r}")
         if not float(self.pose_noise) >= 0.0:
@@ -310,15 +295,13 @@ class TransflowerLive(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = CausalBackbone(cfg)
-        cond_dim = cfg.d_model + (cfg.motion_dim if cfg.flow_skip else 0)
-        self.flow = ConditionalFlow(cfg.motion_dim, cond_dim, cfg.flow_steps, cfg.flow_hidden)
+        self.flow = ConditionalFlow(cfg.motion_dim, cfg.d_model, cfg.flow_steps, cfg.flow_hidden)
         base = torch.zeros(cfg.motion_dim)  # > 0 where the flow samples a change from the previous pose
         if cfg.residual:
             # (1 - leak): the previous pose decays towards the data's mean (0 in standardised units) unless the
             # flow keeps it; the flow's output is a bounded function of the backbone's normalised state, so a
             # pose that has drifted far is pulled back instead of wandering on (a damped random walk)
             base[cfg.velocity_dims:] = 1.0 - float(cfg.residual_leak)
-            base[: cfg.velocity_dims] = 1.0 - float(cfg.velocity_leak)  # velocities: a strongly damped residual at most
         self.register_buffer("residual_mask", base, persistent=False)
 
     # training interface (transflower.train): what the dataset cuts, what is minimised
@@ -340,7 +323,7 @@ class TransflowerLive(nn.Module):
         labels = inputs[2][..., 0].long()  # before dropout: whose music is whose
         audio = self.swap_music(inputs[1], idx, labels)
         style = self.style_one_hot(idx)
-        if not (self.training and (self.cfg.style_contrast > 0 or self.cfg.contact > 0)):
+        if not (self.training and self.cfg.style_contrast > 0):
             return self.nll(inputs[0], audio, outputs[0], style, windows)
         fed = self.self_fed_input(inputs[0], audio, style, windows=windows)
         seen = self.encoder_input(fed)
@@ -352,13 +335,6 @@ class TransflowerLive(nn.Module):
             contrast = self.style_contrast_loss(inputs[0], seen, audio, outputs[0], idx[:, 0])
             self.loss_terms["style_contrast"] = contrast.detach()
             loss = loss + self.cfg.style_contrast * contrast
-        if self.cfg.contact > 0:
-            contact_windows = None  # by the window's own label (before dropout): an "auto" window is still its dance
-            if self.cfg.contact_styles:
-                contact_windows = torch.isin(labels[:, 0], torch.tensor(list(self.cfg.contact_styles), device=labels.device))
-            contact = self.contact_loss(fed, seen, h, outputs[0], real_past=inputs[0], windows=contact_windows)
-            self.loss_terms["contact"] = contact.detach()
-            loss = loss + self.cfg.contact * contact
         return loss
 
     def style_index(self, style_index):
@@ -433,7 +409,7 @@ class TransflowerLive(nn.Module):
         x = motion_in
         for k in range(c.scheduled_sampling_passes):
             seen = self.encoder_input(x)
-            h = self.flow_condition(self.backbone(seen, audio_in, style), seen).reshape(B * T, -1)
+            h = self.backbone(seen, audio_in, style).reshape(B * T, -1)
             z = (torch.randn(B * T, D, device=x.device) if noise is None else noise[k].reshape(B * T, D))
             pred = self.residual_mask * x + self.flow.inverse(z * c.scheduled_sampling_temperature, h).reshape(B, T, D)
             # pred[t] is a sample of x_t, the encoder's input at t + 1; a far-tail draw must not poison the batch
@@ -460,9 +436,8 @@ class TransflowerLive(nn.Module):
         B, T, D = target.shape
         if h is None:
             h = self.backbone(seen, audio_in, style)
-        base = seen if self.cfg.noisy_base else motion_in
-        x = target - self.residual_mask * base
-        return self.flow.log_prob(x.reshape(B * T, D), self.flow_condition(h, seen).reshape(B * T, -1)).reshape(B, T)
+        x = target - self.residual_mask * motion_in
+        return self.flow.log_prob(x.reshape(B * T, D), h.reshape(B * T, -1)).reshape(B, T)
 
     def style_contrast_loss(self, motion_in, seen, audio_in, target, label):
         """The style-discriminative term: the label must say how the dance goes on, even from a drifted past.
@@ -486,95 +461,10 @@ class TransflowerLive(nn.Module):
             logits.append(self.frame_log_prob(motion_in[rows], seen[rows], audio_in[rows], target[rows], style).mean(1))
         return F.cross_entropy(torch.stack(logits, 1), label[rows] - 1) / D
 
-    def set_foot_geometry(self, geometry) -> None:
-        """The skeleton and scaler the contact term measures feet with (transflower.models.feet.FootGeometry;
-        the trainer sets it from the data's features.json). Not a parameter: checkpoints do not store it."""
-        self.foot_geometry = geometry
-
-    def contact_loss(self, fed, seen, h, target, real_past=None, windows=None):
-        """The foot-contact term: a foot on the floor should not skate.
-
-        In a rollout the model's feet slide with its travel (experiments/2026-11-to-12-model-history.md, 2026-11-28: the sliding is
-        made in the rollout; its one-step samples from real pasts slide no more than the data for waltz and
-        rumba). Here, from the past the model was fed (`fed`, with its self-fed poses), one pose per frame is
-        sampled *with* gradient (noise at scheduled_sampling_temperature, the residual on the fed pose, as a
-        rollout steps), and where that pose's lowest foot point is within `contact_cm` of the window's floor
-        (the lowest foot point of the window's real poses; a soft edge of 1 cm), its horizontal world speed
-        beyond the data's own step from the same fed pose plus `contact_margin` is penalised (m/s, squared).
-        Real feet glide in ballroom too; only the excess over the data counts. Where the data's foot is on
-        the floor, a sampled lowest foot more than `contact_cm` above it is penalised too (3 x metres,
-        squared), or the term is met by keeping the feet in the air. With `contact_planted` only frames where
-        the data's foot moves slower than that count (a real glide may glide). With `contact_pace`, a
-        counterweight: the term alone was met by dancing less (2026-11-28: the cha-cha slowed to 0.3-0.5x), so
-        per window the sampled poses' mean travel (the root's step) and mean leg motion (the foot points'
-        speed about the root), where short of the data's on the same frames, are pulled up to it (m/s,
-        squared, times contact_pace): a foot may stop skating only by the legs carrying the travel. The data's
-        leg motion is its own step (real_past -> target: from a self-fed past, the step to the real pose
-        includes the drift). With `contact_pace_cap` (> 0) the travel is held from above too: a window's mean
-        travel beyond cap x the data's is pulled down the same way (one-sided, the pull sped the rumba up to
-        1.6-1.8x its travel in a 300-step fine-tune: 2026-11-28). With `windows` (B,) bool (contact_styles) only
-        those windows count: the cap did not hold the rumba either (2026-12-06), so the term can be kept to the
-        styles that slide. fed, seen, target, real_past (B, T, D)."""
-        geo = getattr(self, "foot_geometry", None)
-        if geo is None:
-            raise RuntimeError("contact > 0 needs set_foot_geometry() (transflower train does it from features.json)")
-        B, T, D = target.shape
-        w = target.new_ones(B) if windows is None else windows.to(target.dtype)  # (B,) which windows count
-        if not bool((w > 0).any()):
-            return target.new_zeros(())
-        cond = self.flow_condition(h, seen).reshape(B * T, -1)
-        z = torch.randn(B * T, D, device=target.device).clamp(-3.0, 3.0) * self.cfg.scheduled_sampling_temperature
-        change = self.flow.inverse(z, cond)
-        bad = ~torch.isfinite(change).all(-1) | (change.abs() > 25.0).any(-1)
-        if bool(bad.any()):
-            # a far-tail draw (the flow's inverse can blow up): those frames take the flow's mode instead, in a
-            # fresh graph, since a non-finite value anywhere in the graph turns every gradient into NaN
-            change = self.flow.inverse(torch.where(bad[:, None], torch.zeros_like(z), z), cond)
-            if not bool(torch.isfinite(change).all()):
-                return target.new_zeros(())
-        pred = self.residual_mask * fed + change.reshape(B, T, D)
-        points, speed, legs = geo.step(fed, pred, about_root=True)  # (B, T, 4, 3) cm, (B, T, 4) m/s x 2
-        with torch.no_grad():
-            real_points, real_speed = geo.step(fed, target)
-            real_legs = geo.step(fed if real_past is None else real_past, target, about_root=True)[2]
-            floor = real_points[..., 1].amin(dim=(1, 2), keepdim=True)[..., 0]  # (B, 1)
-        low = points[..., 1].argmin(-1, keepdim=True)  # (B, T, 1): the lowest point, as the slide measure picks it
-        height = points[..., 1].gather(-1, low)[..., 0] - floor
-        near = torch.sigmoid((self.cfg.contact_cm - height) / 1.0) * w[:, None]
-        if self.cfg.contact_planted > 0:  # only where the data's foot is planted: a real glide may glide
-            near = near * torch.sigmoid((self.cfg.contact_planted - real_speed.gather(-1, low)[..., 0]) / 0.03)
-        excess = F.relu(speed.gather(-1, low)[..., 0] - real_speed.gather(-1, low)[..., 0] - self.cfg.contact_margin)
-        slide = (near * excess * excess).sum() / near.sum().clamp_min(1.0)
-        # and no dodging: where the data's foot is on the floor, the sample's lowest foot may not hover more than
-        # contact_cm above it (without this, a first run learned to keep its feet up: grounded, it crouched)
-        real_low = real_points[..., 1].amin(-1)
-        on_floor = torch.sigmoid((self.cfg.contact_cm - (real_low - floor)) / 1.0) * w[:, None]
-        hover = F.relu(points[..., 1].amin(-1) - real_low - self.cfg.contact_cm) * (3.0 / 100.0)  # 10 cm over: 0.3
-        loss = slide + (on_floor * hover * hover).sum() / on_floor.sum().clamp_min(1.0)
-        if self.cfg.contact_pace > 0:
-            def travel(x):  # (B, T) m/s: the root's horizontal step, unscaled
-                u = x[..., :2] * geo.std[:2] + geo.mean[:2]
-                return torch.sqrt((u * u).sum(-1) + 1e-8) * geo.fps / 100.0
-            # one-sided: only a shortfall counts (a one-step sample's noise already moves its feet more than
-            # the data's; matching both ways pulled the whole flow towards calm and wrecked the NLL)
-            data_travel, sample_travel = travel(target).mean(1), travel(pred).mean(1)
-            pace = (F.relu(data_travel - sample_travel) ** 2
-                    + F.relu(real_legs.mean(dim=(1, 2)) - legs.mean(dim=(1, 2))) ** 2)  # (B,)
-            if self.cfg.contact_pace_cap > 0:
-                pace = pace + F.relu(sample_travel - self.cfg.contact_pace_cap * data_travel) ** 2
-            pace = (w * pace).sum() / w.sum()
-            self.loss_terms = {**getattr(self, "loss_terms", {}), "contact_pace": pace.detach()}
-            loss = loss + self.cfg.contact_pace * pace
-        return loss
-
-    def flow_condition(self, h, motion_in):
-        """What the flow is conditioned on: the backbone's output, plus the previous pose with flow_skip."""
-        return torch.cat([h, motion_in], dim=-1) if self.cfg.flow_skip else h
-
     def sample(self, motion_in, audio_in, temperature: float = 1.0, noise=None, style=None):
         """Sample every frame's pose given teacher-forced inputs (B, T, D_m); for tests and eval."""
         B, T, _ = motion_in.shape
-        h = self.flow_condition(self.backbone(motion_in, audio_in, style), motion_in).reshape(B * T, -1)
+        h = self.backbone(motion_in, audio_in, style).reshape(B * T, -1)
         if noise is not None:
             noise = noise.reshape(B * T, -1)
         return self.residual_mask * motion_in + self.flow.sample(h, temperature, noise).reshape(B, T, -1)
@@ -584,7 +474,7 @@ class TransflowerLive(nn.Module):
         if self.cfg.styles and style is None:
             style = auto_style(motion_frame.shape[0], None, self.cfg.styles, motion_frame.device)
         h, new_k, new_v = self.backbone.step(motion_frame, audio_frame, cos, sin, cache_k, cache_v, cache_bias, style)
-        pose = self.residual_mask * motion_frame + self.flow.inverse(noise, self.flow_condition(h, motion_frame))
+        pose = self.residual_mask * motion_frame + self.flow.inverse(noise, h)
         return pose, new_k, new_v
 
     def empty_cache(self, batch: int = 1):

@@ -1,6 +1,6 @@
 """The ONNX step back to back vs with a pause before each step (busy-wait, so the core never sleeps).
 
-    python scripts/probe_engine_gap.py [--model M.onnx]
+    python experiments/2026-11-probes/probe_engine_gap.py [--model M.onnx]
 
 Prints the step's p50 for pauses of 0-50 ms, each with and without overwriting 4 MB of our own memory
 during the pause: if the step slows with the pause alone, the working set is lost to something outside

@@ -8,7 +8,7 @@ that point's horizontal motion about the root (its displacement less the root's,
 planted frames (the point moving under `--planted` cm a frame over the floor) and for all near-floor
 frames, per style.
 
-    python scripts/probe_stance.py FEATURE_DIR [--split train] [--near 5] [--planted 1.5] [--json OUT]
+    python experiments/2026-11-probes/probe_stance.py FEATURE_DIR [--split train] [--near 5] [--planted 1.5] [--json OUT]
 """
 import argparse
 import json

@@ -7,7 +7,7 @@ grounded. Printed per style: the hips' mean height over the first and last 5 s, 
 median (cm), and the same for the real dances of that style; `--plot` draws the hips' height over time
 (mean over songs) for the three.
 
-    python scripts/probe_grounding.py FEATURE_DIR MODEL.pt [--temperature 0.5] [--seconds 30] [--plot out.png]
+    python experiments/2026-11-probes/probe_grounding.py FEATURE_DIR MODEL.pt [--temperature 0.5] [--seconds 30] [--plot out.png]
 """
 import argparse
 import json

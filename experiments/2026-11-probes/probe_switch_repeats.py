@@ -2,7 +2,7 @@
 a 1 s style switch exceed the real dances' 99.9th percentile, with the shipped presets and without, and how
 often does the same dance without the switch (and a real dance's own 3-s window) cross that line too?
 
-    python scripts/probe_switch_repeats.py presets|none [REPEATS] [FEATURE_DIR] [MODEL]
+    python experiments/2026-11-probes/probe_switch_repeats.py presets|none [REPEATS] [FEATURE_DIR] [MODEL]
     (defaults: 5 repeats, data/tang as written by `transflower features`, the shipped model)
 """
 import json

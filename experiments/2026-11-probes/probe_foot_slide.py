@@ -9,7 +9,7 @@ measure itself), and the mean horizontal speed of that foot point split into the
 foot's speed about the hips. Planted feet under a travelling body have a foot-about-hips speed that
 cancels the hips' (world speed near 0); skating feet do not.
 
-    python scripts/probe_foot_slide.py FEATURE_DIR MODEL.pt [--temperature 0.5] [--styles cha-cha,rumba] [--no-ground]
+    python experiments/2026-11-probes/probe_foot_slide.py FEATURE_DIR MODEL.pt [--temperature 0.5] [--styles cha-cha,rumba] [--no-ground]
 
 The dances are grounded as live and `bench style` ground them (transflower.floor.Grounding) unless
 `--no-ground`.

@@ -10,7 +10,7 @@ Per true style it prints the mean NLL under each label and how often the true la
 the style labels ("label wins"). A model whose label wins teacher-forced but not self-fed has a label that
 names a style but cannot pull a drifting rollout back to it (experiments/2026-11-to-12-model-history.md, 2026-11-27).
 
-    python scripts/probe_label_recovery.py FEATURE_DIR CKPT [CKPT ...] [--split test] [--self-fed 0.8] [--passes 3]
+    python experiments/2026-11-probes/probe_label_recovery.py FEATURE_DIR CKPT [CKPT ...] [--split test] [--self-fed 0.8] [--passes 3]
 """
 import argparse
 from pathlib import Path

@@ -5,7 +5,7 @@ For each model: dance rumba as `bench style` does (started on the rumba seed cli
 (b) with the hips' floor path scaled about its start so that it travels at the real rumba's pace
 (REAL_TRAVEL m/s, `bench style`'s real rumba travel). Prints the share recognised and what the rest are called.
 
-    python scripts/probe_rumba_travel.py FEATURE_DIR MODEL.pt [MODEL.pt ...]
+    python experiments/2026-11-probes/probe_rumba_travel.py FEATURE_DIR MODEL.pt [MODEL.pt ...]
     (a .pt as shipped: it carries its seed clips and presets)
 """
 import json

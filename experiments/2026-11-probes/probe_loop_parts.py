@@ -1,6 +1,6 @@
 """Time the parts of a live frame: audio pull (ring, resampler, feature hop), engine, bodies, VMC send.
 
-    python scripts/probe_loop_parts.py [--fps 20] [--seconds 15] [--dancers 1]
+    python experiments/2026-11-probes/probe_loop_parts.py [--fps 20] [--seconds 15] [--dancers 1]
 
 Runs `transflower live --demo` in-process with each part wrapped in a timer, with a UDP sink listening on
 the VMC port (as a receiving app would), and prints p50 / p99 / max per part and host work (frame minus
