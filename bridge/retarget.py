@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from transflower.errors import UserError
+from transflower.kinematics import forward_kinematics
 from transflower.rotations import quat_apply, quat_mul, quat_mul_into
 from transflower.skeleton import Pose, Skeleton
 
@@ -103,39 +104,6 @@ def to_unity_quaternion(q: np.ndarray) -> np.ndarray:
 
 
 from_unity_quaternion = to_unity_quaternion  # the mirror is its own inverse
-
-
-def _depth_levels(parents: np.ndarray) -> list[np.ndarray]:
-    depth = np.zeros(len(parents), dtype=np.intp)
-    for j, p in enumerate(parents):  # once per hierarchy, not per frame
-        depth[j] = 0 if p < 0 else depth[p] + 1
-    return [np.flatnonzero(depth == d) for d in range(int(depth.max()) + 1)] if len(parents) else []
-
-
-def forward_kinematics(parents: np.ndarray, offsets: np.ndarray, local_rotations: np.ndarray,
-                       root_position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Global positions (J, 3) and rotations (J, 4): p_j = p_parent + G_parent * offset_j, G_j = G_parent * L_j.
-
-    The root joint sits at ``root_position`` (its offset is ignored, as in ``transflower.bvh``). Works in either
-    frame (ours in cm, or Unity's in m) since the conversion commutes with FK. One vectorised step per
-    hierarchy level (a handful), not per joint.
-    """
-    parents = np.asarray(parents)
-    local_rotations = np.asarray(local_rotations, dtype=np.float64)
-    offsets = np.asarray(offsets, dtype=np.float64)
-    pos = np.empty((len(parents), 3))
-    rot = np.empty((len(parents), 4))
-    for level in _depth_levels(parents):
-        par = parents[level]
-        root = par < 0
-        if root.any():
-            rot[level[root]] = local_rotations[level[root]]
-            pos[level[root]] = root_position
-        kids, kp = level[~root], par[~root]
-        if len(kids):
-            rot[kids] = quat_mul(rot[kp], local_rotations[kids])
-            pos[kids] = pos[kp] + quat_apply(rot[kp], offsets[kids])
-    return pos, rot
 
 
 # ------------------------------------------------------------------------------------------ bone maps

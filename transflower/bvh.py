@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from transflower import kinematics
 from transflower.errors import DataError
-from transflower.rotations import euler_from_quat, quat_apply, quat_from_euler, quat_mul, quat_normalize
+from transflower.rotations import euler_from_quat, quat_from_euler, quat_normalize
 from transflower.skeleton import JOINT_NAMES, ROTATING_JOINTS, Skeleton
 
 log = logging.getLogger(__name__)
@@ -43,24 +44,9 @@ class BvhMotion:
 
 
 def forward_kinematics(skeleton: Skeleton, root_positions, local_rotations) -> tuple[np.ndarray, np.ndarray]:
-    """Global joint positions (..., T, J, 3) and rotations (..., T, J, 4) from root positions
-    (..., 3) and local rotations (..., J, 4). Vectorised over all leading axes."""
-    root_positions = np.asarray(root_positions, dtype=np.float64)
-    local_rotations = np.asarray(local_rotations, dtype=np.float64)
-    J = skeleton.num_joints
-    if local_rotations.shape[-2:] != (J, 4):
-        raise ValueError(f"local_rotations: expected (..., {J}, 4), got {local_rotations.shape}")
-    gpos = np.empty(local_rotations.shape[:-1] + (3,))
-    grot = np.empty_like(local_rotations)
-    for j in range(J):
-        p = skeleton.parents[j]
-        if p < 0:
-            grot[..., j, :] = local_rotations[..., j, :]
-            gpos[..., j, :] = root_positions
-        else:
-            grot[..., j, :] = quat_mul(grot[..., p, :], local_rotations[..., j, :])
-            gpos[..., j, :] = gpos[..., p, :] + quat_apply(grot[..., p, :], skeleton.offsets[j])
-    return gpos, grot
+    """Global joint positions (..., T, J, 3) and rotations (..., T, J, 4) of a skeleton's motion
+    (`transflower.kinematics.forward_kinematics` with the skeleton's hierarchy)."""
+    return kinematics.forward_kinematics(skeleton.parents, skeleton.offsets, local_rotations, root_positions)
 
 
 # --- reading -----------------------------------------------------------------------------------
