@@ -51,8 +51,7 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
                   seed_seconds: float = 2.0, style: str | None = None, progress=print) -> dict:
     import torch
 
-    from benchmarks import metrics as M
-    from benchmarks.quality import load_songs
+    from benchmarks.quality import EngineGenerator, load_songs
     from transflower.checkpoint import load_checkpoint
     from transflower.bvh import forward_kinematics, read_bvh
     from transflower.features import StandardScaler, resample_motion
@@ -72,10 +71,8 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
     songs = load_songs(data_dir, "test", seed_frames, int(round(seconds * fps)), fps)
     model, cfg = load_checkpoint(ckpt)
     torch.set_num_threads(1)
-    w_style, style_seed = None, None
+    w_style, t_one = None, temperature
     if style is not None:  # the style's label, preset and seed clip, as `live --style` uses them
-        from transflower.checkpoint import load_style_seeds
-        from transflower.dataset import read_ids
         from transflower.styles import check_presets, preset_style
 
         styles_all = list(feats.get("styles") or [])
@@ -84,11 +81,9 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
         own = cfg.get("_features") or {}
         presets = check_presets(own.get("style_presets") or {}, styles_all, where=f"{ckpt}: style_presets")
         w, t_mult = preset_style(style, styles_all, 1.0, presets)
-        w_style, temperature = torch.from_numpy(w), temperature * t_mult
-        seeds = load_style_seeds(own if own.get("style_seeds") else {**feats, "train_ids": read_ids(data_dir, "train")},
-                                 model.cfg.context, ckpt, data_dir=data_dir)
-        if style in seeds:  # else the song's own dance, as without --style
-            style_seed = scaler.transform(np.asarray(seeds[style], np.float32)).astype(np.float32)
+        w_style, t_one = torch.from_numpy(w), temperature * t_mult
+    # rollouts: sampled by the live engine (its presets, noise and redraws), without grounding or the energy gate
+    roller = EngineGenerator(ckpt, feats, ground=False, energy=False, features_json=fj)
 
     def positions(x_unscaled, clamp=False):
         root, rots = mf.decode(np.asarray(x_unscaled, np.float64))
@@ -114,12 +109,12 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
         with torch.no_grad():  # far-tail draws redrawn, as generation and the live engine do
             g = torch.Generator().manual_seed(i)
             kw = {} if w_style is None else {"style": w_style.expand(1, s["n"], -1)}  # only style-conditioned models take it
-            x1 = model.sample(motion_in, audio_in, temperature, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g), **kw)[0]
+            x1 = model.sample(motion_in, audio_in, t_one, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g), **kw)[0]
             for _ in range(3):
                 bad = ~(torch.isfinite(x1).all(-1) & (x1.abs().amax(-1) <= 25.0))
                 if not bad.any():
                     break
-                redo = model.sample(motion_in, audio_in, temperature, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g),
+                redo = model.sample(motion_in, audio_in, t_one, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g),
                                     **kw)[0]
                 x1 = torch.where(bad[:, None], redo, x1)
             x1 = x1.numpy()
@@ -136,12 +131,10 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
         root_v = lambda x: float(np.linalg.norm(np.asarray(x, np.float64)[:, :2], axis=-1).mean() / 100.0 * fps)  # noqa: E731
         one_model.append({"body_speed": float(step_model), "root_speed": root_v(scaler.inverse(x1))})
         one_real.append({"body_speed": float(step_real), "root_speed": root_v(real[sl])})
-        seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames] if style_seed is None else style_seed))
-        audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + s["n"]]))
+        seed = None if style is not None else np.ascontiguousarray(s["motion"][:seed_frames])  # with --style: its seed clip
         for k in range(samples):
-            with torch.no_grad():
-                x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(1000 * k + i),
-                                   **({} if w_style is None else {"style": w_style})).numpy()
+            x = roller.generate(seed, s["audio"][seed_frames: seed_frames + s["n"]], s["n"], temperature,
+                                torch.Generator().manual_seed(1000 * k + i), style=style)
             x = scaler.inverse(x)
             roll.append(_speeds(positions(x), fps))
             roll_clamp.append(_speeds(positions(x, clamp=True), fps))

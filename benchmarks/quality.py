@@ -147,39 +147,22 @@ def real_other_dances(data_dir: Path, songs: list[dict], seed_frames: int, scale
     return out
 
 
-def accepts_pose_hook(model) -> bool:
-    """Our live model's torch `generate` takes a pose hook (grounding); the baselines' do not."""
-    import inspect
-
-    return "pose_hook" in inspect.signature(model.generate).parameters
-
-
-def generate_dances(model, songs, seed_frames: int, samples: int, temperature: float, scaler, skeleton, music,
-                    style=None, ground: bool = True, noise_correlation: float = 0.0) -> list[dict]:
-    """ground: each dance grounded as live does (transflower.floor.Grounding), where the model's generate
-    takes a pose hook (an .onnx runs the live engine, which grounds unless told not to); noise_correlation:
-    the AR(1) noise (TransflowerLive.generate), for the models that take it (the baselines do not; our live
-    model comes as an EngineGenerator, which samples as live does, energy gate included)."""
+def generate_dances(model, songs, seed_frames: int, samples: int, temperature: float, scaler, skeleton, music) -> list[dict]:
+    """Each model's dances to the songs: our live model comes as an EngineGenerator (sampled as live samples it:
+    presets, noise correlation, grounding, the energy gate, as its constructor says); the baselines' own
+    `generate` samples them as they were trained."""
     from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
-    from transflower.floor import grounding_hook
 
     import torch
 
     out = []
-    ours = accepts_pose_hook(model)
-    hooked = ground and ours
     for i, s in enumerate(songs):
         seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
         audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + s["n"]]))
         for k in range(samples):
             g = torch.Generator().manual_seed(1000 * k + i)
-            kw = {} if style is None else {"style": style}
-            if ours and noise_correlation:
-                kw["noise_correlation"] = noise_correlation
-            if hooked:
-                kw["pose_hook"] = grounding_hook(skeleton, scaler, seed.numpy())
             with torch.no_grad():
-                x = model.generate(seed, audio, s["n"], temperature, g, **kw)
+                x = model.generate(seed, audio, s["n"], temperature, g)
             x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, np.float64)
             out.append({"song": i, "pos": M.positions_from_features(scaler.inverse(x), skeleton), "beats": music[i]})
     return out
@@ -195,19 +178,7 @@ class EngineGenerator:
                  energy: bool = True, features_json=None):
         from transflower.features import StandardScaler
 
-        if Path(path).suffix == ".onnx":
-            from realtime.engine import OnnxDanceModel
-
-            self.model = OnnxDanceModel(path, provider="cpu", threads=1)
-        else:
-            from transflower.models.live_step import TorchDanceModel
-
-            try:  # its own features.json (a run's, or the one a shipped .pt carries), else the data's
-                self.model = TorchDanceModel(path, threads=1)
-            except UserError:
-                if features_json is None:
-                    raise
-                self.model = TorchDanceModel(path, features_json, threads=1)
+        self.model = engine_model(path, features_json)
         m = self.model.meta
         if m["motion_dim"] != len(feats["motion_scaler"]["mean"]) or m["audio_dim"] != len(feats["audio_scaler"]["mean"]):
             raise UserError(f"{path}: its feature sizes ({m['motion_dim']}, {m['audio_dim']}) do not match the data's features.json")
@@ -216,19 +187,43 @@ class EngineGenerator:
         self.variant = m.get("variant", "fp32") if Path(path).suffix == ".onnx" else "torch"
         self.ground, self.noise_correlation, self.energy = ground, noise_correlation, energy
 
-    def generate(self, seed, audio, n: int, temperature: float, generator):
+    def generate(self, seed, audio, n: int, temperature: float, generator, style: str | None = None,
+                 strength: float = 1.0, switch: tuple | None = None):
+        """n frames (standardised features) danced to `audio` (standardised rows from the first generated frame).
+        seed: the poses before (standardised), or None with a `style`: the model's seed clip of that style.
+        style: begin in it, as `live --style` (its label and preset from the warm start on); switch: (frame,
+        style, blend seconds): set_style there, as a live switch."""
         from realtime.engine import DanceEngine
 
-        seed_raw = self.ms.inverse(np.asarray(seed, np.float64)).astype(np.float32)[-(self.context - 1):]
+        seed_raw = None if seed is None else self.ms.inverse(np.asarray(seed, np.float64)).astype(np.float32)[-(self.context - 1):]
         audio_raw = self.as_.inverse(np.asarray(audio, np.float64)).astype(np.float32)
         engine = DanceEngine(self.model, temperature=temperature, seed=int(generator.initial_seed()), seed_motion=seed_raw,
                              ground=self.ground, noise_correlation=self.noise_correlation, energy=self.energy,
-                             prime_audio=audio_raw[0])
+                             prime_audio=audio_raw[0], style=style, style_strength=strength)
         out = np.empty((n, engine.motion_dim), np.float32)
         N = len(audio_raw)
         for i in range(n):
+            if switch is not None and i == switch[0]:
+                engine.set_style(switch[1], blend_s=switch[2], strength=strength)
             out[i] = engine.step(audio_raw[min(i + self.lookahead, N - 1)])
         return self.ms.transform(out)
+
+
+def engine_model(path, features_json=None):
+    """Our live model for the live engine: an exported .onnx in onnxruntime, or a checkpoint (its step in torch,
+    with its own features.json, else the data's `features_json`)."""
+    if Path(path).suffix == ".onnx":
+        from realtime.engine import OnnxDanceModel
+
+        return OnnxDanceModel(path, provider="cpu", threads=1)
+    from transflower.models.live_step import TorchDanceModel
+
+    try:  # its own features.json (a run's, or the one a shipped .pt carries), else the data's
+        return TorchDanceModel(path, threads=1)
+    except UserError:
+        if features_json is None:
+            raise
+        return TorchDanceModel(path, features_json, threads=1)
 
 
 def load_model(path, feats: dict, ground: bool = True, noise_correlation: float | None = None, energy: bool = True,
@@ -300,12 +295,11 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
         own = model.model.meta if isinstance(model, EngineGenerator) else (cfg.get("_features") or {})
         rho = check_noise_correlation(own.get("default_noise_correlation", 0.0) if noise_correlation is None
                                       else noise_correlation, "--noise-correlation")
-        dances = generate_dances(model, songs, seed_frames, samples, temperature, scaler, skeleton, music, ground=ground,
-                                 noise_correlation=rho)
+        dances = generate_dances(model, songs, seed_frames, samples, temperature, scaler, skeleton, music)
         row, _ = dance_metrics(dances, gt_sets, names, fps, seg)
         lookahead = getattr(getattr(model, "cfg", model), "lookahead", None)
         rows.append({"name": name, "model": cfg["model"], "checkpoint": str(path), "lookahead": lookahead,
-                     "noise_correlation": rho if accepts_pose_hook(model) or isinstance(model, EngineGenerator) else None,
+                     "noise_correlation": rho if isinstance(model, EngineGenerator) else None,
                      "generate_s": round(time.time() - t0, 1), **row})
         strip.append((name, dances[0]["pos"]))
         progress(f"{name}: {time.time() - t0:.0f} s")

@@ -34,7 +34,7 @@ import numpy as np
 
 from transflower.errors import UserError
 from transflower.styles import (check_noise_correlation, check_presets, check_strength, load_presets, preset_correlation,
-                               preset_of, preset_style, preset_traction)
+                               preset_of, preset_traction)
 
 log = logging.getLogger("transflower.bench.style")
 
@@ -172,11 +172,9 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     import torch
 
     from benchmarks import metrics as M
-    from benchmarks.quality import load_songs
-    from transflower.checkpoint import load_checkpoint, load_style_seeds
+    from benchmarks.quality import EngineGenerator, load_songs
     from transflower.dataset import read_ids
     from transflower.features import StandardScaler
-    from transflower.floor import grounding_hook
 
     data_dir = Path(data_dir)
     fj = data_dir / "features.json"
@@ -203,38 +201,31 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     progress(f"classifier: {len(Xtr)} training windows, held-out accuracy {float((pred == yte).mean()):.2f} "
              f"({', '.join(f'{s} {v:.2f}' if v is not None else f'{s} -' for s, v in held_out.items())})")
 
-    model, cfg = load_checkpoint(ckpt)
-    n_model_styles = getattr(model.cfg, "styles", 0)
-    if n_model_styles != len(styles_all):
-        raise UserError(f"{ckpt}: the model takes {n_model_styles} style weights; the data has {len(styles_all)} ({styles_all})")
-    own = cfg.get("_features") or {}  # a shipped checkpoint carries its presets and seed clips
+    model = EngineGenerator(ckpt, feats, ground=ground, noise_correlation=noise_correlation, energy=energy,
+                            features_json=fj)
+    if list(model.model.styles) != styles_all:
+        raise UserError(f"{ckpt}: the model's styles {list(model.model.styles)} are not the data's {styles_all}")
     if isinstance(presets, (str, Path)):
         presets = {} if str(presets) == "none" else load_presets(presets, styles_all)
-    presets = check_presets(own.get("style_presets") if presets is None else presets, styles_all,
-                            where=f"{ckpt}: style_presets" if presets is None else "--presets")
+    if presets is not None:  # the presets to measure, in place of the model's own
+        model.model.style_presets = check_presets(presets, styles_all, where="--presets")
+    presets = model.model.style_presets
+    if not model.model.style_seeds:  # a checkpoint without its seed clips: the data's training clips give them, as export does
+        from transflower.checkpoint import load_style_seeds
+
+        seeds = load_style_seeds({**feats, "train_ids": read_ids(data_dir, "train")}, model.context, ckpt, data_dir=data_dir)
+        model.model.style_seeds = {k: np.asarray(v, np.float32) for k, v in seeds.items()}
     strength = check_strength(strength, "--strength")
-    base_corr = check_noise_correlation(own.get("default_noise_correlation", 0.0) if noise_correlation is None
-                                        else noise_correlation, "--noise-correlation")
+    if noise_correlation is not None:
+        check_noise_correlation(noise_correlation, "--noise-correlation")
     if int(switch_repeats) < 1:
         raise UserError(f"--switch-repeats {switch_repeats}: expected 1 or more")
-    style_seeds = load_style_seeds(own if own.get("style_seeds") else {**feats, "train_ids": read_ids(data_dir, "train")},
-                                   model.cfg.context, ckpt, data_dir=data_dir)
-    scaled_seeds = {k: scaler.transform(np.asarray(v, np.float32)).astype(np.float32) for k, v in style_seeds.items()}
+    base_corr = model.model.meta.get("default_noise_correlation", 0.0) if noise_correlation is None else noise_correlation
     torch.set_num_threads(1)
     seed_frames = max(1, int(round(seed_seconds * fps)))
     songs = [s for s in load_songs(data_dir, split, seed_frames, int(round(seconds * fps)), fps) if "~" not in s["id"]]
     songs = spread_songs(songs, clip_styles, max_songs)  # mirrored copies left out: the same songs
     recognised, kinetics = {}, {}
-    a_scaler, k_rms, L = StandardScaler.from_dict(feats["audio_scaler"]), feats["audio_names"].index("rms_db"), model.cfg.lookahead
-
-    def shown(x, song) -> np.ndarray:  # the dance as live shows it: at the music's energy (frame i hears row i + L)
-        xr = scaler.inverse(x.numpy())
-        if not energy:
-            return xr
-        from transflower.energy import MusicEnergy
-
-        level = a_scaler.inverse(song["audio"][seed_frames: seed_frames + song["n"]])[:, k_rms]
-        return MusicEnergy(fps, scaler.mean).apply_sequence(xr, level[np.minimum(np.arange(len(xr)) + L, len(level) - 1)])
     unknown = [s for s in (only or []) if s not in styles]
     if unknown:
         raise UserError(f"--styles {','.join(unknown)}: expected styles of the data, {styles}")
@@ -244,20 +235,17 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
         p_strength, p_temp = preset_of(presets, style)  # recorded with the results
         p_corr = preset_correlation(presets, style, base_corr)
         p_trac = preset_traction(presets, style)
-        w = torch.from_numpy(preset_style(style, styles_all, strength, presets)[0])
         votes, steered_votes, kin, outside = [], [], [], []
         for i, s in enumerate(songs):
             own_seed = np.ascontiguousarray(s["motion"][:seed_frames])
-            audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + s["n"]]))
-            starts = [("started", scaled_seeds.get(style, own_seed))] + ([("steered", own_seed)] if steered else [])
+            audio = s["audio"][seed_frames: seed_frames + s["n"]]
+            # started: as `live --style` (the model's seed clip of the style); steered: from the song's own dance
+            starts = [("started", None)] + ([("steered", own_seed)] if steered else [])
             for start, seed in starts:
                 for j in range(samples):
-                    hook = grounding_hook(skeleton, scaler, seed, traction=p_trac) if ground else None
-                    with torch.no_grad():
-                        x = model.generate(torch.from_numpy(seed), audio, s["n"], temperature * p_temp,
-                                           torch.Generator().manual_seed(100 * j + i), style=w, pose_hook=hook,
-                                           noise_correlation=p_corr)
-                    pos = M.positions_from_features(shown(x, s), skeleton)
+                    x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(100 * j + i),
+                                       style=style, strength=strength)
+                    pos = M.positions_from_features(scaler.inverse(x), skeleton)
                     wf = window_features(pos, names, fps, seg)
                     hits = list(clf.predict(wf) == k)
                     if start == "started":
@@ -268,7 +256,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
                         steered_votes += hits
         recognised[style] = {"share": float(np.mean(votes)), "windows": len(votes),
                              "steered_share": float(np.mean(steered_votes)) if steered_votes else None,
-                             "seed_clip": style in scaled_seeds,
+                             "seed_clip": style in model.model.style_seeds,
                              "preset": {"strength": p_strength, "temperature": p_temp, "correlation": p_corr,
                                         "traction": p_trac},
                              "outside_real_range": float(np.mean(outside))}  # windows with a feature clipped
@@ -276,9 +264,9 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
         progress(f"asked for {style}: recognised in {recognised[style]['share']:.0%} of {len(votes)} windows started in it"
                  f" ({recognised[style]['outside_real_range']:.0%} had a feature beyond the real range, clipped)"
                  + (f", {recognised[style]['steered_share']:.0%} steered from the song's dance" if steered else ""))
-    switch = style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
-                          blend_seconds, presets, strength, repeats=switch_repeats, ground=ground,
-                          base_correlation=base_corr)
+    switch = style_switch(ckpt, feats, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names,
+                          switch_seconds, blend_seconds, presets, strength, repeats=switch_repeats, ground=ground,
+                          noise_correlation=noise_correlation, features_json=fj)
     progress(f"switch: max joint speed around the switch {switch['max_speed_at_switch']:.2f} m/s "
              f"(real 99.9th percentile {switch['real_p999']:.2f} m/s; over it: {switch['switches_over']} of "
              f"{switch['switches']} switches, {switch['without_switch_over']} of the same dances without the switch)")
@@ -296,12 +284,12 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
                                                "ok": switch["max_speed_at_switch"] <= switch["real_p999"]}}}
 
 
-def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
+def style_switch(ckpt, feats, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
                  blend_seconds, presets=None, strength: float = 1.0, repeats: int = 1, control: bool = True,
-                 ground: bool = True, base_correlation: float = 0.0) -> dict:
-    """The live switch: style weights (with each style's preset strength), temperature (times its preset) and
-    noise correlation (its preset's, else base_correlation) move linearly from one style to the next over the
-    blend, as DanceEngine.set_style does.
+                 ground: bool = True, noise_correlation: float | None = None, features_json=None) -> dict:
+    """The live switch: a dance begun in one style (from the song's own poses) is switched to the next with
+    DanceEngine.set_style over `blend_seconds` (weights, temperature, noise correlation and traction move
+    with the styles' presets), without the energy gate.
 
     The fastest joint in the window around the switch (1 s before to 2 s after) is compared with the real
     dances' 99.9th percentile of per-frame fastest joint speed. That line is crossed by real dance too: a
@@ -312,8 +300,12 @@ def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler
     import torch
 
     from benchmarks import metrics as M
-    from transflower.floor import grounding_hook
+    from benchmarks.quality import EngineGenerator
 
+    model = EngineGenerator(ckpt, feats, ground=ground, noise_correlation=noise_correlation, energy=False,
+                            features_json=features_json)
+    if presets is not None:
+        model.model.style_presets = presets
     real = [M.kinematics(M.positions_from_features(scaler.inverse(s["motion"][seed_frames: seed_frames + s["n"]]),
                                                    skeleton), names, fps)["frame_max_speed"] for s in songs]
     p999 = float(np.percentile(np.concatenate(real), 99.9))
@@ -321,7 +313,6 @@ def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler
     win = [v[a: a + before + after].max() for v in real for a in range(0, len(v) - before - after + 1, int(fps))]
     real_over = float(np.mean(np.array(win) > p999)) if win else None
     k0 = int(round(switch_seconds * fps))
-    nb = max(1, int(round(blend_seconds * fps)))
     worst, per_song = 0.0, []
     for r in range(int(repeats)):
         for i, s in enumerate(songs):
@@ -329,23 +320,13 @@ def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler
             if n <= k0 + 2 * int(fps):
                 continue
             a, b = 1 + i % (len(styles_all) - 1), 1 + (i + 1) % (len(styles_all) - 1)  # a style and the next one
-            ramp = torch.clamp((torch.arange(n) - k0 + 1) / nb, 0.0, 1.0)[:, None]
-            ends = [preset_style(styles_all[c], styles_all, strength, presets) for c in (a, b)]  # (weights, temperature x)
-            rhos = [preset_correlation(presets, styles_all[c], base_correlation) for c in (a, b)]
-            tracs = [preset_traction(presets, styles_all[c]) for c in (a, b)]
-            seed = torch.from_numpy(np.ascontiguousarray(s["motion"][:seed_frames]))
-            audio = torch.from_numpy(np.ascontiguousarray(s["audio"][seed_frames: seed_frames + n]))
+            seed = np.ascontiguousarray(s["motion"][:seed_frames])
+            audio = s["audio"][seed_frames: seed_frames + n]
             row = {"song": s["id"], "repeat": r, "from": styles_all[a], "to": styles_all[b]}
-            for key, ramp_k in (("max_speed", ramp), ("max_speed_without_switch", torch.zeros_like(ramp)))[: 2 if control else 1]:
-                w = (1.0 - ramp_k) * torch.from_numpy(ends[0][0]) + ramp_k * torch.from_numpy(ends[1][0])
-                temps = temperature * ((1.0 - ramp_k[:, 0]) * ends[0][1] + ramp_k[:, 0] * ends[1][1])
-                corrs = (1.0 - ramp_k[:, 0]) * rhos[0] + ramp_k[:, 0] * rhos[1]
-                per_frame = ((1.0 - ramp_k[:, 0]) * tracs[0] + ramp_k[:, 0] * tracs[1]).numpy()
-                hook = grounding_hook(skeleton, scaler, seed.numpy(), traction_per_frame=per_frame) if ground else None
-                with torch.no_grad():
-                    x = model.generate(seed, audio, n, temps, torch.Generator().manual_seed(7 + i + 1000 * r), style=w,
-                                       pose_hook=hook, noise_correlation=corrs)
-                v = M.kinematics(M.positions_from_features(scaler.inverse(x.numpy()), skeleton), names, fps)["frame_max_speed"]
+            for key, to in (("max_speed", (k0, styles_all[b], blend_seconds)), ("max_speed_without_switch", None))[: 2 if control else 1]:
+                x = model.generate(seed, audio, n, temperature, torch.Generator().manual_seed(7 + i + 1000 * r),
+                                   style=styles_all[a], strength=strength, switch=to)
+                v = M.kinematics(M.positions_from_features(scaler.inverse(x), skeleton), names, fps)["frame_max_speed"]
                 row[key] = float(v[max(0, k0 - before): k0 + after].max())
             per_song.append(row)
             worst = max(worst, row["max_speed"])

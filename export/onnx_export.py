@@ -60,7 +60,7 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
                 parity_frames: int = 500, default_temperature: float | None = None, parity_audio=None,
                 style_presets=None, default_noise_correlation: float | None = None) -> dict:
     """style_presets: a YAML path or a mapping (transflower.styles.check_presets); default: the checkpoint's own.
-    default_noise_correlation: stored for live / generate (TransflowerLive.generate); default: the checkpoint's own."""
+    default_noise_correlation: the AR(1) noise coefficient live and generate sample at (realtime.engine.DanceEngine); default: the checkpoint's own."""
     import onnx
     import torch
 

@@ -272,8 +272,8 @@ class DanceEngine:
         under its label, on `seed_motion` if given, else on the model's seed clip of that style), with one
         warm start instead of two. `ground`: each dancer's pose is kept on the floor its warm-start clip stands
         on, its root height corrected before it is returned and fed back (transflower.floor.Grounding).
-        `noise_correlation`: each dancer's noise is an AR(1) process over frames with this coefficient (as
-        `TransflowerLive.generate`; None: the model's default, else 0); a style's preset may set its own.
+        `noise_correlation`: each dancer's noise is an AR(1) process over frames with this coefficient
+        (`_draw_noise`; None: the model's default, else 0); a style's preset may set its own.
         `energy`: the dance's size follows the music's loudness and a break calms it
         (transflower.energy.MusicEnergy, on the poses `step` returns, `shown_poses`; the model is fed `poses`).
         `prime_audio`: the audio feature row the warm start hears (unscaled); default the training music's mean

@@ -133,29 +133,6 @@ def test_grounding_lifts_a_sinking_dancer_and_keeps_dancers_apart():
     assert g.moved_cm > 30.0
 
 
-@pytest.mark.parametrize("traction", [0.0, 1.0])
-def test_grounding_hook_works_in_standardised_features_like_the_engine_rows(traction):
-    from transflower.features import StandardScaler
-    from transflower.floor import Grounding, grounding_hook
-
-    sk = _skeleton()
-    rng = np.random.default_rng(6)
-    seed = _rows(30, rng, sk)
-    sc = StandardScaler(rng.normal(size=seed.shape[1]).astype(np.float32), rng.uniform(0.5, 2, seed.shape[1]).astype(np.float32))
-    hook = grounding_hook(sk, sc, sc.transform(seed), traction=traction, slip=0.0)
-    g = Grounding(sk, traction=traction, slip=0.0)
-    g.start(seed)
-    for t in range(50):
-        row = _rows(1, rng, sk)
-        row[0, :3] = rng.normal(size=3) * (2.0, 2.0, 0.05)  # travel and turns, which traction corrects
-        row[0, 3] += t % 10
-        x = sc.transform(row)
-        hook(x)
-        g.apply(row)
-        np.testing.assert_allclose(sc.inverse(x), row, atol=1e-3)
-    assert (g.held_cm > 0.0) == (traction > 0.0)
-
-
 # --- Traction: a planted foot does not skate with the body ------------------------------------------
 
 def _world_feet(sk, rows):

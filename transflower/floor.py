@@ -183,34 +183,3 @@ class Grounding:
         self.held_cm += self._traction(rows, self.slot, self.chain, self.parents, self.offsets, self.feet,
                                        self._grot, self._gpos, self._prev_feet, self._has_prev, self.floor,
                                        self.traction, self.slip, self.near, self.fade, self.swing, self.swing_fade)
-
-    def standardised_hook(self, mean, std, traction_per_frame=None):
-        """A pose hook for `generate` in standardised features: (1, D) float32 array, changed in place.
-        traction_per_frame: dancer 0's traction for each call in turn (a style switch's blend)."""
-        mean = np.asarray(mean, np.float32)
-        std = np.asarray(std, np.float32)
-        row = np.zeros((1, len(mean)), np.float32)
-        calls = [0]
-
-        def hook(x: np.ndarray) -> None:
-            if traction_per_frame is not None:
-                self.set_traction(traction_per_frame[min(calls[0], len(traction_per_frame) - 1)], 0)
-                calls[0] += 1
-            np.multiply(x, std, out=row)
-            np.add(row, mean, out=row)
-            dx, dz, y = row[0, 0], row[0, 1], row[0, 3]
-            self.apply(row)
-            x[0, 0] += (row[0, 0] - dx) / std[0]
-            x[0, 1] += (row[0, 1] - dz) / std[1]
-            x[0, 3] += (row[0, 3] - y) / std[3]
-        return hook
-
-
-def grounding_hook(skeleton, scaler, seed_scaled, traction_per_frame=None, **settings):
-    """A fresh Grounding for one rollout in standardised features (torch `generate`'s pose_hook), started
-    on its seed clip. skeleton: Skeleton or its dict; scaler: the motion StandardScaler; settings: Grounding's
-    (traction: a number); traction_per_frame: one per generated frame instead."""
-    skel = Skeleton.from_dict(skeleton) if isinstance(skeleton, dict) else skeleton
-    g = Grounding(skel, **settings)
-    g.start(scaler.inverse(np.asarray(seed_scaled, np.float64)))
-    return g.standardised_hook(scaler.mean, scaler.std, traction_per_frame)

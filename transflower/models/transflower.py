@@ -46,7 +46,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from transflower.models.flows import ConditionalFlow, sample_with_redraws
+from transflower.models.flows import ConditionalFlow
 
 
 @dataclass
@@ -481,66 +481,6 @@ class TransflowerLive(nn.Module):
         c = self.cfg
         shape = (c.n_layers, batch, c.context - 1, c.n_heads, c.head_dim)
         return torch.zeros(shape), torch.zeros(shape), torch.full((batch, c.context - 1), -1e9)
-
-    @torch.no_grad()
-    def generate(self, seed_motion, audio, num_frames: int, temperature: float = 1.0, generator=None, style=None,
-                 pose_hook=None, noise_correlation=0.0):
-        """Autoregressive rollout with the KV cache, in standardised feature space (CPU).
-
-        seed_motion (S >= 1, D_m): poses of frames -S..-1; audio (N, D_a): frames 0..N-1 -> (num_frames, D_m).
-        Token j carries pose x_j and audio a_{j+1+lookahead} (index clamped to [0, N-1]: edge rows repeat)
-        and its flow samples x_{j+1} with noise ~ N(0, temperature^2), drawn from `generator` once per frame.
-        style: (S,) weights for the whole dance, or (num_frames, S) per generated frame (a live switch's
-        blend); None: "auto". temperature: a number, or one per generated frame (a style preset's blend).
-        pose_hook: called with each sampled pose, a (1, D) float32 numpy view, which it may change in place
-        before the pose is kept and fed back (transflower.floor.Grounding keeps the dancer on the floor).
-        noise_correlation rho (a number in [0, 1), or one per generated frame): the noise is an AR(1) process,
-        z_i = rho z_{i-1} + sqrt(1 - rho^2) e_i, so each frame's draw is still N(0, 1) (times the temperature)
-        but consecutive frames' draws are alike: the flow's per-frame noise stops jittering the dance
-        (experiments/2026-11-to-12-model-history.md, 2026-11-28). 0: independent draws, as trained."""
-        S, N, L, D = seed_motion.shape[0], audio.shape[0], self.cfg.lookahead, self.cfg.motion_dim
-        if S < 1:
-            raise ValueError("generate needs at least one seed frame")
-        was_training = self.training
-        self.eval()
-        try:
-            per_frame = style is not None and torch.as_tensor(style).ndim == 2
-            per_frame_t = torch.as_tensor(temperature).ndim > 0
-            rho_all = torch.as_tensor(noise_correlation, dtype=torch.float32)
-            if not (torch.isfinite(rho_all).all() and (rho_all >= 0).all() and (rho_all < 1).all()):
-                raise ValueError(f"generate: noise_correlation {noise_correlation}: expected values in [0, 1)")
-            runner = KVCacheRunner(self, style=torch.as_tensor(style)[0] if per_frame else style)
-            seed_motion, audio, zeros = seed_motion.float(), audio.float(), torch.zeros(1, D)
-            for j in range(-S, -1):  # warm the cache on the seed (samples of known poses discarded)
-                runner.step(seed_motion[j + S][None], audio[min(max(j + 1 + L, 0), N - 1)][None], zeros)
-            prev, out = seed_motion[-1][None], []
-            z, drawn = None, [None]  # the last frame's unscaled noise; this frame's draw
-            for i in range(num_frames):
-                a = audio[min(max(i + L, 0), N - 1)][None]
-                if per_frame:
-                    runner.style = torch.as_tensor(style[i], dtype=torch.float32).reshape(1, -1)
-
-                def sample(noise, prev=prev, a=a):  # a redraw reruns this frame into the same cache slot
-                    runner.frame = frame
-                    return runner.step(prev, a, noise)
-
-                frame = runner.frame
-                t_i = float(temperature[i]) if per_frame_t else temperature
-                rho = float(rho_all[i] if rho_all.ndim else rho_all)
-
-                def draw(t_i=t_i, rho=rho):  # the AR(1) noise; a redraw draws this frame's e_i again
-                    e = torch.randn(1, D, generator=generator)
-                    drawn[0] = e if z is None or rho == 0.0 else rho * z + (1.0 - rho * rho) ** 0.5 * e
-                    return drawn[0] * t_i
-
-                prev = sample_with_redraws(sample, draw)
-                z = drawn[0]
-                if pose_hook is not None:
-                    pose_hook(prev.numpy())
-                out.append(prev[0])
-            return torch.stack(out)
-        finally:
-            self.train(was_training)
 
 
 def auto_style(B: int, T: int | None, S: int, device=None) -> torch.Tensor:
