@@ -246,7 +246,8 @@ class TorchKV:
 
 class OnnxKV:
     def __init__(self, path: Path, threads: int, spinning: bool = True, provider: str = "cpu", name="onnx-kv-cache"):
-        from realtime.engine import DanceEngine, OnnxDanceModel
+        from realtime.engine import DanceEngine
+        from realtime.onnx_model import OnnxDanceModel
 
         self.name = name
         self.model = OnnxDanceModel(path, provider=provider, threads=threads, spinning=spinning)
@@ -414,7 +415,8 @@ class OnnxCrowd(OnnxKV):
     """N dancers through one batched DanceEngine step (the live crowd)."""
 
     def __init__(self, path: Path, dancers: int, threads: int, provider: str = "cpu"):
-        from realtime.engine import DanceEngine, OnnxDanceModel
+        from realtime.engine import DanceEngine
+        from realtime.onnx_model import OnnxDanceModel
 
         self.name, self.dancers = f"onnx-crowd-{dancers}", dancers
         self.model = OnnxDanceModel(path, provider=provider, threads=threads)
@@ -430,7 +432,8 @@ def variant_rows(onnx_path: Path, tmp: Path, steps: int, warmup: int, block: int
     """fp32 / int8 / fp16 of one exported model, timed interleaved, with each variant's output error
     against fp32 over the same teacher-forced 200-frame rollout (same noise, same audio)."""
     from export.quantize import make_variant
-    from realtime.engine import DanceEngine, OnnxDanceModel
+    from realtime.engine import DanceEngine
+    from realtime.onnx_model import OnnxDanceModel
 
     paths = {"fp32": Path(onnx_path)}
     for v in ("int8", "fp16"):
@@ -627,7 +630,7 @@ def run(args) -> int:
             raise UserError(f"--dancers {args.dancers}: sizes must be >= 1")
         variants_of = None
         if args.variants:
-            from realtime.engine import default_model_path
+            from realtime.onnx_model import default_model_path
 
             variants_of = default_model_path() if args.variants == "default" else Path(args.variants)
             if not Path(variants_of).is_file():

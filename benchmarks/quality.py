@@ -213,7 +213,7 @@ def engine_model(path, features_json=None):
     """Our live model for the live engine: an exported .onnx in onnxruntime, or a checkpoint (its step in torch,
     with its own features.json, else the data's `features_json`)."""
     if Path(path).suffix == ".onnx":
-        from realtime.engine import OnnxDanceModel
+        from realtime.onnx_model import OnnxDanceModel
 
         return OnnxDanceModel(path, provider="cpu", threads=1)
     from transflower.models.live_step import TorchDanceModel

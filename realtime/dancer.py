@@ -40,7 +40,8 @@ class Dancer:
 
     def __init__(self, model=None, temperature: float = 1.0, seed: int | None = None, *, style=None, threads: int = 2,
                  provider: str = "auto", stage_radius: float = 150.0, floor: bool = True, energy: bool = True):
-        from realtime.engine import DanceEngine, OnnxDanceModel
+        from realtime.engine import DanceEngine
+        from realtime.onnx_model import OnnxDanceModel
         from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
         from transflower.floor import FloorClamp
         from transflower.motion_features import MotionFeatures, MotionIntegrator

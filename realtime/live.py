@@ -337,7 +337,7 @@ def run(args) -> int:
             print(f"{i:3d}  {name}")
         return 0
     if args.list_styles:
-        from realtime.engine import OnnxDanceModel
+        from realtime.onnx_model import OnnxDanceModel
         from transflower.styles import preset_of
 
         model = OnnxDanceModel(args.model, provider="cpu", threads=1)
@@ -385,7 +385,8 @@ class LiveSession:
         """`source_factory()` -> an unstarted AudioSource (default: from args; tests inject fakes);
         `on_frame(session, tick, latency_ms_or_None)` is called after every sent frame (soak runner)."""
         from realtime.crowd import Crowd, dancer_targets
-        from realtime.engine import DanceEngine, OnnxDanceModel
+        from realtime.engine import DanceEngine
+        from realtime.onnx_model import OnnxDanceModel
         from realtime.frame_clock import FrameClock
         from realtime.timing import FrameTimes, RollingStats
         from transflower import kernels

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-LIVE_MODULES = ["realtime.live", "realtime.engine", "realtime.streaming_features", "realtime.audio_sources",
+LIVE_MODULES = ["realtime.live", "realtime.engine", "realtime.onnx_model", "realtime.streaming_features", "realtime.audio_sources",
                 "realtime.frame_clock", "realtime.ring_buffer", "realtime.control", "realtime.midi", "realtime.crowd",
                 "realtime.timing", "transflower.kernels", "bridge.vmc", "bridge.retarget", "bridge.osc",
                 "bridge.preview"]

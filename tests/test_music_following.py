@@ -197,7 +197,8 @@ def test_the_gate_on_a_finished_rollout_equals_frame_by_frame():
 
 
 def test_the_engine_shows_the_gated_dance_and_feeds_back_its_own(tmp_path):
-    from realtime.engine import DanceEngine, OnnxDanceModel
+    from realtime.engine import DanceEngine
+    from realtime.onnx_model import OnnxDanceModel
     from tests.tiny_model import make_tiny_onnx
 
     path = make_tiny_onnx(tmp_path)

@@ -60,7 +60,7 @@ def styled(tmp_path_factory):
 
 
 def test_export_carries_presets_and_seed_clips(styled, tmp_path):
-    from realtime.engine import OnnxDanceModel
+    from realtime.onnx_model import OnnxDanceModel
     from export.onnx_export import export_onnx
 
     out, ckpt, feats, clip, _ = styled
@@ -75,7 +75,7 @@ def test_export_carries_presets_and_seed_clips(styled, tmp_path):
 def test_malformed_style_seeds_in_metadata_are_a_clear_error(styled, tmp_path):
     import onnx
 
-    from realtime.engine import OnnxDanceModel
+    from realtime.onnx_model import OnnxDanceModel
 
     proto = onnx.load(str(styled[0]))
     meta = json.loads(proto.metadata_props[0].value)
@@ -88,7 +88,8 @@ def test_malformed_style_seeds_in_metadata_are_a_clear_error(styled, tmp_path):
 
 
 def test_preset_scales_strength_and_temperature_blended_with_the_style(styled):
-    from realtime.engine import DanceEngine, OnnxDanceModel
+    from realtime.engine import DanceEngine
+    from realtime.onnx_model import OnnxDanceModel
 
     model = OnnxDanceModel(styled[0], provider="cpu")
     audio = np.full(model.meta["audio_dim"], -50.0, np.float32)
@@ -125,7 +126,8 @@ def test_preset_scales_strength_and_temperature_blended_with_the_style(styled):
 
 
 def test_start_style_warm_starts_on_the_styles_seed_clip(styled):
-    from realtime.engine import DanceEngine, OnnxDanceModel
+    from realtime.engine import DanceEngine
+    from realtime.onnx_model import OnnxDanceModel
 
     model = OnnxDanceModel(styled[0], provider="cpu")
     clip = styled[3]

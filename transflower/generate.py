@@ -48,7 +48,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
 
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
-        from realtime.engine import OnnxDanceModel
+        from realtime.onnx_model import OnnxDanceModel
 
         model, backend = OnnxDanceModel(model_path, provider="cpu"), "onnx"
     else:
