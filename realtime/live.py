@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.control import DEFAULT_CONTROL_PORT
+from realtime.status_line import PLAIN_EVERY_S
 from transflower.errors import UserError
 
 log = logging.getLogger("transflower.live")
@@ -63,6 +64,8 @@ CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperatur
 # interpolated, for one model frame of latency (scripts/measure_send_rate.py; docs/receivers.md). --fps 20 gives
 # that frame back where the receiver interpolates itself (our Unity package, the browser preview).
 DEFAULT_SEND_FPS = 60.0
+MUSIC_LEVEL_DB = -60.0  # above this the status line shows the music's tempo (below it there is no beat to find)
+TEMPO_AFTER_S = 3.0
 LOOP_SWITCH_INTERVAL_S = 0.0005  # the GIL switch interval while the loop runs (see _start)
 FPS_HELP = ("output frame rate (default 60, or the model's if higher). A rate other than the model's streams by "
             "interpolating between the two newest model frames (slerp rotations, lerp root), which adds one model frame "
@@ -183,7 +186,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     run = p.add_argument_group("run")
     run.add_argument("--duration", type=float, help="run this many seconds, then exit 0 with a summary")
     run.add_argument("--late-policy", choices=["skip", "hold"], default="skip", help="a late frame: skip to the next deadline, or emit it late")
-    run.add_argument("--status-interval", type=float, default=0.5, help="seconds between status line updates (0: none)")
+    run.add_argument("--status-interval", type=float, default=0.5, help="seconds between status line updates on a "
+                     f"terminal (default 0.5; a pipe or a file gets one every {PLAIN_EVERY_S:g} s; 0: none)")
+    run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                     help="add the engine's figures to the status line (step, engine and host times, latency) and log "
+                          "debug messages")
     run.add_argument("--summary-json", metavar="FILE", help="write the run summary as JSON")
     run.add_argument("--config", metavar="YAML", help="options as YAML (keys as the long options, e.g. temperature: 0.8)")
 
@@ -380,6 +387,7 @@ class LiveSession:
     OVERLOAD_WINDOW_S = 5.0
     OVERLOAD_FRACTION = 0.10
     MAX_CONSECUTIVE_ENGINE_ERRORS = 100
+    RECEIVER_CHECK_S = 0.25  # how often the loop looks at the receivers' send errors
 
     def __init__(self, args, *, source_factory=None, on_frame=None):
         """`source_factory()` -> an unstarted AudioSource (default: from args; tests inject fakes);
@@ -468,6 +476,9 @@ class LiveSession:
         self.watchdog = None
         self.source = None
         self._status_text = "starting"
+        self.status_line = None
+        self.receivers = None
+        self._tempo_row = self.audio_config.names.index("tempo")  # log2(bpm / 120) in an audio feature row
         from realtime.control import attach_controls
 
         self.controls = attach_controls(self, args)  # --control / --midi; None when neither is given
@@ -566,14 +577,13 @@ class LiveSession:
 
         old_handlers = ({s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
                         if threading.current_thread() is threading.main_thread() else {})  # tests run it in threads
-        status_written = False
         try:
             self._start()
-            status_written = self._loop()
+            self._loop()
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
-            self._stop(status_written)
+            self._stop()
         summary = self.summary(self.source, self.feats)
         if self.stopped_by:
             log.info("stopped by %s after %d frames (%.1f s); eased into the standing pose", self.stopped_by, summary.frames,
@@ -637,16 +647,17 @@ class LiveSession:
         self.memory = lock_memory("on" if lock == "on" else lock if self.priority == "realtime" else "off")
         log.info("frame loop priority: %s; memory %s", self.priority, self.memory)
 
-    def _loop(self) -> bool:
+    def _loop(self) -> None:
         args, clock, times = self.args, self.clock, self.times
+        from realtime.status_line import ReceiverWatch, StatusLine
         from realtime.timing import OverloadMonitor
 
-        status_every = float(args.status_interval)
+        self.status_line = StatusLine(float(args.status_interval)).attach_logging()
+        self.receivers = ReceiverWatch(self.crowd.targets, log)
+        next_check = 0.0
         end_at = None if args.duration is None else float(args.duration)
         interp_ms = 1000.0 / self.model_fps if self.interpolate else 0.0
         overload = OverloadMonitor(self.OVERLOAD_WINDOW_S, self.OVERLOAD_FRACTION)
-        next_status = status_every
-        status_written = False
         clock.start()
         while not self.stop_requested:
             tick = clock.wait_next()
@@ -680,20 +691,18 @@ class LiveSession:
                             bad, tot, times.recent_step.pct(99), 1000 / self.fps)
             if self.on_frame is not None:
                 self.on_frame(self, tick, lat)
-            if status_every > 0 and elapsed >= next_status:
-                next_status = elapsed + status_every
-                self._print_status(feats, elapsed)
-                status_written = True
+            if elapsed >= next_check:  # the receivers' state, and the status line when it is due
+                next_check = elapsed + self.RECEIVER_CHECK_S
+                self.receivers.update()
+                if self.status_line.due(elapsed):
+                    self._print_status(feats, elapsed)
             if getattr(self.source, "finished", False) and self.source.ring.available() == 0:
                 self.stopped_by = "end of input"
-                if status_written and sys.stderr.isatty():
-                    sys.stderr.write("\n")  # off the status line
                 log.info("%s ended after %.1f s; stopping (--loop-input plays it again)",
                          getattr(self.args, "input", None) or "the input", elapsed)
                 break
-        return status_written
 
-    def _stop(self, status_written: bool) -> None:
+    def _stop(self) -> None:
         if self.gc_watch is not None:
             self.gc_watch.__exit__()
         if self._switch_interval is not None:
@@ -707,8 +716,8 @@ class LiveSession:
 
             unlock_memory()
         gc.unfreeze()
-        if status_written:
-            sys.stderr.write("\n")
+        if self.status_line is not None:
+            self.status_line.close()  # off the terminal, log handlers as they were
         self.crowd.ease_to_neutral(0.5, self.fps)  # ~0.5 s into a standing pose, not a snap to the T-pose
         watchdog = self.watchdog
         if watchdog is not None:
@@ -731,23 +740,40 @@ class LiveSession:
         return self._status_text
 
     def _print_status(self, feats, elapsed):
-        c, e, t = self.clock, self.engine, self.times
-        udp = sum(x.failed + x.refused for x in self.crowd.targets)
-        audio = "" if self.watchdog is None or self.watchdog.state == "ok" else f"  AUDIO LOST {self.watchdog.silent_for:.0f}s"
-        g = e.energy  # the dance's size from the music's level (transflower.energy)
-        size = "" if g is None else f"size {g.gain:4.0%}{' (break)' if g.in_break else ''}  "
-        text = (f"{elapsed:7.1f}s  {c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {t.recent_step.pct(50):5.2f} "
-                f"p99 {t.recent_step.pct(99):5.2f} ms (engine {t.recent_engine.pct(50):5.2f}/{t.recent_engine.pct(99):5.2f}, "
-                f"host {t.recent_host.pct(50):4.2f}/{t.recent_host.pct(99):4.2f})  latency p50 {self.latency_ms.pct(50):5.0f} ms  "
-                f"level {feats.level_db:6.1f} dB  {size}late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}{audio}  "
-                + (f"{self.controls.status_text()}  " if self.controls is not None else ""))
-        self._status_text = text.strip()
+        from realtime.status_line import status_text
+
+        text = status_text(self._status_facts(feats, elapsed), self.status_line.width)
+        self._status_text = text
         if self.preview is not None and self.controls is not None:  # the page shows the current control values
             c = self.controls
             self.preview.set_values({"temperature": c.temperature, "style": c.style, "style_strength": c.style_strength,
                                      "correlation": c.correlation, "hold": int(c.hold), "gain": c.gain})
-        sys.stderr.write("\r" + text)
-        sys.stderr.flush()
+        self.status_line.show(text)
+
+    def _status_facts(self, feats, elapsed):
+        """What the status line shows (realtime.status_line); --verbose adds the engine figures."""
+        from realtime.status_line import StatusFacts, style_label
+
+        c, e, wd, ctl = self.clock, self.engine, self.watchdog, self.controls
+        # the tempo once the music is loud enough and has played for a few seconds (the estimate needs some beats)
+        tempo = feats.level_db > MUSIC_LEVEL_DB and feats.rows >= TEMPO_AFTER_S * self.model_fps
+        return StatusFacts(
+            elapsed, feats.level_db, bpm=120.0 * 2.0 ** float(feats.row[self._tempo_row]) if tempo else None,
+            style=style_label(e.styles, None if e.style is None else e.style[0]),
+            size=None if e.energy is None else e.energy.gain, in_break=bool(e.energy is not None and e.energy.in_break),
+            late=c.late, skipped=c.skipped, receivers=self.receivers.text,
+            audio_lost_s=None if wd is None or wd.state == "ok" else wd.silent_for,
+            hold=bool(self.hold or (ctl is not None and ctl.hold)),
+            temperature=None if ctl is None else ctl.temperature,
+            engine=self._engine_figures(elapsed) if getattr(self.args, "verbose", False) else "")
+
+    def _engine_figures(self, elapsed) -> str:
+        c, t, e = self.clock, self.times, self.engine
+        udp = sum(x.failed + x.refused for x in self.crowd.targets)
+        return (f"{c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {t.recent_step.pct(50):5.2f} "
+                f"p99 {t.recent_step.pct(99):5.2f} ms (engine {t.recent_engine.pct(50):5.2f}/{t.recent_engine.pct(99):5.2f}, "
+                f"host {t.recent_host.pct(50):4.2f}/{t.recent_host.pct(99):4.2f})  latency p50 {self.latency_ms.pct(50):5.0f} ms  "
+                f"resets {e.stats.resets}  udp err {udp}" + (f"  {self.controls.status_text()}" if self.controls else ""))
 
     def summary(self, source, feats) -> LiveSummary:
         c, t = self.clock, self.times

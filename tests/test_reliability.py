@@ -139,7 +139,7 @@ def slow_every(session, every, sleep_s):
 
 
 @pytest.mark.parametrize("policy", ["skip", "hold"])
-def test_overload_skip_or_hold_without_drift(tiny_onnx, receiver, caplog, capsys, policy):
+def test_overload_skip_or_hold_without_drift(tiny_onnx, receiver, caplog, policy):
     from realtime.live import LiveSession
 
     args = live_args("--model", tiny_onnx, "--demo", "--duration", 3, "--late-policy", policy,
@@ -156,7 +156,7 @@ def test_overload_skip_or_hold_without_drift(tiny_onnx, receiver, caplog, capsys
     assert len([r for r in caplog.records if "overload" in r.getMessage()]) == 1  # logged once
     import re
 
-    status = [m.groups() for m in re.finditer(r"late (\d+) skipped (\d+)", capsys.readouterr().err)]
+    status = [m.groups() for m in re.finditer(r"late (\d+) skip (\d+)", s._status_text)]
     assert status, "no status line"
     late_shown, skipped_shown = map(int, status[-1])  # the status line shows the overload
     assert (skipped_shown if policy == "skip" else late_shown) > 0
