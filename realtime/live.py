@@ -34,19 +34,18 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import math
 import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from realtime.control import DEFAULT_CONTROL_PORT
+from realtime.live_summary import LiveSummary, human_summary, summarize, write_summary_json
 from realtime.status_line import PLAIN_EVERY_S
 from transflower.errors import UserError
 
@@ -71,49 +70,6 @@ FPS_HELP = ("output frame rate (default 60, or the model's if higher). A rate ot
             "interpolating between the two newest model frames (slerp rotations, lerp root), which adds one model frame "
             "of latency (reported as interpolation_ms); --fps 20 (the model's) is lowest latency for receivers that "
             "interpolate themselves. The model always steps at its own rate")
-
-
-@dataclass
-class LiveSummary:
-    frames: int = 0
-    seconds: float = 0.0
-    fps: float = 0.0
-    model_fps: float = 0.0
-    late: int = 0
-    skipped: int = 0
-    dancers: int = 1
-    step_ms: dict = field(default_factory=dict)
-    engine_ms: dict = field(default_factory=dict)
-    host_ms: dict = field(default_factory=dict)
-    startup_s: float | None = None
-    latency_ms: dict = field(default_factory=dict)
-    engine_resets: int = 0
-    engine_redraws: int = 0
-    grounding_cm: float | None = None  # the root-height corrections Grounding made, summed over frames (None: off)
-    traction_cm: float | None = None  # the travel Grounding's traction took out under planted feet, summed (None: off)
-    engine_errors: int = 0
-    audio_rows: int = 0
-    audio_level_db: float = -120.0
-    starved_frames: int = 0
-    silent_frames: int = 0
-    audio_outages: int = 0
-    audio_recoveries: int = 0
-    audio_reopen_attempts: int = 0
-    audio_overruns: int = 0
-    audio_dropped_samples: int = 0
-    udp_errors: int = 0
-    udp_sent: int = 0
-    overload_hints: int = 0
-    source: str = ""
-    provider: str = ""
-    lookahead_ms: float = 0.0
-    interpolation_ms: float = 0.0
-    gc: dict = field(default_factory=dict)
-    control_messages: int = 0
-    control_errors: int = 0
-    stopped_by: str = ""
-    priority: str = "normal"
-    memory: str = "unlocked"
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -191,7 +147,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                      help="add the engine's figures to the status line (step, engine and host times, latency) and log "
                           "debug messages")
-    run.add_argument("--summary-json", metavar="FILE", help="write the run summary as JSON")
+    run.add_argument("--summary-json", metavar="FILE", help="write every figure of the run as JSON (atomically; also "
+                     "written beside the run's log file when there is one; the terminal gets a few lines)")
     run.add_argument("--config", metavar="YAML", help="options as YAML (keys as the long options, e.g. temperature: 0.8)")
 
 
@@ -461,7 +418,7 @@ class LiveSession:
         self.stopped_by = ""
         self.times = FrameTimes()
         self.latency_ms = RollingStats()
-        self.starved = 0
+        self.frames_without_new_audio = 0  # frames that reused the previous audio row (none had completed since)
         self.silent_frames = 0
         self.engine_errors = 0
         self._engine_fail_run = 0
@@ -521,7 +478,7 @@ class LiveSession:
         if new_rows:
             self.row = feats.row
         else:
-            self.starved += 1
+            self.frames_without_new_audio += 1
             if state != "ok" and self.row is not self.engine.silence:
                 self.row = self.engine.silence
                 feats.level_db = -120.0
@@ -584,18 +541,13 @@ class LiveSession:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
             self._stop()
-        summary = self.summary(self.source, self.feats)
-        if self.stopped_by:
+        summary = self.summary()
+        if self.stopped_by in ("SIGINT", "SIGTERM"):
             log.info("stopped by %s after %d frames (%.1f s); eased into the standing pose", self.stopped_by, summary.frames,
                      summary.seconds)
-        print(json.dumps(summary.__dict__, indent=1), flush=True)
-        if self.args.summary_json:
-            from transflower.atomic import write_text_atomic
-
-            try:
-                write_text_atomic(self.args.summary_json, json.dumps(summary.__dict__, indent=1))
-            except OSError as e:
-                raise UserError(f"--summary-json {self.args.summary_json}: cannot write it ({e.strerror or e})") from None
+        # every figure as JSON to --summary-json and beside the run's log file (transflower.cli); a few lines here
+        written = write_summary_json(summary, self.args.summary_json, getattr(self.args, "_log_path", None))
+        print(human_summary(summary, written), flush=True)
         self.crowd.close()
         for h in logging.getLogger().handlers:
             h.flush()
@@ -663,6 +615,7 @@ class LiveSession:
             tick = clock.wait_next()
             elapsed = tick.deadline - clock.t0
             if end_at is not None and elapsed >= end_at - 1e-9:
+                self.stopped_by = self.stopped_by or "duration"
                 break
             t_start = time.perf_counter()
             self._engine_s = 0.0
@@ -775,39 +728,9 @@ class LiveSession:
                 f"host {t.recent_host.pct(50):4.2f}/{t.recent_host.pct(99):4.2f})  latency p50 {self.latency_ms.pct(50):5.0f} ms  "
                 f"resets {e.stats.resets}  udp err {udp}" + (f"  {self.controls.status_text()}" if self.controls else ""))
 
-    def summary(self, source, feats) -> LiveSummary:
-        c, t = self.clock, self.times
-        wd = self.watchdog
-        lat = self.latency_ms
-        targets = self.crowd.targets
-        return LiveSummary(
-            frames=self.frames_sent, seconds=round(self.frames_sent / self.fps, 2), fps=self.fps, model_fps=self.model_fps,
-            late=c.late, skipped=c.skipped, dancers=self.dancers,
-            step_ms=t.step.summary(), engine_ms=t.engine.summary(), host_ms=t.host.summary(),
-            startup_s=None if self.startup_s is None else round(self.startup_s, 3),
-            latency_ms={"p50": round(lat.pct(50), 3), "p99": round(lat.pct(99), 3),
-                        "max": round(float(lat.values().max()), 3) if lat.n else None, "n": int(lat.n)},
-            engine_resets=self.engine.stats.resets, engine_redraws=self.engine.stats.resampled,
-            grounding_cm=None if self.engine.ground is None else round(self.engine.ground.moved_cm, 1),
-            traction_cm=None if self.engine.ground is None else round(self.engine.ground.held_cm, 1),
-            engine_errors=self.engine_errors,
-            audio_rows=feats.rows if feats else 0, audio_level_db=round(feats.level_db, 2) if feats else -120.0,
-            starved_frames=self.starved, silent_frames=self.silent_frames,
-            audio_outages=wd.outages if wd else 0, audio_recoveries=wd.recoveries if wd else 0,
-            audio_reopen_attempts=wd.reopen_attempts if wd else 0,
-            audio_overruns=wd.overruns() if wd else 0,
-            audio_dropped_samples=(feats.dropped_samples + feats._ring_dropped()) if feats else 0,
-            udp_errors=int(sum(x.failed + x.refused for x in targets)),
-            udp_sent=int(sum(x.sent for x in targets)),
-            overload_hints=self.overload_hints,
-            source=source.name if source is not None else "", provider=self.model.provider,
-            lookahead_ms=1000 * self.lookahead / self.model_fps,
-            interpolation_ms=1000.0 / self.model_fps if self.interpolate else 0.0,
-            gc=self.gc_watch.summary() if self.gc_watch else {},
-            control_messages=self.controls.applied if self.controls is not None else 0,
-            control_errors=self.controls.errors if self.controls is not None else 0, stopped_by=self.stopped_by,
-            priority=self.priority, memory=self.memory,
-        )
+    def summary(self, source=None, feats=None) -> LiveSummary:
+        """The run's figures (realtime.live_summary); `source` and `feats` are the session's own, kept for callers."""
+        return summarize(self)
 
 
 def process_age_s() -> float | None:

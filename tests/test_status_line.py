@@ -3,6 +3,7 @@ their own lines above it; the receivers' state and the one line that says what t
 from __future__ import annotations
 
 import io
+import json
 import logging
 import sys
 from pathlib import Path
@@ -191,3 +192,31 @@ def test_a_live_run_without_a_receiver_on_a_terminal(tiny_onnx, monkeypatch):
     status = [d for d in drawn if "dB" in d]
     assert status and all(len(d) <= 80 for d in status)
     assert "waiting for receiver" in status[-1]
+
+
+def test_the_summary_for_people_and_the_json_beside_the_run_log(tiny_onnx, tmp_path, capsys):
+    """Nobody listening: the few lines say so; the JSON goes to --summary-json and beside the run's log file."""
+    from test_live import live_args
+    from test_vmc import free_udp_port
+
+    from realtime.live import LiveSession
+
+    args = live_args("--model", tiny_onnx, "--demo", "--duration", 1, "--fps", 20, "--osc", f"127.0.0.1:{free_udp_port()}",
+                     "--status-interval", 0, "--summary-json", tmp_path / "out" / "s.json")
+    args._log_path = tmp_path / "live-20270101-000000-1.log"  # what transflower.cli passes when it logs the run
+    assert LiveSession(args).run() == 0
+    out = capsys.readouterr().out
+    beside = tmp_path / "live-20270101-000000-1.summary.json"
+    s = json.loads((tmp_path / "out" / "s.json").read_text())
+    assert json.loads(beside.read_text()) == s and s["udp_errors"] > 0
+    assert "no receiver was listening" in out and f"summary JSON: {tmp_path / 'out' / 's.json'}, {beside}" in out
+    assert len(out.strip().splitlines()) == 4 and not list((tmp_path / "out").glob(".*tmp"))  # atomic: no leftovers
+
+
+def test_an_unwritable_summary_json_is_one_clear_error(tmp_path):
+    from realtime.live_summary import LiveSummary, write_summary_json
+    from transflower.errors import UserError
+
+    (tmp_path / "f").write_text("a file, not a folder")
+    with pytest.raises(UserError, match="--summary-json .*cannot write it"):
+        write_summary_json(LiveSummary(), tmp_path / "f" / "s.json")
