@@ -62,7 +62,11 @@ def open_source(args):
     from realtime.audio_sources import DemoSource, FileSource, MicrophoneSource, open_default_source
 
     if args.input:
-        return FileSource(args.input, realtime=True, loop=bool(args.loop_input), audible=bool(args.audible))
+        from realtime.playlist import PlaylistSource, playlist_files
+
+        files = playlist_files(args.input)
+        cls = FileSource if len(files) == 1 else PlaylistSource
+        return cls(files[0] if len(files) == 1 else files, realtime=True, loop=bool(args.loop), audible=bool(args.audible))
     if args.demo:
         return DemoSource(audible=bool(args.audible))
     if args.device is not None:
@@ -444,9 +448,13 @@ class LiveSession:
                     self._print_status(feats, elapsed)
             if getattr(self.source, "finished", False) and self.source.ring.available() == 0:
                 self.stopped_by = "end of input"
-                log.info("%s ended after %.1f s; stopping (--loop-input plays it again)",
-                         getattr(self.args, "input", None) or "the input", elapsed)
+                log.info("%s ended after %.1f s; stopping (--loop plays it again)", self._input_name(), elapsed)
                 break
+
+    def _input_name(self) -> str:
+        paths = getattr(self.args, "input", None) or []
+        paths = [paths] if isinstance(paths, str) else paths
+        return str(paths[0]) if len(paths) == 1 else f"the playlist ({len(paths)} inputs)" if paths else "the input"
 
     def _stop(self) -> None:
         if self.gc_watch is not None:

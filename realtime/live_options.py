@@ -14,9 +14,11 @@ from transflower.errors import UserError
 # options a --config YAML may set (the CLI's own names, with dashes as underscores)
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
-               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "no_energy", "dancers", "temperatures", "style",
+               "no_spin", "status_interval", "input_gain", "summary_json", "loop", "no_floor", "no_energy", "dancers", "temperatures", "style",
                "style_strength", "no_style_presets", "noise_correlation", "control", "midi", "midi_map", "bone_positions", "bone_map", "avatar", "priority",
                "lock_memory"}
+CONFIG_ALIASES = {"loop_input": "loop"}  # an older name a config file may still use
+LIST_KEYS = {"osc": "HOST:PORT", "input": "FILE"}  # options a config file may give one value of, or a list
 
 
 FPS_HELP = ("output frame rate (default 60, or the model's if higher). A rate other than the model's streams by "
@@ -34,8 +36,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def _input_options(grp) -> None:
     grp.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
     grp.add_argument("--device", help="input device: an index or a part of its name, e.g. 'Stereo Mix' or 'monitor' (see --list-devices)")
-    grp.add_argument("--input", metavar="FILE", help="play an audio file through the live path, paced in real time")
-    grp.add_argument("--loop-input", action="store_true", help="loop --input")
+    grp.add_argument("--input", nargs="+", metavar="FILE", help="play audio files through the live path, paced in real "
+                     "time: one file, several, or a folder (its audio files in name order), one after another with the "
+                     "dancer carried across songs (no reset between them)")
+    grp.add_argument("--loop", "--loop-input", dest="loop", action="store_true",
+                     help="play --input again from the start when it ends (the whole playlist)")
     grp.add_argument("--audible", action="store_true", help="also play --input / the demo track on the default output")
     grp.add_argument("--demo", action="store_true", help="dance to the built-in synthesised track (no hardware needed)")
     grp.add_argument("--input-gain", type=float, default=1.0, help="multiply input samples (match a quiet line-in to the training level)")
@@ -157,19 +162,19 @@ def apply_config_file(args) -> None:
         raise UserError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(cfg, dict):
         raise UserError(f"--config {path}: expected a mapping of option: value")
-    unknown = {str(k).replace("-", "_") for k in cfg} - CONFIG_KEYS
+    cfg = {CONFIG_ALIASES.get(str(k).replace("-", "_"), str(k).replace("-", "_")): v for k, v in cfg.items()}
+    unknown = set(cfg) - CONFIG_KEYS
     if unknown:
         raise UserError(f"--config {path}: unknown keys {sorted(unknown)}; expected some of {sorted(CONFIG_KEYS)}")
     actions = {a.dest: a for a in _parser()._actions}
     typed = typed_options(args)
     for k, v in cfg.items():
-        k = str(k).replace("-", "_")
         a = actions[k]
         if v is not None:
-            if k == "osc":
+            if k in LIST_KEYS:
                 v = [v] if isinstance(v, str) else v
-                if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
-                    raise UserError(f"--config {path}: osc: expected HOST:PORT or a list of them, got {v!r}")
+                if not isinstance(v, list) or not v or not all(isinstance(t, str) for t in v):
+                    raise UserError(f"--config {path}: {k}: expected {LIST_KEYS[k]} or a list of them, got {v!r}")
             elif a.nargs == 0:  # store_true flags
                 if not isinstance(v, bool):
                     raise UserError(f"--config {path}: {k}: expected true or false, got {v!r}")
@@ -228,8 +233,10 @@ def validate(args) -> None:
         raise UserError("--input and --device: choose one audio input")
     if args.input and args.demo:
         raise UserError("--input and --demo: choose one audio input")
-    if args.input and not Path(args.input).is_file():
-        raise UserError(f"--input {args.input}: file not found")
+    if args.input:
+        from realtime.playlist import playlist_files
+
+        playlist_files(args.input)  # each file there, each folder holding audio files
     if args.model and not Path(args.model).is_file():
         raise UserError(f"--model {args.model}: file not found")
     if args.control:  # fail before the model loads

@@ -370,4 +370,4 @@ def test_a_file_that_ends_stops_the_run_with_a_line_that_says_so(tiny_onnx, rece
     assert rc == 0
     s = json.loads(out.read_text())
     assert s["stopped_by"] == "end of input" and s["seconds"] < 3.0  # not the 6 s asked for
-    assert f"{song} ended after" in caplog.text and "--loop-input" in caplog.text
+    assert f"{song} ended after" in caplog.text and "--loop plays it again" in caplog.text
