@@ -240,28 +240,33 @@ class ReceiverWatch:
         self.text = self._text()
 
     def update(self) -> str:
+        """One line per kind of change since the last update (a crowd's 16 targets going quiet make one line)."""
+        first, again, back = [], [], []
         for i, t in enumerate(self.targets):
             down = not t.healthy
             if down and not self.waiting[i]:
-                if not self._told[i]:
-                    self.log.warning(self.hint(t))
-                    self._told[i] = True
-                else:
-                    self.log.info("%s:%d: no receiver again; waiting for it (the dance goes on)", t.host, t.port)
+                (again if self._told[i] else first).append(t)
+                self._told[i] = True
             elif self.waiting[i] and not down:
-                self.log.info("%s:%d: a receiver is listening; sending", t.host, t.port)
+                back.append(t)
             self.waiting[i] = down
+        if first:
+            self.log.warning(self.hint(first))
+        if again:
+            self.log.info("no receiver at %s again; waiting for it (the dance goes on)", _names(again))
+        if back:
+            self.log.info("a receiver is listening at %s; sending", _names(back))
         self.text = self._text()
         return self.text
 
     @staticmethod
-    def hint(t) -> str:
-        reason = t.last_error.split(": ", 1)[-1]
-        if "ECONNREFUSED" in reason or "refused" in reason.lower():
-            what = f"nobody is listening at {t.host}:{t.port}"
-        else:
-            what = f"cannot reach {t.host}:{t.port} ({reason})"
-        return (f"{what}: start a VMC receiver there ({RECEIVER_APPS}), or point --osc at one; "
+    def hint(targets) -> str:
+        """What is wrong at these targets, and what to start there."""
+        refused = [t for t in targets if "refused" in t.last_error.lower()]
+        other = [t for t in targets if t not in refused]
+        what = [f"nobody is listening at {_names(refused)}"] if refused else []
+        what += [f"cannot reach {_names(other)} ({other[0].last_error.split(': ', 1)[-1]})"] if other else []
+        return (f"{'; '.join(what)}: start a VMC receiver there ({RECEIVER_APPS}), or point --osc at one; "
                 "the dance goes on meanwhile")
 
     def _text(self) -> str:
@@ -269,3 +274,9 @@ class ReceiverWatch:
         if k == 0:
             return "sending" if n == 1 else f"sending to {n}"
         return "waiting for receiver" if n == 1 else f"waiting for {k} of {n} receivers"
+
+
+def _names(targets, most: int = 3) -> str:
+    """"a:1, b:2, c:3 and 13 more"."""
+    names = [f"{t.host}:{t.port}" for t in targets]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")

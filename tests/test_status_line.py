@@ -156,6 +156,22 @@ def test_receiver_watch_says_once_what_to_start_and_when_sends_go_through(caplog
     t._count(111, "127.0.0.1:39539: ECONNREFUSED (ICMP)")
     assert w.update() == "waiting for receiver"
     assert len([r for r in caplog.records if "VSeeFace" in r.getMessage()]) == 1  # the long hint only once
+    assert "no receiver at 127.0.0.1:39539 again" in caplog.records[-1].getMessage()
+
+
+def test_a_crowd_without_receivers_is_one_line_not_sixteen(caplog):
+    from bridge.vmc import TargetStats
+
+    crowd = [TargetStats("127.0.0.1", 39539 + i, ("127.0.0.1", 39539 + i)) for i in range(16)]
+    w = ReceiverWatch(crowd, logging.getLogger("test.crowd"))
+    caplog.set_level(logging.INFO, logger="test.crowd")
+    for t in crowd[:15]:
+        t._count(111, f"127.0.0.1:{t.port}: ECONNREFUSED (ICMP)")
+    crowd[15]._count(101, "127.0.0.1:39554: Network is unreachable")
+    assert w.update() == "waiting for 16 of 16 receivers"
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert msg.startswith("nobody is listening at 127.0.0.1:39539, 127.0.0.1:39540, 127.0.0.1:39541 and 12 more; "
+                          "cannot reach 127.0.0.1:39554 (Network is unreachable): start a VMC receiver there")
 
 
 def test_a_live_run_without_a_receiver_on_a_terminal(tiny_onnx, monkeypatch):
