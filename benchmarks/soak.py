@@ -106,7 +106,7 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
             "--late-policy", late_policy, "--dancers", str(dancers), "--priority", priority, "--lock-memory", lock_memory]
     argv += ["--model", str(model)] if model else []
     if input:
-        argv += ["--input", str(input), "--loop-input"]
+        argv += ["--input", str(input), "--loop"]
     elif device:
         argv += ["--device", str(device)]
     else:

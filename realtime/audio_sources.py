@@ -309,16 +309,16 @@ class ArraySource(AudioSource):
         self._out_stream = None
         self.clock: FrameClock | None = None
 
-    # feed data[position : position + n] (wrapping when looping) to the ring and to `outbuf`
+    # feed data[position : position + n] (at its end: what _at_end says) to the ring and to `outbuf`
     def _feed(self, n: int, timestamp: float | None = None, outbuf=None) -> int:
         data, size = self.data, self.data.shape[0]
         done = 0
         while done < n:
             pos = self.position
             if pos >= size:
-                if not self.loop:
+                if not self._at_end():
                     break
-                pos = self.position = 0
+                data, size, pos = self.data, self.data.shape[0], self.position
             k = min(n - done, size - pos)
             chunk = data[pos:pos + k]
             self.ring.write(chunk, timestamp)
@@ -326,9 +326,15 @@ class ArraySource(AudioSource):
                 outbuf[done:done + k] = chunk[:, None]
             self.position = pos + k
             done += k
-        if done < n and not self.loop:
+        if done < n:
             self.status.finished = True
         return done
+
+    def _at_end(self) -> bool:
+        """The signal ended: True to go on (from `self.position` of `self.data`), False to finish."""
+        if self.loop:
+            self.position = 0
+        return self.loop
 
     def _run_thread(self):
         st = self.status

@@ -4,7 +4,7 @@
     from realtime.dancer import Dancer
 
     dancer = Dancer(temperature=0.8, seed=1)          # the shipped model; or Dancer("mine.onnx")
-    dancer.stream_vmc("127.0.0.1:39539")              # optional: send every pose to an avatar app
+    dancer.stream_vmc("127.0.0.1:39539")              # optional: send every pose to an avatar app, in real time
     for block in my_audio_blocks:                     # any size, any rate, mono or (n, channels)
         for pose in dancer.push_audio(block, 48000):  # 0, 1 or more poses: one per completed frame
             use(pose.root_position, pose.local_rotations)   # cm; (J, 4) quaternions x, y, z, w
@@ -16,11 +16,18 @@ comes out once audio up to t + lookahead has been pushed (`dancer.latency_s`). `
 model step for each completed frame (about a millisecond each on a laptop CPU): call it from your own
 thread or frame loop, never from inside an audio callback.
 
+Poses are computed as fast as audio is pushed; what `stream_vmc` sends is paced in real time (pose k no
+earlier than k / fps after the first), so a file pushed in a loop reaches the avatar at the music's speed,
+not as a fast-forward: `push_audio` then waits (sleeps) until each pose is due. `stream_vmc(...,
+realtime=False)` sends at once, for offline rendering.
+
 Built only on constructors and step-level methods of the public pieces (OnnxDanceModel, DanceEngine,
 StreamResampler, AudioFeatureExtractor, MotionIntegrator, FloorClamp, VmcSender), so the live loop's
 internals can change without breaking this API. numpy + onnxruntime only: never torch.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -28,6 +35,10 @@ from transflower.errors import UserError
 from transflower.skeleton import Pose
 
 __all__ = ["Dancer", "Pose"]
+
+# a host that falls this far behind the stream's pace (a stall, a slow machine) is not caught up in a burst:
+# the pace starts again from the late pose
+MAX_BEHIND_S = 0.25
 
 
 class Dancer:
@@ -71,6 +82,9 @@ class Dancer:
         self._fifo = np.zeros(0, np.float32)  # feature-rate samples not yet a whole hop
         self.rows = 0                         # audio frames (hops) completed = model steps taken
         self.sender = None
+        self.realtime = True       # stream_vmc paces what it sends
+        self._clock, self._sleep = time.monotonic, time.sleep
+        self._pace_t0, self._paced = None, 0
         if style is not None and not named:
             self.set_style(style)
 
@@ -90,9 +104,11 @@ class Dancer:
         """Feed audio; returns the poses of the frames it completed (a list, possibly empty).
 
         `block`: (n,) mono or (n, channels) samples, float in [-1, 1] or integer PCM. Each Pose holds
-        `frame_index` (the frame it shows; frames before 0 are the lead-in), `time` (= frame / fps, the
-        music time it dances to, from the first pushed sample), `root_position` (3,) in cm and
-        `local_rotations` (J, 4), both copies the caller may keep."""
+        `frame_index` (0, 1, 2, ...: the poses this dancer made since it started or was reset), `time` (the
+        music time it dances to, in seconds from the first pushed sample: (frame_index - lookahead) / fps, so
+        the first `lookahead` poses, before the music's first frame, are the lead-in), `root_position` (3,) in
+        cm and `local_rotations` (J, 4), both copies the caller may keep. While streaming (`stream_vmc`) this
+        waits until each pose is due (real time), unless streaming with realtime=False."""
         x = np.asarray(block)
         if x.ndim == 2:
             x = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
@@ -130,12 +146,24 @@ class Dancer:
             root[0], root[2] = self.integrator.position[0], self.integrator.position[2]
         if self.floor is not None:
             self.floor.apply(root, rots)
-        frame = self.rows - self.lookahead
+        frame = self.rows
         self.rows += 1
-        pose = Pose(frame, frame / self.fps, root.copy(), rots.copy())
+        pose = Pose(frame, (frame - self.lookahead) / self.fps, root.copy(), rots.copy())
         if self.sender is not None:
+            if self.realtime:
+                self._wait_for_turn()
             self.sender.send(pose)
         return pose
+
+    def _wait_for_turn(self) -> None:
+        """Real-time pacing of the stream: the k-th pose sent goes out k / fps after the first."""
+        now = self._clock()
+        if self._pace_t0 is None or now - (self._pace_t0 + self._paced / self.fps) > MAX_BEHIND_S:
+            self._pace_t0 = now - self._paced / self.fps  # the first pose, or after a stall: pace from now on
+        wait = self._pace_t0 + self._paced / self.fps - now
+        if wait > 0:
+            self._sleep(wait)
+        self._paced += 1
 
     @property
     def styles(self) -> list[str]:
@@ -156,15 +184,22 @@ class Dancer:
         self._resampler, self._rate = None, None
         self._fifo = np.zeros(0, np.float32)
         self.rows = 0
+        self._pace_t0, self._paced = None, 0
 
     # -- streaming to an avatar -----------------------------------------------------------------------
-    def stream_vmc(self, *targets: str) -> "Dancer":
-        """Also send every pose over OSC in the VMC protocol to each "host:port" (default 127.0.0.1:39539)."""
+    def stream_vmc(self, *targets: str, realtime: bool = True) -> "Dancer":
+        """Also send every pose over OSC in the VMC protocol to each "host:port" (default 127.0.0.1:39539).
+
+        `realtime` (default): send at the dance's pace, one pose per 1 / fps seconds from the first, however
+        fast audio is pushed (push_audio waits for each pose's turn), so a receiver sees the music's speed.
+        False: send each pose as soon as it is computed (offline rendering into a recorder)."""
         from bridge.vmc import VmcSender
 
         if self.sender is not None:
             self.sender.close()
         self.sender = VmcSender(list(targets) or ["127.0.0.1:39539"], self.skeleton)
+        self.realtime = bool(realtime)
+        self._pace_t0, self._paced = None, 0
         return self
 
     def close(self) -> None:

@@ -32,280 +32,41 @@ onnxruntime runs 1 intra-op thread unless --threads says otherwise (a spinning s
 """
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import logging
 import math
 import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from realtime.control import DEFAULT_CONTROL_PORT
+from realtime.live_options import (CONFIG_KEYS, _parser, apply_config_file, build_defaults,  # noqa: F401  (the CLI's)
+                                   configure_parser, typed_options, validate)
+from realtime.live_summary import LiveSummary, human_summary, summarize, write_summary_json
 from transflower.errors import UserError
 
 log = logging.getLogger("transflower.live")
-
-# options a --config YAML may set (the CLI's own names, with dashes as underscores)
-CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
-               "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
-               "no_spin", "status_interval", "input_gain", "summary_json", "loop_input", "no_floor", "no_energy", "dancers", "temperatures", "style",
-               "style_strength", "no_style_presets", "noise_correlation", "control", "midi", "midi_map", "bone_positions", "bone_map", "avatar", "priority",
-               "lock_memory"}
 
 # Receivers that do not interpolate (EVMC4U, VSeeFace, Warudo as set up by default) show the newest frame at each
 # display refresh: at the model's 20 fps that is visible 50 ms stepping, so the stream goes out at 60 fps,
 # interpolated, for one model frame of latency (scripts/measure_send_rate.py; docs/receivers.md). --fps 20 gives
 # that frame back where the receiver interpolates itself (our Unity package, the browser preview).
 DEFAULT_SEND_FPS = 60.0
+MUSIC_LEVEL_DB = -60.0  # above this the status line shows the music's tempo (below it there is no beat to find)
+TEMPO_AFTER_S = 3.0
 LOOP_SWITCH_INTERVAL_S = 0.0005  # the GIL switch interval while the loop runs (see _start)
-FPS_HELP = ("output frame rate (default 60, or the model's if higher). A rate other than the model's streams by "
-            "interpolating between the two newest model frames (slerp rotations, lerp root), which adds one model frame "
-            "of latency (reported as interpolation_ms); --fps 20 (the model's) is lowest latency for receivers that "
-            "interpolate themselves. The model always steps at its own rate")
-
-
-@dataclass
-class LiveSummary:
-    frames: int = 0
-    seconds: float = 0.0
-    fps: float = 0.0
-    model_fps: float = 0.0
-    late: int = 0
-    skipped: int = 0
-    dancers: int = 1
-    step_ms: dict = field(default_factory=dict)
-    engine_ms: dict = field(default_factory=dict)
-    host_ms: dict = field(default_factory=dict)
-    startup_s: float | None = None
-    latency_ms: dict = field(default_factory=dict)
-    engine_resets: int = 0
-    engine_redraws: int = 0
-    grounding_cm: float | None = None  # the root-height corrections Grounding made, summed over frames (None: off)
-    traction_cm: float | None = None  # the travel Grounding's traction took out under planted feet, summed (None: off)
-    engine_errors: int = 0
-    audio_rows: int = 0
-    audio_level_db: float = -120.0
-    starved_frames: int = 0
-    silent_frames: int = 0
-    audio_outages: int = 0
-    audio_recoveries: int = 0
-    audio_reopen_attempts: int = 0
-    audio_overruns: int = 0
-    audio_dropped_samples: int = 0
-    udp_errors: int = 0
-    udp_sent: int = 0
-    overload_hints: int = 0
-    source: str = ""
-    provider: str = ""
-    lookahead_ms: float = 0.0
-    interpolation_ms: float = 0.0
-    gc: dict = field(default_factory=dict)
-    control_messages: int = 0
-    control_errors: int = 0
-    stopped_by: str = ""
-    priority: str = "normal"
-    memory: str = "unlocked"
-
-
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    src = p.add_argument_group("audio input (default: the default input device, else the demo track)")
-    src.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
-    src.add_argument("--device", help="input device: an index or a part of its name, e.g. 'Stereo Mix' or 'monitor' (see --list-devices)")
-    src.add_argument("--input", metavar="FILE", help="play an audio file through the live path, paced in real time")
-    src.add_argument("--loop-input", action="store_true", help="loop --input")
-    src.add_argument("--audible", action="store_true", help="also play --input / the demo track on the default output")
-    src.add_argument("--demo", action="store_true", help="dance to the built-in synthesised track (no hardware needed)")
-    src.add_argument("--input-gain", type=float, default=1.0, help="multiply input samples (match a quiet line-in to the training level)")
-    mdl = p.add_argument_group("model")
-    mdl.add_argument("--model", help="exported .onnx model (default: the shipped model)")
-    mdl.add_argument("--fps", type=float, help=FPS_HELP)
-    mdl.add_argument("--temperature", type=float, default=None, help="sampling temperature: 0 = calm/average, 1 = as trained "
-                     "(default: the model's own, chosen by its benchmarks; 1 when it names none)")
-    mdl.add_argument("--noise-correlation", type=float, default=None, metavar="RHO",
-                     help="how alike consecutive frames' sampling noise is, 0..0.95: 0 = independent draws (as trained), "
-                          "higher = smoother, less twitchy motion (default: the model's own; a style's preset may set its own)")
-    mdl.add_argument("--style", help="dance style from the model's list (--list-styles; default auto: the music decides)")
-    mdl.add_argument("--style-strength", type=float, default=1.0, metavar="S",
-                     help="how strongly the style beats the music: 1 = as trained (default), 0 = auto, up to 4; above 1 "
-                          "the style is clearer and the motion jerkier (benchmarks/README.md, 'Style strength')")
-    mdl.add_argument("--no-style-presets", action="store_true",
-                     help="ignore the model's per-style presets (strength and temperature multipliers, noise correlation "
-                          "and foot traction that make each style clearer and smoother; transflower.styles)")
-    mdl.add_argument("--list-styles", action="store_true", help="print the model's dance styles and exit")
-    mdl.add_argument("--seed", type=int, help="random seed for a reproducible dance")
-    mdl.add_argument("--seed-motion", metavar="BVH", help="BVH clip whose last frames start the dance")
-    mdl.add_argument("--lookahead", type=int, help="frames of music lookahead; must equal what the model was trained with")
-    mdl.add_argument("--dancers", type=int, default=1, help="N independent dancers (own noise seed each) on the same music, one batched model step")
-    mdl.add_argument("--temperatures", metavar="T1,T2,...", help="one sampling temperature per dancer (default: --temperature for all)")
-    mdl.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1: a second, spinning thread "
-                     "competes with the audio thread on small CPUs; try 2 on an idle machine with more cores)")
-    mdl.add_argument("--provider", default="auto", help="auto | cpu | cuda | tensorrt (default auto: a GPU if there is one)")
-    mdl.add_argument("--no-spin", action="store_true", help="turn off onnxruntime thread spinning (less CPU, ~1 ms slower)")
-    mdl.add_argument("--priority", choices=["auto", "realtime", "normal"], default="auto",
-                     help="scheduling of the frame loop's thread: realtime (SCHED_FIFO: wakes on time on a busy machine; "
-                          "Linux, needs CAP_SYS_NICE or an rtprio limit), normal, or auto (default: realtime where "
-                          "allowed, else normal; the summary's `priority` says which)")
-    mdl.add_argument("--lock-memory", choices=["auto", "on", "off"], default="auto",
-                     help="keep the process's memory resident (mlockall), so no page the loop touches is read back from "
-                          "disk mid-show: on, off, or auto (default: try where the loop runs realtime; the summary's "
-                          "`memory` says which)")
-    out = p.add_argument_group("output")
-    out.add_argument("--osc", action="append", metavar="HOST:PORT", help="VMC/OSC target, repeatable (default 127.0.0.1:39539)")
-    out.add_argument("--bone-positions", choices=["none", "skeleton"], default="none",
-                     help="Bone/Pos positions: none (default: receivers keep the avatar's own proportions) or skeleton "
-                          "(the dancer's; EVMC4U's Bone Position Synchronize then reshapes the avatar)")
-    out.add_argument("--bone-map", metavar="JSON", help="joint -> HumanBodyBones map for the model's skeleton "
-                     "(default: the shipped map that fits: transflower, cmu, mixamo; see docs/bone_maps.md)")
-    out.add_argument("--preview", action="store_true", help="serve a live 3D view (a VRM avatar) in the browser")
-    out.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar for --preview (default: the built-in box figure)")
-    out.add_argument("--preview-port", type=int, default=8765, help="HTTP port of --preview (default 8765; 0 = any free port)")
-    out.add_argument("--stage-radius", type=float, default=150.0, help="keep the dancer within this radius (cm) of the origin")
-    out.add_argument("--no-floor", action="store_true", help="no floor handling: do not lift the body when a sampled pose puts a foot "
-                     "below the floor, nor keep the dancer from floating off it (by default each pose's root height is "
-                     "grounded before it is fed back to the model)")
-    mdl.add_argument("--no-energy", action="store_true",
-                     help="dance at full size whatever the music's level (by default quieter passages are danced smaller "
-                          "and a break in the music calms the dancer into a sway; it picks the dance up when the music returns)")
-    ctl = p.add_argument_group("live control (docs/control.md)")
-    ctl.add_argument("--control", nargs="?", const=str(DEFAULT_CONTROL_PORT), metavar="[HOST:]PORT",
-                     help=f"take OSC control messages (/transflower/temperature, style, hold, reset, gain) on UDP; "
-                          f"bound to 127.0.0.1 unless a host is given (--control alone: port {DEFAULT_CONTROL_PORT})")
-    ctl.add_argument("--midi", metavar="DEVICE", help="take control from a MIDI input (index or name, see --list-midi; "
-                                                      "needs the [midi] extra)")
-    ctl.add_argument("--midi-map", metavar="YAML", help="MIDI CC/note -> control map (default: docs/midi_map_example.yaml's)")
-    ctl.add_argument("--list-midi", action="store_true", help="list MIDI input ports and exit")
-    run = p.add_argument_group("run")
-    run.add_argument("--duration", type=float, help="run this many seconds, then exit 0 with a summary")
-    run.add_argument("--late-policy", choices=["skip", "hold"], default="skip", help="a late frame: skip to the next deadline, or emit it late")
-    run.add_argument("--status-interval", type=float, default=0.5, help="seconds between status line updates (0: none)")
-    run.add_argument("--summary-json", metavar="FILE", help="write the run summary as JSON")
-    run.add_argument("--config", metavar="YAML", help="options as YAML (keys as the long options, e.g. temperature: 0.8)")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="transflower live")
-    configure_parser(p)
-    return p
-
-
-def build_defaults():
-    return _parser().parse_args([])
-
-
-def apply_config_file(args) -> None:
-    if not getattr(args, "config", None):
-        return
-    import yaml
-
-    path = Path(args.config)
-    try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise UserError(f"--config {path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"--config {path}: cannot read it ({e})") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"--config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(cfg, dict):
-        raise UserError(f"--config {path}: expected a mapping of option: value")
-    unknown = {str(k).replace("-", "_") for k in cfg} - CONFIG_KEYS
-    if unknown:
-        raise UserError(f"--config {path}: unknown keys {sorted(unknown)}; expected some of {sorted(CONFIG_KEYS)}")
-    actions = {a.dest: a for a in _parser()._actions}
-    typed = typed_options(args)
-    for k, v in cfg.items():
-        k = str(k).replace("-", "_")
-        a = actions[k]
-        if v is not None:
-            if k == "osc":
-                v = [v] if isinstance(v, str) else v
-                if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
-                    raise UserError(f"--config {path}: osc: expected HOST:PORT or a list of them, got {v!r}")
-            elif a.nargs == 0:  # store_true flags
-                if not isinstance(v, bool):
-                    raise UserError(f"--config {path}: {k}: expected true or false, got {v!r}")
-            elif a.type is not None:
-                if isinstance(v, bool) or isinstance(v, (list, dict)):
-                    raise UserError(f"--config {path}: {k}: expected a {a.type.__name__}, got {v!r}")
-                try:
-                    v = a.type(v)
-                except (TypeError, ValueError):
-                    raise UserError(f"--config {path}: {k}: expected a {a.type.__name__}, got {v!r}") from None
-            else:
-                v = str(v)
-            if a.choices is not None and v not in a.choices:
-                raise UserError(f"--config {path}: {k}: {v!r} is not one of {list(a.choices)}")
-        if k not in typed:  # the command line wins over the file
-            setattr(args, k, v)
-
-
-def typed_options(args) -> set[str]:
-    """The options given on the command line (`args._argv`, which transflower.cli keeps), found by
-    parsing it again with every default suppressed: `--temperature 1.0` counts even though 1.0 is the
-    default. Without `_argv` (args built in code), the options whose value differs from the default."""
-    argv = getattr(args, "_argv", None)
-    if argv is None:
-        defaults = vars(build_defaults())
-        return {k for k, v in vars(args).items() if k in defaults and v != defaults[k]}
-    p = _parser()
-    for a in p._actions:
-        a.default = argparse.SUPPRESS
-    typed, _ = p.parse_known_args([str(a) for a in argv])  # the subcommand's name and global flags stay unknown
-    return set(vars(typed))
-
-
-def validate(args) -> None:
-    def num(name, value, lo=None, hi=None, lo_open=False):
-        if value is None:
-            return
-        v = float(value)
-        if not math.isfinite(v) or (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and v > hi):
-            rng = f"{'>' if lo_open else '>='} {lo:g}" if hi is None else f"{lo:g}..{hi:g}"
-            raise UserError(f"--{name} {value}: expected a value {rng}")
-
-    if args.temperature is not None:
-        num("temperature", args.temperature, 0.0, 5.0)
-    num("noise-correlation", getattr(args, "noise_correlation", None), 0.0, 0.95)
-    num("duration", args.duration, 0.0, lo_open=True)
-    num("fps", args.fps, 1.0, 240.0)
-    num("threads", args.threads, 1, 64)
-    num("input-gain", args.input_gain, 0.0, lo_open=True)
-    num("stage-radius", args.stage_radius, 0.0, lo_open=True)
-    num("status-interval", args.status_interval, 0.0)
-    num("preview-port", args.preview_port, 0, 65535)
-    num("lookahead", args.lookahead, 0, 1000)
-    num("dancers", args.dancers, 1, 4096)
-    if args.input and args.device is not None:
-        raise UserError("--input and --device: choose one audio input")
-    if args.input and args.demo:
-        raise UserError("--input and --demo: choose one audio input")
-    if args.input and not Path(args.input).is_file():
-        raise UserError(f"--input {args.input}: file not found")
-    if args.model and not Path(args.model).is_file():
-        raise UserError(f"--model {args.model}: file not found")
-    if args.control:  # fail before the model loads
-        from realtime.control import parse_listen_address
-
-        parse_listen_address(args.control)
-    if args.midi_map:
-        if args.midi is None:
-            raise UserError(f"--midi-map {args.midi_map}: also give --midi DEVICE (see --list-midi)")
-        from realtime.midi import load_midi_map
-
-        load_midi_map(args.midi_map)
-
-
 def open_source(args):
     from realtime.audio_sources import DemoSource, FileSource, MicrophoneSource, open_default_source
 
     if args.input:
-        return FileSource(args.input, realtime=True, loop=bool(args.loop_input), audible=bool(args.audible))
+        from realtime.playlist import PlaylistSource, playlist_files
+
+        files = playlist_files(args.input)
+        cls = FileSource if len(files) == 1 else PlaylistSource
+        return cls(files[0] if len(files) == 1 else files, realtime=True, loop=bool(args.loop), audible=bool(args.audible))
     if args.demo:
         return DemoSource(audible=bool(args.audible))
     if args.device is not None:
@@ -380,6 +141,7 @@ class LiveSession:
     OVERLOAD_WINDOW_S = 5.0
     OVERLOAD_FRACTION = 0.10
     MAX_CONSECUTIVE_ENGINE_ERRORS = 100
+    RECEIVER_CHECK_S = 0.25  # how often the loop looks at the receivers' send errors
 
     def __init__(self, args, *, source_factory=None, on_frame=None):
         """`source_factory()` -> an unstarted AudioSource (default: from args; tests inject fakes);
@@ -454,7 +216,7 @@ class LiveSession:
         self.stopped_by = ""
         self.times = FrameTimes()
         self.latency_ms = RollingStats()
-        self.starved = 0
+        self.frames_without_new_audio = 0  # frames that reused the previous audio row (none had completed since)
         self.silent_frames = 0
         self.engine_errors = 0
         self._engine_fail_run = 0
@@ -469,6 +231,9 @@ class LiveSession:
         self.watchdog = None
         self.source = None
         self._status_text = "starting"
+        self.status_line = None
+        self.receivers = None
+        self._tempo_row = self.audio_config.names.index("tempo")  # log2(bpm / 120) in an audio feature row
         from realtime.control import attach_controls
 
         self.controls = attach_controls(self, args)  # --control / --midi; None when neither is given
@@ -511,7 +276,7 @@ class LiveSession:
         if new_rows:
             self.row = feats.row
         else:
-            self.starved += 1
+            self.frames_without_new_audio += 1
             if state != "ok" and self.row is not self.engine.silence:
                 self.row = self.engine.silence
                 feats.level_db = -120.0
@@ -567,26 +332,20 @@ class LiveSession:
 
         old_handlers = ({s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
                         if threading.current_thread() is threading.main_thread() else {})  # tests run it in threads
-        status_written = False
         try:
             self._start()
-            status_written = self._loop()
+            self._loop()
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
-            self._stop(status_written)
-        summary = self.summary(self.source, self.feats)
-        if self.stopped_by:
+            self._stop()
+        summary = self.summary()
+        if self.stopped_by in ("SIGINT", "SIGTERM"):
             log.info("stopped by %s after %d frames (%.1f s); eased into the standing pose", self.stopped_by, summary.frames,
                      summary.seconds)
-        print(json.dumps(summary.__dict__, indent=1), flush=True)
-        if self.args.summary_json:
-            from transflower.atomic import write_text_atomic
-
-            try:
-                write_text_atomic(self.args.summary_json, json.dumps(summary.__dict__, indent=1))
-            except OSError as e:
-                raise UserError(f"--summary-json {self.args.summary_json}: cannot write it ({e.strerror or e})") from None
+        # every figure as JSON to --summary-json and beside the run's log file (transflower.cli); a few lines here
+        written = write_summary_json(summary, self.args.summary_json, getattr(self.args, "_log_path", None))
+        print(human_summary(summary, written), flush=True)
         self.crowd.close()
         for h in logging.getLogger().handlers:
             h.flush()
@@ -638,21 +397,23 @@ class LiveSession:
         self.memory = lock_memory("on" if lock == "on" else lock if self.priority == "realtime" else "off")
         log.info("frame loop priority: %s; memory %s", self.priority, self.memory)
 
-    def _loop(self) -> bool:
+    def _loop(self) -> None:
         args, clock, times = self.args, self.clock, self.times
+        from realtime.status_line import ReceiverWatch, StatusLine
         from realtime.timing import OverloadMonitor
 
-        status_every = float(args.status_interval)
+        self.status_line = StatusLine(float(args.status_interval)).attach_logging()
+        self.receivers = ReceiverWatch(self.crowd.targets, log)
+        next_check = 0.0
         end_at = None if args.duration is None else float(args.duration)
         interp_ms = 1000.0 / self.model_fps if self.interpolate else 0.0
         overload = OverloadMonitor(self.OVERLOAD_WINDOW_S, self.OVERLOAD_FRACTION)
-        next_status = status_every
-        status_written = False
         clock.start()
         while not self.stop_requested:
             tick = clock.wait_next()
             elapsed = tick.deadline - clock.t0
             if end_at is not None and elapsed >= end_at - 1e-9:
+                self.stopped_by = self.stopped_by or "duration"
                 break
             t_start = time.perf_counter()
             self._engine_s = 0.0
@@ -681,20 +442,22 @@ class LiveSession:
                             bad, tot, times.recent_step.pct(99), 1000 / self.fps)
             if self.on_frame is not None:
                 self.on_frame(self, tick, lat)
-            if status_every > 0 and elapsed >= next_status:
-                next_status = elapsed + status_every
-                self._print_status(feats, elapsed)
-                status_written = True
+            if elapsed >= next_check:  # the receivers' state, and the status line when it is due
+                next_check = elapsed + self.RECEIVER_CHECK_S
+                self.receivers.update()
+                if self.status_line.due(elapsed):
+                    self._print_status(feats, elapsed)
             if getattr(self.source, "finished", False) and self.source.ring.available() == 0:
                 self.stopped_by = "end of input"
-                if status_written and sys.stderr.isatty():
-                    sys.stderr.write("\n")  # off the status line
-                log.info("%s ended after %.1f s; stopping (--loop-input plays it again)",
-                         getattr(self.args, "input", None) or "the input", elapsed)
+                log.info("%s ended after %.1f s; stopping (--loop plays it again)", self._input_name(), elapsed)
                 break
-        return status_written
 
-    def _stop(self, status_written: bool) -> None:
+    def _input_name(self) -> str:
+        paths = getattr(self.args, "input", None) or []
+        paths = [paths] if isinstance(paths, str) else paths
+        return str(paths[0]) if len(paths) == 1 else f"the playlist ({len(paths)} inputs)" if paths else "the input"
+
+    def _stop(self) -> None:
         if self.gc_watch is not None:
             self.gc_watch.__exit__()
         if self._switch_interval is not None:
@@ -708,8 +471,8 @@ class LiveSession:
 
             unlock_memory()
         gc.unfreeze()
-        if status_written:
-            sys.stderr.write("\n")
+        if self.status_line is not None:
+            self.status_line.close()  # off the terminal, log handlers as they were
         self.crowd.ease_to_neutral(0.5, self.fps)  # ~0.5 s into a standing pose, not a snap to the T-pose
         watchdog = self.watchdog
         if watchdog is not None:
@@ -732,57 +495,44 @@ class LiveSession:
         return self._status_text
 
     def _print_status(self, feats, elapsed):
-        c, e, t = self.clock, self.engine, self.times
-        udp = sum(x.failed + x.refused for x in self.crowd.targets)
-        audio = "" if self.watchdog is None or self.watchdog.state == "ok" else f"  AUDIO LOST {self.watchdog.silent_for:.0f}s"
-        g = e.energy  # the dance's size from the music's level (transflower.energy)
-        size = "" if g is None else f"size {g.gain:4.0%}{' (break)' if g.in_break else ''}  "
-        text = (f"{elapsed:7.1f}s  {c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {t.recent_step.pct(50):5.2f} "
-                f"p99 {t.recent_step.pct(99):5.2f} ms (engine {t.recent_engine.pct(50):5.2f}/{t.recent_engine.pct(99):5.2f}, "
-                f"host {t.recent_host.pct(50):4.2f}/{t.recent_host.pct(99):4.2f})  latency p50 {self.latency_ms.pct(50):5.0f} ms  "
-                f"level {feats.level_db:6.1f} dB  {size}late {c.late} skipped {c.skipped}  resets {e.stats.resets}  udp err {udp}{audio}  "
-                + (f"{self.controls.status_text()}  " if self.controls is not None else ""))
-        self._status_text = text.strip()
+        from realtime.status_line import status_text
+
+        text = status_text(self._status_facts(feats, elapsed), self.status_line.width)
+        self._status_text = text
         if self.preview is not None and self.controls is not None:  # the page shows the current control values
             c = self.controls
             self.preview.set_values({"temperature": c.temperature, "style": c.style, "style_strength": c.style_strength,
                                      "correlation": c.correlation, "hold": int(c.hold), "gain": c.gain})
-        sys.stderr.write("\r" + text)
-        sys.stderr.flush()
+        self.status_line.show(text)
 
-    def summary(self, source, feats) -> LiveSummary:
-        c, t = self.clock, self.times
-        wd = self.watchdog
-        lat = self.latency_ms
-        targets = self.crowd.targets
-        return LiveSummary(
-            frames=self.frames_sent, seconds=round(self.frames_sent / self.fps, 2), fps=self.fps, model_fps=self.model_fps,
-            late=c.late, skipped=c.skipped, dancers=self.dancers,
-            step_ms=t.step.summary(), engine_ms=t.engine.summary(), host_ms=t.host.summary(),
-            startup_s=None if self.startup_s is None else round(self.startup_s, 3),
-            latency_ms={"p50": round(lat.pct(50), 3), "p99": round(lat.pct(99), 3),
-                        "max": round(float(lat.values().max()), 3) if lat.n else None, "n": int(lat.n)},
-            engine_resets=self.engine.stats.resets, engine_redraws=self.engine.stats.resampled,
-            grounding_cm=None if self.engine.ground is None else round(self.engine.ground.moved_cm, 1),
-            traction_cm=None if self.engine.ground is None else round(self.engine.ground.held_cm, 1),
-            engine_errors=self.engine_errors,
-            audio_rows=feats.rows if feats else 0, audio_level_db=round(feats.level_db, 2) if feats else -120.0,
-            starved_frames=self.starved, silent_frames=self.silent_frames,
-            audio_outages=wd.outages if wd else 0, audio_recoveries=wd.recoveries if wd else 0,
-            audio_reopen_attempts=wd.reopen_attempts if wd else 0,
-            audio_overruns=wd.overruns() if wd else 0,
-            audio_dropped_samples=(feats.dropped_samples + feats._ring_dropped()) if feats else 0,
-            udp_errors=int(sum(x.failed + x.refused for x in targets)),
-            udp_sent=int(sum(x.sent for x in targets)),
-            overload_hints=self.overload_hints,
-            source=source.name if source is not None else "", provider=self.model.provider,
-            lookahead_ms=1000 * self.lookahead / self.model_fps,
-            interpolation_ms=1000.0 / self.model_fps if self.interpolate else 0.0,
-            gc=self.gc_watch.summary() if self.gc_watch else {},
-            control_messages=self.controls.applied if self.controls is not None else 0,
-            control_errors=self.controls.errors if self.controls is not None else 0, stopped_by=self.stopped_by,
-            priority=self.priority, memory=self.memory,
-        )
+    def _status_facts(self, feats, elapsed):
+        """What the status line shows (realtime.status_line); --verbose adds the engine figures."""
+        from realtime.status_line import StatusFacts, style_label
+
+        c, e, wd, ctl = self.clock, self.engine, self.watchdog, self.controls
+        # the tempo once the music is loud enough and has played for a few seconds (the estimate needs some beats)
+        tempo = feats.level_db > MUSIC_LEVEL_DB and feats.rows >= TEMPO_AFTER_S * self.model_fps
+        return StatusFacts(
+            elapsed, feats.level_db, bpm=120.0 * 2.0 ** float(feats.row[self._tempo_row]) if tempo else None,
+            style=style_label(e.styles, None if e.style is None else e.style[0]),
+            size=None if e.energy is None else e.energy.gain, in_break=bool(e.energy is not None and e.energy.in_break),
+            late=c.late, skipped=c.skipped, receivers=self.receivers.text,
+            audio_lost_s=None if wd is None or wd.state == "ok" else wd.silent_for,
+            hold=bool(self.hold or (ctl is not None and ctl.hold)),
+            temperature=None if ctl is None else ctl.temperature,
+            engine=self._engine_figures(elapsed) if getattr(self.args, "verbose", False) else "")
+
+    def _engine_figures(self, elapsed) -> str:
+        c, t, e = self.clock, self.times, self.engine
+        udp = sum(x.failed + x.refused for x in self.crowd.targets)
+        return (f"{c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {t.recent_step.pct(50):5.2f} "
+                f"p99 {t.recent_step.pct(99):5.2f} ms (engine {t.recent_engine.pct(50):5.2f}/{t.recent_engine.pct(99):5.2f}, "
+                f"host {t.recent_host.pct(50):4.2f}/{t.recent_host.pct(99):4.2f})  latency p50 {self.latency_ms.pct(50):5.0f} ms  "
+                f"resets {e.stats.resets}  udp err {udp}" + (f"  {self.controls.status_text()}" if self.controls else ""))
+
+    def summary(self, source=None, feats=None) -> LiveSummary:
+        """The run's figures (realtime.live_summary); `source` and `feats` are the session's own, kept for callers."""
+        return summarize(self)
 
 
 def process_age_s() -> float | None:

@@ -32,12 +32,13 @@ def test_one_pose_per_frame_of_audio(tiny_onnx, song):
     # 1 s at 20 fps; the resampler holds back a few samples (its filter delay), so the 20th may wait
     assert 19 <= len(poses) <= 20
     J = len(d.joint_names)
-    assert [p.frame_index for p in poses] == list(range(-d.lookahead, len(poses) - d.lookahead))
+    assert [p.frame_index for p in poses] == list(range(len(poses)))  # from 0
     for p in poses:
         assert p.root_position.shape == (3,) and p.local_rotations.shape == (J, 4)
         assert np.all(np.isfinite(p.root_position))
         assert np.allclose(np.linalg.norm(p.local_rotations, axis=1), 1.0, atol=1e-6)
-        assert p.time == pytest.approx(p.frame_index / d.fps)
+        assert p.time == pytest.approx((p.frame_index - d.lookahead) / d.fps)  # the music time: a lead-in first
+    assert poses[0].time < 0 and poses[d.lookahead].time == 0.0
     assert d.latency_s == pytest.approx((1 + d.lookahead) / d.fps)
     # the caller owns the arrays: the next frames do not overwrite them
     kept = poses[-1].local_rotations.copy()
@@ -82,7 +83,7 @@ def test_reset_starts_the_song_over(tiny_onnx, song):
     d.reset()
     second = push_in_blocks(d, song[:24000], 48000, 1200)
     assert [p.frame_index for p in first] == [p.frame_index for p in second]
-    assert second[0].frame_index == -d.lookahead
+    assert second[0].frame_index == 0
 
 
 @pytest.mark.parametrize("block, rate, words", [
@@ -163,3 +164,69 @@ def test_a_break_in_the_music_calms_the_dancer_and_energy_false_dances_through(t
     i = next(k for k, p in enumerate(poses) if p.time >= 3.5)  # 1.5 s into the silence
     assert calm[:30].mean() == pytest.approx(full[:30].mean(), rel=0.35)  # music: about the same size
     assert calm[i:].mean() < 0.5 * full[i:].mean() and calm[i:].mean() > 0  # silence: a sway, not a freeze
+
+
+class FakeClock:
+    """Time that moves only when the dancer sleeps (or the test says so): pacing without wall-time asserts."""
+
+    def __init__(self):
+        self.t, self.sleeps = 1000.0, []
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, s):
+        self.sleeps.append(s)
+        self.t += s
+
+
+def paced_dancer(model, clock, **stream):
+    d = Dancer(model, seed=1).stream_vmc("127.0.0.1:9", **stream)  # port 9 (discard): nobody needs to listen
+    d._clock, d._sleep = clock, clock.sleep
+    sent = []
+    send = d.sender.send
+    d.sender.send = lambda pose: (sent.append((pose.frame_index, clock())), send(pose))
+    return d, sent
+
+
+def test_stream_vmc_sends_in_real_time_however_fast_audio_is_pushed(tiny_onnx, song):
+    clock = FakeClock()
+    d, sent = paced_dancer(tiny_onnx, clock)
+    poses = d.push_audio(song[:96000], 48000)  # 2 s of music in one block: computed at once
+    assert len(poses) >= 39 and [i for i, _ in sent] == [p.frame_index for p in poses]
+    times = np.array([t for _, t in sent]) - sent[0][1]
+    assert np.allclose(times, np.arange(len(sent)) / d.fps)  # one pose per 1 / fps: the music's speed, not 10x
+    # the host stalls for 2 s, then pushes the rest: no burst to catch up, the pace goes on from the late pose
+    clock.t += 2.0
+    n = len(sent)
+    d.push_audio(song[96000:144000], 48000)
+    after = np.array([t for _, t in sent[n:]])
+    assert after[0] == pytest.approx(times[-1] + sent[0][1] + 2.0, abs=1e-6)
+    assert np.allclose(np.diff(after), 1 / d.fps)
+    d.reset()  # a new song: its own pace from its first pose
+    d.push_audio(song[:4800], 48000)
+    assert sent[-1][1] == pytest.approx(clock.t)
+    d.close()
+
+
+def test_stream_vmc_realtime_false_sends_at_once_for_offline_rendering(tiny_onnx, song):
+    clock = FakeClock()
+    d, sent = paced_dancer(tiny_onnx, clock, realtime=False)
+    d.push_audio(song[:96000], 48000)
+    assert len(sent) >= 39 and clock.sleeps == [] and {t for _, t in sent} == {1000.0}
+    d.close()
+    plain = Dancer(tiny_onnx, seed=1)  # not streaming: push_audio never waits
+    plain._clock, plain._sleep = clock, clock.sleep
+    assert len(plain.push_audio(song[:96000], 48000)) >= 39 and clock.sleeps == []
+
+
+def test_stream_vmc_pacing_on_the_real_clock_takes_at_least_the_music_s_duration(tiny_onnx, song, receiver):
+    import time
+
+    with Dancer(tiny_onnx, seed=1).stream_vmc(f"127.0.0.1:{receiver.port}") as d:
+        t0 = time.monotonic()
+        poses = d.push_audio(song[:24000], 48000)  # 0.5 s of music
+        took = time.monotonic() - t0
+    # sleeping can only take longer than asked: a lower bound holds on a loaded machine too
+    assert took >= (len(poses) - 1) / d.fps - 1e-3
+    assert receiver.wait_for(frames=len(poses), timeout=2.0)

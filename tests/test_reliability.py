@@ -139,7 +139,7 @@ def slow_every(session, every, sleep_s):
 
 
 @pytest.mark.parametrize("policy", ["skip", "hold"])
-def test_overload_skip_or_hold_without_drift(tiny_onnx, receiver, caplog, capsys, policy):
+def test_overload_skip_or_hold_without_drift(tiny_onnx, receiver, caplog, policy):
     from realtime.live import LiveSession
 
     args = live_args("--model", tiny_onnx, "--demo", "--duration", 3, "--late-policy", policy,
@@ -156,7 +156,7 @@ def test_overload_skip_or_hold_without_drift(tiny_onnx, receiver, caplog, capsys
     assert len([r for r in caplog.records if "overload" in r.getMessage()]) == 1  # logged once
     import re
 
-    status = [m.groups() for m in re.finditer(r"late (\d+) skipped (\d+)", capsys.readouterr().err)]
+    status = [m.groups() for m in re.finditer(r"late (\d+) skip (\d+)", s._status_text)]
     assert status, "no status line"
     late_shown, skipped_shown = map(int, status[-1])  # the status line shows the overload
     assert (skipped_shown if policy == "skip" else late_shown) > 0
@@ -312,9 +312,10 @@ def test_bad_input_one_clear_message_no_traceback(tiny_onnx, tmp_path):
 
 # ---------------------------------------------------------------------------------- clean shutdown
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_stops_cleanly_easing_into_standing(tiny_onnx, receiver, sig):
+def test_signal_stops_cleanly_easing_into_standing(tiny_onnx, receiver, sig, tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "transflower.cli", "live", "--model", str(tiny_onnx), "--demo",
-                          "--osc", f"127.0.0.1:{receiver.port}", "--status-interval", "0.2"],
+                          "--osc", f"127.0.0.1:{receiver.port}", "--status-interval", "0.2",
+                          "--summary-json", str(tmp_path / "s.json")],
                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert receiver.wait_for(frames=20, timeout=40), "no frames"
@@ -328,8 +329,9 @@ def test_signal_stops_cleanly_easing_into_standing(tiny_onnx, receiver, sig):
     assert p.returncode == 0, err[-1000:]
     assert took < 3.0
     assert "Traceback" not in err and f"stopped by {sig.name}" in err
-    summary = json.loads(out[out.index("{"):])
+    summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["stopped_by"] == sig.name and summary["frames"] >= 20
+    assert "{" not in out and ("Ctrl-C" if sig == signal.SIGINT else "SIGTERM") in out  # a few lines for people
     time.sleep(0.2)
     f = receiver.latest()
     from bridge.retarget import UNITY_BONES, neutral_bone_rotations

@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     native = runlog.NativeStderrToLog(args.command) if args.command == "live" else None
     try:
         with native or contextlib.nullcontext():
+            args._log_path = native.path if native is not None else None  # live writes its summary JSON beside it
             return int(args._run(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
