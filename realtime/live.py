@@ -41,7 +41,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 from realtime.live_options import (CONFIG_KEYS, _parser, apply_config_file, build_defaults,  # noqa: F401  (the CLI's)
                                    configure_parser, typed_options, validate)
