@@ -2,10 +2,10 @@
 import subprocess
 import sys
 
-LIVE_MODULES = ["realtime.live", "realtime.engine", "realtime.onnx_model", "realtime.streaming_features", "realtime.audio_sources",
-                "realtime.frame_clock", "realtime.ring_buffer", "realtime.control", "realtime.midi", "realtime.crowd",
-                "realtime.timing", "transflower.kernels", "bridge.vmc", "bridge.retarget", "bridge.osc",
-                "bridge.preview"]
+LIVE_MODULES = ["transflower.realtime.live", "transflower.realtime.engine", "transflower.realtime.onnx_model", "transflower.realtime.streaming_features", "transflower.realtime.audio_sources",
+                "transflower.realtime.frame_clock", "transflower.realtime.ring_buffer", "transflower.realtime.control", "transflower.realtime.midi", "transflower.realtime.crowd",
+                "transflower.realtime.timing", "transflower.kernels", "transflower.bridge.vmc", "transflower.bridge.retarget", "transflower.bridge.osc",
+                "transflower.bridge.preview"]
 
 
 def _imported_after(setup: str, training_code_too: bool) -> str:
@@ -38,9 +38,9 @@ def test_cli_help_lists_every_subcommand():
 
 def test_core_does_not_reach_up_into_export_or_realtime():
     """Generation and checkpoint loading are core: importing them (and loading a checkpoint's helpers)
-    pulls in neither export/ nor realtime/ (an .onnx model still runs in realtime.engine, imported on demand)."""
+    pulls in neither export/ nor realtime/ (an .onnx model still runs in transflower.realtime.engine, imported on demand)."""
     code = ("import transflower.generate, transflower.checkpoint, transflower.floor, transflower.kernels, sys\n"
-            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('export', 'realtime'))))\n")
+            "print(','.join(sorted(m for m in sys.modules if m.startswith(('transflower.export', 'transflower.realtime')))))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"the core imported: {out.stdout.strip()}"
@@ -54,7 +54,7 @@ def test_no_import_anywhere_in_the_live_path_reaches_training_or_command_code():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    banned = ("torch", "lightning", "transflower.models", "transflower.train", "transflower.dataset", "export",
+    banned = ("torch", "lightning", "transflower.models", "transflower.train", "transflower.dataset", "transflower.export",
               "transflower.generate", "transflower.features", "transflower.cli")
     found = []
     for folder in ("realtime", "bridge"):
@@ -69,3 +69,22 @@ def test_no_import_anywhere_in_the_live_path_reaches_training_or_command_code():
                 found += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names
                           if any(n == b or n.startswith(b + ".") for b in banned)]
     assert found == [], f"the live path imports: {found}"
+
+
+def test_every_import_of_the_project_uses_its_one_installed_name():
+    """The repository's top-level folders install as transflower.realtime / .export / .bridge / .benchmarks
+    (pyproject's package-dir): an import of a bare `realtime`, `export`, `bridge` or `benchmarks` would work
+    in a checkout and fail in an installed wheel."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    bare = ("realtime", "export", "bridge", "benchmarks")
+    found = []
+    for folder in ("transflower", "realtime", "export", "bridge", "benchmarks", "tests", "scripts"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+                found += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names if n.split(".")[0] in bare]
+    assert found == [], f"bare imports: {found}"

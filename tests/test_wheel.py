@@ -74,8 +74,12 @@ def test_wheel_holds_the_model_preview_and_license(installed):
 
     names = zipfile.ZipFile(installed[2]).namelist()
     for needed in ("transflower/default_model/transflower_live.onnx", "transflower/default_model/transflower_live.model_card.json",
-                   "bridge/preview/index.html", "bridge/preview/preview.js", "transflower/hparams/transflower_live.yaml"):
+                   "transflower/bridge/preview/index.html", "transflower/bridge/preview/preview.js",
+                   "transflower/hparams/transflower_live.yaml", "transflower/realtime/engine.py", "transflower/export/onnx_export.py",
+                   "transflower/benchmarks/music.py"):
         assert needed in names
+    # one installed name: nothing generic (realtime, export, bridge, benchmarks) lands in site-packages
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"transflower"}
     assert any(n.endswith("licenses/LICENSE") for n in names)
     assert not any(n.startswith("tests/") for n in names)
 
