@@ -14,6 +14,9 @@ Performer controls on the page (style buttons and strength, temperature, noise c
 reset) send
 ``{"control": "/transflower/temperature", "args": [0.8]}`` back over the WebSocket, with the addresses of
 the OSC control input; the server validates them and calls ``on_control(address, args)``.
+
+``?overlay`` on the page address (``PreviewServer.overlay_url``) shows the avatar alone on a transparent page
+(no telemetry, controls or floor), for an OBS Browser Source.
 """
 from __future__ import annotations
 
@@ -220,6 +223,15 @@ class PreviewServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
+    @property
+    def overlay_url(self) -> str:
+        """The page as a streaming overlay: the avatar alone on a transparent background (OBS Browser Source)."""
+        return self.url + "?overlay"
+
+    def urls_text(self) -> str:
+        """The page and overlay addresses, as `view` and `live --preview` print them."""
+        return f"{self.url}  (overlay for OBS, transparent: {self.overlay_url})"
+
     def start(self) -> "PreviewServer":
         self._thread = threading.Thread(target=self._thread_main, name="PreviewServer", daemon=True)
         self._thread.start()
@@ -393,7 +405,7 @@ def run(args: argparse.Namespace) -> int:
     rx = VmcReceiver(args.port, args.bind, on_frame=server.push_vmc)
     try:
         server.start()
-        print(f"preview: {server.url}  (VMC on UDP {args.bind}:{rx.port}; Ctrl+C to stop)", flush=True)
+        print(f"preview: {server.urls_text()}\n  VMC on UDP {args.bind}:{rx.port}; Ctrl+C to stop", flush=True)
         if args.open:
             import webbrowser
 

@@ -38,7 +38,12 @@ def dancing_pose(i: int) -> Pose:
 
 
 def read_png_rgb(path: Path) -> np.ndarray:
-    """A tiny PNG reader (8-bit RGB/RGBA, non-interlaced: what Chromium writes), so the test needs no Pillow."""
+    return read_png_rgba(path)[:, :, :3]
+
+
+def read_png_rgba(path: Path) -> np.ndarray:
+    """A tiny PNG reader (8-bit RGB/RGBA, non-interlaced: what Chromium writes), so the test needs no Pillow.
+    (h, w, 4); an RGB file reads as opaque."""
     import struct
     import zlib
 
@@ -83,7 +88,8 @@ def read_png_rgb(path: Path) -> np.ndarray:
                 cur[x] = (line[x] + pred) & 255
         out[y] = cur
         prev = cur
-    return out.reshape(h, w, bpp)[:, :, :3]
+    img = out.reshape(h, w, bpp)
+    return img if bpp == 4 else np.concatenate([img, np.full((h, w, 1), 255, dtype=np.int64)], axis=2)
 
 
 @pytest.fixture
@@ -330,6 +336,57 @@ def test_performer_controls_reach_the_callback(browser_factory):
         assert b.eval("document.querySelector('#styles button.active').textContent") == "waltz"
     finally:
         server.stop()
+
+
+@needs_chromium
+def test_overlay_is_the_avatar_alone_on_a_transparent_page(browser_factory):
+    """?overlay, as an OBS Browser Source shows it (the page's default background transparent): alpha 0 everywhere
+    but the avatar (no telemetry, controls, floor grid), the avatar opaque; the normal page is opaque all over."""
+    server = PreviewServer(port=0, status_fn=lambda: "live test").start()
+    try:
+        server.push_pose(dancing_pose(4), SK)
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        shots, boxes = {}, {}
+        for mode, query in (("normal", ""), ("overlay", "?overlay")):
+            b = browser_factory(server.url + query)
+            wait_applied(b, server, server._seq)
+            assert b.eval("window.__tf.overlay") == (mode == "overlay")
+            bones = b.eval("window.__tf.bones()")
+            head_top = np.add(bones["Head"], [0.0, 0.3, 0.0]).tolist()  # the joints, and the head above its joint
+            boxes[mode] = np.array([b.eval(f"window.__tf.toScreen({json.dumps(p)})") for p in [*bones.values(), head_top]])
+            shots[mode] = read_png_rgba(b.screenshot(SCREENSHOT_DIR / f"preview_{mode}.png", transparent=True))
+            if mode == "overlay":
+                assert b.eval("window.__tf.clearAlpha") == 0
+                assert b.eval("document.getElementById('view3d').getContext('webgl2').getContextAttributes().alpha")
+                for part in ("hud", "controls"):
+                    assert b.eval(f"getComputedStyle(document.getElementById('{part}')).display") == "none"
+        assert (shots["normal"][..., 3] == 255).all()  # the normal page: an opaque background
+        alpha = shots["overlay"][..., 3]
+        h, w = alpha.shape
+        joints = np.round(boxes["overlay"]).astype(int)
+        print(f"overlay: {(alpha > 0).sum()} of {alpha.size} px drawn, joints x {joints[:, 0].min()}..{joints[:, 0].max()}, "
+              f"y {joints[:, 1].min()}..{joints[:, 1].max()}")
+        for name in ("Hips", "Spine", "Chest", "Head", "RightUpperArm", "LeftUpperLeg"):  # inside the body: opaque
+            x, y = np.round(boxes["overlay"][list(bones).index(name)]).astype(int)
+            assert alpha[y, x] == 255, name
+        # nothing drawn beyond the joints' box (but for the limbs' thickness): no text, panel or floor grid
+        margin = 40
+        x0, y0 = np.maximum(joints.min(axis=0) - margin, 0)
+        x1, y1 = np.minimum(joints.max(axis=0) + margin, [w - 1, h - 1])
+        outside = alpha.copy()
+        outside[y0:y1 + 1, x0:x1 + 1] = 0
+        assert outside.max() == 0 and x0 > 0 and x1 < w - 1  # and there is margin on both sides: it was tested
+        for corner in (alpha[:20, :20], alpha[:20, -20:], alpha[-20:, :20], alpha[-20:, -20:]):
+            assert corner.max() == 0
+        assert (alpha == 255).sum() > 3000
+    finally:
+        server.stop()
+
+
+def test_overlay_url_is_printed_with_the_page_url():
+    server = PreviewServer(port=8123)
+    assert server.overlay_url == "http://127.0.0.1:8123/?overlay"
+    assert server.url in server.urls_text() and server.overlay_url in server.urls_text()
 
 
 @needs_chromium
