@@ -383,6 +383,38 @@ def test_overlay_is_the_avatar_alone_on_a_transparent_page(browser_factory):
         server.stop()
 
 
+@needs_chromium
+def test_telemetry_is_hidden_until_toggled(browser_factory):
+    """The raw telemetry (link, status line with the UDP error count, rates) is off the page until the button or
+    key T shows it; the toggle hides it again; an overlay never shows it."""
+    server = PreviewServer(port=0, status_fn=lambda: "sending 60 fps | udp err 3").start()
+    try:
+        server.push_pose(dancing_pose(1), SK)
+        b = browser_factory(server.url)
+        b.wait_for("window.__tf.pose && document.getElementById('status').textContent.includes('udp err 3')")
+        shown = "getComputedStyle(document.getElementById('hud')).display !== 'none'"
+
+        def hud_text_px():  # light text pixels where the telemetry sits (top left; the avatar is in the middle)
+            img = read_png_rgb(b.screenshot(SCREENSHOT_DIR / "preview_telemetry.png"))[:100, :300]
+            return int((img.min(axis=2) > 150).sum())
+
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        assert not b.eval(shown) and hud_text_px() == 0  # hidden by default
+        b.click("#telemetry-toggle")
+        assert b.eval(shown) and b.eval("document.getElementById('telemetry-toggle').classList.contains('active')")
+        assert hud_text_px() > 100
+        b.press("t")
+        assert not b.eval(shown) and hud_text_px() == 0
+        b.press("T")
+        assert b.eval(shown)
+        o = browser_factory(server.overlay_url)
+        o.wait_for("window.__tf.pose")
+        o.press("t")
+        assert not o.eval(shown)
+    finally:
+        server.stop()
+
+
 def test_overlay_url_is_printed_with_the_page_url():
     server = PreviewServer(port=8123)
     assert server.overlay_url == "http://127.0.0.1:8123/?overlay"

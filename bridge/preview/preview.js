@@ -114,6 +114,18 @@
   el("hold").onchange = () => sendControl("/transflower/hold", [el("hold").checked ? 1 : 0]);
   el("reset").onclick = () => sendControl("/transflower/reset", []);
   el("view-toggle").onclick = () => setView(view === "avatar" ? "skeleton" : "avatar");
+  // the raw telemetry (page link, the status line with its UDP error count, rates) stays out of the show's way
+  // until asked for: the "telemetry" button or key T (never in an overlay)
+  const telemetryShown = () => document.documentElement.classList.contains("telemetry");
+  function setTelemetry(on) {
+    document.documentElement.classList.toggle("telemetry", on && !overlay);
+    el("telemetry-toggle").classList.toggle("active", telemetryShown());
+  }
+  el("telemetry-toggle").onclick = () => setTelemetry(!telemetryShown());
+  window.addEventListener("keydown", (e) => {
+    if ((e.key === "t" || e.key === "T") && !e.ctrlKey && !e.metaKey && !e.altKey && !e.repeat) setTelemetry(!telemetryShown());
+  });
+  tf.telemetryShown = telemetryShown;
 
   // ---------------------------------------------------------------------------- Unity-frame maths
   function qmul(a, b) {
@@ -324,6 +336,8 @@
     const st = String(pose ? pose.status || "" : "waiting");
     el("status").textContent = st;
     el("status").className = /lost|waiting|error|unavailable/.test(st) ? "warn" : "ok";
+    // a problem shows on the toggle while the telemetry is hidden
+    el("telemetry-toggle").classList.toggle("warn", conn.className === "warn" || el("status").className === "warn");
     el("rates").textContent = "render " + renderFps.toFixed(0) + " fps | data " + dataFps.toFixed(0) + " fps | frame " +
       (pose ? pose.frame : 0) + " | " + view + (vrm ? " (" + (isVrm0 ? "VRM 0.x" : "VRM 1.0") + ")" : "");
     requestAnimationFrame(frame);
