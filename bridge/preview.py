@@ -96,7 +96,7 @@ class PreviewServer:
     ``status_fn`` (optional) returns a status line for the page; ``set_values(dict)`` publishes the current
     control values (shown on the page); ``styles`` names the style buttons; ``on_control(address, args)`` gets
     the page's control messages (called on the server's thread; None: ignored). ``avatar``: a .vrm file (default:
-    the built-in box figure). ``port=0`` picks a free port (see ``.port`` / ``.url`` after ``start()``).
+    the built-in plain dancer). ``port=0`` picks a free port (see ``.port`` / ``.url`` after ``start()``).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8765, fps: float = 30.0,
@@ -376,7 +376,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-host", default="127.0.0.1", help="address to serve the page on (default 127.0.0.1)")
     parser.add_argument("--fps", type=float, default=30.0, help="page update rate (default 30)")
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
-    parser.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar to show (default: the built-in box figure; "
+    parser.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar to show (default: the built-in plain dancer; "
                         "add ?view=skeleton to the page address for the skeleton)")
 
 

@@ -92,6 +92,15 @@ def read_png_rgba(path: Path) -> np.ndarray:
     return img if bpp == 4 else np.concatenate([img, np.full((h, w, 1), 255, dtype=np.int64)], axis=2)
 
 
+def avatar_colours(img: np.ndarray) -> dict:
+    """Pixel counts of the default avatar's colours, lit and shaded: classified by hue, not exact colour."""
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    return {"orange": int(((r > 140) & (r > g + 30) & (g > b + 60)).sum()),
+            "blue": int(((b > 120) & (b > r + 50) & (g > r + 30)).sum()),
+            "skin": int(((r > 130) & (r > g + 15) & (g > b + 8) & (g < b + 50)).sum()),
+            "shirt": int(((img.min(axis=2) > 150) & (img.max(axis=2) - img.min(axis=2) < 25)).sum())}
+
+
 @pytest.fixture
 def pipeline():
     server = PreviewServer(port=0, status_fn=lambda: "VMC test stream")
@@ -256,23 +265,66 @@ def test_vrm_avatar_matches_the_sent_pose_with_feet_on_the_floor(browser_factory
             assert abs(feet) < 0.005
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         shot = b.screenshot(SCREENSHOT_DIR / "preview_vrm.png")  # docs/evidence/preview_vrm.png is one of these
-        img = read_png_rgb(shot)
-        r_, g_, b_ = img[..., 0], img[..., 1], img[..., 2]  # lit and shaded: classify by hue, not exact colour
-        orange = ((r_ > 140) & (r_ > g_ + 30) & (g_ > b_ + 30)).sum()
-        blue = ((b_ > 120) & (b_ > r_ + 50) & (g_ > r_ + 30)).sum()
-        print(f"screenshot {shot}: {orange} orange px, {blue} blue px")
-        assert orange > 500 and blue > 500  # the avatar's right (orange) and left (blue) limbs were drawn
+        px = avatar_colours(read_png_rgb(shot))
+        print(f"screenshot {shot}: {px}")
+        # a dressed figure: skin, a light shirt, the right shoe orange and the left one blue
+        assert px["skin"] > 300 and px["shirt"] > 1500 and px["orange"] > 40 and px["blue"] > 40
     finally:
         server.stop()
 
 
-@needs_chromium
-def test_avatar_of_other_proportions_keeps_them_and_its_feet_on_the_floor(browser_factory, tmp_path):
+def make_default_vrm():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_default_vrm", Path(__file__).resolve().parents[1] / "scripts" / "make_default_vrm.py")
     mk = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mk)
+    return mk
+
+
+def test_default_avatar_is_the_scripts_small_dressed_vrm():
+    """The committed default avatar is exactly what the script writes (deterministic), small, VRM 1.0 with the 22
+    humanoid bones and no node rotations, dressed in separate materials, its parts closed and wound outward with
+    unit normals that agree."""
+    import struct
+
+    from bridge.preview import DEFAULT_AVATAR
+
+    mk = make_default_vrm()
+    data = mk.build()
+    assert data == mk.build() == DEFAULT_AVATAR.read_bytes() and len(data) < 400_000
+    n = struct.unpack("<I", data[12:16])[0]
+    gltf = json.loads(data[20:20 + n])
+    blob = data[20 + n + 8:]
+    vrm = gltf["extensions"]["VRMC_vrm"]
+    assert vrm["specVersion"] == "1.0" and len(vrm["humanoid"]["humanBones"]) == 22
+    assert not any("rotation" in node for node in gltf["nodes"])
+    assert {"skin", "shirt", "trousers", "hair"} <= {m["name"] for m in gltf["materials"]}
+
+    def read(i):
+        acc = gltf["accessors"][i]
+        view = gltf["bufferViews"][acc["bufferView"]]
+        return np.frombuffer(blob, np.float32, acc["count"] * 3, view["byteOffset"]).reshape(-1, 3)
+
+    head = next(m for m in gltf["meshes"] if m["name"] == "Head")
+    assert len(head["primitives"]) >= 4  # skin, hair, eyes, lips: a face, not a box
+    for mesh in gltf["meshes"]:
+        for prim in mesh["primitives"]:
+            pos, nrm = read(prim["attributes"]["POSITION"]), read(prim["attributes"]["NORMAL"])
+            np.testing.assert_allclose(np.linalg.norm(nrm, axis=1), 1.0, atol=2e-3)
+            acc = gltf["accessors"][prim["indices"]]
+            tri = np.frombuffer(blob, np.uint16, acc["count"], gltf["bufferViews"][acc["bufferView"]]["byteOffset"])
+            a, b, c = (pos[tri.reshape(-1, 3)[:, k]].astype(float) for k in range(3))
+            face = np.cross(b - a, c - a)
+            assert np.einsum("ij,ij->i", a, face).sum() / 6 > 0, mesh["name"]  # closed and wound outward: volume > 0
+            big = np.linalg.norm(face, axis=1) > 1e-7  # the winding agrees with the shading normals
+            agree = np.einsum("ij,ij->i", face[big], nrm[tri.reshape(-1, 3)[big]].sum(axis=1)) > 0
+            assert agree.mean() > 0.98, (mesh["name"], prim["material"], agree.mean())
+
+
+@needs_chromium
+def test_avatar_of_other_proportions_keeps_them_and_its_feet_on_the_floor(browser_factory, tmp_path):
+    mk = make_default_vrm()
     avatar = tmp_path / "long_arms_short_legs.vrm"
     avatar.write_bytes(mk.build(leg=0.8, arm=1.25, torso=0.9))
     server = PreviewServer(port=0, avatar=avatar).start()
