@@ -1,7 +1,7 @@
 """MIDI control: a controller's knobs (CC) and pads (notes) -> the same control messages as OSC.
 
     MIDI port --rtmidi thread callback--> MidiMapper.controls(msg) -> [(address, args)]
-        -> ControlInput.submit(address, args, "midi")   (validated and queued like OSC; realtime.control)
+        -> ControlInput.submit(address, args, "midi")   (validated and queued like OSC; transflower.realtime.control)
 
 The map is YAML (docs/midi_map_example.yaml; the built-in DEFAULT_MAP when --midi-map is not given):
 
@@ -69,7 +69,7 @@ def _real(where: str, v) -> float:
 
 def parse_midi_map(cfg, source: str = "midi map") -> MidiMap:
     """Validate a map (the YAML's content) -> MidiMap; UserError naming the field otherwise."""
-    from realtime.control import PREFIX, RANGES
+    from transflower.realtime.control import PREFIX, RANGES
 
     if not isinstance(cfg, dict):
         raise UserError(f"{source}: expected a mapping with keys channel, cc, notes")

@@ -3,7 +3,7 @@
     python scripts/make_default_vrm.py [OUT.vrm]
 
 A glTF 2.0 binary (GLB) with the VRMC_vrm extension: 22 humanoid bone nodes in a T-pose facing +Z (the VRM 1.0
-rest: no node rotations), proportioned like the synthetic dancer of bridge.retarget. Each bone carries rigid
+rest: no node rotations), proportioned like the synthetic dancer of transflower.bridge.retarget. Each bone carries rigid
 parts (no skinning) that read as a person: tapered capsule limbs whose rounded ends make the joints, a torso
 that narrows at the waist, a neck, a head with eyes, nose, mouth, ears and hair, hands with a thumb, shoes;
 plain materials (skin, shirt, trousers, hair) and shoes coloured by side like the skeleton view (left blue,
@@ -22,7 +22,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bridge.retarget import UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, from_unity_position, synthetic_tpose_skeleton  # noqa: E402
+from transflower.bridge.retarget import UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, from_unity_position, synthetic_tpose_skeleton  # noqa: E402
 from transflower.atomic import write_bytes_atomic  # noqa: E402
 
 OUT = REPO / "bridge" / "preview" / "default_avatar.vrm"
