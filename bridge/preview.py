@@ -14,6 +14,9 @@ Performer controls on the page (style buttons and strength, temperature, noise c
 reset) send
 ``{"control": "/transflower/temperature", "args": [0.8]}`` back over the WebSocket, with the addresses of
 the OSC control input; the server validates them and calls ``on_control(address, args)``.
+
+``?overlay`` on the page address (``PreviewServer.overlay_url``) shows the avatar alone on a transparent page
+(no telemetry, controls or floor), for an OBS Browser Source.
 """
 from __future__ import annotations
 
@@ -93,7 +96,7 @@ class PreviewServer:
     ``status_fn`` (optional) returns a status line for the page; ``set_values(dict)`` publishes the current
     control values (shown on the page); ``styles`` names the style buttons; ``on_control(address, args)`` gets
     the page's control messages (called on the server's thread; None: ignored). ``avatar``: a .vrm file (default:
-    the built-in box figure). ``port=0`` picks a free port (see ``.port`` / ``.url`` after ``start()``).
+    the built-in plain dancer). ``port=0`` picks a free port (see ``.port`` / ``.url`` after ``start()``).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8765, fps: float = 30.0,
@@ -219,6 +222,15 @@ class PreviewServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
+
+    @property
+    def overlay_url(self) -> str:
+        """The page as a streaming overlay: the avatar alone on a transparent background (OBS Browser Source)."""
+        return self.url + "?overlay"
+
+    def urls_text(self) -> str:
+        """The page and overlay addresses, as `view` and `live --preview` print them."""
+        return f"{self.url}  (overlay for OBS, transparent: {self.overlay_url})"
 
     def start(self) -> "PreviewServer":
         self._thread = threading.Thread(target=self._thread_main, name="PreviewServer", daemon=True)
@@ -364,7 +376,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-host", default="127.0.0.1", help="address to serve the page on (default 127.0.0.1)")
     parser.add_argument("--fps", type=float, default=30.0, help="page update rate (default 30)")
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
-    parser.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar to show (default: the built-in box figure; "
+    parser.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar to show (default: the built-in plain dancer; "
                         "add ?view=skeleton to the page address for the skeleton)")
 
 
@@ -393,7 +405,7 @@ def run(args: argparse.Namespace) -> int:
     rx = VmcReceiver(args.port, args.bind, on_frame=server.push_vmc)
     try:
         server.start()
-        print(f"preview: {server.url}  (VMC on UDP {args.bind}:{rx.port}; Ctrl+C to stop)", flush=True)
+        print(f"preview: {server.urls_text()}\n  VMC on UDP {args.bind}:{rx.port}; Ctrl+C to stop", flush=True)
         if args.open:
             import webbrowser
 

@@ -361,7 +361,7 @@ class LiveSession:
             preview, self.preview = self.preview, None
             preview.start()  # a port in use: UserError (and nothing to stop: its loop never ran)
             self.preview = preview
-            log.info("preview: %s", self.preview.url)
+            log.info("preview: %s", self.preview.urls_text())
         source = self.source = self.source_factory()
         source.start()
         end = time.monotonic() + 4.0

@@ -55,7 +55,7 @@ def _output_options(grp) -> None:
     grp.add_argument("--bone-map", metavar="JSON", help="joint -> HumanBodyBones map for the model's skeleton "
                      "(default: the shipped map that fits: transflower, cmu, mixamo; see docs/bone_maps.md)")
     grp.add_argument("--preview", action="store_true", help="serve a live 3D view (a VRM avatar) in the browser")
-    grp.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar for --preview (default: the built-in box figure)")
+    grp.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar for --preview (default: the built-in plain dancer)")
     grp.add_argument("--preview-port", type=int, default=8765, help="HTTP port of --preview (default 8765; 0 = any free port)")
 
 

@@ -79,7 +79,16 @@ class Browser:
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
-    def screenshot(self, path: Path) -> Path:
+    def press(self, key: str) -> None:
+        """A printable key pressed and released on the page (keydown carries ``key`` and its text)."""
+        self.call("Input.dispatchKeyEvent", type="keyDown", key=key, text=key)
+        self.call("Input.dispatchKeyEvent", type="keyUp", key=key)
+
+    def screenshot(self, path: Path, transparent: bool = False) -> Path:
+        """A PNG of the viewport; ``transparent``: the page's default background is rgba 0 (an OBS Browser Source's
+        view), so what the page leaves undrawn comes out with alpha 0."""
+        if transparent:
+            self.call("Emulation.setDefaultBackgroundColorOverride", color={"r": 0, "g": 0, "b": 0, "a": 0})
         data = self.call("Page.captureScreenshot", format="png")["data"]
         Path(path).write_bytes(base64.b64decode(data))
         return Path(path)

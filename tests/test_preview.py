@@ -38,7 +38,12 @@ def dancing_pose(i: int) -> Pose:
 
 
 def read_png_rgb(path: Path) -> np.ndarray:
-    """A tiny PNG reader (8-bit RGB/RGBA, non-interlaced: what Chromium writes), so the test needs no Pillow."""
+    return read_png_rgba(path)[:, :, :3]
+
+
+def read_png_rgba(path: Path) -> np.ndarray:
+    """A tiny PNG reader (8-bit RGB/RGBA, non-interlaced: what Chromium writes), so the test needs no Pillow.
+    (h, w, 4); an RGB file reads as opaque."""
     import struct
     import zlib
 
@@ -83,7 +88,17 @@ def read_png_rgb(path: Path) -> np.ndarray:
                 cur[x] = (line[x] + pred) & 255
         out[y] = cur
         prev = cur
-    return out.reshape(h, w, bpp)[:, :, :3]
+    img = out.reshape(h, w, bpp)
+    return img if bpp == 4 else np.concatenate([img, np.full((h, w, 1), 255, dtype=np.int64)], axis=2)
+
+
+def avatar_colours(img: np.ndarray) -> dict:
+    """Pixel counts of the default avatar's colours, lit and shaded: classified by hue, not exact colour."""
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    return {"orange": int(((r > 140) & (r > g + 30) & (g > b + 60)).sum()),
+            "blue": int(((b > 120) & (b > r + 50) & (g > r + 30)).sum()),
+            "skin": int(((r > 130) & (r > g + 15) & (g > b + 8) & (g < b + 50)).sum()),
+            "shirt": int(((img.min(axis=2) > 150) & (img.max(axis=2) - img.min(axis=2) < 25)).sum())}
 
 
 @pytest.fixture
@@ -250,23 +265,66 @@ def test_vrm_avatar_matches_the_sent_pose_with_feet_on_the_floor(browser_factory
             assert abs(feet) < 0.005
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         shot = b.screenshot(SCREENSHOT_DIR / "preview_vrm.png")  # docs/evidence/preview_vrm.png is one of these
-        img = read_png_rgb(shot)
-        r_, g_, b_ = img[..., 0], img[..., 1], img[..., 2]  # lit and shaded: classify by hue, not exact colour
-        orange = ((r_ > 140) & (r_ > g_ + 30) & (g_ > b_ + 30)).sum()
-        blue = ((b_ > 120) & (b_ > r_ + 50) & (g_ > r_ + 30)).sum()
-        print(f"screenshot {shot}: {orange} orange px, {blue} blue px")
-        assert orange > 500 and blue > 500  # the avatar's right (orange) and left (blue) limbs were drawn
+        px = avatar_colours(read_png_rgb(shot))
+        print(f"screenshot {shot}: {px}")
+        # a dressed figure: skin, a light shirt, the right shoe orange and the left one blue
+        assert px["skin"] > 300 and px["shirt"] > 1500 and px["orange"] > 40 and px["blue"] > 40
     finally:
         server.stop()
 
 
-@needs_chromium
-def test_avatar_of_other_proportions_keeps_them_and_its_feet_on_the_floor(browser_factory, tmp_path):
+def make_default_vrm():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_default_vrm", Path(__file__).resolve().parents[1] / "scripts" / "make_default_vrm.py")
     mk = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mk)
+    return mk
+
+
+def test_default_avatar_is_the_scripts_small_dressed_vrm():
+    """The committed default avatar is exactly what the script writes (deterministic), small, VRM 1.0 with the 22
+    humanoid bones and no node rotations, dressed in separate materials, its parts closed and wound outward with
+    unit normals that agree."""
+    import struct
+
+    from transflower.bridge.preview import DEFAULT_AVATAR
+
+    mk = make_default_vrm()
+    data = mk.build()
+    assert data == mk.build() == DEFAULT_AVATAR.read_bytes() and len(data) < 400_000
+    n = struct.unpack("<I", data[12:16])[0]
+    gltf = json.loads(data[20:20 + n])
+    blob = data[20 + n + 8:]
+    vrm = gltf["extensions"]["VRMC_vrm"]
+    assert vrm["specVersion"] == "1.0" and len(vrm["humanoid"]["humanBones"]) == 22
+    assert not any("rotation" in node for node in gltf["nodes"])
+    assert {"skin", "shirt", "trousers", "hair"} <= {m["name"] for m in gltf["materials"]}
+
+    def read(i):
+        acc = gltf["accessors"][i]
+        view = gltf["bufferViews"][acc["bufferView"]]
+        return np.frombuffer(blob, np.float32, acc["count"] * 3, view["byteOffset"]).reshape(-1, 3)
+
+    head = next(m for m in gltf["meshes"] if m["name"] == "Head")
+    assert len(head["primitives"]) >= 4  # skin, hair, eyes, lips: a face, not a box
+    for mesh in gltf["meshes"]:
+        for prim in mesh["primitives"]:
+            pos, nrm = read(prim["attributes"]["POSITION"]), read(prim["attributes"]["NORMAL"])
+            np.testing.assert_allclose(np.linalg.norm(nrm, axis=1), 1.0, atol=2e-3)
+            acc = gltf["accessors"][prim["indices"]]
+            tri = np.frombuffer(blob, np.uint16, acc["count"], gltf["bufferViews"][acc["bufferView"]]["byteOffset"])
+            a, b, c = (pos[tri.reshape(-1, 3)[:, k]].astype(float) for k in range(3))
+            face = np.cross(b - a, c - a)
+            assert np.einsum("ij,ij->i", a, face).sum() / 6 > 0, mesh["name"]  # closed and wound outward: volume > 0
+            big = np.linalg.norm(face, axis=1) > 1e-7  # the winding agrees with the shading normals
+            agree = np.einsum("ij,ij->i", face[big], nrm[tri.reshape(-1, 3)[big]].sum(axis=1)) > 0
+            assert agree.mean() > 0.98, (mesh["name"], prim["material"], agree.mean())
+
+
+@needs_chromium
+def test_avatar_of_other_proportions_keeps_them_and_its_feet_on_the_floor(browser_factory, tmp_path):
+    mk = make_default_vrm()
     avatar = tmp_path / "long_arms_short_legs.vrm"
     avatar.write_bytes(mk.build(leg=0.8, arm=1.25, torso=0.9))
     server = PreviewServer(port=0, avatar=avatar).start()
@@ -330,6 +388,89 @@ def test_performer_controls_reach_the_callback(browser_factory):
         assert b.eval("document.querySelector('#styles button.active').textContent") == "waltz"
     finally:
         server.stop()
+
+
+@needs_chromium
+def test_overlay_is_the_avatar_alone_on_a_transparent_page(browser_factory):
+    """?overlay, as an OBS Browser Source shows it (the page's default background transparent): alpha 0 everywhere
+    but the avatar (no telemetry, controls, floor grid), the avatar opaque; the normal page is opaque all over."""
+    server = PreviewServer(port=0, status_fn=lambda: "live test").start()
+    try:
+        server.push_pose(dancing_pose(4), SK)
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        shots, boxes = {}, {}
+        for mode, query in (("normal", ""), ("overlay", "?overlay")):
+            b = browser_factory(server.url + query)
+            wait_applied(b, server, server._seq)
+            assert b.eval("window.__tf.overlay") == (mode == "overlay")
+            bones = b.eval("window.__tf.bones()")
+            head_top = np.add(bones["Head"], [0.0, 0.3, 0.0]).tolist()  # the joints, and the head above its joint
+            boxes[mode] = np.array([b.eval(f"window.__tf.toScreen({json.dumps(p)})") for p in [*bones.values(), head_top]])
+            shots[mode] = read_png_rgba(b.screenshot(SCREENSHOT_DIR / f"preview_{mode}.png", transparent=True))
+            if mode == "overlay":
+                assert b.eval("window.__tf.clearAlpha") == 0
+                assert b.eval("document.getElementById('view3d').getContext('webgl2').getContextAttributes().alpha")
+                for part in ("hud", "controls"):
+                    assert b.eval(f"getComputedStyle(document.getElementById('{part}')).display") == "none"
+        assert (shots["normal"][..., 3] == 255).all()  # the normal page: an opaque background
+        alpha = shots["overlay"][..., 3]
+        h, w = alpha.shape
+        joints = np.round(boxes["overlay"]).astype(int)
+        print(f"overlay: {(alpha > 0).sum()} of {alpha.size} px drawn, joints x {joints[:, 0].min()}..{joints[:, 0].max()}, "
+              f"y {joints[:, 1].min()}..{joints[:, 1].max()}")
+        for name in ("Hips", "Spine", "Chest", "Head", "RightUpperArm", "LeftUpperLeg"):  # inside the body: opaque
+            x, y = np.round(boxes["overlay"][list(bones).index(name)]).astype(int)
+            assert alpha[y, x] == 255, name
+        # nothing drawn beyond the joints' box (but for the limbs' thickness): no text, panel or floor grid
+        margin = 40
+        x0, y0 = np.maximum(joints.min(axis=0) - margin, 0)
+        x1, y1 = np.minimum(joints.max(axis=0) + margin, [w - 1, h - 1])
+        outside = alpha.copy()
+        outside[y0:y1 + 1, x0:x1 + 1] = 0
+        assert outside.max() == 0 and x0 > 0 and x1 < w - 1  # and there is margin on both sides: it was tested
+        for corner in (alpha[:20, :20], alpha[:20, -20:], alpha[-20:, :20], alpha[-20:, -20:]):
+            assert corner.max() == 0
+        assert (alpha == 255).sum() > 3000
+    finally:
+        server.stop()
+
+
+@needs_chromium
+def test_telemetry_is_hidden_until_toggled(browser_factory):
+    """The raw telemetry (link, status line with the UDP error count, rates) is off the page until the button or
+    key T shows it; the toggle hides it again; an overlay never shows it."""
+    server = PreviewServer(port=0, status_fn=lambda: "sending 60 fps | udp err 3").start()
+    try:
+        server.push_pose(dancing_pose(1), SK)
+        b = browser_factory(server.url)
+        b.wait_for("window.__tf.pose && document.getElementById('status').textContent.includes('udp err 3')")
+        shown = "getComputedStyle(document.getElementById('hud')).display !== 'none'"
+
+        def hud_text_px():  # light text pixels where the telemetry sits (top left; the avatar is in the middle)
+            img = read_png_rgb(b.screenshot(SCREENSHOT_DIR / "preview_telemetry.png"))[:100, :300]
+            return int((img.min(axis=2) > 150).sum())
+
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        assert not b.eval(shown) and hud_text_px() == 0  # hidden by default
+        b.click("#telemetry-toggle")
+        assert b.eval(shown) and b.eval("document.getElementById('telemetry-toggle').classList.contains('active')")
+        assert hud_text_px() > 100
+        b.press("t")
+        assert not b.eval(shown) and hud_text_px() == 0
+        b.press("T")
+        assert b.eval(shown)
+        o = browser_factory(server.overlay_url)
+        o.wait_for("window.__tf.pose")
+        o.press("t")
+        assert not o.eval(shown)
+    finally:
+        server.stop()
+
+
+def test_overlay_url_is_printed_with_the_page_url():
+    server = PreviewServer(port=8123)
+    assert server.overlay_url == "http://127.0.0.1:8123/?overlay"
+    assert server.url in server.urls_text() and server.overlay_url in server.urls_text()
 
 
 @needs_chromium

@@ -1,5 +1,7 @@
 // transflower preview: the streamed dance on a VRM avatar (three.js + @pixiv/three-vrm from vrm_bundle.js),
 // or as a skeleton (?view=skeleton, or when WebGL is unavailable), plus the performer controls.
+// ?overlay (for OBS and other streaming software): the dancer alone on a transparent page, no telemetry,
+// controls, floor grid or background (index.html sets the "overlay" class before the page draws).
 //
 // The server sends Unity-frame values exactly as VMC carries them (left-handed, Y up, metres, quaternions
 // x y z w): a "hello" with the bone layout and the stream's hip height, then a "pose" per frame with the
@@ -13,11 +15,12 @@
   const el = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
   let view = params.get("view") === "skeleton" ? "skeleton" : "avatar";
+  const overlay = document.documentElement.classList.contains("overlay");
   const T = window.TFVRM || null;  // { THREE, GLTFLoader, VRMLoaderPlugin, VRMUtils }
   const RIGHT = "#ff8c1a", LEFT = "#36c5f0", CENTER = "#ff8c1a", JOINT = "#ffe3c2", GRID = "#2c313c";
 
   const tf = window.__tf = { ready: false, error: null, applied: 0, view: () => view, hello: null, pose: null,
-                             controlsSent: [] };
+                             controlsSent: [], overlay: overlay };
   let hello = null, pose = null, lastFrameNo = -1, ws = null, wsState = "connecting";
   let renderFrames = 0, dataFrames = 0, renderFps = 0, dataFps = 0, lastRate = performance.now();
 
@@ -111,6 +114,18 @@
   el("hold").onchange = () => sendControl("/transflower/hold", [el("hold").checked ? 1 : 0]);
   el("reset").onclick = () => sendControl("/transflower/reset", []);
   el("view-toggle").onclick = () => setView(view === "avatar" ? "skeleton" : "avatar");
+  // the raw telemetry (page link, the status line with its UDP error count, rates) stays out of the show's way
+  // until asked for: the "telemetry" button or key T (never in an overlay)
+  const telemetryShown = () => document.documentElement.classList.contains("telemetry");
+  function setTelemetry(on) {
+    document.documentElement.classList.toggle("telemetry", on && !overlay);
+    el("telemetry-toggle").classList.toggle("active", telemetryShown());
+  }
+  el("telemetry-toggle").onclick = () => setTelemetry(!telemetryShown());
+  window.addEventListener("keydown", (e) => {
+    if ((e.key === "t" || e.key === "T") && !e.ctrlKey && !e.metaKey && !e.altKey && !e.repeat) setTelemetry(!telemetryShown());
+  });
+  tf.telemetryShown = telemetryShown;
 
   // ---------------------------------------------------------------------------- Unity-frame maths
   function qmul(a, b) {
@@ -152,21 +167,23 @@
     if (!T) { tf.error = "vrm_bundle.js did not load"; return false; }
     const THREE = T.THREE;
     try {
-      renderer = new THREE.WebGLRenderer({ canvas: c3, antialias: true, preserveDrawingBuffer: true });
+      // an overlay needs a canvas with an alpha channel, cleared to alpha 0 around the avatar
+      renderer = new THREE.WebGLRenderer({ canvas: c3, antialias: true, preserveDrawingBuffer: true, alpha: overlay });
     } catch (e) {
       tf.error = "no WebGL (" + e.message + "): skeleton view";
       return false;
     }
     renderer.setPixelRatio(window.devicePixelRatio || 1);
     scene = new THREE.Scene();
-    scene.background = new THREE.Color(0x12141a);
+    if (overlay) renderer.setClearColor(0x000000, 0);
+    else scene.background = new THREE.Color(0x12141a);
+    tf.clearAlpha = renderer.getClearAlpha();
     camera = new THREE.PerspectiveCamera(40, 1, 0.05, 50);
     scene.add(new THREE.HemisphereLight(0xffffff, 0x303440, 2.2));
     const sun = new THREE.DirectionalLight(0xffffff, 1.6);
     sun.position.set(1.5, 3, 2);
     scene.add(sun);
-    const grid = new THREE.GridHelper(10, 20, 0x3a4050, 0x2c313c);
-    scene.add(grid);
+    if (!overlay) scene.add(new THREE.GridHelper(10, 20, 0x3a4050, 0x2c313c));  // the floor (not in an overlay)
     const loader = new T.GLTFLoader();
     loader.register((parser) => new T.VRMLoaderPlugin(parser));
     loader.load("avatar.vrm", (gltf) => {
@@ -218,6 +235,11 @@
     return out;
   };
 
+  tf.toScreen = (p) => {  // a world position (right-handed) -> CSS pixels [x, y] in the 3D view
+    const v = new T.THREE.Vector3(p[0], p[1], p[2]).project(camera);
+    return [(v.x + 1) / 2 * c3.clientWidth, (1 - v.y) / 2 * c3.clientHeight];
+  };
+
   function setView(v) {
     view = v;
     c3.style.display = view === "avatar" ? "block" : "none";
@@ -247,7 +269,8 @@
     const dpr = window.devicePixelRatio || 1;
     if (c2.width !== Math.round(w * dpr) || c2.height !== Math.round(h * dpr)) { c2.width = Math.round(w * dpr); c2.height = Math.round(h * dpr); }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.fillStyle = "#12141a"; ctx.fillRect(0, 0, w, h);
+    if (overlay) ctx.clearRect(0, 0, w, h);
+    else { ctx.fillStyle = "#12141a"; ctx.fillRect(0, 0, w, h); }
     const project = project2d(w, h);
     const line = (a, b, color, width) => {
       const pa = project(a), pb = project(b);
@@ -256,7 +279,7 @@
       ctx.beginPath(); ctx.moveTo(pa[0], pa[1]); ctx.lineTo(pb[0], pb[1]); ctx.stroke();
     };
     const gx = Math.round(camTarget[0] * 2) / 2, gz = Math.round(camTarget[2] * 2) / 2;
-    for (let i = -6; i <= 6; i++) {
+    for (let i = -6; i <= 6 && !overlay; i++) {  // the floor grid (not in an overlay)
       line([gx + i * 0.5, 0, gz - 3], [gx + i * 0.5, 0, gz + 3], GRID, 1);
       line([gx - 3, 0, gz + i * 0.5], [gx + 3, 0, gz + i * 0.5], GRID, 1);
     }
@@ -266,7 +289,7 @@
     const segs = [];
     hello.parents.forEach((p, j) => {
       if (p < 0) return;
-      line([pts[p][0], 0, pts[p][2]], [pts[j][0], 0, pts[j][2]], "#1c1f27", 6);  // shadow
+      if (!overlay) line([pts[p][0], 0, pts[p][2]], [pts[j][0], 0, pts[j][2]], "#1c1f27", 6);  // shadow
       const a = project(pts[p]), b = project(pts[j]);
       if (a && b) segs.push([a, b, (a[2] + b[2]) / 2, hello.bones[j]]);
     });
@@ -313,6 +336,8 @@
     const st = String(pose ? pose.status || "" : "waiting");
     el("status").textContent = st;
     el("status").className = /lost|waiting|error|unavailable/.test(st) ? "warn" : "ok";
+    // a problem shows on the toggle while the telemetry is hidden
+    el("telemetry-toggle").classList.toggle("warn", conn.className === "warn" || el("status").className === "warn");
     el("rates").textContent = "render " + renderFps.toFixed(0) + " fps | data " + dataFps.toFixed(0) + " fps | frame " +
       (pose ? pose.frame : 0) + " | " + view + (vrm ? " (" + (isVrm0 ? "VRM 0.x" : "VRM 1.0") + ")" : "");
     requestAnimationFrame(frame);
