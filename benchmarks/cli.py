@@ -9,14 +9,14 @@ import argparse
 import importlib
 
 BENCHMARKS = {
-    "latency": ("benchmarks.latency", "per-frame step latency: recompute vs torch KV cache vs onnxruntime, context sweep"),
-    "floor": ("benchmarks.floor", "what the step must cost: FLOPs/bytes vs this CPU, onnxruntime's per-run overhead"),
-    "quality": ("benchmarks.quality", "dance quality on the test split: FID_k/FID_g, FPD/FMD, diversity, beats, skating"),
-    "decompose": ("benchmarks.decompose", "where extra joint speed and jerk come from: data, flow noise, rollout, floor clamp, root"),
-    "music": ("benchmarks.music", "does the dancer follow the music: tempo (stretched songs, demo track), breaks, beats"),
-    "style": ("benchmarks.style", "does the dancer dance the requested style: a classifier of real dances judges generated ones"),
-    "soak": ("benchmarks.soak", "a sustained live run: late frames, jitter, CPU share, memory growth, latency drift"),
-    "wakeup": ("benchmarks.wakeup", "how promptly this machine wakes a real-time thread (like cyclictest), per CPU"),
+    "latency": ("transflower.benchmarks.latency", "per-frame step latency: recompute vs torch KV cache vs onnxruntime, context sweep"),
+    "floor": ("transflower.benchmarks.floor", "what the step must cost: FLOPs/bytes vs this CPU, onnxruntime's per-run overhead"),
+    "quality": ("transflower.benchmarks.quality", "dance quality on the test split: FID_k/FID_g, FPD/FMD, diversity, beats, skating"),
+    "decompose": ("transflower.benchmarks.decompose", "where extra joint speed and jerk come from: data, flow noise, rollout, floor clamp, root"),
+    "music": ("transflower.benchmarks.music", "does the dancer follow the music: tempo (stretched songs, demo track), breaks, beats"),
+    "style": ("transflower.benchmarks.style", "does the dancer dance the requested style: a classifier of real dances judges generated ones"),
+    "soak": ("transflower.benchmarks.soak", "a sustained live run: late frames, jitter, CPU share, memory growth, latency drift"),
+    "wakeup": ("transflower.benchmarks.wakeup", "how promptly this machine wakes a real-time thread (like cyclictest), per CPU"),
 }
 
 

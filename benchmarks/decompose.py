@@ -51,7 +51,7 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
                   seed_seconds: float = 2.0, style: str | None = None, progress=print) -> dict:
     import torch
 
-    from benchmarks.quality import EngineGenerator, load_songs
+    from transflower.benchmarks.quality import EngineGenerator, load_songs
     from transflower.checkpoint import load_checkpoint
     from transflower.bvh import forward_kinematics, read_bvh
     from transflower.features import StandardScaler, resample_motion

@@ -127,7 +127,7 @@ def ort_overhead(cfg, runs: int = 3000) -> dict:
 
 
 def run_floor(checkpoint=None, overrides=None, context: int = 120, quick: bool = False, latency_json=None) -> dict:
-    from benchmarks.latency import build_live_model, machine_info, model_source
+    from transflower.benchmarks.latency import build_live_model, machine_info, model_source
 
     src = model_source(checkpoint, overrides)
     model = build_live_model(src, context)

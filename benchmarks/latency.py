@@ -113,7 +113,7 @@ def build_live_model(src: dict, context: int):
 def export_for_context(src: dict, context: int, tmp: Path, dynamo: bool = True) -> Path:
     import torch
 
-    from export.onnx_export import export_onnx
+    from transflower.export.onnx_export import export_onnx
 
     model = build_live_model(src, context)
     cfg = {"model": "transflower_live", "model_config": model.cfg.to_dict()}
@@ -246,8 +246,8 @@ class TorchKV:
 
 class OnnxKV:
     def __init__(self, path: Path, threads: int, spinning: bool = True, provider: str = "cpu", name="onnx-kv-cache"):
-        from realtime.engine import DanceEngine
-        from realtime.onnx_model import OnnxDanceModel
+        from transflower.realtime.engine import DanceEngine
+        from transflower.realtime.onnx_model import OnnxDanceModel
 
         self.name = name
         self.model = OnnxDanceModel(path, provider=provider, threads=threads, spinning=spinning)
@@ -415,8 +415,8 @@ class OnnxCrowd(OnnxKV):
     """N dancers through one batched DanceEngine step (the live crowd)."""
 
     def __init__(self, path: Path, dancers: int, threads: int, provider: str = "cpu"):
-        from realtime.engine import DanceEngine
-        from realtime.onnx_model import OnnxDanceModel
+        from transflower.realtime.engine import DanceEngine
+        from transflower.realtime.onnx_model import OnnxDanceModel
 
         self.name, self.dancers = f"onnx-crowd-{dancers}", dancers
         self.model = OnnxDanceModel(path, provider=provider, threads=threads)
@@ -431,9 +431,9 @@ class OnnxCrowd(OnnxKV):
 def variant_rows(onnx_path: Path, tmp: Path, steps: int, warmup: int, block: int, threads: int, progress=print) -> list[dict]:
     """fp32 / int8 / fp16 of one exported model, timed interleaved, with each variant's output error
     against fp32 over the same teacher-forced 200-frame rollout (same noise, same audio)."""
-    from export.quantize import make_variant
-    from realtime.engine import DanceEngine
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.export.quantize import make_variant
+    from transflower.realtime.engine import DanceEngine
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     paths = {"fp32": Path(onnx_path)}
     for v in ("int8", "fp16"):
@@ -630,7 +630,7 @@ def run(args) -> int:
             raise UserError(f"--dancers {args.dancers}: sizes must be >= 1")
         variants_of = None
         if args.variants:
-            from realtime.onnx_model import default_model_path
+            from transflower.realtime.onnx_model import default_model_path
 
             variants_of = default_model_path() if args.variants == "default" else Path(args.variants)
             if not Path(variants_of).is_file():

@@ -128,7 +128,7 @@ def write_wav(path: Path, y: np.ndarray, sr: int) -> Path:
 
 
 def demo_track(bpm: float, seconds: float, sr: int = 24000) -> np.ndarray:
-    from realtime.demo_track import synthesize_demo_track
+    from transflower.realtime.demo_track import synthesize_demo_track
 
     y = synthesize_demo_track(seconds, sr, bpm=bpm)
     return (y.mean(1) if y.ndim == 2 else y).astype(np.float32)
@@ -136,7 +136,7 @@ def demo_track(bpm: float, seconds: float, sr: int = 24000) -> np.ndarray:
 
 def dance(model: Path, wav: Path, seconds: float, seed: int, energy: bool, feats: dict) -> np.ndarray:
     """One dance as `transflower generate` makes it -> (T, J, 3) joint positions (cm)."""
-    from benchmarks.metrics import positions_from_features
+    from transflower.benchmarks.metrics import positions_from_features
     from transflower.generate import generate
 
     res = generate(model, wav, seed=seed, max_seconds=seconds, progress=False, energy=energy,
@@ -153,7 +153,7 @@ def run_music(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, e
     """extra: audio files outside the data (other genres) danced in the same conditions, reported apart."""
     from tqdm import tqdm
 
-    from benchmarks.metrics import beat_alignment_score, motion_beats, music_beats, positions_from_features
+    from transflower.benchmarks.metrics import beat_alignment_score, motion_beats, music_beats, positions_from_features
     from transflower.audio_features import load_audio_mono
     from transflower.dataset import read_ids
     from transflower.features import StandardScaler, stretch_motion
@@ -328,7 +328,7 @@ def configure_parser(p) -> None:
 
 
 def run(args) -> int:
-    from benchmarks.quality import parse_models
+    from transflower.benchmarks.quality import parse_models
 
     if args.samples < 1 or args.seconds < 10:
         raise UserError("--samples must be >= 1 and --seconds >= 10 (the rhythm needs lags up to 4 s)")

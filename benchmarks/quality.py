@@ -73,7 +73,7 @@ def load_songs(data_dir: Path, split: str, seed_frames: int, max_frames: int, fp
 def dance_metrics(dances: list[dict], gt: dict | None, names: list[str], fps: float, seg: int) -> dict:
     """dances: [{'song': i, 'pos': (T, J, 3), 'beats': music beat frames}]; gt: the ground truth's sets
     (None when these dances are the ground truth)."""
-    from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
+    from transflower.benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
 
     K, G, kin_whole, geo_whole, poses, moves, kin = [], [], [], [], [], [], []
     for d in dances:
@@ -128,7 +128,7 @@ def add_ratios(rows: list[dict]) -> None:
 
 def real_other_dances(data_dir: Path, songs: list[dict], seed_frames: int, scaler, skeleton) -> list[dict]:
     """Real dances of the training split (no mirrored copies), cut like the test dances."""
-    from benchmarks import metrics as M
+    from transflower.benchmarks import metrics as M
     from transflower.dataset import load_modality, read_ids
 
     from transflower.errors import DataError
@@ -151,7 +151,7 @@ def generate_dances(model, songs, seed_frames: int, samples: int, temperature: f
     """Each model's dances to the songs: our live model comes as an EngineGenerator (sampled as live samples it:
     presets, noise correlation, grounding, the energy gate, as its constructor says); the baselines' own
     `generate` samples them as they were trained."""
-    from benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
+    from transflower.benchmarks import metrics as M  # scipy: imported lazily so `transflower --help` stays fast
 
     import torch
 
@@ -193,7 +193,7 @@ class EngineGenerator:
         seed: the poses before (standardised), or None with a `style`: the model's seed clip of that style.
         style: begin in it, as `live --style` (its label and preset from the warm start on); switch: (frame,
         style, blend seconds): set_style there, as a live switch."""
-        from realtime.engine import DanceEngine
+        from transflower.realtime.engine import DanceEngine
 
         seed_raw = None if seed is None else self.ms.inverse(np.asarray(seed, np.float64)).astype(np.float32)[-(self.context - 1):]
         audio_raw = self.as_.inverse(np.asarray(audio, np.float64)).astype(np.float32)
@@ -213,7 +213,7 @@ def engine_model(path, features_json=None):
     """Our live model for the live engine: an exported .onnx in onnxruntime, or a checkpoint (its step in torch,
     with its own features.json, else the data's `features_json`)."""
     if Path(path).suffix == ".onnx":
-        from realtime.onnx_model import OnnxDanceModel
+        from transflower.realtime.onnx_model import OnnxDanceModel
 
         return OnnxDanceModel(path, provider="cpu", threads=1)
     from transflower.models.live_step import TorchDanceModel
@@ -252,7 +252,7 @@ def run_quality(data_dir, models: dict, samples: int = 3, seconds: float = 30.0,
     metadata), else 0."""
     import torch
 
-    from benchmarks import metrics as M
+    from transflower.benchmarks import metrics as M
     from transflower.features import StandardScaler
 
     torch.set_num_threads(max(1, torch_threads))  # see latency.py: 2 threads on a busy 2-core CPU is far slower

@@ -54,7 +54,7 @@ class StealSampler:
         return self
 
     def _run(self):
-        from realtime.timing import SideThreadPriority
+        from transflower.realtime.timing import SideThreadPriority
 
         priority = SideThreadPriority()  # it takes the GIL 20 times a second: real-time while the loop is
         while not self._stop.is_set() and self.n < len(self.t):
@@ -99,8 +99,8 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
              lock_memory: str = "auto") -> dict:
     import resource
 
-    from benchmarks.wakeup import stalls_near
-    from realtime.live import LiveSession, _parser
+    from transflower.benchmarks.wakeup import stalls_near
+    from transflower.realtime.live import LiveSession, _parser
 
     argv = ["--duration", str(duration_s), "--osc", osc, "--status-interval", "0", "--threads", str(threads),
             "--late-policy", late_policy, "--dancers", str(dancers), "--priority", priority, "--lock-memory", lock_memory]
@@ -149,7 +149,7 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
     # the wake-up probe: separate processes, one per CPU, so a late frame can be told the machine's or the loop's
     probes = None
     if probe:
-        from benchmarks.wakeup import run_probes
+        from transflower.benchmarks.wakeup import run_probes
 
         probes = run_probes(duration_s + 25.0)  # covers start-up (~2-20 s) and the run
     rss_before = rss_mb()
@@ -270,7 +270,7 @@ def run(a) -> int:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m transflower.benchmarks.soak", description=__doc__.splitlines()[0])
     configure_parser(ap)
     a = ap.parse_args(argv)
     import logging

@@ -12,7 +12,7 @@
      whatever style), then the label: can the label turn a dance into another style?
    The share of generated windows the classifier assigns to the requested style is reported per style and
    start, and so are the dance-quality kinetics of the started dances (speed, jerk, spike rate, foot
-   sliding; `benchmarks.metrics.kinematics`) as ratios to the real dances of that style (train and test
+   sliding; `transflower.benchmarks.metrics.kinematics`) as ratios to the real dances of that style (train and test
    clips), against issue 11's targets. `--split train` dances the training songs instead: the presets are
    chosen there, so the test songs stay unseen by that choice.
 3. A switch: on every test song the dancer starts in one style and, at `--switch-seconds`, blends to the
@@ -41,7 +41,7 @@ log = logging.getLogger("transflower.bench.style")
 
 def window_features(pos: np.ndarray, names: list[str], fps: float, seg: int) -> np.ndarray:
     """(T, J, 3) cm -> (windows, 112) style features."""
-    from benchmarks import metrics as M
+    from transflower.benchmarks import metrics as M
 
     out = []
     for s in M.segments(len(pos), seg):
@@ -102,7 +102,7 @@ class StyleClassifier:
 def _real_windows(data_dir: Path, ids, clip_styles, styles, scaler, skeleton, names, fps, seg, kinetics=None):
     """Classifier windows of the real dances of `ids`; with `kinetics` (a dict), also each style's
     kinematics per clip (mirrored copies left out: they move the same)."""
-    from benchmarks import metrics as M
+    from transflower.benchmarks import metrics as M
     from transflower.dataset import load_modality
 
     X, y = [], []
@@ -171,8 +171,8 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     only: ask for these styles only (default: every style of the data)."""
     import torch
 
-    from benchmarks import metrics as M
-    from benchmarks.quality import EngineGenerator, load_songs
+    from transflower.benchmarks import metrics as M
+    from transflower.benchmarks.quality import EngineGenerator, load_songs
     from transflower.dataset import read_ids
     from transflower.features import StandardScaler
 
@@ -299,8 +299,8 @@ def style_switch(ckpt, feats, songs, styles_all, seed_frames, fps, temperature, 
     `repeats`: dances per song, each with other noise (seed 7 + song + 1000 x repeat)."""
     import torch
 
-    from benchmarks import metrics as M
-    from benchmarks.quality import EngineGenerator
+    from transflower.benchmarks import metrics as M
+    from transflower.benchmarks.quality import EngineGenerator
 
     model = EngineGenerator(ckpt, feats, ground=ground, noise_correlation=noise_correlation, energy=False,
                             features_json=features_json)

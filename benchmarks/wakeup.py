@@ -21,14 +21,14 @@ import os
 import sys
 import time
 
-PROBE_PRIORITY = 11  # above the live loop's (realtime.timing.REALTIME_PRIORITY): it measures the machine, not the loop
+PROBE_PRIORITY = 11  # above the live loop's (transflower.realtime.timing.REALTIME_PRIORITY): it measures the machine, not the loop
 
 
 def _probe(cpu: int, duration_s: float, interval_s: float, report_s: float, start_at: float, queue) -> None:
     """One CPU's probe (a child process): sleep to each deadline, note how late the wake-up was."""
     import gc
 
-    from realtime.timing import RunStats
+    from transflower.realtime.timing import RunStats
 
     gc.disable()  # nothing here makes cycles; a collection would be a late wake-up of our own making
     try:

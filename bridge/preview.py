@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from bridge.retarget import UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, forward_kinematics, synthetic_tpose_skeleton
+from transflower.bridge.retarget import UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, forward_kinematics, synthetic_tpose_skeleton
 from transflower.control_spec import CONTROLS
 from transflower.errors import UserError
 from transflower.skeleton import Pose, Skeleton
@@ -370,7 +370,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.vmc import VmcReceiver
+    from transflower.bridge.vmc import VmcReceiver
 
     if not 0 < args.fps <= 240:
         raise UserError(f"--fps {args.fps}: expected 1..240")

@@ -27,8 +27,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from bridge.osc import FrameEncoder, OscDecodeError, OscMessage, decode, encode_message, iter_messages
-from bridge.retarget import UNITY_BONES, HumanoidRetarget, neutral_bone_rotations
+from transflower.bridge.osc import FrameEncoder, OscDecodeError, OscMessage, decode, encode_message, iter_messages
+from transflower.bridge.retarget import UNITY_BONES, HumanoidRetarget, neutral_bone_rotations
 from transflower.errors import UserError
 from transflower.skeleton import Pose, Skeleton
 
@@ -117,7 +117,7 @@ class VmcSender:
       ``"skeleton"`` our skeleton's rest offsets for all 22 bones: receivers that apply them (EVMC4U's
       default) reshape the avatar to the dancer's proportions.
     A frame is one bundle when it fits ``max_datagram`` bytes, else consecutive bundles of whole messages
-    (Root/Pos first, OK and T last), each within it. ``bone_map``: see ``bridge.retarget.resolve_bone_map``.
+    (Root/Pos first, OK and T last), each within it. ``bone_map``: see ``transflower.bridge.retarget.resolve_bone_map``.
     """
 
     def __init__(self, targets: Iterable = (("127.0.0.1", DEFAULT_PORT),), skeleton: Skeleton | None = None,

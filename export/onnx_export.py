@@ -60,7 +60,7 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
                 parity_frames: int = 500, default_temperature: float | None = None, parity_audio=None,
                 style_presets=None, default_noise_correlation: float | None = None) -> dict:
     """style_presets: a YAML path or a mapping (transflower.styles.check_presets); default: the checkpoint's own.
-    default_noise_correlation: the AR(1) noise coefficient live and generate sample at (realtime.engine.DanceEngine); default: the checkpoint's own."""
+    default_noise_correlation: the AR(1) noise coefficient live and generate sample at (transflower.realtime.engine.DanceEngine); default: the checkpoint's own."""
     import onnx
     import torch
 
@@ -117,7 +117,7 @@ def export_onnx(ckpt_path, out_path, features_json=None, seed_clip=None, dynamo:
     report = {"onnx": str(out_path), "exporter": exporter, "export_seconds": round(time.time() - t0, 1),
               "nodes": len(proto.graph.node), "bytes": out_path.stat().st_size}
     if check:
-        from export.parity import rollout_parity
+        from transflower.export.parity import rollout_parity
 
         # a trained model rolled out on random audio at temperature 1 can leave its training distribution (and
         # then both runtimes agree on non-finite poses); real audio rows (parity_audio) and the model's own

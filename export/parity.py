@@ -44,9 +44,9 @@ def rollout_parity(model, onnx_path, motion_scaler, audio_scaler, frames: int = 
                    tolerance: float = 1e-3, temperature: float = 1.0, rng_seed: int = 0, audio=None) -> dict:
     import torch
 
-    from realtime.engine import DanceEngine
+    from transflower.realtime.engine import DanceEngine
 
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     onnx_model = OnnxDanceModel(onnx_path, provider="cpu", threads=1)
     seed = np.asarray(onnx_model.meta["seed_motion"], dtype=np.float32)[-seed_frames:]

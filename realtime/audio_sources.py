@@ -21,9 +21,9 @@ from typing import NamedTuple
 import numpy as np
 
 from transflower.errors import DataError, UserError
-from realtime.frame_clock import FrameClock
-from realtime.ring_buffer import AudioRingBuffer
-from realtime.timing import SideThreadPriority
+from transflower.realtime.frame_clock import FrameClock
+from transflower.realtime.ring_buffer import AudioRingBuffer
+from transflower.realtime.timing import SideThreadPriority
 
 __all__ = ["AudioSource", "SourceStatus", "MicrophoneSource", "FileSource", "ArraySource", "DemoSource",
            "InputDevice", "AudioUnavailable", "list_input_devices", "find_input_device", "format_input_devices",
@@ -229,7 +229,7 @@ class MicrophoneSource(AudioSource):
 
     def _callback(self, indata, frames, time_info, status):
         t_start = time.perf_counter()
-        self._priority.follow()  # real-time while the loop is: it holds the GIL here (realtime.timing)
+        self._priority.follow()  # real-time while the loop is: it holds the GIL here (transflower.realtime.timing)
         now = time.monotonic()
         st = self.status
         st.callbacks += 1
@@ -347,7 +347,7 @@ class ArraySource(AudioSource):
                 priority = SideThreadPriority()
                 while not self._stop.is_set():
                     clock.wait_next()
-                    priority.follow()  # real-time while the loop is: it holds the GIL here (realtime.timing)
+                    priority.follow()  # real-time while the loop is: it holds the GIL here (transflower.realtime.timing)
                     t = time.perf_counter()
                     st.callbacks += 1
                     st.last_callback_time = time.monotonic()
@@ -465,12 +465,12 @@ class FileSource(ArraySource):
 
 
 class DemoSource(ArraySource):
-    """The built-in synthesised track (realtime.demo_track), looped by default."""
+    """The built-in synthesised track (transflower.realtime.demo_track), looped by default."""
 
     def __init__(self, seed: int = 0, samplerate: int = 48000, bpm: float = 120.0,
                  duration_s: float = 64.0, realtime: bool = True, loop: bool = True,
                  audible: bool = False, hop_s: float = 0.01, ring_seconds: float = 2.0):
-        from realtime.demo_track import synthesize_demo_track
+        from transflower.realtime.demo_track import synthesize_demo_track
 
         data = synthesize_demo_track(duration_s, samplerate, bpm, seed, loopable=True)
         self.bpm = bpm

@@ -1,8 +1,8 @@
 """Live control of the dancer: controller messages -> validated changes -> applied once per frame.
 
-    OSC controller --UDP--> receiver thread: bridge.osc.decode (strict) -> parse_control -> queue
+    OSC controller --UDP--> receiver thread: transflower.bridge.osc.decode (strict) -> parse_control -> queue
     preview page --WebSocket--> PreviewServer -> ControlInput.on_control(address, args) -> same
-    MIDI controller --rtmidi thread--> realtime.midi.MidiMapper -> ControlInput.submit -> same
+    MIDI controller --rtmidi thread--> transflower.realtime.midi.MidiMapper -> ControlInput.submit -> same
     live loop, once per frame before the step: ControlInput.apply(session) (a session frame hook)
 
 Every source goes through one validator (`parse_control`), so OSC, MIDI and the preview page accept
@@ -216,7 +216,7 @@ class ControlInput:
 
     def handle_packet(self, data, sender: str = "?") -> None:
         """One UDP datagram: decode strictly, submit each message (a bundle's in order); never raises."""
-        from bridge.osc import OscDecodeError, decode, iter_messages
+        from transflower.bridge.osc import OscDecodeError, decode, iter_messages
 
         try:
             packet = decode(data)
@@ -316,7 +316,7 @@ def attach_controls(session, args) -> ControlInput | None:
         if control_at:
             controls.listen_osc(*parse_listen_address(control_at))
         if midi_device is not None:
-            from realtime.midi import MidiInput, load_midi_map
+            from transflower.realtime.midi import MidiInput, load_midi_map
 
             midi_map = load_midi_map(getattr(args, "midi_map", None))
             missing = sorted(set(midi_map.style_names()) - set(styles))

@@ -5,7 +5,7 @@ For N dancers at once, into buffers made at start-up (a frame allocates nothing)
                             the streaming inverse of transflower.motion_features), keep each dancer within
                             the stage radius, lift sunk feet (transflower.floor)
     blend(alpha)            --fps other than the model's: slerp / lerp between the two newest model frames
-    send(frame, t)          one OSC bundle per dancer to its own target(s) (bridge.vmc, never blocks)
+    send(frame, t)          one OSC bundle per dancer to its own target(s) (transflower.bridge.vmc, never blocks)
 
 Targets: `--osc` once per dancer, or one HOST:PORT for dancer 0 and consecutive ports for the others;
 a single dancer sends to every `--osc` target.
@@ -19,7 +19,7 @@ from transflower.errors import UserError
 
 def dancer_targets(osc: list[str] | None, dancers: int) -> list[list[str]]:
     """--osc values -> the target list of each dancer."""
-    from bridge.vmc import parse_target
+    from transflower.bridge.vmc import parse_target
 
     osc = list(osc or ["127.0.0.1:39539"])
     if dancers == 1:
@@ -38,7 +38,7 @@ def dancer_targets(osc: list[str] | None, dancers: int) -> list[list[str]]:
 class Crowd:
     def __init__(self, skeleton, dancers: int, targets: list[list[str]], stage_radius: float = 150.0,
                  floor: bool = True, interpolate: bool = False, bone_positions: str = "none", bone_map=None):
-        from bridge.vmc import VmcSender
+        from transflower.bridge.vmc import VmcSender
         from transflower import kernels
         from transflower.floor import FloorClamp
         from transflower.motion_features import MotionFeatures

@@ -1,7 +1,7 @@
 """`Dancer`: the live dancer as a Python library, for hosts that bring their own audio and clock
 (Blender, TouchDesigner, a game server) instead of running `transflower live`.
 
-    from realtime.dancer import Dancer
+    from transflower.realtime.dancer import Dancer
 
     dancer = Dancer(temperature=0.8, seed=1)          # the shipped model; or Dancer("mine.onnx")
     dancer.stream_vmc("127.0.0.1:39539")              # optional: send every pose to an avatar app, in real time
@@ -51,8 +51,8 @@ class Dancer:
 
     def __init__(self, model=None, temperature: float = 1.0, seed: int | None = None, *, style=None, threads: int = 2,
                  provider: str = "auto", stage_radius: float = 150.0, floor: bool = True, energy: bool = True):
-        from realtime.engine import DanceEngine
-        from realtime.onnx_model import OnnxDanceModel
+        from transflower.realtime.engine import DanceEngine
+        from transflower.realtime.onnx_model import OnnxDanceModel
         from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
         from transflower.floor import FloorClamp
         from transflower.motion_features import MotionFeatures, MotionIntegrator
@@ -122,7 +122,7 @@ class Dancer:
         if not (isinstance(sample_rate, (int, float, np.integer, np.floating)) and 1000 <= float(sample_rate) <= 768000):
             raise UserError(f"push_audio: sample_rate {sample_rate!r}: expected a rate in Hz, 1000..768000")
         if self._rate != float(sample_rate):  # the first block, or the host changed rate
-            from realtime.audio_sources import StreamResampler
+            from transflower.realtime.audio_sources import StreamResampler
 
             self._rate = float(sample_rate)
             self._resampler = StreamResampler(self._rate, self.audio_config.sample_rate)
@@ -193,7 +193,7 @@ class Dancer:
         `realtime` (default): send at the dance's pace, one pose per 1 / fps seconds from the first, however
         fast audio is pushed (push_audio waits for each pose's turn), so a receiver sees the music's speed.
         False: send each pose as soon as it is computed (offline rendering into a recorder)."""
-        from bridge.vmc import VmcSender
+        from transflower.bridge.vmc import VmcSender
 
         if self.sender is not None:
             self.sender.close()

@@ -1,6 +1,6 @@
 """The live dance engine: an exported Transflower step run by onnxruntime, with its ring KV cache.
 
-`DanceEngine` runs a model (`realtime.onnx_model.OnnxDanceModel`, or a checkpoint's torch step behind the
+`DanceEngine` runs a model (`transflower.realtime.onnx_model.OnnxDanceModel`, or a checkpoint's torch step behind the
 same interface, `transflower.models.live_step.TorchDanceModel`) and owns the step's state: the ring cache
 (C = context - 1 slots per layer; the new frame's key/value go into slot t mod C), rotary angles
 computed on the host in float64 (exact after hours), the noise RNGs and temperatures, warm start from a
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.onnx_model import OnnxDanceModel
+from transflower.realtime.onnx_model import OnnxDanceModel
 from transflower.control_spec import CORRELATION, TEMPERATURE
 from transflower.errors import UserError
 from transflower.styles import (check_noise_correlation, preset_correlation, preset_of, preset_style,

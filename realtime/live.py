@@ -2,11 +2,11 @@
 
     audio source (mic / file / demo) --callback--> ring buffer
     LiveSession.run: start-up (model, warm start, kernels, gc.freeze), then once per frame on absolute
-    deadlines (realtime.frame_clock) LiveSession.frame(tick), which is a frame's whole path:
+    deadlines (transflower.realtime.frame_clock) LiveSession.frame(tick), which is a frame's whole path:
         pull audio rows          StreamingAudioFeatures.pull(): drain ring -> resample -> causal features
                                  (AudioWatchdog: a lost input dances on to silence, reopened with back-off)
         frame hooks              `for hook in session.frame_hooks: hook(session)`: live control
-                                 (realtime.control: OSC / MIDI; temperature, style, hold, reset, gain) or a
+                                 (transflower.realtime.control: OSC / MIDI; temperature, style, hold, reset, gain) or a
                                  script may change engine.temperature / set_style / reset per dancer here,
                                  before the step; `session.hold` freezes the dancers
         step                     DanceEngine.step(newest row): every dancer, one batched ONNX run
@@ -19,9 +19,9 @@ frames before that, so the dance trails the music by hop + lookahead frames + pr
 summary reports as measured audio-in -> pose-out latency (`latency_ms`: from the capture time of the
 newest row's last sample to the send of the first bundle computed from it).
 
-Faults never stop the stream: a lost audio input is reopened in the background (realtime.watchdog);
+Faults never stop the stream: a lost audio input is reopened in the background (transflower.realtime.watchdog);
 an engine that raises or outputs non-finite/exploding poses is reset from the seed motion; OSC send
-errors are counted (bridge.vmc); a late step is skipped or held per --late-policy, and sustained
+errors are counted (transflower.bridge.vmc); a late step is skipped or held per --late-policy, and sustained
 overload logs one hint. SIGINT/SIGTERM stop cleanly: the dancers ease into a standing pose, summary printed, exit 0.
 
 Late frames, and what the loop does against them: nothing in a frame allocates container objects, and
@@ -42,9 +42,9 @@ import time
 from pathlib import Path
 
 
-from realtime.live_options import (CONFIG_KEYS, _parser, apply_config_file, build_defaults,  # noqa: F401  (the CLI's)
+from transflower.realtime.live_options import (CONFIG_KEYS, _parser, apply_config_file, build_defaults,  # noqa: F401  (the CLI's)
                                    configure_parser, typed_options, validate)
-from realtime.live_summary import LiveSummary, human_summary, summarize, write_summary_json
+from transflower.realtime.live_summary import LiveSummary, human_summary, summarize, write_summary_json
 from transflower.control_spec import TEMPERATURE
 from transflower.errors import UserError
 
@@ -59,10 +59,10 @@ MUSIC_LEVEL_DB = -60.0  # above this the status line shows the music's tempo (be
 TEMPO_AFTER_S = 3.0
 LOOP_SWITCH_INTERVAL_S = 0.0005  # the GIL switch interval while the loop runs (see _start)
 def open_source(args):
-    from realtime.audio_sources import DemoSource, FileSource, MicrophoneSource, open_default_source
+    from transflower.realtime.audio_sources import DemoSource, FileSource, MicrophoneSource, open_default_source
 
     if args.input:
-        from realtime.playlist import PlaylistSource, playlist_files
+        from transflower.realtime.playlist import PlaylistSource, playlist_files
 
         files = playlist_files(args.input)
         cls = FileSource if len(files) == 1 else PlaylistSource
@@ -77,7 +77,7 @@ def open_source(args):
 
 def run(args) -> int:
     if args.list_devices:
-        from realtime.audio_sources import format_input_devices, list_input_devices
+        from transflower.realtime.audio_sources import format_input_devices, list_input_devices
 
         devs = list_input_devices()
         if not devs:
@@ -89,7 +89,7 @@ def run(args) -> int:
                   "To dance to what this computer plays, see docs/system_audio.md")
         return 0
     if args.list_midi:
-        from realtime.midi import list_midi_inputs
+        from transflower.realtime.midi import list_midi_inputs
 
         names = list_midi_inputs()
         if not names:
@@ -98,7 +98,7 @@ def run(args) -> int:
             print(f"{i:3d}  {name}")
         return 0
     if args.list_styles:
-        from realtime.onnx_model import OnnxDanceModel
+        from transflower.realtime.onnx_model import OnnxDanceModel
         from transflower.styles import preset_of
 
         model = OnnxDanceModel(args.model, provider="cpu", threads=1)
@@ -147,11 +147,11 @@ class LiveSession:
     def __init__(self, args, *, source_factory=None, on_frame=None):
         """`source_factory()` -> an unstarted AudioSource (default: from args; tests inject fakes);
         `on_frame(session, tick, latency_ms_or_None)` is called after every sent frame (soak runner)."""
-        from realtime.crowd import Crowd, dancer_targets
-        from realtime.engine import DanceEngine
-        from realtime.onnx_model import OnnxDanceModel
-        from realtime.frame_clock import FrameClock
-        from realtime.timing import FrameTimes, RollingStats
+        from transflower.realtime.crowd import Crowd, dancer_targets
+        from transflower.realtime.engine import DanceEngine
+        from transflower.realtime.onnx_model import OnnxDanceModel
+        from transflower.realtime.frame_clock import FrameClock
+        from transflower.realtime.timing import FrameTimes, RollingStats
         from transflower import kernels
         from transflower.audio_features import AudioFeatureConfig
         from transflower.skeleton import Skeleton
@@ -209,7 +209,7 @@ class LiveSession:
         self.lookahead = int(meta["lookahead"])
         self.preview = None
         if args.preview:
-            from bridge.preview import PreviewServer
+            from transflower.bridge.preview import PreviewServer
 
             self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status,
                                          avatar=args.avatar, styles=self.model.meta.get("styles") or [])
@@ -235,7 +235,7 @@ class LiveSession:
         self.status_line = None
         self.receivers = None
         self._tempo_row = self.audio_config.names.index("tempo")  # log2(bpm / 120) in an audio feature row
-        from realtime.control import attach_controls
+        from transflower.realtime.control import attach_controls
 
         self.controls = attach_controls(self, args)  # --control / --midi; None when neither is given
 
@@ -353,10 +353,10 @@ class LiveSession:
         return 0
 
     def _start(self) -> None:
-        from realtime.audio_sources import MicrophoneSource
-        from realtime.streaming_features import StreamingAudioFeatures
-        from realtime.timing import GcWatch, lock_memory, set_thread_priority
-        from realtime.watchdog import AudioWatchdog
+        from transflower.realtime.audio_sources import MicrophoneSource
+        from transflower.realtime.streaming_features import StreamingAudioFeatures
+        from transflower.realtime.timing import GcWatch, lock_memory, set_thread_priority
+        from transflower.realtime.watchdog import AudioWatchdog
 
         args = self.args
         if self.preview:
@@ -400,8 +400,8 @@ class LiveSession:
 
     def _loop(self) -> None:
         args, clock, times = self.args, self.clock, self.times
-        from realtime.status_line import ReceiverWatch, StatusLine
-        from realtime.timing import OverloadMonitor
+        from transflower.realtime.status_line import ReceiverWatch, StatusLine
+        from transflower.realtime.timing import OverloadMonitor
 
         self.status_line = StatusLine(float(args.status_interval)).attach_logging()
         self.receivers = ReceiverWatch(self.crowd.targets, log)
@@ -464,11 +464,11 @@ class LiveSession:
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
         if self.priority == "realtime":
-            from realtime.timing import reset_thread_priority
+            from transflower.realtime.timing import reset_thread_priority
 
             reset_thread_priority()  # self.priority keeps what the loop ran as, for the summary
         if self.memory == "locked":
-            from realtime.timing import unlock_memory
+            from transflower.realtime.timing import unlock_memory
 
             unlock_memory()
         gc.unfreeze()
@@ -496,7 +496,7 @@ class LiveSession:
         return self._status_text
 
     def _print_status(self, feats, elapsed):
-        from realtime.status_line import status_text
+        from transflower.realtime.status_line import status_text
 
         text = status_text(self._status_facts(feats, elapsed), self.status_line.width)
         self._status_text = text
@@ -507,8 +507,8 @@ class LiveSession:
         self.status_line.show(text)
 
     def _status_facts(self, feats, elapsed):
-        """What the status line shows (realtime.status_line); --verbose adds the engine figures."""
-        from realtime.status_line import StatusFacts, style_label
+        """What the status line shows (transflower.realtime.status_line); --verbose adds the engine figures."""
+        from transflower.realtime.status_line import StatusFacts, style_label
 
         c, e, wd, ctl = self.clock, self.engine, self.watchdog, self.controls
         # the tempo once the music is loud enough and has played for a few seconds (the estimate needs some beats)
@@ -532,7 +532,7 @@ class LiveSession:
                 f"resets {e.stats.resets}  udp err {udp}" + (f"  {self.controls.status_text()}" if self.controls else ""))
 
     def summary(self, source=None, feats=None) -> LiveSummary:
-        """The run's figures (realtime.live_summary); `source` and `feats` are the session's own, kept for callers."""
+        """The run's figures (transflower.realtime.live_summary); `source` and `feats` are the session's own, kept for callers."""
         return summarize(self)
 
 

@@ -7,8 +7,8 @@ import argparse
 import math
 from pathlib import Path
 
-from realtime.control import DEFAULT_CONTROL_PORT
-from realtime.status_line import PLAIN_EVERY_S
+from transflower.realtime.control import DEFAULT_CONTROL_PORT
+from transflower.realtime.status_line import PLAIN_EVERY_S
 from transflower.control_spec import CONTROLS, CORRELATION, GAIN, PREFIX, STYLE_STRENGTH, TEMPERATURE
 from transflower.errors import UserError
 
@@ -237,18 +237,18 @@ def validate(args) -> None:
     if args.input and args.demo:
         raise UserError("--input and --demo: choose one audio input")
     if args.input:
-        from realtime.playlist import playlist_files
+        from transflower.realtime.playlist import playlist_files
 
         playlist_files(args.input)  # each file there, each folder holding audio files
     if args.model and not Path(args.model).is_file():
         raise UserError(f"--model {args.model}: file not found")
     if args.control:  # fail before the model loads
-        from realtime.control import parse_listen_address
+        from transflower.realtime.control import parse_listen_address
 
         parse_listen_address(args.control)
     if args.midi_map:
         if args.midi is None:
             raise UserError(f"--midi-map {args.midi_map}: also give --midi DEVICE (see --list-midi)")
-        from realtime.midi import load_midi_map
+        from transflower.realtime.midi import load_midi_map
 
         load_midi_map(args.midi_map)

@@ -1,7 +1,7 @@
 """MIDI control: a controller's knobs (CC) and pads (notes) -> the same control messages as OSC.
 
     MIDI port --rtmidi thread callback--> MidiMapper.controls(msg) -> [(address, args)]
-        -> ControlInput.submit(address, args, "midi")   (validated and queued like OSC; realtime.control)
+        -> ControlInput.submit(address, args, "midi")   (validated and queued like OSC; transflower.realtime.control)
 
 The map is YAML (docs/midi_map_example.yaml; the built-in DEFAULT_MAP when --midi-map is not given):
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.audio_sources import ArraySource, StreamResampler, _decode
+from transflower.realtime.audio_sources import ArraySource, StreamResampler, _decode
 from transflower.errors import DataError, UserError
 
 log = logging.getLogger(__name__)

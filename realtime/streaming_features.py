@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from realtime.audio_sources import AudioSource, StreamResampler
+from transflower.realtime.audio_sources import AudioSource, StreamResampler
 from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
 
 

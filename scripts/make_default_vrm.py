@@ -3,7 +3,7 @@
     python scripts/make_default_vrm.py [OUT.vrm]
 
 A glTF 2.0 binary (GLB) with the VRMC_vrm extension: 22 humanoid bone nodes in a T-pose facing +Z (the VRM 1.0
-rest: no node rotations), proportioned like the synthetic dancer of bridge.retarget, and one rigid box mesh per
+rest: no node rotations), proportioned like the synthetic dancer of transflower.bridge.retarget, and one rigid box mesh per
 bone (no skinning), coloured left (blue) / right (orange) / centre (grey) like the skeleton view. Deterministic:
 the same bytes every run, so the committed file only changes when this script does.
 """
@@ -19,7 +19,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bridge.retarget import UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, from_unity_position, synthetic_tpose_skeleton  # noqa: E402
+from transflower.bridge.retarget import UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, from_unity_position, synthetic_tpose_skeleton  # noqa: E402
 from transflower.atomic import write_bytes_atomic  # noqa: E402
 
 OUT = REPO / "bridge" / "preview" / "default_avatar.vrm"

@@ -25,9 +25,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bridge.preview import vmc_frame_positions  # noqa: E402
-from bridge.retarget import UNITY_BONES  # noqa: E402
-from bridge.vmc import VmcReceiver  # noqa: E402
+from transflower.bridge.preview import vmc_frame_positions  # noqa: E402
+from transflower.bridge.retarget import UNITY_BONES  # noqa: E402
+from transflower.bridge.vmc import VmcReceiver  # noqa: E402
 
 HANDS = [UNITY_BONES.index("LeftHand"), UNITY_BONES.index("RightHand")]
 

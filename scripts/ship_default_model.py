@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.onnx_export import export_onnx
+from transflower.export.onnx_export import export_onnx
 from transflower.atomic import write_bytes_atomic, write_json_atomic
 
 DEST = Path(__file__).resolve().parent.parent / "transflower" / "default_model"

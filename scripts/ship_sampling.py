@@ -27,7 +27,7 @@ from transflower.styles import check_noise_correlation, load_presets
 def main() -> None:
     import onnx
 
-    from realtime.onnx_model import METADATA_KEY
+    from transflower.realtime.onnx_model import METADATA_KEY
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", default="transflower_live")

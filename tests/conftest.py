@@ -36,7 +36,7 @@ def tiny_onnx(tmp_path_factory):
 @pytest.fixture
 def receiver():
     """A VMC receiver on a free local port."""
-    from bridge.vmc import VmcReceiver
+    from transflower.bridge.vmc import VmcReceiver
 
     rx = VmcReceiver(port=0)
     yield rx

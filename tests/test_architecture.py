@@ -2,10 +2,10 @@
 import subprocess
 import sys
 
-LIVE_MODULES = ["realtime.live", "realtime.engine", "realtime.onnx_model", "realtime.streaming_features", "realtime.audio_sources",
-                "realtime.frame_clock", "realtime.ring_buffer", "realtime.control", "realtime.midi", "realtime.crowd",
-                "realtime.timing", "transflower.kernels", "bridge.vmc", "bridge.retarget", "bridge.osc",
-                "bridge.preview"]
+LIVE_MODULES = ["transflower.realtime.live", "transflower.realtime.engine", "transflower.realtime.onnx_model", "transflower.realtime.streaming_features", "transflower.realtime.audio_sources",
+                "transflower.realtime.frame_clock", "transflower.realtime.ring_buffer", "transflower.realtime.control", "transflower.realtime.midi", "transflower.realtime.crowd",
+                "transflower.realtime.timing", "transflower.kernels", "transflower.bridge.vmc", "transflower.bridge.retarget", "transflower.bridge.osc",
+                "transflower.bridge.preview"]
 
 
 def _imported_after(setup: str, training_code_too: bool) -> str:
@@ -38,7 +38,7 @@ def test_cli_help_lists_every_subcommand():
 
 def test_core_does_not_reach_up_into_export_or_realtime():
     """Generation and checkpoint loading are core: importing them (and loading a checkpoint's helpers)
-    pulls in neither export/ nor realtime/ (an .onnx model still runs in realtime.engine, imported on demand)."""
+    pulls in neither export/ nor realtime/ (an .onnx model still runs in transflower.realtime.engine, imported on demand)."""
     code = ("import transflower.generate, transflower.checkpoint, transflower.floor, transflower.kernels, sys\n"
             "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('export', 'realtime'))))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

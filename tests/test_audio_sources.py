@@ -12,10 +12,10 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from realtime import audio_sources as aus
-from realtime.audio_sources import (AudioUnavailable, DemoSource, FileSource, MicrophoneSource,
+from transflower.realtime import audio_sources as aus
+from transflower.realtime.audio_sources import (AudioUnavailable, DemoSource, FileSource, MicrophoneSource,
                                     StreamResampler, open_default_source)
-from realtime.demo_track import demo_bars, demo_beat_times, synthesize_demo_track
+from transflower.realtime.demo_track import demo_bars, demo_beat_times, synthesize_demo_track
 from transflower.errors import UserError
 
 try:
@@ -123,7 +123,7 @@ def test_file_source_errors_name_the_file(tmp_path, content):
 # ------------------------------------------------------------------------ default source / devices
 def test_open_default_source_falls_back_to_demo(monkeypatch, caplog):
     monkeypatch.setattr(aus, "list_input_devices", lambda: [])
-    with caplog.at_level(logging.WARNING, logger="realtime.audio_sources"):
+    with caplog.at_level(logging.WARNING, logger="transflower.realtime.audio_sources"):
         src = open_default_source()
     assert isinstance(src, DemoSource)
     assert "demo track" in caplog.text and "no usable microphone" in caplog.text
@@ -136,7 +136,7 @@ def test_open_default_source_without_portaudio(monkeypatch, caplog):
         raise AudioUnavailable("PortAudio is not available (test)")
     monkeypatch.setattr(aus, "_sounddevice", boom)
     assert aus.list_input_devices() == []
-    with caplog.at_level(logging.WARNING, logger="realtime.audio_sources"):
+    with caplog.at_level(logging.WARNING, logger="transflower.realtime.audio_sources"):
         src = open_default_source()
     assert isinstance(src, DemoSource) and "PortAudio is not available" in caplog.text
     with pytest.raises(UserError):
@@ -232,7 +232,7 @@ def test_stream_resampler_chunked_equals_one_shot(rates):
 def test_kaiser_lowpass_is_scipy_firwin():
     from scipy.signal import firwin
 
-    from realtime.audio_sources import kaiser_lowpass
+    from transflower.realtime.audio_sources import kaiser_lowpass
 
     for taps, cutoff in ((41, 0.5), (3201, 1 / 160), (21, 1.0 / 3)):
         np.testing.assert_allclose(kaiser_lowpass(taps, cutoff, 5.0), firwin(taps, cutoff, window=("kaiser", 5.0)), atol=1e-15)

@@ -3,7 +3,7 @@
 Tiny models, a few optimiser steps: each overfits a tiny batch; each baseline generates the right shape
 deterministically and respects its causality (or, for the paper layout, its designed non-causality); the
 live model's KVCacheRunner rollout equals the full-recompute sampler (the live model itself is sampled by
-realtime.engine.DanceEngine: tests/test_engine.py).
+transflower.realtime.engine.DanceEngine: tests/test_engine.py).
 """
 import numpy as np
 import pytest

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def live_args_with_config(tmp_path, config_text, *argv):
     """What `transflower live ... --config FILE` resolves to (parsed by the real entry point's parser)."""
-    from realtime.live import apply_config_file
+    from transflower.realtime.live import apply_config_file
     from transflower.cli import build_parser
 
     cfg = tmp_path / "live.yaml"
@@ -47,7 +47,7 @@ def test_config_applies_when_nothing_typed(tmp_path):
 
 
 def test_global_verbose_flag_does_not_confuse_typed_options(tmp_path):
-    from realtime.live import apply_config_file
+    from transflower.realtime.live import apply_config_file
     from transflower.cli import build_parser
 
     cfg = tmp_path / "c.yaml"
@@ -101,7 +101,7 @@ def test_live_sends_native_stderr_to_the_log_and_keeps_ours(tmp_path):
     # what PortAudio/ALSA do while a device is lost: C code writing straight to fd 2, many lines
     r = run_python("""
         import logging, os, sys
-        import realtime.live as L
+        import transflower.realtime.live as L
         def fake_live(args):
             for _ in range(200):
                 os.write(2, b"Expression 'ret' failed in 'src/hostapi/alsa/pa_linux_alsa.c', line: 1736\\n")
@@ -124,7 +124,7 @@ def test_live_sends_native_stderr_to_the_log_and_keeps_ours(tmp_path):
 def test_quiet_live_run_leaves_no_log(tmp_path):
     r = run_python("""
         import sys
-        import realtime.live as L
+        import transflower.realtime.live as L
         L.run = lambda args: 0
         from transflower.cli import main
         sys.exit(main(["live"]))
@@ -136,7 +136,7 @@ def test_quiet_live_run_leaves_no_log(tmp_path):
 def test_crash_during_live_is_one_line_and_shares_the_log(tmp_path):
     r = run_python("""
         import os, sys
-        import realtime.live as L
+        import transflower.realtime.live as L
         def fake_live(args):
             os.write(2, b"ALSA lib pcm.c:8570:(snd_pcm_recover) underrun occurred\\n")
             raise RuntimeError("boom")
@@ -220,7 +220,7 @@ LIVE_GROUPS = {
 
 
 def test_live_help_groups_the_options_creative_first_engine_last():
-    from realtime.live import _parser
+    from transflower.realtime.live import _parser
 
     p = _parser()
     where = {}

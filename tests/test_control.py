@@ -1,4 +1,4 @@
-"""Live control (realtime.control): the validator, the queue and its frame hook, OSC over UDP, fuzzing,
+"""Live control (transflower.realtime.control): the validator, the queue and its frame hook, OSC over UDP, fuzzing,
 and `transflower live --control` end to end (temperature and hold reach the dancer; the summary counts).
 
 Fakes stand in for the engine where the style API is needed (the style-conditioned model is another
@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bridge.osc import OscBundle, OscMessage, encode, encode_message  # noqa: E402
-from realtime.control import (DEFAULT_CONTROL_PORT, ControlError, ControlInput, parse_control,  # noqa: E402
+from transflower.bridge.osc import OscBundle, OscMessage, encode, encode_message  # noqa: E402
+from transflower.realtime.control import (DEFAULT_CONTROL_PORT, ControlError, ControlInput, parse_control,  # noqa: E402
                               parse_listen_address)
 from transflower.errors import UserError  # noqa: E402
 
@@ -310,8 +310,8 @@ def test_live_run_takes_temperature_and_hold_over_osc(tiny_onnx, tmp_path):
     """`live --control`: /transflower/temperature 0.5 (sent by oscsend when installed) and /transflower/hold 1
     (our encoder) reach the running dancer; the summary counts 2 applied, 1 refused (garbage); after the
     hold the received VMC poses stop changing."""
-    from bridge.vmc import VmcReceiver
-    from realtime.live import LiveSession, _parser
+    from transflower.bridge.vmc import VmcReceiver
+    from transflower.realtime.live import LiveSession, _parser
 
     frames = []  # (time, root position, bone rotations) of every received VMC frame
     rx = VmcReceiver(port=0, on_frame=lambda f: frames.append(
@@ -363,8 +363,8 @@ def test_live_run_takes_temperature_and_hold_over_osc(tiny_onnx, tmp_path):
 
 
 def test_options_and_attach():
-    from realtime.control import attach_controls
-    from realtime.live import _parser
+    from transflower.realtime.control import attach_controls
+    from transflower.realtime.live import _parser
 
     p = _parser()
     assert p.parse_args([]).control is None                          # off by default
@@ -385,7 +385,7 @@ def test_options_and_attach():
 
 
 def test_config_file_takes_control_options(tmp_path):
-    from realtime.live import apply_config_file, _parser
+    from transflower.realtime.live import apply_config_file, _parser
 
     cfg = tmp_path / "live.yaml"
     cfg.write_text("control: 9100\nmidi: nano\nmidi-map: map.yaml\n")
@@ -396,7 +396,7 @@ def test_config_file_takes_control_options(tmp_path):
 
 def test_preview_buttons_reach_the_running_dancer(tiny_onnx, receiver):
     """--preview alone wires the page's handler (PreviewServer.on_control, issue 13's page sends into it)."""
-    from realtime.live import LiveSession, _parser
+    from transflower.realtime.live import LiveSession, _parser
 
     args = _parser().parse_args(["--model", str(tiny_onnx), "--demo", "--duration", "1.5", "--preview",
                                  "--preview-port", "0", "--osc", f"127.0.0.1:{receiver.port}", "--status-interval", "0"])

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from realtime.control import ControlError, parse_control
-from realtime.live_options import build_defaults, validate
-from realtime.midi import DEFAULT_MAP, parse_midi_map
+from transflower.realtime.control import ControlError, parse_control
+from transflower.realtime.live_options import build_defaults, validate
+from transflower.realtime.midi import DEFAULT_MAP, parse_midi_map
 from transflower.control_spec import CONTROLS, CORRELATION, PARAMS, STYLE_STRENGTH, TEMPERATURE
 from transflower.errors import UserError
 
@@ -73,8 +73,8 @@ def test_command_line_refuses_a_temperature_osc_refuses_with_one_line_and_exit_2
 
 @pytest.fixture(scope="module")
 def shipped_engine():
-    from realtime.engine import DanceEngine
-    from realtime.onnx_model import OnnxDanceModel, default_model_path
+    from transflower.realtime.engine import DanceEngine
+    from transflower.realtime.onnx_model import OnnxDanceModel, default_model_path
 
     return DanceEngine(OnnxDanceModel(default_model_path(), provider="cpu", threads=1), seed=0)
 
@@ -97,7 +97,7 @@ def test_engine_setters_take_the_same_ranges(shipped_engine):
 
 
 def test_preview_sends_the_spec_addresses_and_ranges():
-    from bridge.preview import CONTROL_ADDRESSES, CONTROL_RANGES
+    from transflower.bridge.preview import CONTROL_ADDRESSES, CONTROL_RANGES
 
     assert set(CONTROL_ADDRESSES) == {p.address for p in CONTROLS}
     assert CONTROL_RANGES == {p.address: [p.lo, p.hi] for p in NUMBERS}

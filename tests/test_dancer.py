@@ -1,4 +1,4 @@
-"""realtime.dancer.Dancer, through its public API only: audio blocks in, poses out, optional VMC stream."""
+"""transflower.realtime.dancer.Dancer, through its public API only: audio blocks in, poses out, optional VMC stream."""
 from __future__ import annotations
 
 import sys
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.dancer import Dancer
-from realtime.demo_track import synthesize_demo_track
+from transflower.realtime.dancer import Dancer
+from transflower.realtime.demo_track import synthesize_demo_track
 from transflower.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

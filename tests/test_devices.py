@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import realtime.audio_sources as A
+import transflower.realtime.audio_sources as A
 from transflower.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

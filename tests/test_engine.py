@@ -24,8 +24,8 @@ def styled_onnx(tmp_path_factory):
 
 
 def engine(path, **kw):
-    from realtime.engine import DanceEngine
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.engine import DanceEngine
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     return DanceEngine(OnnxDanceModel(path, provider="cpu", threads=1), **kw)
 
@@ -242,8 +242,8 @@ def test_a_performers_noise_correlation_blends_in_holds_across_style_switches_an
 def test_the_warm_start_hears_music_by_default_and_the_row_it_is_given(styled_onnx):
     """Primed on silence a dancer starts calm and keeps that pace: the warm start hears the training music's
     mean feature row (live), or the song's first row when the caller has the song (generate, benchmarks)."""
-    from realtime.engine import DanceEngine
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.engine import DanceEngine
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     model = OnnxDanceModel(styled_onnx, provider="cpu", threads=1)
     e = DanceEngine(model, seed=0)

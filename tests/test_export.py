@@ -15,7 +15,7 @@ onnxruntime = pytest.importorskip("onnxruntime")
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from export.onnx_export import export_onnx
+    from transflower.export.onnx_export import export_onnx
 
     tmp = tmp_path_factory.mktemp("export")
     ckpt, feats, model = make_tiny_checkpoint(tmp)
@@ -36,7 +36,7 @@ def test_rollout_parity_500_frames(exported):
 
 
 def test_metadata_is_complete(exported):
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     m = OnnxDanceModel(exported[0], provider="cpu")
     assert m.meta["fps"] == 20.0 and m.meta["lookahead"] == 1 and m.meta["context"] == 12
@@ -52,8 +52,8 @@ def test_onnx_graph_has_no_matrix_inverse(exported):
 
 
 def test_engine_reset_on_nonfinite(exported):
-    from realtime.engine import DanceEngine
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.engine import DanceEngine
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     eng = DanceEngine(OnnxDanceModel(exported[0], provider="cpu"), seed=1)
     audio = np.full(68, -50.0, np.float32)
@@ -65,7 +65,7 @@ def test_engine_reset_on_nonfinite(exported):
 
 
 def test_garbage_file_is_a_clear_error(tmp_path):
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"this is not onnx")
@@ -79,7 +79,7 @@ def test_foreign_onnx_is_a_clear_error(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
@@ -93,7 +93,7 @@ def test_foreign_onnx_is_a_clear_error(tmp_path):
 def test_mismatched_metadata_is_a_clear_error(exported, tmp_path):
     import onnx
 
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     proto = onnx.load(str(exported[0]))
     meta = json.loads(proto.metadata_props[0].value)
@@ -108,7 +108,7 @@ def test_mismatched_metadata_is_a_clear_error(exported, tmp_path):
 @pytest.fixture(scope="module")
 def exported_residual_styles(tmp_path_factory):
     """A residual, style-conditioned tiny model: the shipped model's kind."""
-    from export.onnx_export import export_onnx
+    from transflower.export.onnx_export import export_onnx
 
     tmp = tmp_path_factory.mktemp("export_styles")
     from tiny_model import make_tiny_style_checkpoint
@@ -122,7 +122,7 @@ def exported_residual_styles(tmp_path_factory):
 def test_residual_style_model_exports_with_parity(exported_residual_styles):
     out, report, model = exported_residual_styles
     assert report["parity"]["ok"] and report["parity"]["stepwise"]["max_abs_error"] < 1e-3
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     m = OnnxDanceModel(out, provider="cpu")
     assert m.styles == ["auto", "style1", "style2"]
@@ -131,7 +131,7 @@ def test_residual_style_model_exports_with_parity(exported_residual_styles):
 
 def test_batch_axis_runs_dancers_independently(exported_residual_styles):
     """One batched run of 3 dancers == three single runs (different poses, noise and styles per row)."""
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     sess = OnnxDanceModel(exported_residual_styles[0], provider="cpu").session
     rng = np.random.default_rng(0)
@@ -152,8 +152,8 @@ def test_batch_axis_runs_dancers_independently(exported_residual_styles):
 
 
 def test_engine_style_switch(exported_residual_styles):
-    from realtime.engine import DanceEngine
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.engine import DanceEngine
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     model = OnnxDanceModel(exported_residual_styles[0], provider="cpu")
     audio = np.full(68, -50.0, np.float32)
@@ -191,7 +191,7 @@ def test_parity_says_where_the_reference_rollout_runs_away(exported):
     ran away, where, and how close the runtimes were before it."""
     import copy
 
-    from export.parity import rollout_parity
+    from transflower.export.parity import rollout_parity
     from transflower.features import StandardScaler
 
     out, report, model = exported

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from realtime.frame_clock import FrameClock, Tick
+from transflower.realtime.frame_clock import FrameClock, Tick
 
 
 class FakeClock:
@@ -143,7 +143,7 @@ def test_thread_priority_modes():
 
     import pytest
 
-    from realtime.timing import reset_thread_priority, set_thread_priority
+    from transflower.realtime.timing import reset_thread_priority, set_thread_priority
     from transflower.errors import UserError
 
     with pytest.raises(UserError, match="--priority"):
@@ -178,7 +178,7 @@ def test_side_threads_follow_the_loop_priority():
 
     import pytest
 
-    from realtime.timing import SideThreadPriority, reset_thread_priority, set_thread_priority
+    from transflower.realtime.timing import SideThreadPriority, reset_thread_priority, set_thread_priority
 
     if not hasattr(os, "sched_getscheduler"):
         pytest.skip("no sched_getscheduler on this platform")
@@ -225,7 +225,7 @@ def test_lock_memory_modes_and_refusal(monkeypatch):
 
     import pytest
 
-    from realtime import timing
+    from transflower.realtime import timing
     from transflower.errors import UserError
 
     def locked_kb():
@@ -268,7 +268,7 @@ def test_thread_priority_refused(monkeypatch):
 
     import pytest
 
-    from realtime.timing import set_thread_priority
+    from transflower.realtime.timing import set_thread_priority
     from transflower.errors import UserError
 
     if not hasattr(os, "sched_setscheduler"):

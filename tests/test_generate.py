@@ -47,7 +47,7 @@ def test_same_seed_same_dance_other_seed_other_dance(tiny):
 
 
 def test_onnx_model_generates_too(tiny):
-    from export.onnx_export import export_onnx
+    from transflower.export.onnx_export import export_onnx
     from transflower.generate import generate
 
     tmp, ckpt, feats, song = tiny
@@ -80,7 +80,7 @@ def test_missing_song_is_a_clear_error(tiny, capsys):
 def test_style_and_default_temperature_reach_the_dance(tmp_path):
     """A style-conditioned model: generate --style picks the style (in torch and in onnxruntime), an unknown
     style is a clear error, and the temperature stored at export is what generate uses by default."""
-    from export.onnx_export import export_onnx
+    from transflower.export.onnx_export import export_onnx
     from tiny_model import make_tiny_style_checkpoint
     from transflower.errors import UserError
     from transflower.generate import generate

@@ -34,7 +34,7 @@ def tiny_live_model(tmp_path_factory) -> Path:
 
 
 def live_args(*argv):
-    from realtime.live import _parser
+    from transflower.realtime.live import _parser
 
     return _parser().parse_args([str(a) for a in argv])
 
@@ -138,7 +138,7 @@ def test_config_yaml(tiny_onnx, receiver, tmp_path):
 
 
 def test_preview_gets_poses(tiny_onnx, receiver):
-    from realtime.live import LiveSession
+    from transflower.realtime.live import LiveSession
 
     got = {}
 
@@ -161,7 +161,7 @@ class ClockedSource:
     """A device stand-in whose sample timestamps are exact: sample i is captured at t0 + i / sr."""
 
     def __init__(self, sr=48000, capacity=48000):
-        from realtime.ring_buffer import AudioRingBuffer
+        from transflower.realtime.ring_buffer import AudioRingBuffer
 
         self.samplerate, self.name = sr, "clocked"
         self.ring = AudioRingBuffer(capacity)
@@ -176,7 +176,7 @@ class ClockedSource:
 def test_row_arrival_arithmetic_exact_even_after_an_overrun():
     """row_arrival must be the capture time of the newest row's last sample. A click at a known sample
     marks it: the first row whose level jumps ends at most one hop after the click."""
-    from realtime.streaming_features import StreamingAudioFeatures
+    from transflower.realtime.streaming_features import StreamingAudioFeatures
     from transflower.audio_features import AudioFeatureConfig
 
     cfg = AudioFeatureConfig()
@@ -244,7 +244,7 @@ def test_virtual_microphone_live(tiny_onnx, receiver, tmp_path, request):
         if songs:
             vm.play(songs[0])
         else:  # no data: a loud synthetic track
-            from realtime.demo_track import synthesize_demo_track
+            from transflower.realtime.demo_track import synthesize_demo_track
 
             vm.play(synthesize_demo_track(12.0, 48000, 120.0, 0, loopable=True), 48000)
         dev = vm.device()
@@ -267,8 +267,8 @@ def test_virtual_microphone_live(tiny_onnx, receiver, tmp_path, request):
 def test_crowd_streams_each_dancer_to_its_own_port_with_frame_hooks(tmp_path):
     """--dancers 3 with one HOST:PORT: dancers on consecutive ports, each its own dance; a frame hook
     (what a control surface uses) runs once per frame before the step and can change a dancer."""
-    from bridge.vmc import VmcReceiver
-    from realtime.live import LiveSession
+    from transflower.bridge.vmc import VmcReceiver
+    from transflower.realtime.live import LiveSession
     from tiny_model import make_tiny_batched_onnx
 
     model = make_tiny_batched_onnx(tmp_path, styles=2, context=12)
@@ -328,7 +328,7 @@ def test_crowd_streams_each_dancer_to_its_own_port_with_frame_hooks(tmp_path):
 
 
 def test_crowd_targets_rules():
-    from realtime.crowd import dancer_targets
+    from transflower.realtime.crowd import dancer_targets
     from transflower.errors import UserError
 
     assert dancer_targets(["h:9000"], 3) == [["h:9000"], ["h:9001"], ["h:9002"]]

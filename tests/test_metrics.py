@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks import metrics as M
+from transflower.benchmarks import metrics as M
 from transflower.skeleton import JOINT_NAMES, PARENTS, Skeleton
 
 FPS = 20.0

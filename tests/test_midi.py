@@ -1,4 +1,4 @@
-"""MIDI control (realtime.midi): map validation, the mapper on mido Message objects (no port needed),
+"""MIDI control (transflower.realtime.midi): map validation, the mapper on mido Message objects (no port needed),
 the missing-extra message, port choice, and a virtual port where the machine has an ALSA sequencer."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from realtime.control import ControlInput
-from realtime.midi import (DEFAULT_MAP, INSTALL_HINT, MidiMapper, list_midi_inputs, load_midi_map, parse_midi_map,
+from transflower.realtime.control import ControlInput
+from transflower.realtime.midi import (DEFAULT_MAP, INSTALL_HINT, MidiMapper, list_midi_inputs, load_midi_map, parse_midi_map,
                            resolve_port)
 from transflower.errors import UserError
 
@@ -152,7 +152,7 @@ def test_midi_map_without_midi_is_refused(tmp_path):
 def test_virtual_port_end_to_end():
     mido = pytest.importorskip("mido")
     pytest.importorskip("rtmidi")
-    from realtime.midi import MidiInput
+    from transflower.realtime.midi import MidiInput
 
     c = ControlInput(styles=["auto", "cha-cha", "rumba", "waltz"])
     with mido.open_output("transflower-test-out", virtual=True) as out:

@@ -197,8 +197,8 @@ def test_the_gate_on_a_finished_rollout_equals_frame_by_frame():
 
 
 def test_the_engine_shows_the_gated_dance_and_feeds_back_its_own(tmp_path):
-    from realtime.engine import DanceEngine
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.engine import DanceEngine
+    from transflower.realtime.onnx_model import OnnxDanceModel
     from tests.tiny_model import make_tiny_onnx
 
     path = make_tiny_onnx(tmp_path)
@@ -218,7 +218,7 @@ def test_the_engine_shows_the_gated_dance_and_feeds_back_its_own(tmp_path):
 
 
 def test_time_scale_reads_a_dance_played_faster():
-    from benchmarks.music import rhythm_acf, time_scale
+    from transflower.benchmarks.music import rhythm_acf, time_scale
 
     fps = 20.0
     rng = np.random.default_rng(0)
@@ -234,7 +234,7 @@ def test_time_scale_reads_a_dance_played_faster():
 
 
 def test_break_measures():
-    from benchmarks.music import break_measures
+    from transflower.benchmarks.music import break_measures
 
     fps = 20.0
     t = np.arange(int(44 * fps)) / fps

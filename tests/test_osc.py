@@ -1,4 +1,4 @@
-"""bridge.osc: exact OSC 1.0 encoding (checked against hand-written bytes), round trips, fuzzing."""
+"""transflower.bridge.osc: exact OSC 1.0 encoding (checked against hand-written bytes), round trips, fuzzing."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.osc import (FrameEncoder, OscBundle, OscDecodeError, OscMessage, decode, encode, encode_bundle,
+from transflower.bridge.osc import (FrameEncoder, OscBundle, OscDecodeError, OscMessage, decode, encode, encode_bundle,
                         encode_message, iter_messages)
 
 

@@ -14,7 +14,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder  # noqa: 
 from pythonosc.osc_message import OscMessage  # noqa: E402
 from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 
-from bridge.osc import encode_message  # noqa: E402
+from transflower.bridge.osc import encode_message  # noqa: E402
 from transflower.skeleton import Pose  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def python_osc_reencode(bundle: OscBundle) -> bytes:
 
 
 def test_vmc_bundles_decode_in_python_osc():
-    from bridge.vmc import VmcSender
+    from transflower.bridge.vmc import VmcSender
     from transflower.skeleton import JOINT_NAMES, PARENTS, Skeleton
 
     rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from realtime.playlist import PlaylistSource, playlist_files  # noqa: E402
+from transflower.realtime.playlist import PlaylistSource, playlist_files  # noqa: E402
 from transflower.errors import UserError  # noqa: E402
 
 
@@ -75,7 +75,7 @@ def dominant_hz(x, sr):
 
 def test_songs_play_one_after_another_as_one_stream(songs, caplog):
     d, a, b = songs
-    caplog.set_level(logging.INFO, logger="realtime.playlist")
+    caplog.set_level(logging.INFO, logger="transflower.realtime.playlist")
     src = PlaylistSource([a, b], realtime=False)
     x = drain(src)
     assert src.samplerate == 24000 and src.finished

@@ -1,4 +1,4 @@
-"""bridge.preview: VMC or our poses in -> WebSocket/HTTP out -> a VRM avatar (three-vrm) or a skeleton in headless
+"""transflower.bridge.preview: VMC or our poses in -> WebSocket/HTTP out -> a VRM avatar (three-vrm) or a skeleton in headless
 Chromium, driven over the DevTools protocol: the avatar's pose matches the sent one, its feet stay on the floor
 (for an avatar of other proportions too), the performer controls reach on_control; screenshots in docs/evidence/."""
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from bridge.preview import PreviewServer, configure_parser, vmc_frame_positions
-from bridge.retarget import UNITY_BONES, HumanoidRetarget, from_unity_position, synthetic_tpose_skeleton
-from bridge.vmc import VmcReceiver, VmcSender
+from transflower.bridge.preview import PreviewServer, configure_parser, vmc_frame_positions
+from transflower.bridge.retarget import UNITY_BONES, HumanoidRetarget, from_unity_position, synthetic_tpose_skeleton
+from transflower.bridge.vmc import VmcReceiver, VmcSender
 from transflower.skeleton import Pose
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -28,7 +28,7 @@ def live_args(*argv):
     the interpolated 60 fps default."""
     return _live_args("--fps", 20, *argv)
 
-from realtime.audio_sources import AudioSource  # noqa: E402
+from transflower.realtime.audio_sources import AudioSource  # noqa: E402
 from transflower.errors import DataError, UserError  # noqa: E402
 
 FAULTS: dict[str, list] = {}  # name -> [injected, survived, frames lost]
@@ -91,7 +91,7 @@ class FakeDevice(AudioSource):
 
 
 def test_audio_device_lost_then_back(tiny_onnx, receiver, caplog):
-    from realtime.live import LiveSession
+    from transflower.realtime.live import LiveSession
 
     made = []
 
@@ -140,7 +140,7 @@ def slow_every(session, every, sleep_s):
 
 @pytest.mark.parametrize("policy", ["skip", "hold"])
 def test_overload_skip_or_hold_without_drift(tiny_onnx, receiver, caplog, policy):
-    from realtime.live import LiveSession
+    from transflower.realtime.live import LiveSession
 
     args = live_args("--model", tiny_onnx, "--demo", "--duration", 3, "--late-policy", policy,
                      "--osc", f"127.0.0.1:{receiver.port}", "--status-interval", 0.5)
@@ -173,8 +173,8 @@ def test_overload_skip_or_hold_without_drift(tiny_onnx, receiver, caplog, policy
 
 # ------------------------------------------------------------------------------------------ network
 def test_unreachable_refused_slow_and_returning_targets(tiny_onnx):
-    from bridge.vmc import VmcReceiver
-    from realtime.live import LiveSession
+    from transflower.bridge.vmc import VmcReceiver
+    from transflower.realtime.live import LiveSession
 
     refused = free_port()
     back_port = free_port()
@@ -233,7 +233,7 @@ class FaultySession:
 
 
 def test_engine_nan_inf_explode_and_raise_reset_without_stopping(tiny_onnx, receiver):
-    from realtime.live import LiveSession
+    from transflower.realtime.live import LiveSession
 
     args = live_args("--model", tiny_onnx, "--demo", "--duration", 3, "--osc", f"127.0.0.1:{receiver.port}",
                      "--status-interval", 0)
@@ -334,7 +334,7 @@ def test_signal_stops_cleanly_easing_into_standing(tiny_onnx, receiver, sig, tmp
     assert "{" not in out and ("Ctrl-C" if sig == signal.SIGINT else "SIGTERM") in out  # a few lines for people
     time.sleep(0.2)
     f = receiver.latest()
-    from bridge.retarget import UNITY_BONES, neutral_bone_rotations
+    from transflower.bridge.retarget import UNITY_BONES, neutral_bone_rotations
 
     neutral = neutral_bone_rotations()
     for name, (_, r) in f.bones.items():  # the last bundle is the standing pose: arms down, the Hips only turned
@@ -349,7 +349,7 @@ def test_signal_stops_cleanly_easing_into_standing(tiny_onnx, receiver, sig, tmp
 @pytest.mark.slow
 @pytest.mark.needs_data
 def test_soak_short(tiny_onnx, shared_data):
-    from benchmarks.soak import run_soak
+    from transflower.benchmarks.soak import run_soak
 
     song = sorted((shared_data / "music").glob("*.ogg"))[0]
     r = run_soak(tiny_onnx, song, duration_s=8.0, fps=20)
@@ -369,7 +369,7 @@ def test_soak_short(tiny_onnx, shared_data):
 
 def test_steal_attribution_on_known_samples():
     """A late frame is blamed on steal only when the counter grew between the samples around its window."""
-    from benchmarks.soak import StealSampler
+    from transflower.benchmarks.soak import StealSampler
 
     s = StealSampler(1.0)
     s.available = True
@@ -384,7 +384,7 @@ def test_steal_attribution_on_known_samples():
 def test_wakeup_probe_runs_and_attributes_stalls():
     """`bench wakeup`: one probe per CPU reports its wake-ups; a stall is 'the machine's' only where every
     CPU's probe woke late together, and a late frame is matched only to probe stalls inside its window."""
-    from benchmarks.wakeup import _together, format_table, run_probes, stalls_near
+    from transflower.benchmarks.wakeup import _together, format_table, run_probes, stalls_near
 
     r = run_probes(0.3, interval_ms=1.0, report_ms=1.0).result()
     assert r["cpus"] and all(c["wakeups"] >= 200 for c in r["cpus"])  # 300 deadlines, a few lost to stalls at most

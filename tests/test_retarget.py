@@ -1,11 +1,11 @@
-"""bridge.retarget: our right-handed cm frame -> Unity's left-handed humanoid, checked by FK in both frames."""
+"""transflower.bridge.retarget: our right-handed cm frame -> Unity's left-handed humanoid, checked by FK in both frames."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from bridge.retarget import (JOINT_TO_UNITY, UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, forward_kinematics,
+from transflower.bridge.retarget import (JOINT_TO_UNITY, UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, forward_kinematics,
                              from_unity_position, from_unity_quaternion, quat_mul, quat_rotate,
                              synthetic_tpose_skeleton, to_unity_position, to_unity_quaternion)
 from transflower.skeleton import Pose

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from realtime.ring_buffer import AudioRingBuffer
+from transflower.realtime.ring_buffer import AudioRingBuffer
 
 
 def ramp(start, n):

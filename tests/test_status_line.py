@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.status_line import (STATUS_WIDTH, ReceiverWatch, StatusFacts, StatusLine, clock_text, count_text,
+from transflower.realtime.status_line import (STATUS_WIDTH, ReceiverWatch, StatusFacts, StatusLine, clock_text, count_text,
                                   status_text, style_label)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -139,7 +139,7 @@ def test_not_a_terminal_plain_lines_now_and_then_or_none():
 
 
 def test_receiver_watch_says_once_what_to_start_and_when_sends_go_through(caplog):
-    from bridge.vmc import TargetStats
+    from transflower.bridge.vmc import TargetStats
 
     t = TargetStats("127.0.0.1", 39539, ("127.0.0.1", 39539))
     w = ReceiverWatch([t], logging.getLogger("test.receivers"))
@@ -160,7 +160,7 @@ def test_receiver_watch_says_once_what_to_start_and_when_sends_go_through(caplog
 
 
 def test_a_crowd_without_receivers_is_one_line_not_sixteen(caplog):
-    from bridge.vmc import TargetStats
+    from transflower.bridge.vmc import TargetStats
 
     crowd = [TargetStats("127.0.0.1", 39539 + i, ("127.0.0.1", 39539 + i)) for i in range(16)]
     w = ReceiverWatch(crowd, logging.getLogger("test.crowd"))
@@ -180,7 +180,7 @@ def test_a_live_run_without_a_receiver_on_a_terminal(tiny_onnx, monkeypatch):
     from test_live import live_args
     from test_vmc import free_udp_port
 
-    from realtime.live import LiveSession
+    from transflower.realtime.live import LiveSession
 
     monkeypatch.setenv("COLUMNS", "80")
     term = FakeTerminal()
@@ -215,7 +215,7 @@ def test_the_summary_for_people_and_the_json_beside_the_run_log(tiny_onnx, tmp_p
     from test_live import live_args
     from test_vmc import free_udp_port
 
-    from realtime.live import LiveSession
+    from transflower.realtime.live import LiveSession
 
     args = live_args("--model", tiny_onnx, "--demo", "--duration", 1, "--fps", 20, "--osc", f"127.0.0.1:{free_udp_port()}",
                      "--status-interval", 0, "--summary-json", tmp_path / "out" / "s.json")
@@ -230,7 +230,7 @@ def test_the_summary_for_people_and_the_json_beside_the_run_log(tiny_onnx, tmp_p
 
 
 def test_an_unwritable_summary_json_is_one_clear_error(tmp_path):
-    from realtime.live_summary import LiveSummary, write_summary_json
+    from transflower.realtime.live_summary import LiveSummary, write_summary_json
     from transflower.errors import UserError
 
     (tmp_path / "f").write_text("a file, not a folder")

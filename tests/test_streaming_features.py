@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from realtime.ring_buffer import AudioRingBuffer
-from realtime.streaming_features import StreamingAudioFeatures
+from transflower.realtime.ring_buffer import AudioRingBuffer
+from transflower.realtime.streaming_features import StreamingAudioFeatures
 from transflower.audio_features import AudioFeatureConfig, compute_audio_features, load_audio_mono
 
 

@@ -40,7 +40,7 @@ def test_presets_are_validated_with_the_style_and_field_named(tmp_path):
 @pytest.fixture(scope="module")
 def styled(tmp_path_factory):
     """The tiny residual style model exported with a seed clip for style1 (none for style2) and presets."""
-    from export.onnx_export import export_onnx
+    from transflower.export.onnx_export import export_onnx
     from tiny_model import make_tiny_style_checkpoint
 
     tmp = tmp_path_factory.mktemp("presets")
@@ -60,8 +60,8 @@ def styled(tmp_path_factory):
 
 
 def test_export_carries_presets_and_seed_clips(styled, tmp_path):
-    from realtime.onnx_model import OnnxDanceModel
-    from export.onnx_export import export_onnx
+    from transflower.realtime.onnx_model import OnnxDanceModel
+    from transflower.export.onnx_export import export_onnx
 
     out, ckpt, feats, clip, _ = styled
     model = OnnxDanceModel(out, provider="cpu")
@@ -75,7 +75,7 @@ def test_export_carries_presets_and_seed_clips(styled, tmp_path):
 def test_malformed_style_seeds_in_metadata_are_a_clear_error(styled, tmp_path):
     import onnx
 
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     proto = onnx.load(str(styled[0]))
     meta = json.loads(proto.metadata_props[0].value)
@@ -88,8 +88,8 @@ def test_malformed_style_seeds_in_metadata_are_a_clear_error(styled, tmp_path):
 
 
 def test_preset_scales_strength_and_temperature_blended_with_the_style(styled):
-    from realtime.engine import DanceEngine
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.engine import DanceEngine
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     model = OnnxDanceModel(styled[0], provider="cpu")
     audio = np.full(model.meta["audio_dim"], -50.0, np.float32)
@@ -126,8 +126,8 @@ def test_preset_scales_strength_and_temperature_blended_with_the_style(styled):
 
 
 def test_start_style_warm_starts_on_the_styles_seed_clip(styled):
-    from realtime.engine import DanceEngine
-    from realtime.onnx_model import OnnxDanceModel
+    from transflower.realtime.engine import DanceEngine
+    from transflower.realtime.onnx_model import OnnxDanceModel
 
     model = OnnxDanceModel(styled[0], provider="cpu")
     clip = styled[3]
@@ -178,7 +178,7 @@ def test_generate_style_starts_on_its_clip_in_torch_and_onnx(styled):
 
 def test_a_checkpoint_and_its_export_are_sampled_by_one_sampler(styled):
     """What the zero-noise parity above cannot see: with noise, presets (temperature x the style's) and the AR
-    noise, a checkpoint and its .onnx draw the same noise in the same engine (realtime.engine.DanceEngine over
+    noise, a checkpoint and its .onnx draw the same noise in the same engine (transflower.realtime.engine.DanceEngine over
     transflower.models.live_step.TorchDanceModel), so they dance the same dance."""
     sf = pytest.importorskip("soundfile")
     from transflower.generate import generate

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from bridge.osc import OscMessage, encode_bundle, encode_message
-from bridge.retarget import UNITY_BONES, synthetic_tpose_skeleton
-from bridge.vmc import VmcSender
+from transflower.bridge.osc import OscMessage, encode_bundle, encode_message
+from transflower.bridge.retarget import UNITY_BONES, synthetic_tpose_skeleton
+from transflower.bridge.vmc import VmcSender
 from transflower.skeleton import Pose
 
 ROOT = Path(__file__).resolve().parents[1] / "unity_client"

@@ -1,4 +1,4 @@
-"""bridge.vmc: VMC bundles over UDP to our receiver and to liblo's oscdump; error handling per target."""
+"""transflower.bridge.vmc: VMC bundles over UDP to our receiver and to liblo's oscdump; error handling per target."""
 from __future__ import annotations
 
 import errno
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from bridge.osc import encode_bundle, encode_message, OscMessage
-from bridge.retarget import UNITY_BONES, HumanoidRetarget, synthetic_tpose_skeleton
-from bridge.vmc import VmcReceiver, VmcSender, parse_target
+from transflower.bridge.osc import encode_bundle, encode_message, OscMessage
+from transflower.bridge.retarget import UNITY_BONES, HumanoidRetarget, synthetic_tpose_skeleton
+from transflower.bridge.vmc import VmcReceiver, VmcSender, parse_target
 from transflower.errors import UserError
 from transflower.skeleton import Pose
 

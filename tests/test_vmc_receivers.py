@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from bridge.retarget import (UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, forward_kinematics, from_unity_quaternion,
+from transflower.bridge.retarget import (UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, forward_kinematics, from_unity_quaternion,
                              load_bone_map, synthetic_tpose_skeleton, to_unity_position)
-from bridge.vmc import VmcReceiver, VmcSender
+from transflower.bridge.vmc import VmcReceiver, VmcSender
 from transflower.errors import UserError
 from transflower.floor import FloorClamp
 from transflower.skeleton import Pose, Skeleton

@@ -68,7 +68,7 @@ def make_tiny_style_checkpoint(tmp_path: Path, styles: int = 3):
 
 
 def make_tiny_onnx(tmp_path: Path, **kw) -> Path:
-    from export.onnx_export import export_onnx
+    from transflower.export.onnx_export import export_onnx
 
     ckpt, feats, _ = make_tiny_checkpoint(tmp_path, **kw)
     out = Path(tmp_path) / "tiny.onnx"
@@ -82,7 +82,7 @@ def make_tiny_batched_onnx(tmp_path: Path, styles: int = 0, **kw) -> Path:
     the dance depends on it."""
     import torch
 
-    from export.onnx_export import export_onnx
+    from transflower.export.onnx_export import export_onnx
 
     tmp_path = Path(tmp_path)
     ckpt, feats, model = make_tiny_checkpoint(tmp_path, styles=styles, **kw)
@@ -103,7 +103,7 @@ def make_tiny_fixed_batch_onnx(tmp_path: Path, **kw) -> Path:
     import onnx
     import torch
 
-    from export.onnx_export import INPUT_NAMES, OUTPUT_NAMES, build_step_module, example_inputs, load_checkpoint
+    from transflower.export.onnx_export import INPUT_NAMES, OUTPUT_NAMES, build_step_module, example_inputs, load_checkpoint
     from transflower.features import StandardScaler
 
     tmp_path = Path(tmp_path)

@@ -24,11 +24,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "features": ("transflower.features", "compute motion and audio features (<id>.<feature>.npy) and scalers for a data folder"),
     "train": ("transflower.train", "train a model from a YAML config (Lightning; resumable; DDP-ready)"),
     "generate": ("transflower.generate", "generate a dance for a whole song offline (BVH, MP4)"),
-    "export": ("export.onnx_export", "export a checkpoint to ONNX (KV-cached step + flow sampler) and check parity"),
-    "quantize": ("export.quantize", "make an int8 (CPU) or fp16 (GPU) variant of an exported .onnx model"),
-    "live": ("realtime.live", "dance live to a microphone, line-in or file; stream poses over OSC (VMC)"),
-    "view": ("bridge.preview", "open a browser preview of a VMC stream (a 3D skeleton)"),
-    "bench": ("benchmarks.cli", "latency and quality benchmarks (tables, JSON, plots)"),
+    "export": ("transflower.export.onnx_export", "export a checkpoint to ONNX (KV-cached step + flow sampler) and check parity"),
+    "quantize": ("transflower.export.quantize", "make an int8 (CPU) or fp16 (GPU) variant of an exported .onnx model"),
+    "live": ("transflower.realtime.live", "dance live to a microphone, line-in or file; stream poses over OSC (VMC)"),
+    "view": ("transflower.bridge.preview", "open a browser preview of a VMC stream (a 3D skeleton)"),
+    "bench": ("transflower.benchmarks.cli", "latency and quality benchmarks (tables, JSON, plots)"),
 }
 
 

@@ -3,10 +3,10 @@ range, default and meaning (torch-free, stdlib only: the live path, the engine, 
 the tests all read it).
 
 Who reads it:
-- `transflower live`'s options and --config file (realtime.live_options.validate: the same bounds);
-- the OSC / MIDI / preview-page validator (realtime.control.parse_control) and MIDI maps (realtime.midi);
-- the engine's setters (realtime.engine: temperature; transflower.styles: style strength, noise correlation);
-- the preview server (bridge.preview: the page's addresses, argument types and ranges);
+- `transflower live`'s options and --config file (transflower.realtime.live_options.validate: the same bounds);
+- the OSC / MIDI / preview-page validator (transflower.realtime.control.parse_control) and MIDI maps (transflower.realtime.midi);
+- the engine's setters (transflower.realtime.engine: temperature; transflower.styles: style strength, noise correlation);
+- the preview server (transflower.bridge.preview: the page's addresses, argument types and ranges);
 - tests/test_control_spec.py, which checks docs/control.md and the README against it.
 
 One range per parameter, everywhere: a value the command line accepts can also be reached from a

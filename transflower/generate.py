@@ -36,7 +36,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
              energy: bool = True, audio=None) -> dict:
     """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
-    The live engine samples it (realtime.engine.DanceEngine: temperature, presets, noise, style, grounding,
+    The live engine samples it (transflower.realtime.engine.DanceEngine: temperature, presets, noise, style, grounding,
     energy), an .onnx in onnxruntime, a checkpoint through its step in torch (transflower.models.live_step).
     temperature None: the model's benchmarked default (its metadata's default_temperature), else 1.
     A style without `seed_motion` starts on the model's seed clip of that style, where it has one.
@@ -44,11 +44,11 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     noise_correlation None: the model's default (its metadata's default_noise_correlation), else 0.
     energy: the dance's size follows the music's loudness and a break calms it (transflower.energy), as live.
     audio: the song's audio feature rows (unscaled), when the caller has them (the benchmarks); else read from song."""
-    from realtime.engine import DanceEngine  # the one sampler, whatever the backend
+    from transflower.realtime.engine import DanceEngine  # the one sampler, whatever the backend
 
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
-        from realtime.onnx_model import OnnxDanceModel
+        from transflower.realtime.onnx_model import OnnxDanceModel
 
         model, backend = OnnxDanceModel(model_path, provider="cpu"), "onnx"
     else:

@@ -13,7 +13,7 @@ A model may also carry, per style (its metadata / shipped checkpoint, written by
 - a *preset* (`style_presets`): multipliers on the strength and the sampling temperature while that
   style is asked for ("rumba: {strength: 1.5, temperature: 0.67}"), and optionally the noise
   correlation to sample it at (`correlation: 0.8`, a value, not a multiplier: see
-  `realtime.engine.DanceEngine`) and the traction that keeps its planted feet from sliding (`traction: 0.5`, a
+  `transflower.realtime.engine.DanceEngine`) and the traction that keeps its planted feet from sliding (`traction: 0.5`, a
   value: transflower.floor.Grounding; 0 without it), chosen per style by `transflower bench style --split train`
   (benchmarks/README.md, "Style presets"): a style the model blurs into its neighbour dances more
   clearly a little stronger and calmer.

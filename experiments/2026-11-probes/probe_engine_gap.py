@@ -19,7 +19,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="an exported .onnx (default: the shipped model)")
     ap.add_argument("--steps", type=int, default=100)
     a = ap.parse_args()
-    from realtime.engine import DanceEngine, OnnxDanceModel
+    from transflower.realtime.engine import DanceEngine, OnnxDanceModel
 
     model = OnnxDanceModel(a.model, provider="cpu", threads=1)
     engine = DanceEngine(model, temperature=0.6, seed=0)

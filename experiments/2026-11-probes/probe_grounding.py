@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import metrics as M
-from benchmarks.quality import load_songs
+from transflower.benchmarks import metrics as M
+from transflower.benchmarks.quality import load_songs
 from transflower.checkpoint import load_checkpoint, load_style_seeds
 from transflower.dataset import load_modality, read_ids
 from transflower.features import StandardScaler

@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--dancers", default="1")
     ap.add_argument("--port", type=int, default=39539)
     a = ap.parse_args()
-    from realtime.live import LiveSession, _parser
+    from transflower.realtime.live import LiveSession, _parser
 
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", a.port))

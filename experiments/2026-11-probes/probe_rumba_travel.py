@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import metrics as M
-from benchmarks.style import StyleClassifier, _real_windows, window_features, spread_songs
-from benchmarks.quality import load_songs
+from transflower.benchmarks import metrics as M
+from transflower.benchmarks.style import StyleClassifier, _real_windows, window_features, spread_songs
+from transflower.benchmarks.quality import load_songs
 from transflower.checkpoint import load_checkpoint, load_style_seeds
 from transflower.dataset import read_ids
 from transflower.features import StandardScaler

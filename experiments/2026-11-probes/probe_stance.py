@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import metrics as M
+from transflower.benchmarks import metrics as M
 from transflower.atomic import write_text_atomic
 from transflower.dataset import load_modality, read_ids
 from transflower.errors import UserError

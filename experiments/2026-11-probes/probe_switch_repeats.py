@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import benchmarks.style as S
-from benchmarks.quality import load_songs
+import transflower.benchmarks.style as S
+from transflower.benchmarks.quality import load_songs
 from transflower.checkpoint import load_checkpoint
 from transflower.features import StandardScaler
 

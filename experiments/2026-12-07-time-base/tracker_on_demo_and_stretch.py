@@ -2,7 +2,7 @@ import numpy as np, glob
 from pathlib import Path
 from tempo_tracker import TempoTracker, TempoConfig
 from transflower.audio_features import AudioFeatureConfig, compute_audio_features
-from realtime.demo_track import synthesize_demo_track
+from transflower.realtime.demo_track import synthesize_demo_track
 cfg = AudioFeatureConfig()
 def run(on, **kw):
     t = TempoTracker(20.0, TempoConfig(**kw)); return np.array([t.update(x) or np.nan for x in on])

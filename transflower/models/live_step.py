@@ -2,7 +2,7 @@
 
 `build_step_module` is the one step the ONNX export traces (scalers folded, the flow's inverse weights
 precomputed): unscaled motion / audio rows and the ring cache in, the next pose and the frame's keys and
-values out. `TorchDanceModel` puts a checkpoint behind the interface `realtime.engine.DanceEngine` takes
+values out. `TorchDanceModel` puts a checkpoint behind the interface `transflower.realtime.engine.DanceEngine` takes
 (`meta`, `session`, `styles`, ...), so a checkpoint is sampled by the same sampler as its export: one
 temperature, preset, noise, style-blend, redraw, grounding and energy code path for `generate`, the
 benchmarks and live.
@@ -155,7 +155,7 @@ class TorchStepSession:
 class TorchDanceModel:
     """A `transflower train` checkpoint (or shipped .pt) as the live engine's model: `meta` as its export would
     carry it (the checkpoint's features.json: scalers, skeleton, seed clips, presets, defaults), `session` the
-    step in torch. realtime.engine.DanceEngine samples it exactly as it samples the .onnx."""
+    step in torch. transflower.realtime.engine.DanceEngine samples it exactly as it samples the .onnx."""
 
     provider = "torch"
     batch_dynamic = True
