@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 
 from transflower.bridge.retarget import UNITY_BONES, UNITY_PARENTS, HumanoidRetarget, forward_kinematics, synthetic_tpose_skeleton
+from transflower.control_spec import CONTROLS
 from transflower.errors import UserError
 from transflower.skeleton import Pose, Skeleton
 
@@ -43,11 +44,10 @@ STATIC_DIR = Path(__file__).with_name("preview")
 DEFAULT_AVATAR = STATIC_DIR / "default_avatar.vrm"
 _STATIC_FILES = {"/": "index.html", "/index.html": "index.html", "/preview.js": "preview.js",
                  "/vrm_bundle.js": "vrm_bundle.js"}
-# the OSC control input's addresses and argument types (realtime/control.py takes the same)
-CONTROL_ADDRESSES: dict[str, str] = {"/transflower/temperature": "f", "/transflower/style": "s", "/transflower/style_strength": "f",
-                                     "/transflower/correlation": "f", "/transflower/hold": "i", "/transflower/reset": "",
-                                     "/transflower/gain": "f"}
-NO_ARGUMENT_TOO = {"/transflower/correlation"}  # also sent bare: back to the styles' presets
+# the OSC control input's addresses and the argument types the page sends (transflower.control_spec)
+CONTROL_ADDRESSES: dict[str, str] = {p.address: p.page_args for p in CONTROLS if p.page_args is not None}
+NO_ARGUMENT_TOO = {p.address for p in CONTROLS if p.kind == "number" and p.bare}  # correlation bare: the presets again
+CONTROL_RANGES = {p.address: [p.lo, p.hi] for p in CONTROLS if p.kind == "number"}  # sent in the hello for the sliders
 B = len(UNITY_BONES)
 _IDENTITY = np.array([0.0, 0.0, 0.0, 1.0])
 
@@ -200,6 +200,7 @@ class PreviewServer:
             return {"type": "hello", "bones": UNITY_BONES, "parents": [int(p) for p in UNITY_PARENTS],
                     "rest": self._rest, "hips_height": self._hips_height, "avatar": "avatar.vrm",
                     "styles": self.styles, "controls": {a: t for a, t in CONTROL_ADDRESSES.items()},
+                    "ranges": {a: list(r) for a, r in CONTROL_RANGES.items()},
                     "values": dict(self._values), "layout": self._layout_version}
 
     def snapshot(self) -> dict:

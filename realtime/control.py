@@ -12,23 +12,8 @@ next frame, sets the engine's attributes and logs what changed. A bad message (g
 address, wrong type, out of range, a style the model lacks) is counted and logged (rate-limited) and
 changes nothing: the show goes on.
 
-Addresses (docs/control.md has the table with examples):
-    /transflower/temperature f      0..2 (sampling temperature; 0 = calm/average, 1 = as trained)
-    /transflower/gain f             0..16 (input gain; 0 mutes the music the model hears)
-    /transflower/style s|i          a style name of the model, `auto`, or its index in the model's list
-    /transflower/style_strength f   0..4 how strongly the style beats the music (1 = as trained; above 1
-                                    clearer and jerkier; applies to the current and later styles)
-    /transflower/correlation [f]    0..0.95 the sampling noise's correlation from frame to frame (0 = as
-                                    trained; higher: smoother, calmer strokes), every dancer, blended over
-                                    1 s, holding across style switches; no argument: back to the styles'
-                                    presets
-    /transflower/hold [i|f|T|F]     1 freezes the pose (the loop resends the last pose), 0 resumes,
-                                    no argument toggles
-    /transflower/reset [i|f]        back to the warm-started seed motion (an argument 0 is a button
-                                    release and does nothing)
-    /transflower/energy             not available: no shipped model is conditioned on energy; counted
-                                    as an error with the reason, so a controller layout that sends it
-                                    is told why nothing happens
+The addresses, their arguments, ranges and defaults are defined once in transflower.control_spec
+(docs/control.md has the table with examples; tests/test_control_spec.py keeps the two equal).
 """
 from __future__ import annotations
 
@@ -38,19 +23,15 @@ import socket
 import threading
 from collections import deque
 
+from transflower.control_spec import CONTROLS, GAIN, PREFIX, STYLE, STYLE_STRENGTH, TEMPERATURE, param_of
 from transflower.errors import UserError
-from transflower.styles import MAX_NOISE_CORRELATION, MAX_STYLE_STRENGTH
 
 log = logging.getLogger("transflower.control")
 
-PREFIX = "/transflower/"
 # Not a VMC port: VMC receivers (Marionette) listen on 39539 and VMC performers take assistants on 39540;
 # nor VRChat (9000/9001), TouchOSC's defaults (8000/9000) or Resolume (7000).
 DEFAULT_CONTROL_PORT = 39550
-RANGES = {"temperature": (0.0, 2.0), "gain": (0.0, 16.0), "style_strength": (0.0, MAX_STYLE_STRENGTH),
-          "correlation": (0.0, MAX_NOISE_CORRELATION)}
-PARAMS = ("temperature", "gain", "style", "style_strength", "correlation", "hold", "reset")
-ADDRESSES = tuple(PREFIX + p for p in PARAMS) + (PREFIX + "energy",)
+ADDRESSES = tuple(p.address for p in CONTROLS)
 HOLD_TOGGLE = -1
 MAX_PENDING = 1024      # a flood beyond this (per frame) is dropped and counted
 LOG_FIRST_ERRORS = 20   # then one error line per LOG_EVERY_ERRORS, so garbage cannot flood the log
@@ -91,14 +72,14 @@ def parse_control(address, args, styles=()):
         raise ControlError(f"address: expected a string, got {type(address).__name__}")
     if not isinstance(args, (list, tuple)):
         raise ControlError(f"{address[:60]}: arguments must be a list, got {type(args).__name__}")
-    name = address[len(PREFIX):] if address.startswith(PREFIX) else ""
+    spec = param_of(address)
+    name = "" if spec is None else spec.name
     if name == "style_strength" and not styles:
         raise ControlError(f"{address}: this model has no style input (it was trained without style labels)")
-    if name == "correlation" and len(args) == 0:
-        return "correlation", None  # back to the styles' presets
-    if name in RANGES:
-        lo, hi = RANGES[name]
-        return name, _number(address, args, lo, hi)
+    if spec is not None and spec.kind == "number":
+        if spec.bare and len(args) == 0:
+            return name, None  # correlation: back to the styles' presets
+        return name, _number(address, args, spec.lo, spec.hi)
     if name == "style":
         if not styles:
             raise ControlError(f"{address}: this model has no style input (it was trained without style labels)")
@@ -124,9 +105,9 @@ def parse_control(address, args, styles=()):
         if len(args) == 1:
             return ("reset", None) if _switch(address, args[0]) else None
         raise ControlError(f"{address}: expected no argument (or 1 = press, 0 = release), got {len(args)} arguments")
-    if name == "energy":
-        raise ControlError(f"{address}: model has no energy input (no shipped model is conditioned on energy)")
-    raise ControlError(f"unknown address {address[:60]!r}; expected one of {', '.join(ADDRESSES[:-1])}")
+    if spec is not None and spec.kind == "unavailable":
+        raise ControlError(f"{address}: {spec.meaning}")
+    raise ControlError(f"unknown address {address[:60]!r}; expected one of {', '.join(ADDRESSES)}")
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -153,8 +134,8 @@ class ControlInput:
     frame hook `apply(session)`. The current values (`temperature`, `gain`, `style`, `correlation`,
     `hold`) are what has been applied, read by `status_text()` in the loop."""
 
-    def __init__(self, *, temperature: float = 1.0, gain: float = 1.0, styles=(), style: str = "auto",
-                 style_strength: float = 1.0):
+    def __init__(self, *, temperature: float = TEMPERATURE.default, gain: float = GAIN.default, styles=(),
+                 style: str = STYLE.default, style_strength: float = STYLE_STRENGTH.default):
         self.styles = list(styles)
         self.temperature, self.gain, self.style, self.hold = float(temperature), float(gain), style, False
         self.style_strength = float(style_strength)
@@ -216,9 +197,8 @@ class ControlInput:
         self._sock, self.port = sock, sock.getsockname()[1]
         self._thread = threading.Thread(target=self._osc_loop, name=f"ControlInput:{self.port}", daemon=True)
         self._thread.start()
-        log.info("control: listening for OSC on udp %s:%d (/transflower/temperature, style, style_strength, "
-                 "correlation, hold, reset, gain)",
-                 host, self.port)
+        log.info("control: listening for OSC on udp %s:%d (%s%s)", host, self.port, PREFIX,
+                 ", ".join(p.name for p in CONTROLS))
         return self.port
 
     def _osc_loop(self) -> None:
@@ -329,8 +309,9 @@ def attach_controls(session, args) -> ControlInput | None:
     engine = session.engine
     styles = list(getattr(engine, "styles", None) or [])
     controls = ControlInput(temperature=engine.temperature, gain=float(args.input_gain), styles=styles,
-                            style=getattr(args, "style", None) or "auto",
-                            style_strength=1.0 if getattr(args, "style_strength", None) is None else float(args.style_strength))
+                            style=getattr(args, "style", None) or STYLE.default,
+                            style_strength=STYLE_STRENGTH.default if getattr(args, "style_strength", None) is None
+                            else float(args.style_strength))
     try:
         if control_at:
             controls.listen_osc(*parse_listen_address(control_at))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from transflower.realtime.onnx_model import OnnxDanceModel
+from transflower.control_spec import CORRELATION, TEMPERATURE
 from transflower.errors import UserError
 from transflower.styles import (check_noise_correlation, preset_correlation, preset_of, preset_style,
                                 preset_traction)
@@ -152,7 +153,7 @@ class DanceEngine:
         D, A, S = self.motion_dim, self.audio_dim, len(self.styles)
         # the AR(1) noise: z = rho z_last + sqrt(1 - rho^2) e, per dancer; rho blends with a style's preset
         self.base_correlation = check_noise_correlation(
-            m.get("default_noise_correlation", 0.0) if noise_correlation is None else noise_correlation)
+            m.get(CORRELATION.model_key, CORRELATION.default) if noise_correlation is None else noise_correlation)
         self.correlation = np.full((B, 1), self.base_correlation, np.float32)
         self._corr_keep = np.sqrt(1.0 - self.correlation ** 2).astype(np.float32)
         self._corr_target, self._corr_step = self.correlation.copy(), np.zeros((B, 1), np.float32)
@@ -241,9 +242,7 @@ class DanceEngine:
         self.set_temperature(value)
 
     def set_temperature(self, value: float, dancer: int | None = None) -> None:
-        value = float(value)
-        if not (0.0 <= value <= 5.0):
-            raise UserError(f"temperature {value}: expected a value between 0 and 5 (1 = as trained)")
+        value = TEMPERATURE.check(value)
         self.temperatures[slice(None) if dancer is None else dancer] = value
         np.multiply(self.temperatures, self.temp_scale, out=self._noise_scale)
 

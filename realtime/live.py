@@ -45,6 +45,7 @@ from pathlib import Path
 from transflower.realtime.live_options import (CONFIG_KEYS, _parser, apply_config_file, build_defaults,  # noqa: F401  (the CLI's)
                                    configure_parser, typed_options, validate)
 from transflower.realtime.live_summary import LiveSummary, human_summary, summarize, write_summary_json
+from transflower.control_spec import TEMPERATURE
 from transflower.errors import UserError
 
 log = logging.getLogger("transflower.live")
@@ -130,8 +131,9 @@ def parse_temperatures(args) -> list[float]:
         temps = [float(t) for t in str(args.temperatures).split(",")]
     except ValueError:
         raise UserError(f"--temperatures {args.temperatures}: expected comma-separated numbers, one per dancer") from None
-    if len(temps) != n or not all(0.0 <= t <= 5.0 for t in temps):
-        raise UserError(f"--temperatures {args.temperatures}: expected {n} values (one per dancer) between 0 and 5")
+    if len(temps) != n or not all(TEMPERATURE.contains(t) for t in temps):
+        raise UserError(f"--temperatures {args.temperatures}: expected {n} values (one per dancer) in "
+                        f"{TEMPERATURE.range_text}")
     return temps
 
 
@@ -177,7 +179,7 @@ class LiveSession:
         self.dancers = int(getattr(args, "dancers", 1) or 1)
         targets = dancer_targets(args.osc, self.dancers)
         if args.temperature is None:  # the model's benchmarked default (metadata), else 1 = as trained
-            args.temperature = float(meta.get("default_temperature", 1.0))
+            args.temperature = float(meta.get(TEMPERATURE.model_key, TEMPERATURE.default))
         from transflower.styles import check_strength, preset_of
 
         args.style_strength = check_strength(1.0 if getattr(args, "style_strength", None) is None else args.style_strength,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from transflower.realtime.control import DEFAULT_CONTROL_PORT
 from transflower.realtime.status_line import PLAIN_EVERY_S
+from transflower.control_spec import CONTROLS, CORRELATION, GAIN, PREFIX, STYLE_STRENGTH, TEMPERATURE
 from transflower.errors import UserError
 
 # options a --config YAML may set (the CLI's own names, with dashes as underscores)
@@ -43,7 +44,8 @@ def _input_options(grp) -> None:
                      help="play --input again from the start when it ends (the whole playlist)")
     grp.add_argument("--audible", action="store_true", help="also play --input / the demo track on the default output")
     grp.add_argument("--demo", action="store_true", help="dance to the built-in synthesised track (no hardware needed)")
-    grp.add_argument("--input-gain", type=float, default=1.0, help="multiply input samples (match a quiet line-in to the training level)")
+    grp.add_argument("--input-gain", type=float, default=GAIN.default, help="multiply input samples (match a quiet line-in "
+                     f"to the training level; {GAIN.range_text}, 0 mutes)")
 
 
 def _output_options(grp) -> None:
@@ -61,15 +63,16 @@ def _output_options(grp) -> None:
 
 def _dancer_options(grp) -> None:
     grp.add_argument("--model", help="exported .onnx model (default: the shipped model)")
-    grp.add_argument("--temperature", type=float, default=None, help="sampling temperature: 0 = calm/average, 1 = as trained "
-                     "(default: the model's own, chosen by its benchmarks; 1 when it names none)")
+    grp.add_argument("--temperature", type=float, default=None, help=f"sampling temperature {TEMPERATURE.range_text}: 0 = "
+                     "calm/average, 1 = as trained (default: the model's own, chosen by its benchmarks; 1 when it names none)")
     grp.add_argument("--style", help="dance style from the model's list (--list-styles; default auto: the music decides)")
-    grp.add_argument("--style-strength", type=float, default=1.0, metavar="S",
-                     help="how strongly the style beats the music: 1 = as trained (default), 0 = auto, up to 4; above 1 "
+    grp.add_argument("--style-strength", type=float, default=STYLE_STRENGTH.default, metavar="S",
+                     help=f"how strongly the style beats the music, {STYLE_STRENGTH.range_text}: 1 = as trained (default), "
+                          "0 = auto; above 1 "
                           "the style is clearer and the motion jerkier (benchmarks/README.md, 'Style strength')")
     grp.add_argument("--list-styles", action="store_true", help="print the model's dance styles and exit")
     grp.add_argument("--noise-correlation", type=float, default=None, metavar="RHO",
-                     help="how alike consecutive frames' sampling noise is, 0..0.95: 0 = independent draws (as trained), "
+                     help=f"how alike consecutive frames' sampling noise is, {CORRELATION.range_text}: 0 = independent draws (as trained), "
                           "higher = smoother, less twitchy motion (default: the model's own; a style's preset may set its own)")
     grp.add_argument("--no-style-presets", action="store_true",
                      help="ignore the model's per-style presets (strength and temperature multipliers, noise correlation "
@@ -89,7 +92,7 @@ def _dancer_options(grp) -> None:
 
 def _control_options(grp) -> None:
     grp.add_argument("--control", nargs="?", const=str(DEFAULT_CONTROL_PORT), metavar="[HOST:]PORT",
-                     help=f"take OSC control messages (/transflower/temperature, style, hold, reset, gain) on UDP; "
+                     help=f"take OSC control messages ({PREFIX}{', '.join(p.name for p in CONTROLS)}) on UDP; "
                           f"bound to 127.0.0.1 unless a host is given (--control alone: port {DEFAULT_CONTROL_PORT})")
     grp.add_argument("--midi", metavar="DEVICE", help="take control from a MIDI input (index or name, see --list-midi; "
                                                       "needs the [midi] extra)")
@@ -217,13 +220,13 @@ def validate(args) -> None:
             rng = f"{'>' if lo_open else '>='} {lo:g}" if hi is None else f"{lo:g}..{hi:g}"
             raise UserError(f"--{name} {value}: expected a value {rng}")
 
-    if args.temperature is not None:
-        num("temperature", args.temperature, 0.0, 5.0)
-    num("noise-correlation", getattr(args, "noise_correlation", None), 0.0, 0.95)
+    for spec in CONTROLS:  # the live controls' start values: the ranges OSC, MIDI and the engine take
+        value = getattr(args, spec.dest, None) if spec.kind == "number" else None
+        if value is not None:
+            spec.check(value, spec.option)
     num("duration", args.duration, 0.0, lo_open=True)
     num("fps", args.fps, 1.0, 240.0)
     num("threads", args.threads, 1, 64)
-    num("input-gain", args.input_gain, 0.0, lo_open=True)
     num("stage-radius", args.stage_radius, 0.0, lo_open=True)
     num("status-interval", args.status_interval, 0.0)
     num("preview-port", args.preview_port, 0, 65535)

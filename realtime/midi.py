@@ -27,6 +27,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transflower.control_spec import NUMBERS, PARAMS, PREFIX
 from transflower.errors import UserError
 
 log = logging.getLogger("transflower.midi")
@@ -41,8 +42,8 @@ DEFAULT_MAP = {
     "notes": {36: "reset", 37: "hold",
               40: {"style": "auto"}, 41: {"style": "cha-cha"}, 42: {"style": "rumba"}, 43: {"style": "waltz"}},
 }
-CC_PARAMS = ("temperature", "gain", "style_strength", "correlation", "hold")
-NOTE_VALUE_PARAMS = ("style", "hold", "temperature", "gain", "style_strength", "correlation")
+CC_PARAMS = NUMBERS + ("hold",)                 # a knob sweeps a number's range; a pedal is the hold switch
+NOTE_VALUE_PARAMS = ("style", "hold") + NUMBERS  # a pad sets one value
 
 
 @dataclass
@@ -68,9 +69,8 @@ def _real(where: str, v) -> float:
 
 
 def parse_midi_map(cfg, source: str = "midi map") -> MidiMap:
-    """Validate a map (the YAML's content) -> MidiMap; UserError naming the field otherwise."""
-    from transflower.realtime.control import PREFIX, RANGES
-
+    """Validate a map (the YAML's content) -> MidiMap; UserError naming the field otherwise. Ranges are
+    transflower.control_spec's: a knob's min/max and a pad's value must lie within the parameter's."""
     if not isinstance(cfg, dict):
         raise UserError(f"{source}: expected a mapping with keys channel, cc, notes")
     unknown = set(cfg) - {"channel", "cc", "notes"}
@@ -101,12 +101,11 @@ def parse_midi_map(cfg, source: str = "midi map") -> MidiMap:
                 raise UserError(f"{where}: hold is a switch (>= 64 holds); it takes no min/max")
             out.cc[num] = ("hold", 0.0, 1.0)
             continue
-        lo_ok, hi_ok = RANGES[param]
-        lo = _real(f"{where}: min", spec.get("min", lo_ok))
-        hi = _real(f"{where}: max", spec.get("max", hi_ok))
+        lo = _real(f"{where}: min", spec.get("min", PARAMS[param].lo))
+        hi = _real(f"{where}: max", spec.get("max", PARAMS[param].hi))
         for name, v in (("min", lo), ("max", hi)):
-            if not lo_ok <= v <= hi_ok:
-                raise UserError(f"{where}: {name} {v:g} is outside the {param} range {lo_ok:g}..{hi_ok:g}")
+            if not PARAMS[param].contains(v):
+                raise UserError(f"{where}: {name} {v:g} is outside the {param} range {PARAMS[param].range_text}")
         out.cc[num] = (param, lo, hi)
     notes = cfg.get("notes") or {}
     if not isinstance(notes, dict):
@@ -132,9 +131,8 @@ def parse_midi_map(cfg, source: str = "midi map") -> MidiMap:
                 value = int(value)
             else:
                 value = _real(f"{where}: {param}", value)
-                lo_ok, hi_ok = RANGES[param]
-                if not lo_ok <= value <= hi_ok:
-                    raise UserError(f"{where}: {param} {value:g} is outside {lo_ok:g}..{hi_ok:g}")
+                if not PARAMS[param].contains(value):
+                    raise UserError(f"{where}: {param} {value:g} is outside {PARAMS[param].range_text}")
             out.notes[num] = (PREFIX + param, (value,))
         else:
             raise UserError(f"{where}: expected reset, hold, or one of {{style: NAME}}, {{hold: 0|1}}, "
@@ -180,8 +178,8 @@ class MidiMapper:
                 return []
             param, lo, hi = spec
             if param == "hold":
-                return [("/transflower/hold", (int(msg.value >= 64),))]
-            return [(f"/transflower/{param}", (lo + (hi - lo) * msg.value / 127.0,))]
+                return [(PREFIX + "hold", (int(msg.value >= 64),))]
+            return [(PREFIX + param, (lo + (hi - lo) * msg.value / 127.0,))]
         if msg.velocity == 0:  # note-on with velocity 0 is a note-off by MIDI convention
             return []
         spec = m.notes.get(msg.note)

@@ -24,20 +24,16 @@ import math
 
 import numpy as np
 
+from transflower.control_spec import CORRELATION, STYLE_STRENGTH
 from transflower.errors import UserError
 
-MAX_STYLE_STRENGTH = 4.0  # beyond this the extrapolated label is far from anything seen in training
-MAX_NOISE_CORRELATION = 0.95  # beyond this the noise hardly changes within a second: the dance freezes into drifts
+MAX_STYLE_STRENGTH = STYLE_STRENGTH.hi
+MAX_NOISE_CORRELATION = CORRELATION.hi
 
 
 def check_strength(strength, what: str = "style strength") -> float:
-    try:
-        s = float(strength)
-    except (TypeError, ValueError):
-        raise UserError(f"{what} {strength!r}: expected a number in 0..{MAX_STYLE_STRENGTH:g} (1 = as trained)") from None
-    if not (math.isfinite(s) and 0.0 <= s <= MAX_STYLE_STRENGTH):
-        raise UserError(f"{what} {strength!r}: expected a number in 0..{MAX_STYLE_STRENGTH:g} (1 = as trained)")
-    return s
+    """A style strength (0 = auto, 1 = as trained), or UserError naming `what` and the range."""
+    return STYLE_STRENGTH.check(strength, what)
 
 
 PRESET_RANGES = {"strength": (0.0, MAX_STYLE_STRENGTH), "temperature": (0.05, 4.0),  # multipliers
@@ -47,13 +43,7 @@ VALUE_KEYS = ("correlation", "traction")
 
 def check_noise_correlation(value, what: str = "noise correlation") -> float:
     """The AR(1) coefficient of the sampling noise (0 = independent draws, as trained), or UserError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if not (math.isfinite(v) and 0.0 <= v <= MAX_NOISE_CORRELATION):
-        raise UserError(f"{what} {value!r}: expected a number in 0..{MAX_NOISE_CORRELATION:g} (0 = independent draws)")
-    return v
+    return CORRELATION.check(value, what)
 
 
 def check_presets(presets, styles: list[str], where: str = "style presets") -> dict:

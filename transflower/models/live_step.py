@@ -77,6 +77,7 @@ def model_metadata(ckpt_path, model, cfg: dict, feats: dict, seed_clip=None, sty
     style_presets: a YAML path or a mapping (default: the checkpoint's own); default_noise_correlation: default
     the checkpoint's own; default_temperature: stored only when given."""
     from transflower.checkpoint import load_seed_clip, load_style_seeds
+    from transflower.control_spec import TEMPERATURE
     from transflower.styles import check_noise_correlation, check_presets, load_presets
 
     mc = model.cfg
@@ -103,7 +104,8 @@ def model_metadata(ckpt_path, model, cfg: dict, feats: dict, seed_clip=None, sty
         "motion_scaler": feats["motion_scaler"], "audio_scaler": feats["audio_scaler"],
         "skeleton": feats["skeleton"], "model_config": mc.to_dict(), "seed_motion": seed,
         "styles": style_names, "style_seeds": style_seeds, "style_presets": presets,
-        **({"default_temperature": float(default_temperature)} if default_temperature is not None else {}),
+        **({"default_temperature": TEMPERATURE.check(default_temperature, "--default-temperature")}
+           if default_temperature is not None else {}),
         **({"default_noise_correlation": rho} if rho is not None else {}),
     }
 
