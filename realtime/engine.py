@@ -139,58 +139,9 @@ class DanceEngine:
         self.seed_motion = np.asarray(seed_motion if seed_motion is not None else m["seed_motion"], dtype=np.float32)
         if self.seed_motion.ndim != 2 or self.seed_motion.shape[1] != self.motion_dim:
             raise UserError(f"seed motion: expected (frames, {self.motion_dim}) motion features, got {self.seed_motion.shape}")
-        # one noise generator per dancer: dancer i of seed s draws what a lone dancer of seed s + i draws
-        self.rngs = [np.random.default_rng(None if seed is None else seed + i) for i in range(B)]
-        self.temperatures = np.ones((B, 1), np.float32)
-        # the style preset's temperature multiplier (1 without one) and the noise scale = temperature x it
-        self.temp_scale, self._noise_scale = np.ones((B, 1), np.float32), np.ones((B, 1), np.float32)
-        self._temp_target, self._temp_step = np.ones((B, 1), np.float32), np.zeros((B, 1), np.float32)
-        self.presets = dict(getattr(model, "style_presets", {}) or {}) if style_presets else {}
-        self.style_seeds = dict(getattr(model, "style_seeds", {}) or {})
-        for i, t in enumerate(np.broadcast_to(np.asarray(temperature, np.float64), (B,))):
-            self.set_temperature(float(t), dancer=i)
-        self.styles = list(model.styles) if model.has_style else []
+        self._init_sampling(model, B, seed, temperature, noise_correlation, style_presets)
         D, A, S = self.motion_dim, self.audio_dim, len(self.styles)
-        # the AR(1) noise: z = rho z_last + sqrt(1 - rho^2) e, per dancer; rho blends with a style's preset
-        self.base_correlation = check_noise_correlation(
-            m.get(CORRELATION.model_key, CORRELATION.default) if noise_correlation is None else noise_correlation)
-        self.correlation = np.full((B, 1), self.base_correlation, np.float32)
-        self._corr_keep = np.sqrt(1.0 - self.correlation ** 2).astype(np.float32)
-        self._corr_target, self._corr_step = self.correlation.copy(), np.zeros((B, 1), np.float32)
-        # what the styles' presets ask for (base without one), and a performer's override of it (None: none)
-        self._corr_preset = self.correlation.copy()
-        self.correlation_override: float | None = None
-        self._corr_left = np.zeros(B, np.int64)  # frames left in each dancer's correlation blend
-        self._corr_active, self._corr_landed = np.zeros((B, 1), bool), np.zeros((B, 1), bool)
-        self._corr_blending = 0
-        self._z_state, self._z_new, self._z_scratch = (np.zeros((B, D), np.float32) for _ in range(3))
-        self._fresh = np.ones(B, bool)  # a (re)started dancer: its next draw is e alone, no state yet
-        self._fresh_now = np.ones(B, bool)
-        # traction (transflower.floor.Grounding), per dancer: a style's preset's, blended with the style
-        self.traction = np.zeros((B, 1), np.float64)
-        self._trac_target, self._trac_step = self.traction.copy(), np.zeros((B, 1), np.float64)
-        # batched inputs (row i = dancer i) and outputs, bound once; scratch for the output checks
-        self.motion, self.audio, self.noise = np.zeros((B, D), np.float32), np.zeros((B, A), np.float32), np.zeros((B, D), np.float32)
-        self.cache_bias = np.full((B, self.C), -1e9, np.float32)
-        self.rope_cos, self.rope_sin = np.zeros(self.hd // 2, np.float32), np.zeros(self.hd // 2, np.float32)
-        self._angle = np.zeros(self.hd // 2, np.float64)
-        self._trig = np.zeros(self.hd // 2, np.float64)
-        self.out_pose = np.zeros((B, D), np.float32)
-        self.poses = np.zeros((B, D), np.float32)
-        self.pose = self.poses[0]
-        self._z = np.zeros((B, D), np.float32)
-        self._z_max = np.zeros(B, np.float32)
-        self._good = np.zeros(B, bool)
-        self._accepted = np.zeros(B, bool)
-        self.style = None
-        if S:
-            self.style = np.zeros((B, S), np.float32)
-            self.style[:, 0] = 1.0  # "auto": the music decides
-            self._style_target = self.style.copy()
-            self._style_step = np.zeros((B, S), np.float32)
-            self._style_left = np.zeros(B, np.int64)
-            self._style_active, self._style_landed = np.zeros((B, 1), bool), np.zeros((B, 1), bool)
-        self._blending = 0
+        self._init_buffers(B, D, A, S)
         self.ground = None
         if ground:
             from transflower.floor import Grounding
@@ -230,6 +181,64 @@ class DanceEngine:
             self.start_style(style, style_strength, seed_motion=None if seed_motion is None else self.seed_motion)
         else:
             self.reset()
+
+    def _init_sampling(self, model, B: int, seed, temperature, noise_correlation, style_presets: bool) -> None:
+        """Per-dancer noise generators, temperatures, the AR(1) noise state, presets and traction."""
+        m = model.meta
+        # one noise generator per dancer: dancer i of seed s draws what a lone dancer of seed s + i draws
+        self.rngs = [np.random.default_rng(None if seed is None else seed + i) for i in range(B)]
+        self.temperatures = np.ones((B, 1), np.float32)
+        # the style preset's temperature multiplier (1 without one) and the noise scale = temperature x it
+        self.temp_scale, self._noise_scale = np.ones((B, 1), np.float32), np.ones((B, 1), np.float32)
+        self._temp_target, self._temp_step = np.ones((B, 1), np.float32), np.zeros((B, 1), np.float32)
+        self.presets = dict(getattr(model, "style_presets", {}) or {}) if style_presets else {}
+        self.style_seeds = dict(getattr(model, "style_seeds", {}) or {})
+        for i, t in enumerate(np.broadcast_to(np.asarray(temperature, np.float64), (B,))):
+            self.set_temperature(float(t), dancer=i)
+        self.styles = list(model.styles) if model.has_style else []
+        D = self.motion_dim
+        # the AR(1) noise: z = rho z_last + sqrt(1 - rho^2) e, per dancer; rho blends with a style's preset
+        self.base_correlation = check_noise_correlation(
+            m.get(CORRELATION.model_key, CORRELATION.default) if noise_correlation is None else noise_correlation)
+        self.correlation = np.full((B, 1), self.base_correlation, np.float32)
+        self._corr_keep = np.sqrt(1.0 - self.correlation ** 2).astype(np.float32)
+        self._corr_target, self._corr_step = self.correlation.copy(), np.zeros((B, 1), np.float32)
+        # what the styles' presets ask for (base without one), and a performer's override of it (None: none)
+        self._corr_preset = self.correlation.copy()
+        self.correlation_override: float | None = None
+        self._corr_left = np.zeros(B, np.int64)  # frames left in each dancer's correlation blend
+        self._corr_active, self._corr_landed = np.zeros((B, 1), bool), np.zeros((B, 1), bool)
+        self._corr_blending = 0
+        self._z_state, self._z_new, self._z_scratch = (np.zeros((B, D), np.float32) for _ in range(3))
+        self._fresh = np.ones(B, bool)  # a (re)started dancer: its next draw is e alone, no state yet
+        self._fresh_now = np.ones(B, bool)
+        # traction (transflower.floor.Grounding), per dancer: a style's preset's, blended with the style
+        self.traction = np.zeros((B, 1), np.float64)
+        self._trac_target, self._trac_step = self.traction.copy(), np.zeros((B, 1), np.float64)
+
+    def _init_buffers(self, B: int, D: int, A: int, S: int) -> None:
+        """The batched inputs (row i = dancer i) and outputs, bound once; scratch for the checks; style weights."""
+        self.motion, self.audio, self.noise = np.zeros((B, D), np.float32), np.zeros((B, A), np.float32), np.zeros((B, D), np.float32)
+        self.cache_bias = np.full((B, self.C), -1e9, np.float32)
+        self.rope_cos, self.rope_sin = np.zeros(self.hd // 2, np.float32), np.zeros(self.hd // 2, np.float32)
+        self._angle = np.zeros(self.hd // 2, np.float64)
+        self._trig = np.zeros(self.hd // 2, np.float64)
+        self.out_pose = np.zeros((B, D), np.float32)
+        self.poses = np.zeros((B, D), np.float32)
+        self.pose = self.poses[0]
+        self._z = np.zeros((B, D), np.float32)
+        self._z_max = np.zeros(B, np.float32)
+        self._good = np.zeros(B, bool)
+        self._accepted = np.zeros(B, bool)
+        self.style = None
+        if S:
+            self.style = np.zeros((B, S), np.float32)
+            self.style[:, 0] = 1.0  # "auto": the music decides
+            self._style_target = self.style.copy()
+            self._style_step = np.zeros((B, S), np.float32)
+            self._style_left = np.zeros(B, np.int64)
+            self._style_active, self._style_landed = np.zeros((B, 1), bool), np.zeros((B, 1), bool)
+        self._blending = 0
 
     # -- controls --------------------------------------------------------------------------------
     @property
