@@ -111,6 +111,12 @@ def human_summary(s: LiveSummary, json_paths=()) -> str:
     lines = [f"danced {duration_text(s.seconds)} to {s.source or 'nothing'}; stopped by "
              f"{STOPPED_BY.get(s.stopped_by, s.stopped_by or 'an error')}",
              f"{s.frames} frames at {s.fps:g} fps: {s.late} late, {s.skipped} skipped; {s.engine_resets} engine resets"]
+    lat = s.latency_ms or {}
+    if lat.get("n"):  # what a streamer sets as the music's delay so viewers see the dance on the beat they hear
+        behind = lat["p50"] + (s.lookahead_ms or 0.0) + (s.interpolation_ms or 0.0)
+        lines.append(f"the avatar trails the music by {behind:.0f} ms (measured {lat['p50']:.0f} ms in -> out, p99 "
+                     f"{lat['p99']:.0f}, + {s.lookahead_ms or 0:.0f} ms lookahead + {s.interpolation_ms or 0:.0f} ms "
+                     "interpolation): delay streamed music by that (OBS: Sync Offset, docs/receivers.md)")
     if s.udp_errors:
         when = "" if s.udp_errors >= 0.9 * s.udp_sent else " for part of the show"
         lines.append(f"{s.udp_errors} of {s.udp_sent} sends were refused or failed: no receiver was listening{when}")

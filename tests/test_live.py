@@ -87,6 +87,10 @@ def test_demo_streams_vmc_and_writes_summary(tiny_onnx, receiver, tmp_path, caps
     lines = out.strip().splitlines()  # the JSON went to the file; stdout has a few lines for people
     assert lines[0].startswith("danced 3.0 s to demo:") and lines[0].endswith("stopped by --duration")
     assert lines[1] == f"{s['frames']} frames at 60 fps: {s['late']} late, {s['skipped']} skipped; 0 engine resets"
+    # the measured delay a streamer sets on the music (OBS's sync offset), as the JSON has it
+    behind = s["latency_ms"]["p50"] + s["lookahead_ms"] + s["interpolation_ms"]
+    assert lines[2].startswith(f"the avatar trails the music by {behind:.0f} ms (measured {s['latency_ms']['p50']:.0f} ms")
+    assert "Sync Offset" in lines[2] and len(lines[2]) <= 200
     assert lines[-1] == f"summary JSON: {out_path}" and "{" not in out
 
 
