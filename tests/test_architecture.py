@@ -88,3 +88,45 @@ def test_every_import_of_the_project_uses_its_one_installed_name():
                          [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
                 found += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names if n.split(".")[0] in bare]
     assert found == [], f"bare imports: {found}"
+
+
+# the layers ARCHITECTURE.md draws, lowest first; a module imports only from its own layer or those below
+LAYERS = ["core", "bridge", "realtime", "app", "export", "benchmarks"]
+APP_MODULES = {"cli", "generate", "features", "train", "dataset", "data_import", "import_bvh", "checkpoint", "models",
+               "render", "baselines"}
+
+
+def _layer(module: str):
+    parts = module.split(".")
+    if parts[0] != "transflower":
+        return None  # a third-party or standard module
+    if len(parts) > 1 and parts[1] in ("realtime", "bridge", "export", "benchmarks"):
+        return parts[1]
+    return "app" if len(parts) > 1 and parts[1] in APP_MODULES else "core"
+
+
+def test_layers_import_one_way():
+    """Every import statement in the package (inside functions too) goes to the importer's layer or one below."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    folders = {"transflower": "transflower", "realtime": "transflower.realtime", "export": "transflower.export",
+               "bridge": "transflower.bridge", "benchmarks": "transflower.benchmarks"}
+    upward, seen = [], set()
+    for folder, package in folders.items():
+        for path in sorted((root / folder).rglob("*.py")):
+            rel = path.relative_to(root / folder).with_suffix("").parts
+            module = ".".join([package, *[p for p in rel if p != "__init__"]])
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+                for name in names:
+                    a, b = _layer(module), _layer(name)
+                    if b is None:
+                        continue
+                    seen.add((a, b))
+                    if LAYERS.index(b) > LAYERS.index(a):
+                        upward.append(f"{path.relative_to(root)}:{node.lineno} ({a}) imports {name} ({b})")
+    assert upward == [], "imports going up a layer:\n" + "\n".join(upward)
+    assert ("realtime", "core") in seen and ("benchmarks", "realtime") in seen  # the walk saw the package
