@@ -361,6 +361,13 @@ def test_performer_controls_reach_the_callback(browser_factory):
         b.wait_for("document.querySelectorAll('#styles button').length === 3 && window.__tf.pose")
         assert "style rumba" in b.eval("document.getElementById('values').textContent")  # the current values shown
         assert b.eval("document.querySelector('#styles button.active').textContent") == "rumba"
+        # the sliders take their ranges from the server's hello (transflower.control_spec), not the page
+        from transflower.bridge.preview import CONTROL_RANGES
+
+        for address, slider in (("/transflower/gain", "gain"), ("/transflower/temperature", "temperature"),
+                                ("/transflower/style_strength", "style-strength")):
+            lo, hi = CONTROL_RANGES[address]
+            assert b.eval(f"[Number(document.getElementById('{slider}').min), Number(document.getElementById('{slider}').max)]") == [lo, hi]
         b.click('#styles button[data-style="waltz"]')
         b.click("#hold")
         b.click("#reset")

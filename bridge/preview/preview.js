@@ -27,7 +27,7 @@
   // ------------------------------------------------------------------------------------- transport
   function accept(msg) {
     if (!msg || typeof msg !== "object") return;
-    if (msg.type === "hello") { hello = tf.hello = msg; buildStyles(msg.styles || []); showValues(msg.values); return; }
+    if (msg.type === "hello") { hello = tf.hello = msg; buildStyles(msg.styles || []); applyRanges(msg.ranges); showValues(msg.values); return; }
     if (msg.type !== "pose" || !Array.isArray(msg.rots)) return;
     if (msg.frame !== lastFrameNo) { dataFrames++; lastFrameNo = msg.frame; }
     pose = tf.pose = msg;
@@ -70,6 +70,17 @@
       box.appendChild(b);
     }
   }
+  // the sliders' ranges come from the server (transflower.control_spec), not from this page
+  const SLIDERS = { "/transflower/temperature": "temperature", "/transflower/gain": "gain",
+                    "/transflower/style_strength": "style-strength", "/transflower/correlation": "correlation" };
+  function applyRanges(ranges) {
+    if (!ranges) return;
+    for (const [address, id] of Object.entries(SLIDERS)) {
+      const r = ranges[address];
+      if (Array.isArray(r) && r.length === 2) { el(id).min = r[0]; el(id).max = r[1]; }
+    }
+  }
+
   function showValues(values) {
     if (!values) return;
     const parts = [];
