@@ -69,7 +69,7 @@ def _dancer_options(grp) -> None:
     grp.add_argument("--style-strength", type=float, default=STYLE_STRENGTH.default, metavar="S",
                      help=f"how strongly the style beats the music, {STYLE_STRENGTH.range_text}: 1 = as trained (default), "
                           "0 = auto; above 1 "
-                          "the style is clearer and the motion jerkier (benchmarks/README.md, 'Style strength')")
+                          "the style is clearer and the motion jerkier (experiments/2026-11-benchmark-history.md, 'Style strength')")
     grp.add_argument("--list-styles", action="store_true", help="print the model's dance styles and exit")
     grp.add_argument("--noise-correlation", type=float, default=None, metavar="RHO",
                      help=f"how alike consecutive frames' sampling noise is, {CORRELATION.range_text}: 0 = independent draws (as trained), "

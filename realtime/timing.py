@@ -148,7 +148,7 @@ def set_thread_priority(mode: str) -> str:
 
     Why: on a busy machine most late frames are not slow steps but late wake-ups, the loop waiting
     behind other processes after its sleep ends. Under SCHED_FIFO the kernel runs it the moment it wakes
-    (benchmarks/README.md, "Late frames"). Only this thread is raised: the audio thread and
+    (experiments/2026-11-benchmark-history.md, "The loop's thread under SCHED_FIFO"). Only this thread is raised: the audio thread and
     onnxruntime's pool (if --threads > 1) keep normal priority, and the kernel's RT throttling
     (sched_rt_runtime_us) keeps a runaway loop from freezing the machine. Linux only; needs root,
     CAP_SYS_NICE or an RLIMIT_RTPRIO (e.g. the `audio` group's limits.conf on most audio distributions).

@@ -5,7 +5,7 @@ style embedding is linear in them, so a blend of two styles is a blend of weight
 *strength* s puts s on the asked style and 1 - s on "auto": 1 is the label as trained, 0 is "auto",
 and s > 1 extrapolates the embedding away from "auto" (the style's embedding plus s - 1 times its
 difference from auto's). That makes the dancer obey the label more than the music, at a price in
-smoothness: benchmarks/README.md, "Style strength", has the measured trade-off.
+smoothness: experiments/2026-11-benchmark-history.md, "Style strength", has the measured trade-off.
 
 A model may also carry, per style (its metadata / shipped checkpoint, written by `transflower export`):
 - a *seed clip* (`style_seeds`): a real dance of that style that `live --style` / `generate --style` warm
@@ -15,7 +15,7 @@ A model may also carry, per style (its metadata / shipped checkpoint, written by
   correlation to sample it at (`correlation: 0.8`, a value, not a multiplier: see
   `transflower.realtime.engine.DanceEngine`) and the traction that keeps its planted feet from sliding (`traction: 0.5`, a
   value: transflower.floor.Grounding; 0 without it), chosen per style by `transflower bench style --split train`
-  (benchmarks/README.md, "Style presets"): a style the model blurs into its neighbour dances more
+  (experiments/2026-11-benchmark-history.md, "Style presets"): a style the model blurs into its neighbour dances more
   clearly a little stronger and calmer.
 """
 from __future__ import annotations

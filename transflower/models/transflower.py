@@ -16,7 +16,7 @@ What differs from the paper, and why:
   frame = one token per layer in the cross-modal encoder: half the cache and step cost.
 - The flow models the change from the previous pose (`residual`): x_t = x_{t-1} + flow sample. Its
   noise then lives at the scale of one frame's motion, not of the whole pose distribution, which is
-  what made pose-space samples twitch (issue 11's ablation in benchmarks/README.md). The leading
+  what made pose-space samples twitch (issue 11's ablation in experiments/2026-11-benchmark-history.md). The leading
   `velocity_dims` features (the root's velocity and turn rate: already changes) are sampled as they
   are; a residual on them would make the root's speed a random walk.
 - Robustness to its own outputs (exposure bias): in training the poses the encoder sees are noised
