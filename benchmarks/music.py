@@ -151,14 +151,8 @@ def dance(model: Path, wav: Path, seconds: float, seed: int, energy: bool, feats
 def run_music(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, energy: bool = True,
               out_dir=None, songs: int | None = None, extra: list | None = None) -> dict:
     """extra: audio files outside the data (other genres) danced in the same conditions, reported apart."""
-    from tqdm import tqdm
-
-    from transflower.benchmarks.metrics import beat_alignment_score, motion_beats, music_beats, positions_from_features
-    from transflower.audio_features import load_audio_mono
+    from transflower.benchmarks.metrics import music_beats
     from transflower.dataset import read_ids
-    from transflower.features import StandardScaler, stretch_motion
-    from transflower.motion_features import MotionFeatures
-    from transflower.skeleton import Skeleton
 
     data_dir = Path(data_dir)
     feats_path = data_dir / "features.json"
@@ -175,7 +169,32 @@ def run_music(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, e
         extra_paths[Path(p).stem] = Path(p)
     tmp = Path(tempfile.mkdtemp(prefix="bench_music_"))
     break_s = BREAK_END_S + 12.0
-    # the conditions' audio, written once and shared by every model
+    cond = _condition_audio(data_dir, ids, extra_paths, tmp, break_s)
+    demo = {bpm: write_wav(tmp / f"demo_{int(bpm)}.wav", demo_track(bpm, seconds + 4), 24000) for bpm in DEMO_BPMS}
+
+    res = {"songs": ids, "extra": list(extra_paths), "samples": samples, "seconds": seconds, "fps": fps, "energy": energy, "models": {}}
+    res["real"] = _real_following(data_dir, ids, feats, seconds)
+    beats = {sid: music_beats(cond[sid][1.0], fps, int(seconds * fps)) for sid in ids}
+    strip = None
+    for name, path in models.items():
+        plot = name == next(iter(models))  # the plot: the first model's first dance
+        row, model_strip = _model_row(name, path, ids, list(extra_paths), cond, beats, demo, break_s,
+                                      samples, seconds, energy, feats, plot)
+        if plot:
+            strip = model_strip
+        res["models"][name] = summarise(row, ids)
+    if out_dir is not None and strip:
+        plot_speed(strip, fps, Path(out_dir) / "music_speed.png", ids[0])
+    return res
+
+
+def _condition_audio(data_dir: Path, ids: list[str], extra_paths: dict, tmp: Path, break_s: float) -> dict:
+    """Each song's conditions' audio, written once and shared by every model: {sid: {0.8|1.0|1.25|"break": wav}}
+    (the break only where the song is long enough)."""
+    from tqdm import tqdm
+
+    from transflower.audio_features import load_audio_mono
+
     cond = {}
     for sid in tqdm(ids + list(extra_paths), desc="stretching songs", unit="song"):
         wav = extra_paths.get(sid, data_dir / f"{sid}.wav")
@@ -186,10 +205,17 @@ def run_music(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, e
         if len(y) / sr >= break_s:
             c["break"] = write_wav(tmp / f"{sid}_break.wav", with_break(y, sr), sr)
         cond[sid] = c
-    demo = {bpm: write_wav(tmp / f"demo_{int(bpm)}.wav", demo_track(bpm, seconds + 4), 24000) for bpm in DEMO_BPMS}
+    return cond
 
-    res = {"songs": ids, "extra": list(extra_paths), "samples": samples, "seconds": seconds, "fps": fps, "energy": energy, "models": {}}
-    # the real dances, resampled in time as the music was stretched: what following looks like
+
+def _real_following(data_dir: Path, ids: list[str], feats: dict, seconds: float) -> dict:
+    """The real dances, resampled in time as the music was stretched: what following looks like."""
+    from transflower.benchmarks.metrics import positions_from_features
+    from transflower.features import StandardScaler, stretch_motion
+    from transflower.motion_features import MotionFeatures
+    from transflower.skeleton import Skeleton
+
+    fps = float(feats["fps"])
     skel = Skeleton.from_dict(feats["skeleton"])
     ms = StandardScaler.from_dict(feats["motion_scaler"])
     enc = MotionFeatures(skel)
@@ -204,43 +230,48 @@ def run_music(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, e
             sp = mean_joint_speed(pos, fps)
             acfs[f], pace[f] = rhythm_acf(sp, fps), float(sp.mean())
         real[sid] = (time_scale(acfs[SLOW], acfs[FAST], fps), pace[FAST] / pace[SLOW])
-    res["real"] = {"tempo_s": {k: v[0] for k, v in real.items()}, "tempo_s_median": float(np.median([v[0] for v in real.values()])),
-                   "pace_ratio_median": float(np.median([v[1] for v in real.values()]))}
+    return {"tempo_s": {k: v[0] for k, v in real.items()}, "tempo_s_median": float(np.median([v[0] for v in real.values()])),
+            "pace_ratio_median": float(np.median([v[1] for v in real.values()]))}
 
-    beats = {sid: music_beats(cond[sid][1.0], fps, int(seconds * fps)) for sid in ids}
+
+def _model_row(name: str, path, ids: list[str], extra_ids: list[str], cond: dict, beats: dict, demo: dict,
+               break_s: float, samples: int, seconds: float, energy: bool, feats: dict, plot: bool):
+    """One model's raw measures on every song and the demo track -> (row for `summarise`, the speed strip
+    of its first dance at x0.8 and x1.25 when `plot`, else None)."""
+    from tqdm import tqdm
+
+    from transflower.benchmarks.metrics import beat_alignment_score, motion_beats, music_beats
+
+    fps = float(feats["fps"])
+    row = {"tempo_s": {}, "pace_ratio": {}, "breaks": {}, "bas": [], "bas_shuffled": [], "demo_s": {}}
     strip = None
-    for name, path in models.items():
-        row = {"tempo_s": {}, "pace_ratio": {}, "breaks": {}, "bas": [], "bas_shuffled": [], "demo_s": {}}
-        for i, sid in enumerate(tqdm(ids + list(extra_paths), desc=f"{name}", unit="song")):
-            acfs, pace = {SLOW: [], FAST: []}, {SLOW: [], FAST: []}
-            for k in range(samples):
-                seed = 1000 * k + i
-                for f in (SLOW, FAST):
-                    pos = dance(path, cond[sid][f], seconds, seed, energy, feats)
-                    sp = mean_joint_speed(pos, fps)
-                    acfs[f].append(rhythm_acf(sp, fps))
-                    pace[f].append(float(sp.mean()))
-                    if i == 0 and k == 0 and name == next(iter(models)):  # the plot: the first model's first dance
-                        strip = strip or {}
-                        strip[f] = (sp, music_beats(cond[sid][f], fps, len(sp)))
-                if sid in beats:  # beat alignment: the test songs, against the next one's beats as the control
-                    pos = dance(path, cond[sid][1.0], seconds, seed, energy, feats)
-                    mb = motion_beats(pos, fps)
-                    row["bas"].append(beat_alignment_score(beats[sid], mb, fps))
-                    row["bas_shuffled"].append(beat_alignment_score(beats[ids[(i + 1) % len(ids)]], mb, fps))
-                if "break" in cond[sid]:
-                    pos = dance(path, cond[sid]["break"], break_s, seed, energy, feats)
-                    row["breaks"].setdefault(sid, []).append(break_measures(mean_joint_speed(pos, fps), fps))
-            row["tempo_s"][sid] = time_scale(np.mean(acfs[SLOW], 0), np.mean(acfs[FAST], 0), fps)
-            row["pace_ratio"][sid] = float(np.mean(pace[FAST]) / np.mean(pace[SLOW]))
-        dacf = {bpm: [rhythm_acf(mean_joint_speed(dance(path, demo[bpm], seconds, 7 + k, energy, feats), fps), fps)
-                      for k in range(samples)] for bpm in DEMO_BPMS}
-        for bpm in DEMO_BPMS[1:]:
-            row["demo_s"][f"{int(DEMO_BPMS[0])}->{int(bpm)}"] = time_scale(np.mean(dacf[DEMO_BPMS[0]], 0), np.mean(dacf[bpm], 0), fps)
-        res["models"][name] = summarise(row, ids)
-    if out_dir is not None and strip:
-        plot_speed(strip, fps, Path(out_dir) / "music_speed.png", ids[0])
-    return res
+    for i, sid in enumerate(tqdm(ids + extra_ids, desc=f"{name}", unit="song")):
+        acfs, pace = {SLOW: [], FAST: []}, {SLOW: [], FAST: []}
+        for k in range(samples):
+            seed = 1000 * k + i
+            for f in (SLOW, FAST):
+                pos = dance(path, cond[sid][f], seconds, seed, energy, feats)
+                sp = mean_joint_speed(pos, fps)
+                acfs[f].append(rhythm_acf(sp, fps))
+                pace[f].append(float(sp.mean()))
+                if i == 0 and k == 0 and plot:
+                    strip = strip or {}
+                    strip[f] = (sp, music_beats(cond[sid][f], fps, len(sp)))
+            if sid in beats:  # beat alignment: the test songs, against the next one's beats as the control
+                pos = dance(path, cond[sid][1.0], seconds, seed, energy, feats)
+                mb = motion_beats(pos, fps)
+                row["bas"].append(beat_alignment_score(beats[sid], mb, fps))
+                row["bas_shuffled"].append(beat_alignment_score(beats[ids[(i + 1) % len(ids)]], mb, fps))
+            if "break" in cond[sid]:
+                pos = dance(path, cond[sid]["break"], break_s, seed, energy, feats)
+                row["breaks"].setdefault(sid, []).append(break_measures(mean_joint_speed(pos, fps), fps))
+        row["tempo_s"][sid] = time_scale(np.mean(acfs[SLOW], 0), np.mean(acfs[FAST], 0), fps)
+        row["pace_ratio"][sid] = float(np.mean(pace[FAST]) / np.mean(pace[SLOW]))
+    dacf = {bpm: [rhythm_acf(mean_joint_speed(dance(path, demo[bpm], seconds, 7 + k, energy, feats), fps), fps)
+                  for k in range(samples)] for bpm in DEMO_BPMS}
+    for bpm in DEMO_BPMS[1:]:
+        row["demo_s"][f"{int(DEMO_BPMS[0])}->{int(bpm)}"] = time_scale(np.mean(dacf[DEMO_BPMS[0]], 0), np.mean(dacf[bpm], 0), fps)
+    return row, strip
 
 
 def summarise(row: dict, ids: list[str]) -> dict:

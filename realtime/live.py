@@ -147,14 +147,7 @@ class LiveSession:
     def __init__(self, args, *, source_factory=None, on_frame=None):
         """`source_factory()` -> an unstarted AudioSource (default: from args; tests inject fakes);
         `on_frame(session, tick, latency_ms_or_None)` is called after every sent frame (soak runner)."""
-        from transflower.realtime.crowd import Crowd, dancer_targets
-        from transflower.realtime.engine import DanceEngine
-        from transflower.realtime.onnx_model import OnnxDanceModel
-        from transflower.realtime.frame_clock import FrameClock
-        from transflower.realtime.timing import FrameTimes, RollingStats
-        from transflower import kernels
-        from transflower.audio_features import AudioFeatureConfig
-        from transflower.skeleton import Skeleton
+        from transflower.realtime.crowd import dancer_targets
 
         self._created = time.perf_counter()
         self.startup_from_process = False  # `transflower live` measures from the process's start
@@ -163,6 +156,21 @@ class LiveSession:
         self.on_frame = on_frame
         self.frame_hooks = []  # callables hook(session), run every frame before the step (live control)
         self.hold = False      # a performer froze the dancers: the loop resends the last poses
+        self._load_model(args)
+        seed_motion = self._load_seed_motion(args)
+        self.dancers = int(getattr(args, "dancers", 1) or 1)
+        targets = dancer_targets(args.osc, self.dancers)
+        self._build_engine(args, seed_motion)
+        self._build_outputs(args, targets)
+        self._init_run_state()
+        from transflower.realtime.control import attach_controls
+
+        self.controls = attach_controls(self, args)  # --control / --midi; None when neither is given
+
+    def _load_model(self, args) -> None:
+        """The ONNX model, its frame rate and the send rate (interpolated when they differ)."""
+        from transflower.realtime.onnx_model import OnnxDanceModel
+
         self.model = OnnxDanceModel(args.model, provider=args.provider, threads=int(args.threads), spinning=not args.no_spin)
         meta = self.model.meta
         self.model_fps = float(meta["fps"])
@@ -171,17 +179,22 @@ class LiveSession:
         if args.lookahead is not None and int(args.lookahead) != int(meta["lookahead"]):
             raise UserError(f"--lookahead {args.lookahead}: this model was trained with lookahead {meta['lookahead']}; "
                             "pass a model trained for the lookahead you want (--model)")
-        seed_motion = None
-        if args.seed_motion:
-            from transflower.motion_features import features_from_bvh as seed_from_bvh
 
-            seed_motion = seed_from_bvh(args.seed_motion, self.model_fps)[-(int(meta["context"]) - 1):]
-        self.dancers = int(getattr(args, "dancers", 1) or 1)
-        targets = dancer_targets(args.osc, self.dancers)
-        if args.temperature is None:  # the model's benchmarked default (metadata), else 1 = as trained
-            args.temperature = float(meta.get(TEMPERATURE.model_key, TEMPERATURE.default))
+    def _load_seed_motion(self, args):
+        """--seed-motion's features at the model's rate, its last context - 1 frames (None without it)."""
+        if not args.seed_motion:
+            return None
+        from transflower.motion_features import features_from_bvh as seed_from_bvh
+
+        return seed_from_bvh(args.seed_motion, self.model_fps)[-(int(self.model.meta["context"]) - 1):]
+
+    def _build_engine(self, args, seed_motion) -> None:
+        """The DanceEngine for every dancer: temperature(s), style and its strength, floor, noise, energy."""
+        from transflower.realtime.engine import DanceEngine
         from transflower.styles import check_strength, preset_of
 
+        if args.temperature is None:  # the model's benchmarked default (metadata), else 1 = as trained
+            args.temperature = float(self.model.meta.get(TEMPERATURE.model_key, TEMPERATURE.default))
         args.style_strength = check_strength(1.0 if getattr(args, "style_strength", None) is None else args.style_strength,
                                              "--style-strength")
         # with --style: begins in it, warmed up under its label on --seed-motion, else on the style's own seed clip
@@ -200,6 +213,16 @@ class LiveSession:
         if self.dancers > 1 and not self.engine.batched:
             log.warning("%s has a batch axis fixed to 1: the %d dancers step one graph run each (re-export it with a "
                         "dynamic batch axis for one batched run)", self.model.path.name, self.dancers)
+
+    def _build_outputs(self, args, targets) -> None:
+        """Skeleton, the warmed-up kernels, the crowd of senders, audio feature layout, frame clock, preview."""
+        from transflower import kernels
+        from transflower.audio_features import AudioFeatureConfig
+        from transflower.realtime.crowd import Crowd
+        from transflower.realtime.frame_clock import FrameClock
+        from transflower.skeleton import Skeleton
+
+        meta = self.model.meta
         self.skeleton = Skeleton.from_dict(meta["skeleton"])
         kernels.warm_up()  # load (or compile once) the per-frame kernels now, never in the loop
         self.crowd = Crowd(self.skeleton, self.dancers, targets, float(args.stage_radius), floor=not args.no_floor,
@@ -213,6 +236,11 @@ class LiveSession:
 
             self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status,
                                          avatar=args.avatar, styles=self.model.meta.get("styles") or [])
+
+    def _init_run_state(self) -> None:
+        """Counters and handles the run fills in (stop flags, timing stats, audio input, status, receivers)."""
+        from transflower.realtime.timing import FrameTimes, RollingStats
+
         self.stop_requested = False
         self.stopped_by = ""
         self.times = FrameTimes()
@@ -235,9 +263,6 @@ class LiveSession:
         self.status_line = None
         self.receivers = None
         self._tempo_row = self.audio_config.names.index("tempo")  # log2(bpm / 120) in an audio feature row
-        from transflower.realtime.control import attach_controls
-
-        self.controls = attach_controls(self, args)  # --control / --midi; None when neither is given
 
     @property
     def sender(self):

@@ -38,6 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
+from transflower.rotations import (identity_quat, quat_apply, quat_between, quat_conj, quat_continuous,
+                                   quat_from_axis_angle, quat_mul, weighted_kabsch)
+from transflower.skeleton import JOINT_NAMES, PARENTS, ROTATING_JOINTS, Skeleton
+
 log = logging.getLogger(__name__)
 
 NUM_MARKERS = 23
@@ -315,24 +319,65 @@ def joint_targets(markers: np.ndarray) -> np.ndarray:
     return np.stack([markers[:, list(m)].mean(axis=1) for m in MARKERS], axis=1)
 
 
-def fit_clip(markers: np.ndarray) -> FitResult:
-    """Fit the JOINT_TABLE skeleton to global marker positions (L, 23, 3); see the module docstring."""
-    from transflower.bvh import forward_kinematics
-    from transflower.rotations import (identity_quat, quat_apply, quat_between, quat_conj, quat_continuous,
-                                       quat_from_axis_angle, quat_mul, weighted_kabsch)
-    from transflower.skeleton import JOINT_NAMES, PARENTS, ROTATING_JOINTS, Skeleton
+class _ChainFit:
+    """The fit's state: joint targets (L, J, 3), rest offsets (J, 3), and the global rotations (L, J, 4) and
+    FK positions (L, J, 3) solved so far, down the chain in topological order."""
 
-    L = markers.shape[0]
-    J = len(JOINT_NAMES)
-    idx = {n: i for i, n in enumerate(JOINT_NAMES)}
-    tgt = joint_targets(markers)
+    def __init__(self, tgt: np.ndarray, idx: dict, offsets: np.ndarray):
+        L, J = tgt.shape[:2]
+        self.L = L
+        self.tgt = tgt
+        self.idx = idx
+        self.offsets = offsets
+        self.G = np.empty((L, J, 4))  # global rotations
+        self.P = np.empty((L, J, 3))  # FK positions
 
+    def place(self, j: int) -> None:
+        p = PARENTS[j]
+        if p < 0:
+            self.P[:, j] = self.tgt[:, j]
+        else:
+            self.P[:, j] = self.P[:, p] + quat_apply(self.G[:, p], self.offsets[j])
+
+    def solve(self, j: int, rest: list, obs: list, w: list) -> None:
+        L = self.L
+        rest_a = _unit(np.stack([np.broadcast_to(r, (L, 3)) for r in rest], axis=1))
+        obs_a = _unit(np.stack([np.broadcast_to(o, (L, 3)) for o in obs], axis=1))
+        self.G[:, j] = weighted_kabsch(rest_a, obs_a, np.asarray(w, dtype=np.float64))
+
+    def aim(self, j: int, rest_main, obs_main, rest_sec: list, obs_sec: list, w: list, lam: float = 0.0) -> None:
+        # swing the bone exactly onto its observed direction, then twist about it: the angle that
+        # best aligns the (perpendicular parts of the) secondary vectors, weighted
+        L = self.L
+        b = _unit(np.broadcast_to(obs_main, (L, 3)))
+        swing = quat_between(np.broadcast_to(rest_main, (L, 3)), b)
+        num = np.zeros(L)
+        den = np.zeros(L)
+        for r, o, wk in zip(rest_sec, obs_sec, w):
+            p = quat_apply(swing, _unit(np.broadcast_to(r, (L, 3))))
+            o = _unit(np.broadcast_to(o, (L, 3)))
+            p = p - np.sum(p * b, -1, keepdims=True) * b
+            o = o - np.sum(o * b, -1, keepdims=True) * b
+            num += wk * np.sum(np.cross(p, o) * b, -1)
+            den += wk * np.sum(p * o, -1)
+        self.G[:, j] = quat_mul(quat_from_axis_angle(b, smooth_twist(num, den, lam)), swing)
+
+    def child_off(self, j_name: str) -> np.ndarray:
+        return self.offsets[self.idx[j_name]]
+
+    @staticmethod
+    def mean_in_frame(q: np.ndarray, vec: np.ndarray) -> np.ndarray:
+        return quat_apply(quat_conj(q), vec).mean(axis=0)
+
+
+def _template_offsets(tgt: np.ndarray, idx: dict) -> np.ndarray:
+    """Rest offsets (J, 3) of the main chain's T-pose template (right side at -X) and the flat foot
+    triangles, from median marker distances; head and hand markers are filled in later."""
     def dist(a: str, b: str) -> float:
         return float(np.median(np.linalg.norm(tgt[:, idx[a]] - tgt[:, idx[b]], axis=-1)))
 
-    offsets = np.zeros((J, 3))
+    offsets = np.zeros((len(idx), 3))
     X, Y, Z = np.eye(3)
-    # T-pose template of the main chain (right side at -X)
     hip_w = dist("RightUpLeg", "LeftUpLeg") / 2
     offsets[idx["RightUpLeg"]] = -hip_w * X
     offsets[idx["LeftUpLeg"]] = hip_w * X
@@ -355,108 +400,86 @@ def fit_clip(markers: np.ndarray) -> FitResult:
         h = np.sqrt(max(a * a - p * p, 1e-6))
         offsets[idx[f"{side}Heel"]] = [0.0, -h, -p]
         offsets[idx[f"{side}Toe"]] = [0.0, -h, c - p]
+    return offsets
 
-    G = np.empty((L, J, 4))  # global rotations
-    P = np.empty((L, J, 3))  # FK positions
-    ident = identity_quat((L,))
 
-    def place(j: int) -> None:
-        p = PARENTS[j]
-        if p < 0:
-            P[:, j] = tgt[:, j]
-        else:
-            P[:, j] = P[:, p] + quat_apply(G[:, p], offsets[j])
-
-    def solve(j: int, rest: list, obs: list, w: list) -> None:
-        rest_a = _unit(np.stack([np.broadcast_to(r, (L, 3)) for r in rest], axis=1))
-        obs_a = _unit(np.stack([np.broadcast_to(o, (L, 3)) for o in obs], axis=1))
-        G[:, j] = weighted_kabsch(rest_a, obs_a, np.asarray(w, dtype=np.float64))
-
-    def aim(j: int, rest_main, obs_main, rest_sec: list, obs_sec: list, w: list, lam: float = 0.0) -> None:
-        # swing the bone exactly onto its observed direction, then twist about it: the angle that
-        # best aligns the (perpendicular parts of the) secondary vectors, weighted
-        b = _unit(np.broadcast_to(obs_main, (L, 3)))
-        swing = quat_between(np.broadcast_to(rest_main, (L, 3)), b)
-        num = np.zeros(L)
-        den = np.zeros(L)
-        for r, o, wk in zip(rest_sec, obs_sec, w):
-            p = quat_apply(swing, _unit(np.broadcast_to(r, (L, 3))))
-            o = _unit(np.broadcast_to(o, (L, 3)))
-            p = p - np.sum(p * b, -1, keepdims=True) * b
-            o = o - np.sum(o * b, -1, keepdims=True) * b
-            num += wk * np.sum(np.cross(p, o) * b, -1)
-            den += wk * np.sum(p * o, -1)
-        G[:, j] = quat_mul(quat_from_axis_angle(b, smooth_twist(num, den, lam)), swing)
-
-    def child_off(j_name: str) -> np.ndarray:
-        return offsets[idx[j_name]]
-
-    def mean_in_frame(q: np.ndarray, vec: np.ndarray) -> np.ndarray:
-        return quat_apply(quat_conj(q), vec).mean(axis=0)
-
+def _fit_torso(f: _ChainFit) -> None:
+    """Hips, spine, chest and head: weighted Kabsch fits to the markers of their children."""
+    tgt, idx, P, G, offsets, child_off = f.tgt, f.idx, f.P, f.G, f.offsets, f.child_off
     # Hips: hip markers + spine marker
     h = idx["Hips"]
-    place(h)
-    solve(h, [child_off("RightUpLeg"), child_off("LeftUpLeg"), child_off("Spine")],
-          [tgt[:, idx["RightUpLeg"]] - P[:, h], tgt[:, idx["LeftUpLeg"]] - P[:, h], tgt[:, idx["Spine"]] - P[:, h]],
-          [1.0, 1.0, 1.0])
+    f.place(h)
+    f.solve(h, [child_off("RightUpLeg"), child_off("LeftUpLeg"), child_off("Spine")],
+            [tgt[:, idx["RightUpLeg"]] - P[:, h], tgt[:, idx["LeftUpLeg"]] - P[:, h], tgt[:, idx["Spine"]] - P[:, h]],
+            [1.0, 1.0, 1.0])
     # Spine: chest + both shoulders
     sp, ch = idx["Spine"], idx["Chest"]
-    place(sp)
+    f.place(sp)
     co = child_off("Chest")
-    solve(sp, [co, co + child_off("RightArm"), co + child_off("LeftArm")],
-          [tgt[:, ch] - P[:, sp], tgt[:, idx["RightArm"]] - P[:, sp], tgt[:, idx["LeftArm"]] - P[:, sp]],
-          [1.0, 0.5, 0.5])
+    f.solve(sp, [co, co + child_off("RightArm"), co + child_off("LeftArm")],
+            [tgt[:, ch] - P[:, sp], tgt[:, idx["RightArm"]] - P[:, sp], tgt[:, idx["LeftArm"]] - P[:, sp]],
+            [1.0, 0.5, 0.5])
     # Chest: shoulders + head
-    place(ch)
-    solve(ch, [child_off("RightArm"), child_off("LeftArm"), child_off("Head")],
-          [tgt[:, idx["RightArm"]] - P[:, ch], tgt[:, idx["LeftArm"]] - P[:, ch], tgt[:, idx["Head"]] - P[:, ch]],
-          [1.0, 1.0, 1.0])
+    f.place(ch)
+    f.solve(ch, [child_off("RightArm"), child_off("LeftArm"), child_off("Head")],
+            [tgt[:, idx["RightArm"]] - P[:, ch], tgt[:, idx["LeftArm"]] - P[:, ch], tgt[:, idx["Head"]] - P[:, ch]],
+            [1.0, 1.0, 1.0])
     # Head: two head markers (rest: mean pose in the chest frame) + the vector back to the chest
     hd = idx["Head"]
-    place(hd)
+    f.place(hd)
     for m in ("HeadMarkerA", "HeadMarkerB"):
-        offsets[idx[m]] = mean_in_frame(G[:, ch], tgt[:, idx[m]] - tgt[:, hd])
-    solve(hd, [offsets[idx["HeadMarkerA"]], offsets[idx["HeadMarkerB"]], -child_off("Head")],
-          [tgt[:, idx["HeadMarkerA"]] - P[:, hd], tgt[:, idx["HeadMarkerB"]] - P[:, hd], P[:, ch] - P[:, hd]],
-          [1.0, 1.0, 0.5])
+        offsets[idx[m]] = f.mean_in_frame(G[:, ch], tgt[:, idx[m]] - tgt[:, hd])
+    f.solve(hd, [offsets[idx["HeadMarkerA"]], offsets[idx["HeadMarkerB"]], -child_off("Head")],
+            [tgt[:, idx["HeadMarkerA"]] - P[:, hd], tgt[:, idx["HeadMarkerB"]] - P[:, hd], P[:, ch] - P[:, hd]],
+            [1.0, 1.0, 0.5])
 
-    # Legs
+
+def _fit_legs(f: _ChainFit) -> None:
+    """Thigh and shin aim at their child with the foot's direction as a smoothed twist reference; the
+    foot is a Kabsch fit to toe and heel."""
+    tgt, idx, P, G, offsets = f.tgt, f.idx, f.P, f.G, f.offsets
+    X, Y, Z = np.eye(3)
     for side in ("Right", "Left"):
         up, kn, ft = idx[f"{side}UpLeg"], idx[f"{side}Leg"], idx[f"{side}Foot"]
         toe, heel = idx[f"{side}Toe"], idx[f"{side}Heel"]
         foot_fwd = tgt[:, toe] - tgt[:, heel]
         for j, child in ((up, kn), (kn, ft)):
-            place(j)
+            f.place(j)
             # fallback: the parent's axis perpendicular to this bone in the rest pose and (for the
             # knee) to its hinge motion: Z for the thigh (pelvis forward), X for the shin (knee hinge)
             fb = Z if j == up else X
-            aim(j, offsets[child], tgt[:, child] - P[:, j], [Z, fb], [foot_fwd, quat_apply(G[:, PARENTS[j]], fb)],
-                [W_TWIST, W_FALLBACK], lam=TWIST_SMOOTHING)
-        place(ft)
-        solve(ft, [offsets[toe], offsets[heel]], [tgt[:, toe] - P[:, ft], tgt[:, heel] - P[:, ft]], [1.0, 1.0])
+            f.aim(j, offsets[child], tgt[:, child] - P[:, j], [Z, fb], [foot_fwd, quat_apply(G[:, PARENTS[j]], fb)],
+                  [W_TWIST, W_FALLBACK], lam=TWIST_SMOOTHING)
+        f.place(ft)
+        f.solve(ft, [offsets[toe], offsets[heel]], [tgt[:, toe] - P[:, ft], tgt[:, heel] - P[:, ft]], [1.0, 1.0])
         for m in (toe, heel):  # refine the end effectors: mean offset in the solved foot frame
-            offsets[m] = mean_in_frame(G[:, ft], tgt[:, m] - P[:, ft])
+            offsets[m] = f.mean_in_frame(G[:, ft], tgt[:, m] - P[:, ft])
 
-    # Arms
+
+def _fit_arms(f: _ChainFit) -> None:
+    """Upper arm aims at the elbow (forearm direction as twist reference); the forearm is solved twice:
+    first with the upper arm's twist, then with its own markers (rest offsets from the first pass)."""
+    tgt, idx, P, G, offsets = f.tgt, f.idx, f.P, f.G, f.offsets
+    X, Y, Z = np.eye(3)
+    ch = idx["Chest"]
     arm_markers = {"Right": ["RightForeArmMarker"], "Left": ["LeftForeArmMarkerA", "LeftForeArmMarkerB"]}
     for side in ("Right", "Left"):
         sh, el, hand = idx[f"{side}Arm"], idx[f"{side}ForeArm"], idx[f"{side}Hand"]
-        place(sh)
+        f.place(sh)
         forearm_dir = tgt[:, hand] - tgt[:, el]
-        aim(sh, offsets[el], tgt[:, el] - P[:, sh], [Z, Z], [forearm_dir, quat_apply(G[:, ch], Z)],
-            [W_TWIST, W_FALLBACK])
-        place(el)
+        f.aim(sh, offsets[el], tgt[:, el] - P[:, sh], [Z, Z], [forearm_dir, quat_apply(G[:, ch], Z)],
+              [W_TWIST, W_FALLBACK])
+        f.place(el)
         # first pass: hand direction + the upper arm's twist
         # (the elbow bends about the upper arm's Y axis, so that axis is the twist-free reference;
         # the upper arm's Z is close to the forearm's own axis and would leave the twist undefined)
-        aim(el, offsets[hand], tgt[:, hand] - P[:, el], [Y], [quat_apply(G[:, sh], Y)], [1.0])
+        f.aim(el, offsets[hand], tgt[:, hand] - P[:, el], [Y], [quat_apply(G[:, sh], Y)], [1.0])
         mk = [idx[m] for m in arm_markers[side]]
         hm = idx[f"{side}HandMarker"] if side == "Right" else None
         for m in mk:
-            offsets[m] = mean_in_frame(G[:, el], tgt[:, m] - P[:, el])
+            offsets[m] = f.mean_in_frame(G[:, el], tgt[:, m] - P[:, el])
         if hm is not None:
-            offsets[hm] = mean_in_frame(G[:, el], tgt[:, hm] - tgt[:, hand])
+            offsets[hm] = f.mean_in_frame(G[:, el], tgt[:, hm] - tgt[:, hand])
         # second pass: the forearm/hand markers set the forearm's twist
         rest = [offsets[m] for m in mk] + [Y]
         obs = [tgt[:, m] - P[:, el] for m in mk] + [quat_apply(G[:, sh], Y)]
@@ -465,18 +488,37 @@ def fit_clip(markers: np.ndarray) -> FitResult:
             rest.append(offsets[hm])
             obs.append(tgt[:, hm] - tgt[:, hand])
             w.append(W_FOREARM_MARKERS)
-        aim(el, offsets[hand], tgt[:, hand] - P[:, el], rest, obs, w)
-    for j in range(J):  # non-rotating joints: global = parent's
+        f.aim(el, offsets[hand], tgt[:, hand] - P[:, el], rest, obs, w)
+
+
+def _local_rotations(G: np.ndarray) -> np.ndarray:
+    """Global rotations (L, J, 4) -> local = parent_global^-1 * global, identity on non-rotating joints,
+    signs made temporally continuous. Non-rotating joints first take their parent's global rotation."""
+    L, J = G.shape[:2]
+    for j in range(J):
         if j not in ROTATING_JOINTS:
             G[:, j] = G[:, PARENTS[j]]
-
     local = np.empty_like(G)
     local[:, 0] = G[:, 0]
     local[:, 1:] = quat_mul(quat_conj(G[:, PARENTS[1:]]), G[:, 1:])
     nonrot = np.setdiff1d(np.arange(J), ROTATING_JOINTS)
-    local[:, nonrot] = ident[:, None]
-    local = quat_continuous(local, axis=0)
+    local[:, nonrot] = identity_quat((L,))[:, None]
+    return quat_continuous(local, axis=0)
 
+
+def fit_clip(markers: np.ndarray) -> FitResult:
+    """Fit the JOINT_TABLE skeleton to global marker positions (L, 23, 3); see the module docstring."""
+    from transflower.bvh import forward_kinematics
+
+    J = len(JOINT_NAMES)
+    idx = {n: i for i, n in enumerate(JOINT_NAMES)}
+    tgt = joint_targets(markers)  # (L, J, 3)
+    f = _ChainFit(tgt, idx, _template_offsets(tgt, idx))
+    _fit_torso(f)
+    _fit_legs(f)
+    _fit_arms(f)
+    local = _local_rotations(f.G)
+    offsets = f.offsets
     skeleton = Skeleton(JOINT_NAMES, PARENTS, offsets)
     root = tgt[:, 0].copy()
     gpos, _ = forward_kinematics(skeleton, root, local)

@@ -135,10 +135,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from transflower.audio_features import AudioFeatureConfig
-    from transflower.motion_features import MotionFeatures
 
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
@@ -149,7 +146,34 @@ def run(args) -> int:
     if not ids:
         raise UserError(f"{data_dir}: no <id>.bvh + <id>.wav pairs found")
 
-    done, skeletons, motion_names = [], {}, None
+    done, skeletons = _raw_features(data_dir, ids, args, audio_config, failures)
+    if not done:
+        for f in failures:
+            print(f"FAILED {f}")
+        raise UserError(f"{data_dir}: no clip could be processed")
+    train, test = _train_test_split(done, args.test_ids)
+    styles, clip_styles = load_styles(data_dir, done)
+    factors = check_tempo_factors(getattr(args, "tempo_augment", None) or [])
+    train = _augment(data_dir, train, factors, skeletons, failures, args, audio_config)
+    m_scaler, a_scaler = _normalise(data_dir, done, train, styles, clip_styles, audio_config)
+    (data_dir / "base_filenames_train.txt").write_text("\n".join(train) + "\n")
+    (data_dir / "base_filenames_test.txt").write_text("\n".join(test) + "\n")
+    _write_features_json(data_dir, args, audio_config, skeletons, train, test, styles, clip_styles, factors,
+                         m_scaler, a_scaler)
+    print(f"features: {len(done)} clips ({len(train)} train, {len(test)} test) at {args.fps:g} fps; "
+          f"motion {m_scaler.mean.shape[0]} dims, audio {a_scaler.mean.shape[0]} dims -> {data_dir}")
+    for f in failures:
+        print(f"FAILED {f}")
+    return 1 if failures else 0
+
+
+def _raw_features(data_dir: Path, ids: list[str], args, audio_config, failures: list[str]) -> tuple[list[str], dict]:
+    """Each clip's unnormalised <id>.motion_raw.npy / .audio_raw.npy (kept from an earlier run unless
+    --replace-existing). Returns the clips done and their skeletons; a clip that fails is appended to
+    `failures` and the others go on."""
+    from tqdm import tqdm
+
+    done, skeletons = [], {}
     for seq_id in tqdm(ids, desc="features", unit="clip"):
         raw_m, raw_a = data_dir / f"{seq_id}.motion_raw.npy", data_dir / f"{seq_id}.audio_raw.npy"
         try:
@@ -167,25 +191,28 @@ def run(args) -> int:
             failures.append(str(e))
         except Exception as e:  # an unexpected failure in one clip must not lose the others' work
             failures.append(f"{data_dir / seq_id}: {type(e).__name__}: {e}")
+    return done, skeletons
 
-    if not done:
-        for f in failures:
-            print(f"FAILED {f}")
-        raise UserError(f"{data_dir}: no clip could be processed")
-    if args.test_ids is not None:
-        unknown = set(args.test_ids) - set(done)
+
+def _train_test_split(done: list[str], test_ids) -> tuple[list[str], list[str]]:
+    """--test-ids when given (all must be done), else the stratified default; too few clips: all train."""
+    if test_ids is not None:
+        unknown = set(test_ids) - set(done)
         if unknown:
             raise UserError(f"--test-ids: {sorted(unknown)} are not among the processed clips")
-        test = sorted(args.test_ids)
+        test = sorted(test_ids)
         train = [i for i in done if i not in test]
     else:
         train, test = default_split(done)
     if not train or not test:
         train, test = done, done[-1:]
         log.warning("too few clips for a split; using all clips for training and %s for validation", test)
+    return train, test
 
-    styles, clip_styles = load_styles(data_dir, done)
-    factors = check_tempo_factors(getattr(args, "tempo_augment", None) or [])
+
+def _augment(data_dir: Path, train: list[str], factors, skeletons: dict, failures: list[str], args,
+             audio_config) -> list[str]:
+    """The training clips plus their time-stretched copies (one per tempo factor) and mirrored copies of all."""
     if factors:
         stretched = write_tempo_copies(data_dir, train, factors, args.fps, audio_config, args.replace_existing)
         skeletons.update({i: skeletons[base_clip_id(i)] for i in stretched})
@@ -193,6 +220,12 @@ def run(args) -> int:
         train = train + [i for i, m in stretched.items() if not m]
     if not getattr(args, "no_mirror", False):
         train = train + write_mirrors(data_dir, train, skeletons)
+    return train
+
+
+def _normalise(data_dir: Path, done: list[str], train: list[str], styles, clip_styles: dict, audio_config):
+    """Scalers fit on the training clips at their own tempo; every clip's normalised <id>.motion.npy /
+    .audio.npy (and .style.npy when the data has styles), the scalers' json. Returns (motion, audio) scalers."""
     for seq_id in sorted(set(done) | set(train)):  # clips kept from an earlier run: the same columns as this one's
         conform_audio_columns(data_dir / f"{seq_id}.audio_raw.npy", audio_config)
     unstretched = [i for i in train if tempo_factor(i) == 1.0]  # the scalers describe real tempi
@@ -207,8 +240,13 @@ def run(args) -> int:
         save_npy_atomic(data_dir / f"{seq_id}.audio.npy", a_scaler.transform(np.load(data_dir / f"{seq_id}.audio_raw.npy")))
     save_json_atomic(data_dir / "motion_scaler.json", m_scaler.to_dict())
     save_json_atomic(data_dir / "audio_scaler.json", a_scaler.to_dict())
-    (data_dir / "base_filenames_train.txt").write_text("\n".join(train) + "\n")
-    (data_dir / "base_filenames_test.txt").write_text("\n".join(test) + "\n")
+    return m_scaler, a_scaler
+
+
+def _write_features_json(data_dir: Path, args, audio_config, skeletons: dict, train: list[str], test: list[str],
+                         styles, clip_styles: dict, factors, m_scaler, a_scaler) -> None:
+    """features.json: rate, feature layouts, the canonical skeleton of the training clips, scalers, split, styles."""
+    from transflower.motion_features import MotionFeatures
 
     canonical = canonical_skeleton([skeletons[i] for i in train if i in skeletons])
     motion_names = MotionFeatures(canonical).names
@@ -218,11 +256,6 @@ def run(args) -> int:
             "train_ids": train, "test_ids": test, "styles": styles, "clip_styles": clip_styles,
             "tempo_factors": factors}
     save_json_atomic(data_dir / "features.json", meta)
-    print(f"features: {len(done)} clips ({len(train)} train, {len(test)} test) at {args.fps:g} fps; "
-          f"motion {m_scaler.mean.shape[0]} dims, audio {a_scaler.mean.shape[0]} dims -> {data_dir}")
-    for f in failures:
-        print(f"FAILED {f}")
-    return 1 if failures else 0
 
 
 MIRROR_SUFFIX = "~mirror"
