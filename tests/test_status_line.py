@@ -226,7 +226,9 @@ def test_the_summary_for_people_and_the_json_beside_the_run_log(tiny_onnx, tmp_p
     s = json.loads((tmp_path / "out" / "s.json").read_text())
     assert json.loads(beside.read_text()) == s and s["udp_errors"] > 0
     assert "no receiver was listening" in out and f"summary JSON: {tmp_path / 'out' / 's.json'}, {beside}" in out
-    assert len(out.strip().splitlines()) == 4 and not list((tmp_path / "out").glob(".*tmp"))  # atomic: no leftovers
+    # duration, frames, how far the avatar trails the music, the refused sends, where the JSON went
+    assert len(out.strip().splitlines()) == 5 and "the avatar trails the music by" in out
+    assert not list((tmp_path / "out").glob(".*tmp"))  # atomic: no leftovers
 
 
 def test_an_unwritable_summary_json_is_one_clear_error(tmp_path):
