@@ -31,7 +31,9 @@ BATCH_AXIS = {"motion": 0, "audio": 0, "cache_k": 1, "cache_v": 1, "cache_bias":
 
 
 def default_model_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "transflower" / "default_model" / "transflower_live.onnx"
+    import transflower  # the folder the package data ships in, wherever this subpackage's folder lies
+
+    return Path(transflower.__file__).resolve().parent / "default_model" / "transflower_live.onnx"
 
 
 def check_single_runtime() -> None:

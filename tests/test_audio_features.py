@@ -117,24 +117,3 @@ def test_compiled_hop_equals_the_plain_numpy_definition():
     assert ours.shape == ref.shape
     np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-4)
     assert (ref[20:, -2] != 0).mean() > 0.9 and (ref[20:, -1] != 0).mean() > 0.9  # tempo and pulse were exercised
-
-
-def test_tempogram_slides_with_the_tempo_and_its_offline_form_equals_the_extractor():
-    """acf_<lag>: the onset autocorrelation over the tempo lags; its peak sits at the beat period whatever
-    the tempo (the row slides, it does not jump), and `tempogram_from_onset` (adding it to features computed
-    without it) gives what the frame-by-frame extractor gives."""
-    from transflower.audio_features import tempogram_from_onset
-
-    cfg = AudioFeatureConfig(tempogram=True)
-    assert cfg.dim == CFG.dim + len(cfg.lags) and cfg.names[CFG.dim:] == [f"acf_{lag}" for lag in cfg.lags]
-    peaks = {}
-    for bpm in (100.0, 120.0, 150.0):
-        f = compute_audio_features(click_track(bpm=bpm, seconds=12), cfg.sample_rate, cfg)
-        assert np.array_equal(f[:, : CFG.dim], compute_audio_features(click_track(bpm=bpm, seconds=12), CFG.sample_rate))
-        acf = f[:, CFG.dim:]
-        np.testing.assert_allclose(tempogram_from_onset(f[:, CFG.n_mels + 1], cfg), acf, atol=1e-5)
-        assert np.all(np.abs(acf) <= 1.0 + 1e-5)
-        peaks[bpm] = cfg.lags[np.argmax(acf[150:].mean(0))]
-    assert peaks == {100.0: 12, 120.0: 10, 150.0: 8}, peaks  # 1200 / bpm frames at 20 fps
-    silent = compute_audio_features(np.zeros(24000 * 3, np.float32), cfg.sample_rate, cfg)
-    assert np.all(silent[:, CFG.dim:] == 0.0)  # silence: no periodicity, not NaN

@@ -164,24 +164,3 @@ def test_bad_styles_file_is_a_clear_error(data_dir, capsys):
     assert main(["features", str(data_dir)]) == 2
     err = capsys.readouterr()
     assert "styles.json" in err.out + err.err and "Traceback" not in err.out + err.err
-
-
-def test_tempogram_columns_are_added_to_and_dropped_from_clips_computed_before(data_dir):
-    """`features --tempogram` on a folder computed without it adds the columns to the kept clips (exactly what
-    a fresh computation gives); without the flag they are dropped again."""
-    assert main(["features", str(data_dir), "--test-ids", "DANCE_C_3", "--tempo-augment", "--no-mirror"]) == 0
-    plain = np.load(data_dir / "DANCE_C_1.audio_raw.npy")
-    assert main(["features", str(data_dir), "--test-ids", "DANCE_C_3", "--tempo-augment", "--no-mirror", "--tempogram"]) == 0
-    meta = json.loads((data_dir / "features.json").read_text())
-    added = np.load(data_dir / "DANCE_C_1.audio_raw.npy")
-    assert meta["audio_config"]["tempogram"] and added.shape[1] == len(meta["audio_names"]) > plain.shape[1]
-    assert np.load(data_dir / "DANCE_C_1.audio.npy").shape == added.shape and len(meta["audio_scaler"]["mean"]) == added.shape[1]
-    fresh = tmp_copy = data_dir / "fresh"
-    tmp_copy.mkdir()
-    for name in ("DANCE_C_1", "DANCE_C_3"):
-        for ext in (".bvh", ".wav"):
-            (fresh / f"{name}{ext}").write_bytes((data_dir / f"{name}{ext}").read_bytes())
-    assert main(["features", str(fresh), "--test-ids", "DANCE_C_3", "--tempo-augment", "--no-mirror", "--tempogram"]) == 0
-    np.testing.assert_allclose(np.load(fresh / "DANCE_C_1.audio_raw.npy"), added, atol=1e-5)
-    assert main(["features", str(data_dir), "--test-ids", "DANCE_C_3", "--tempo-augment", "--no-mirror"]) == 0
-    assert np.array_equal(np.load(data_dir / "DANCE_C_1.audio_raw.npy"), plain)

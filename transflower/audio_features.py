@@ -14,10 +14,6 @@ Per frame (fps frames per second, hop = sample_rate / fps samples):
   (autocorrelation of the onset envelope, with a log-normal prior around 120 bpm).
 - `pulse`: the onset envelope one, two and three beat periods ago, averaged: high when a beat is
   expected *now*, so the dancer can hit beats without looking into the future.
-- `acf_<lag>` (only with `tempogram`): the same window's onset autocorrelation at every candidate lag
-  (`min_bpm`..`max_bpm`), over its zero-lag value. `tempo` is one argmax of it and jumps metrical level
-  between versions of a song played faster or slower; the whole row does not jump, it slides along the
-  lags as the tempo changes, so a model can read the pace from it.
 
 Numpy and the compiled kernel `transflower.kernels.audio_hop` (the live path imports this module; no torch).
 """
@@ -42,7 +38,6 @@ class AudioFeatureConfig:
     tempo_window_s: float = 6.0
     min_bpm: float = 50.0
     max_bpm: float = 200.0
-    tempogram: bool = False
 
     @property
     def lags(self) -> np.ndarray:
@@ -58,12 +53,11 @@ class AudioFeatureConfig:
 
     @property
     def dim(self) -> int:
-        return self.n_mels + 4 + (len(self.lags) if self.tempogram else 0)
+        return self.n_mels + 4
 
     @property
     def names(self) -> list[str]:
-        acf = [f"acf_{lag}" for lag in self.lags] if self.tempogram else []
-        return [f"mel_{i}" for i in range(self.n_mels)] + ["rms_db", "onset", "tempo", "pulse"] + acf
+        return [f"mel_{i}" for i in range(self.n_mels)] + ["rms_db", "onset", "tempo", "pulse"]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,7 +126,6 @@ class AudioFeatureExtractor:
         self.amin = 10.0 ** (c.floor_db / 10.0)
         self.tempo_len = int(round(c.tempo_window_s * c.fps))
         self.lags = c.lags
-        self.n_acf = len(self.lags) if c.tempogram else 0
         bpms = 60.0 * c.fps / self.lags
         self.lag_prior = np.exp(-0.5 * (np.log2(bpms / 120.0) / 1.0) ** 2)  # librosa's tempo prior, std 1 octave
         self.reset()
@@ -161,7 +154,7 @@ class AudioFeatureExtractor:
         np.fft.rfft(self.frame_buf, out=self.spec)
         self._kernel(self.spec, self.power_ref, self.mel_lo, self.mel_off, self.mel_w, self.amin, self.history,
                      self.prev_mel_db, self.onset_hist, self.frames, self._fps, self.lags, self.lag_prior,
-                     self.env, self.out, self.n_acf)
+                     self.env, self.out)
         self.frames += 1
         return self.out
 
@@ -196,19 +189,6 @@ def compute_audio_features(y: np.ndarray, sr: int, config: AudioFeatureConfig | 
     for t in range(n):
         out[t] = ex.push_hop(y[t * hop : (t + 1) * hop])
     return out
-
-
-def tempogram_from_onset(onset: np.ndarray, config: AudioFeatureConfig) -> np.ndarray:
-    """The `acf_<lag>` columns (T, len(lags)) from a clip's `onset` column, as the extractor computes them
-    frame by frame (its onset ring starts at zeros): adds the tempogram to features computed without it."""
-    onset = np.asarray(onset, np.float64)
-    n = int(round(config.tempo_window_s * config.fps)) + 1
-    padded = np.concatenate([np.zeros(n - 1), onset])
-    win = np.lib.stride_tricks.sliding_window_view(padded, n)  # (T, n): frame t's ring, oldest first
-    env = win - win.mean(axis=1, keepdims=True)
-    ac0 = np.einsum("ti,ti->t", env, env)
-    out = np.stack([np.einsum("ti,ti->t", env[:, lag:], env[:, : n - lag]) for lag in config.lags], axis=1)
-    return np.where(ac0[:, None] > 1e-12, out / np.maximum(ac0, 1e-300)[:, None], 0.0).astype(np.float32)
 
 
 def resample_offline(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

@@ -126,9 +126,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-ids", nargs="*", default=None, help="clip ids for the test split (default: every 6th clip per style)")
     p.add_argument("--sample-rate", type=int, default=24000, help="audio analysis rate (default 24000 Hz)")
     p.add_argument("--no-mirror", action="store_true", help="do not add left-right mirrored copies of the training clips")
-    p.add_argument("--tempogram", action="store_true",
-                   help="add the onset autocorrelation at every tempo lag to the audio features (acf_<lag>: a model can "
-                        "read the pace from it); clips computed without it get it added from their onset column")
     p.add_argument("--tempo-augment", type=float, nargs="*", default=list(TEMPO_FACTORS), metavar="F",
                    help="tempo factors of the time-stretched training copies (default %(default)s; "
                         "give the flag with no factor to add none)")
@@ -140,7 +137,7 @@ def run(args) -> int:
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
         raise UserError(f"{data_dir}: not a folder; expected a folder of <id>.bvh + <id>.wav pairs")
-    audio_config = AudioFeatureConfig(sample_rate=args.sample_rate, fps=args.fps, tempogram=bool(getattr(args, "tempogram", False)))
+    audio_config = AudioFeatureConfig(sample_rate=args.sample_rate, fps=args.fps)
     _ = audio_config.hop  # validates rate / fps
     ids, failures = find_pairs(data_dir)
     if not ids:
@@ -155,7 +152,7 @@ def run(args) -> int:
     styles, clip_styles = load_styles(data_dir, done)
     factors = check_tempo_factors(getattr(args, "tempo_augment", None) or [])
     train = _augment(data_dir, train, factors, skeletons, failures, args, audio_config)
-    m_scaler, a_scaler = _normalise(data_dir, done, train, styles, clip_styles, audio_config)
+    m_scaler, a_scaler = _normalise(data_dir, done, train, styles, clip_styles)
     (data_dir / "base_filenames_train.txt").write_text("\n".join(train) + "\n")
     (data_dir / "base_filenames_test.txt").write_text("\n".join(test) + "\n")
     _write_features_json(data_dir, args, audio_config, skeletons, train, test, styles, clip_styles, factors,
@@ -223,11 +220,9 @@ def _augment(data_dir: Path, train: list[str], factors, skeletons: dict, failure
     return train
 
 
-def _normalise(data_dir: Path, done: list[str], train: list[str], styles, clip_styles: dict, audio_config):
+def _normalise(data_dir: Path, done: list[str], train: list[str], styles, clip_styles: dict):
     """Scalers fit on the training clips at their own tempo; every clip's normalised <id>.motion.npy /
     .audio.npy (and .style.npy when the data has styles), the scalers' json. Returns (motion, audio) scalers."""
-    for seq_id in sorted(set(done) | set(train)):  # clips kept from an earlier run: the same columns as this one's
-        conform_audio_columns(data_dir / f"{seq_id}.audio_raw.npy", audio_config)
     unstretched = [i for i in train if tempo_factor(i) == 1.0]  # the scalers describe real tempi
     m_scaler = StandardScaler.fit([np.load(data_dir / f"{i}.motion_raw.npy") for i in unstretched])
     a_scaler = StandardScaler.fit([np.load(data_dir / f"{i}.audio_raw.npy") for i in unstretched])
@@ -334,25 +329,6 @@ def write_tempo_copies(data_dir: Path, ids: list[str], factors: list[float], fps
             save_npy_atomic(data_dir / f"{cid}.audio_raw.npy", audio)
             out[cid] = ""
     return out
-
-
-def conform_audio_columns(path: Path, audio_config) -> None:
-    """Give a clip's raw audio features (computed by an earlier run) the tempogram columns this run's config
-    asks for, or drop them: both are exact (the columns are a function of the onset column)."""
-    from transflower.audio_features import tempogram_from_onset
-
-    a = np.load(path)
-    base = audio_config.n_mels + 4
-    if a.ndim != 2 or a.shape[1] not in (base, base + len(audio_config.lags)):
-        raise DataError(f"{path}: {a.shape} audio features; expected {base} or {base + len(audio_config.lags)} columns "
-                        "(rerun with --replace-existing)")
-    if a.shape[1] == audio_config.dim:
-        return
-    if audio_config.tempogram:
-        a = np.concatenate([a, tempogram_from_onset(a[:, audio_config.n_mels + 1], audio_config)], axis=1)
-    else:
-        a = a[:, :base]
-    save_npy_atomic(path, a)
 
 
 def load_styles(data_dir: Path, ids: list[str]) -> tuple[list[str], dict]:

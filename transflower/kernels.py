@@ -241,14 +241,13 @@ def one_pole_lowpass(x, a):
 
 @_jit
 def audio_hop(spec, power_ref, mel_lo, mel_off, mel_w, amin, history, prev_mel_db, onset_hist, frames, fps, lags,
-              lag_prior, env, out, n_acf):
+              lag_prior, env, out):
     """The feature row of one hop from its window's spectrum (transflower.audio_features.AudioFeatureExtractor).
 
     spec (n_fft//2+1,) complex rfft of the windowed history; mel filter m is mel_w[mel_off[m]:mel_off[m+1]]
     on the bins from mel_lo[m] (the filterbank's nonzero band: 2k multiplies instead of 66k, and 16 KB to
     read instead of 0.5 MB). Updates prev_mel_db and the onset ring (slot frames % len); env is scratch.
-    out: mel_db[n_mels], rms_db, onset, tempo, pulse, then (n_acf > 0: the tempogram) the onset envelope's
-    autocorrelation at each lag over its zero-lag value."""
+    out: mel_db[n_mels], rms_db, onset, tempo, pulse."""
     n_mels = mel_lo.shape[0]
     onset = 0.0
     for m in range(n_mels):
@@ -279,18 +278,14 @@ def audio_hop(spec, power_ref, mel_lo, mel_off, mel_w, amin, history, prev_mel_d
         env[i] = onset_hist[(start + i) % n]
         mean += env[i]
     mean /= n
-    ac0 = 0.0
     for i in range(n):
         env[i] -= mean
-        ac0 += env[i] * env[i]
     best, best_lag = 0.0, 0
     for li in range(lags.shape[0]):
         lag = lags[li]
         ac = 0.0
         for i in range(n - lag):
             ac += env[i + lag] * env[i]
-        if li < n_acf:
-            out[n_mels + 4 + li] = ac / ac0 if ac0 > 1e-12 else 0.0
         score = max(ac, 0.0) * lag_prior[li]
         if score > best:  # strictly: the first of equal maxima, as np.argmax
             best, best_lag = score, lag
@@ -330,4 +325,4 @@ def warm_up() -> None:
     fir_polyphase(np.ones((1, 3)), np.zeros(8), 0, 0, 2, 1, 2, 0, np.zeros(4))
     audio_hop(np.zeros(3, np.complex128), 1.0, np.zeros(1, np.int64), np.array([0, 2], np.int64), np.ones(2), 1e-10,
               np.zeros(4), np.zeros(1), np.zeros(5), 0, 20.0, np.array([2], np.int64), np.ones(1), np.zeros(5),
-              np.zeros(6, np.float32), 1)
+              np.zeros(5, np.float32))

@@ -329,31 +329,16 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
 
 
 def init_weights(model, path: Path) -> None:
-    """Load the weights of a `transflower train` checkpoint or a shipped .pt into `model` (same architecture).
-
-    One difference is allowed: inputs appended to a layer (e.g. new audio features after the old ones, the
-    source's audio_dim a prefix of this model's). Such a weight's old columns are copied and the new ones
-    start at zero, so the model starts out computing exactly what the source did and learns to use the rest."""
-    import torch
-
+    """Load the weights of a `transflower train` checkpoint or a shipped .pt into `model` (same architecture)."""
     from transflower.checkpoint import load_checkpoint
 
     src, src_cfg = load_checkpoint(path)
-    state, widened = src.state_dict(), []
-    for name, target in model.state_dict().items():
-        w = state.get(name)
-        if w is not None and w.ndim == 2 and w.shape[0] == target.shape[0] and w.shape[1] < target.shape[1]:
-            grown = torch.zeros_like(target)
-            grown[:, : w.shape[1]] = w
-            state[name] = grown
-            widened.append(f"{name} {tuple(w.shape)} -> {tuple(target.shape)}")
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(src.state_dict())
     except RuntimeError as e:
         raise UserError(f"training.init_weights {path}: its weights do not fit this model_config "
                         f"({str(e).splitlines()[0][:200]})") from None
-    log.info("initialised from the weights of %s (%s)%s", path, src_cfg["model"],
-             f"; new inputs start at zero weight: {', '.join(widened)}" if widened else "")
+    log.info("initialised from the weights of %s (%s)", path, src_cfg["model"])
 
 
 def write_model_card(out_dir: Path, cfg: dict, data_dir: Path, train_set, feat_meta: dict, trainer, n_params: int, seconds: float) -> None:
