@@ -122,7 +122,7 @@ class Dancer:
         if not (isinstance(sample_rate, (int, float, np.integer, np.floating)) and 1000 <= float(sample_rate) <= 768000):
             raise UserError(f"push_audio: sample_rate {sample_rate!r}: expected a rate in Hz, 1000..768000")
         if self._rate != float(sample_rate):  # the first block, or the host changed rate
-            from transflower.realtime.audio_sources import StreamResampler
+            from transflower.realtime.resampler import StreamResampler
 
             self._rate = float(sample_rate)
             self._resampler = StreamResampler(self._rate, self.audio_config.sample_rate)

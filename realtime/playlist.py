@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from transflower.realtime.audio_sources import ArraySource, StreamResampler, _decode
+from transflower.realtime.audio_sources import ArraySource, _decode
+from transflower.realtime.resampler import StreamResampler
 from transflower.errors import DataError, UserError
 
 log = logging.getLogger(__name__)

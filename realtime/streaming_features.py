@@ -31,7 +31,8 @@ import math
 
 import numpy as np
 
-from transflower.realtime.audio_sources import AudioSource, StreamResampler
+from transflower.realtime.audio_sources import AudioSource
+from transflower.realtime.resampler import StreamResampler
 from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
 
 

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-LIVE_MODULES = ["transflower.realtime.live", "transflower.realtime.engine", "transflower.realtime.onnx_model", "transflower.realtime.streaming_features", "transflower.realtime.audio_sources",
+LIVE_MODULES = ["transflower.realtime.live", "transflower.realtime.engine", "transflower.realtime.onnx_model", "transflower.realtime.resampler", "transflower.realtime.streaming_features", "transflower.realtime.audio_sources",
                 "transflower.realtime.frame_clock", "transflower.realtime.ring_buffer", "transflower.realtime.control", "transflower.realtime.midi", "transflower.realtime.crowd",
                 "transflower.realtime.timing", "transflower.kernels", "transflower.bridge.vmc", "transflower.bridge.retarget", "transflower.bridge.osc",
                 "transflower.bridge.preview"]

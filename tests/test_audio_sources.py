@@ -13,8 +13,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from transflower.realtime import audio_sources as aus
-from transflower.realtime.audio_sources import (AudioUnavailable, DemoSource, FileSource, MicrophoneSource,
-                                    StreamResampler, open_default_source)
+from transflower.realtime.audio_sources import AudioUnavailable, DemoSource, FileSource, MicrophoneSource, open_default_source
+from transflower.realtime.resampler import StreamResampler
 from transflower.realtime.demo_track import demo_bars, demo_beat_times, synthesize_demo_track
 from transflower.errors import UserError
 
@@ -232,7 +232,7 @@ def test_stream_resampler_chunked_equals_one_shot(rates):
 def test_kaiser_lowpass_is_scipy_firwin():
     from scipy.signal import firwin
 
-    from transflower.realtime.audio_sources import kaiser_lowpass
+    from transflower.realtime.resampler import kaiser_lowpass
 
     for taps, cutoff in ((41, 0.5), (3201, 1 / 160), (21, 1.0 / 3)):
         np.testing.assert_allclose(kaiser_lowpass(taps, cutoff, 5.0), firwin(taps, cutoff, window=("kaiser", 5.0)), atol=1e-15)

@@ -202,7 +202,7 @@ def slerp_into(out, q0, q1, t):
 
 @_jit
 def fir_polyphase(bank, buf, n_old, n_out, n_end, up, down, drop, out):
-    """Outputs n_out..n_end-1 of a polyphase FIR (see transflower.realtime.audio_sources.StreamResampler), the first
+    """Outputs n_out..n_end-1 of a polyphase FIR (see transflower.realtime.resampler.StreamResampler), the first
     `drop` of them discarded; buf[0] is input sample n_old - (taps - 1). Returns how many were written."""
     taps = bank.shape[1]
     w = 0
