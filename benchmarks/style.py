@@ -171,9 +171,50 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     only: ask for these styles only (default: every style of the data)."""
     import torch
 
-    from transflower.benchmarks import metrics as M
-    from transflower.benchmarks.quality import EngineGenerator, load_songs
-    from transflower.dataset import read_ids
+    from transflower.benchmarks.quality import load_songs
+
+    d = _style_data(data_dir, segment_seconds)
+    clf, real_kin, classifier = _style_classifier(d, progress)
+    model = _style_model(d, ckpt, ground, noise_correlation, energy, presets)
+    strength = check_strength(strength, "--strength")
+    if noise_correlation is not None:
+        check_noise_correlation(noise_correlation, "--noise-correlation")
+    if int(switch_repeats) < 1:
+        raise UserError(f"--switch-repeats {switch_repeats}: expected 1 or more")
+    unknown = [s for s in (only or []) if s not in d["styles"]]
+    if unknown:
+        raise UserError(f"--styles {','.join(unknown)}: expected styles of the data, {d['styles']}")
+    base_corr = model.model.meta.get("default_noise_correlation", 0.0) if noise_correlation is None else noise_correlation
+    torch.set_num_threads(1)
+    fps = d["fps"]
+    seed_frames = max(1, int(round(seed_seconds * fps)))
+    songs = [s for s in load_songs(d["dir"], split, seed_frames, int(round(seconds * fps)), fps) if "~" not in s["id"]]
+    songs = spread_songs(songs, d["clip_styles"], max_songs)  # mirrored copies left out: the same songs
+    recognised, kinetics = {}, {}
+    for k, style in enumerate(d["styles"]):
+        if not only or style in only:
+            recognised[style], kin = _recognise(d, model, clf, k, style, songs, seed_frames, samples, temperature, strength,
+                                                steered, base_corr)
+            kinetics[style] = style_kinetics(real_kin[style], kin)
+            r = recognised[style]
+            progress(f"asked for {style}: recognised in {r['share']:.0%} of {r['windows']} windows started in it"
+                     f" ({r['outside_real_range']:.0%} had a feature beyond the real range, clipped)"
+                     + (f", {r['steered_share']:.0%} steered from the song's dance" if steered else ""))
+    switch = style_switch(ckpt, d["feats"], songs, d["styles_all"], seed_frames, fps, temperature, d["scaler"], d["skeleton"],
+                          d["names"], switch_seconds, blend_seconds, model.model.style_presets, strength,
+                          repeats=switch_repeats, ground=ground, noise_correlation=noise_correlation, features_json=d["fj"])
+    progress(f"switch: max joint speed around the switch {switch['max_speed_at_switch']:.2f} m/s "
+             f"(real 99.9th percentile {switch['real_p999']:.2f} m/s; over it: {switch['switches_over']} of "
+             f"{switch['switches']} switches, {switch['without_switch_over']} of the same dances without the switch)")
+    return {"benchmark": "style", "data": str(d["dir"]), "model": str(ckpt), "styles": d["styles"], "fps": fps,
+            "ground": ground, "energy": energy, "segment_seconds": segment_seconds, "seconds": seconds, "samples": samples,
+            "temperature": temperature, "strength": strength, "presets": model.model.style_presets, "split": split,
+            "songs": [s["id"] for s in songs], "classifier": classifier, "recognised": recognised, "kinetics": kinetics,
+            "switch": switch, "targets": _style_targets(recognised, kinetics, switch)}
+
+
+def _style_data(data_dir, segment_seconds: float) -> dict:
+    """The data's features.json and what the bench reads from it (styles, skeleton, scaler, window length)."""
     from transflower.features import StandardScaler
 
     data_dir = Path(data_dir)
@@ -184,104 +225,96 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     styles_all = list(feats.get("styles") or [])
     if len(styles_all) < 3:
         raise UserError(f"{fj}: lists styles {styles_all}; a style benchmark needs at least two labelled styles")
-    styles = styles_all[1:]  # without "auto"
-    fps, skeleton, names = float(feats["fps"]), feats["skeleton"], feats["skeleton"]["names"]
-    scaler = StandardScaler.from_dict(feats["motion_scaler"])
-    seg = max(3, int(round(segment_seconds * fps)))
-    clip_styles = feats.get("clip_styles") or {}
+    fps = float(feats["fps"])
+    return {"dir": data_dir, "fj": fj, "feats": feats, "styles_all": styles_all, "styles": styles_all[1:],  # without "auto"
+            "fps": fps, "skeleton": feats["skeleton"], "names": feats["skeleton"]["names"],
+            "scaler": StandardScaler.from_dict(feats["motion_scaler"]), "seg": max(3, int(round(segment_seconds * fps))),
+            "clip_styles": feats.get("clip_styles") or {}}
 
-    real_kin: dict[str, list] = {}  # each style's real dances, train and test (the test split has one cha-cha)
-    Xtr, ytr = _real_windows(data_dir, read_ids(data_dir, "train"), clip_styles, styles, scaler, skeleton, names, fps, seg,
-                             real_kin)
-    Xte, yte = _real_windows(data_dir, read_ids(data_dir, "test"), clip_styles, styles, scaler, skeleton, names, fps, seg,
-                             real_kin)
-    clf = StyleClassifier(len(styles)).fit(Xtr, ytr)
+
+def _style_classifier(d: dict, progress):
+    """The classifier of real dances (trained on the training split, scored on the test split) -> (classifier,
+    each style's real kinematics (train and test: the test split has one cha-cha), its held-out scores)."""
+    from transflower.dataset import read_ids
+
+    real_kin: dict[str, list] = {}
+    args = (d["clip_styles"], d["styles"], d["scaler"], d["skeleton"], d["names"], d["fps"], d["seg"], real_kin)
+    Xtr, ytr = _real_windows(d["dir"], read_ids(d["dir"], "train"), *args)
+    Xte, yte = _real_windows(d["dir"], read_ids(d["dir"], "test"), *args)
+    clf = StyleClassifier(len(d["styles"])).fit(Xtr, ytr)
     pred = clf.predict(Xte)
-    held_out = {s: float((pred[yte == k] == k).mean()) if (yte == k).any() else None for k, s in enumerate(styles)}
+    held_out = {s: float((pred[yte == k] == k).mean()) if (yte == k).any() else None for k, s in enumerate(d["styles"])}
     progress(f"classifier: {len(Xtr)} training windows, held-out accuracy {float((pred == yte).mean()):.2f} "
              f"({', '.join(f'{s} {v:.2f}' if v is not None else f'{s} -' for s, v in held_out.items())})")
+    return clf, real_kin, {"train_windows": int(len(Xtr)), "test_windows": int(len(Xte)),
+                           "held_out_accuracy": float((pred == yte).mean()), "held_out_per_style": held_out}
 
-    model = EngineGenerator(ckpt, feats, ground=ground, noise_correlation=noise_correlation, energy=energy,
-                            features_json=fj)
-    if list(model.model.styles) != styles_all:
-        raise UserError(f"{ckpt}: the model's styles {list(model.model.styles)} are not the data's {styles_all}")
+
+def _style_model(d: dict, ckpt, ground: bool, noise_correlation, energy: bool, presets):
+    """The model in the live engine (EngineGenerator), with the presets to measure (None: its own) and seed clips."""
+    from transflower.benchmarks.quality import EngineGenerator
+    from transflower.dataset import read_ids
+
+    model = EngineGenerator(ckpt, d["feats"], ground=ground, noise_correlation=noise_correlation, energy=energy,
+                            features_json=d["fj"])
+    if list(model.model.styles) != d["styles_all"]:
+        raise UserError(f"{ckpt}: the model's styles {list(model.model.styles)} are not the data's {d['styles_all']}")
     if isinstance(presets, (str, Path)):
-        presets = {} if str(presets) == "none" else load_presets(presets, styles_all)
+        presets = {} if str(presets) == "none" else load_presets(presets, d["styles_all"])
     if presets is not None:  # the presets to measure, in place of the model's own
-        model.model.style_presets = check_presets(presets, styles_all, where="--presets")
-    presets = model.model.style_presets
+        model.model.style_presets = check_presets(presets, d["styles_all"], where="--presets")
     if not model.model.style_seeds:  # a checkpoint without its seed clips: the data's training clips give them, as export does
         from transflower.checkpoint import load_style_seeds
 
-        seeds = load_style_seeds({**feats, "train_ids": read_ids(data_dir, "train")}, model.context, ckpt, data_dir=data_dir)
+        seeds = load_style_seeds({**d["feats"], "train_ids": read_ids(d["dir"], "train")}, model.context, ckpt, data_dir=d["dir"])
         model.model.style_seeds = {k: np.asarray(v, np.float32) for k, v in seeds.items()}
-    strength = check_strength(strength, "--strength")
-    if noise_correlation is not None:
-        check_noise_correlation(noise_correlation, "--noise-correlation")
-    if int(switch_repeats) < 1:
-        raise UserError(f"--switch-repeats {switch_repeats}: expected 1 or more")
-    base_corr = model.model.meta.get("default_noise_correlation", 0.0) if noise_correlation is None else noise_correlation
-    torch.set_num_threads(1)
-    seed_frames = max(1, int(round(seed_seconds * fps)))
-    songs = [s for s in load_songs(data_dir, split, seed_frames, int(round(seconds * fps)), fps) if "~" not in s["id"]]
-    songs = spread_songs(songs, clip_styles, max_songs)  # mirrored copies left out: the same songs
-    recognised, kinetics = {}, {}
-    unknown = [s for s in (only or []) if s not in styles]
-    if unknown:
-        raise UserError(f"--styles {','.join(unknown)}: expected styles of the data, {styles}")
-    for k, style in enumerate(styles):
-        if only and style not in only:
-            continue
-        p_strength, p_temp = preset_of(presets, style)  # recorded with the results
-        p_corr = preset_correlation(presets, style, base_corr)
-        p_trac = preset_traction(presets, style)
-        votes, steered_votes, kin, outside = [], [], [], []
-        for i, s in enumerate(songs):
-            own_seed = np.ascontiguousarray(s["motion"][:seed_frames])
-            audio = s["audio"][seed_frames: seed_frames + s["n"]]
-            # started: as `live --style` (the model's seed clip of the style); steered: from the song's own dance
-            starts = [("started", None)] + ([("steered", own_seed)] if steered else [])
-            for start, seed in starts:
-                for j in range(samples):
-                    x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(100 * j + i),
-                                       style=style, strength=strength)
-                    pos = M.positions_from_features(scaler.inverse(x), skeleton)
-                    wf = window_features(pos, names, fps, seg)
-                    hits = list(clf.predict(wf) == k)
-                    if start == "started":
-                        votes += hits
-                        outside += list(clf.outside(wf))
-                        kin.append(M.kinematics(pos, names, fps))
-                    else:
-                        steered_votes += hits
-        recognised[style] = {"share": float(np.mean(votes)), "windows": len(votes),
-                             "steered_share": float(np.mean(steered_votes)) if steered_votes else None,
-                             "seed_clip": style in model.model.style_seeds,
-                             "preset": {"strength": p_strength, "temperature": p_temp, "correlation": p_corr,
-                                        "traction": p_trac},
-                             "outside_real_range": float(np.mean(outside))}  # windows with a feature clipped
-        kinetics[style] = style_kinetics(real_kin[style], kin)
-        progress(f"asked for {style}: recognised in {recognised[style]['share']:.0%} of {len(votes)} windows started in it"
-                 f" ({recognised[style]['outside_real_range']:.0%} had a feature beyond the real range, clipped)"
-                 + (f", {recognised[style]['steered_share']:.0%} steered from the song's dance" if steered else ""))
-    switch = style_switch(ckpt, feats, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names,
-                          switch_seconds, blend_seconds, presets, strength, repeats=switch_repeats, ground=ground,
-                          noise_correlation=noise_correlation, features_json=fj)
-    progress(f"switch: max joint speed around the switch {switch['max_speed_at_switch']:.2f} m/s "
-             f"(real 99.9th percentile {switch['real_p999']:.2f} m/s; over it: {switch['switches_over']} of "
-             f"{switch['switches']} switches, {switch['without_switch_over']} of the same dances without the switch)")
-    return {"benchmark": "style", "data": str(data_dir), "model": str(ckpt), "styles": styles, "fps": fps, "ground": ground, "energy": energy,
-            "segment_seconds": segment_seconds, "seconds": seconds, "samples": samples, "temperature": temperature,
-            "strength": strength, "presets": presets, "split": split, "songs": [s["id"] for s in songs],
-            "classifier": {"train_windows": int(len(Xtr)), "test_windows": int(len(Xte)),
-                           "held_out_accuracy": float((pred == yte).mean()), "held_out_per_style": held_out},
-            "recognised": recognised, "kinetics": kinetics, "switch": switch,
-            "targets": {**{f"{s}_recognised_80pct": {"share": r["share"], "ok": r["share"] >= 0.8} for s, r in recognised.items()},
-                        **{f"{s}_steered_80pct": {"share": r["steered_share"], "ok": r["steered_share"] >= 0.8}
-                           for s, r in recognised.items() if r["steered_share"] is not None},
-                        **{f"{s}_kinetic_targets": {"ratios": k["ratios"], "ok": k["ok"]} for s, k in kinetics.items()},
-                        "switch_without_pop": {"max_speed": switch["max_speed_at_switch"], "real_p999": switch["real_p999"],
-                                               "ok": switch["max_speed_at_switch"] <= switch["real_p999"]}}}
+    return model
+
+
+def _recognise(d: dict, model, clf, k: int, style: str, songs, seed_frames: int, samples: int, temperature: float,
+               strength: float, steered: bool, base_corr: float):
+    """Every song danced in `style`, started in it (as `live --style`: the model's seed clip of the style) and,
+    with `steered`, from the song's own dance -> (its recognition record, the started dances' kinematics)."""
+    import torch
+
+    from transflower.benchmarks import metrics as M
+
+    presets = model.model.style_presets
+    p_strength, p_temp = preset_of(presets, style)  # recorded with the results
+    votes, steered_votes, kin, outside = [], [], [], []
+    for i, s in enumerate(songs):
+        own_seed = np.ascontiguousarray(s["motion"][:seed_frames])
+        audio = s["audio"][seed_frames: seed_frames + s["n"]]
+        for start, seed in [("started", None)] + ([("steered", own_seed)] if steered else []):
+            for j in range(samples):
+                x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(100 * j + i),
+                                   style=style, strength=strength)
+                pos = M.positions_from_features(d["scaler"].inverse(x), d["skeleton"])
+                wf = window_features(pos, d["names"], d["fps"], d["seg"])
+                hits = list(clf.predict(wf) == k)
+                if start == "started":
+                    votes += hits
+                    outside += list(clf.outside(wf))
+                    kin.append(M.kinematics(pos, d["names"], d["fps"]))
+                else:
+                    steered_votes += hits
+    record = {"share": float(np.mean(votes)), "windows": len(votes),
+              "steered_share": float(np.mean(steered_votes)) if steered_votes else None,
+              "seed_clip": style in model.model.style_seeds,
+              "preset": {"strength": p_strength, "temperature": p_temp,
+                         "correlation": preset_correlation(presets, style, base_corr),
+                         "traction": preset_traction(presets, style)},
+              "outside_real_range": float(np.mean(outside))}  # windows with a feature clipped
+    return record, kin
+
+
+def _style_targets(recognised: dict, kinetics: dict, switch: dict) -> dict:
+    return {**{f"{s}_recognised_80pct": {"share": r["share"], "ok": r["share"] >= 0.8} for s, r in recognised.items()},
+            **{f"{s}_steered_80pct": {"share": r["steered_share"], "ok": r["steered_share"] >= 0.8}
+               for s, r in recognised.items() if r["steered_share"] is not None},
+            **{f"{s}_kinetic_targets": {"ratios": k["ratios"], "ok": k["ok"]} for s, k in kinetics.items()},
+            "switch_without_pop": {"max_speed": switch["max_speed_at_switch"], "real_p999": switch["real_p999"],
+                                   "ok": switch["max_speed_at_switch"] <= switch["real_p999"]}}
 
 
 def style_switch(ckpt, feats, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
