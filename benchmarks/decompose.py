@@ -53,10 +53,7 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
 
     from transflower.benchmarks.quality import EngineGenerator, load_songs
     from transflower.checkpoint import load_checkpoint
-    from transflower.bvh import forward_kinematics, read_bvh
-    from transflower.features import StandardScaler, resample_motion
-    from transflower.floor import FloorClamp
-    from transflower.motion_features import MotionFeatures
+    from transflower.features import StandardScaler
     from transflower.skeleton import Skeleton
 
     data_dir = Path(data_dir)
@@ -66,71 +63,24 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
     feats = json.loads(fj.read_text())
     fps, skel = float(feats["fps"]), Skeleton.from_dict(feats["skeleton"])
     scaler = StandardScaler.from_dict(feats["motion_scaler"])
-    mf = MotionFeatures(skel)
     seed_frames = max(1, int(round(seed_seconds * fps)))
     songs = load_songs(data_dir, "test", seed_frames, int(round(seconds * fps)), fps)
     model, cfg = load_checkpoint(ckpt)
     torch.set_num_threads(1)
-    w_style, t_one = None, temperature
-    if style is not None:  # the style's label, preset and seed clip, as `live --style` uses them
-        from transflower.styles import check_presets, preset_style
-
-        styles_all = list(feats.get("styles") or [])
-        if style not in styles_all[1:] or getattr(model.cfg, "styles", 0) != len(styles_all):
-            raise UserError(f"--style {style}: expected one of the data's styles the model was trained on, {styles_all[1:]}")
-        own = cfg.get("_features") or {}
-        presets = check_presets(own.get("style_presets") or {}, styles_all, where=f"{ckpt}: style_presets")
-        w, t_mult = preset_style(style, styles_all, 1.0, presets)
-        w_style, t_one = torch.from_numpy(w), temperature * t_mult
+    w_style, t_one = _style_label(model, cfg, feats, ckpt, style, temperature)
     # rollouts: sampled by the live engine (its presets, noise and redraws), without grounding or the energy gate
     roller = EngineGenerator(ckpt, feats, ground=False, energy=False, features_json=fj)
-
-    def positions(x_unscaled, clamp=False):
-        root, rots = mf.decode(np.asarray(x_unscaled, np.float64))
-        if clamp:
-            FloorClamp(skel).apply(root, rots)
-        return forward_kinematics(skel, root, rots)[0]
-
+    positions = _positions_of(skel)
     real_bvh, real_feat, one_real, one_model, roll, roll_clamp = [], [], [], [], [], []
     for i, s in enumerate(songs):
         sl = slice(seed_frames, seed_frames + s["n"])
-        bvh_path = data_dir / f"{s['id']}.bvh"
-        if bvh_path.exists():
-            b = read_bvh(bvh_path)
-            root, rots = resample_motion(b.root_positions, b.local_rotations, b.fps, fps)
-            real_bvh.append(_speeds(forward_kinematics(b.skeleton, root, rots)[0][sl], fps))
+        bvh = _real_bvh_speeds(data_dir / f"{s['id']}.bvh", fps, sl)
+        real_bvh += [bvh] if bvh is not None else []
         real = scaler.inverse(s["motion"])
         real_feat.append(_speeds(positions(real)[sl], fps))
-        # one-step samples from the true past: body displacement from the true previous pose, hips pinned
-        motion_in = torch.from_numpy(s["motion"][None, seed_frames - 1: seed_frames - 1 + s["n"]])
-        L = getattr(model.cfg, "lookahead", 0)
-        audio_idx = np.clip(np.arange(seed_frames + L, seed_frames + L + s["n"]), 0, len(s["audio"]) - 1)
-        audio_in = torch.from_numpy(s["audio"][None, audio_idx])
-        with torch.no_grad():  # far-tail draws redrawn, as generation and the live engine do
-            g = torch.Generator().manual_seed(i)
-            kw = {} if w_style is None else {"style": w_style.expand(1, s["n"], -1)}  # only style-conditioned models take it
-            x1 = model.sample(motion_in, audio_in, t_one, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g), **kw)[0]
-            for _ in range(3):
-                bad = ~(torch.isfinite(x1).all(-1) & (x1.abs().amax(-1) <= 25.0))
-                if not bad.any():
-                    break
-                redo = model.sample(motion_in, audio_in, t_one, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g),
-                                    **kw)[0]
-                x1 = torch.where(bad[:, None], redo, x1)
-            x1 = x1.numpy()
-        prev = real[seed_frames - 1: seed_frames - 1 + s["n"]]
-        # pose-only positions (root at the origin, heading removed): displacement prev -> sampled / real
-        def body(x):
-            x = np.array(x, np.float64)
-            x[:, :3] = 0.0
-            p = positions(x)
-            return (p - p[:, :1])[:, 1:] / 100.0
-        step_model = np.linalg.norm(body(scaler.inverse(x1)) - body(prev), axis=-1).mean() * fps
-        step_real = np.linalg.norm(body(real[sl]) - body(prev), axis=-1).mean() * fps
-        # the root's horizontal velocity (features 0, 2: cm per frame in the heading frame), sampled vs real
-        root_v = lambda x: float(np.linalg.norm(np.asarray(x, np.float64)[:, :2], axis=-1).mean() / 100.0 * fps)  # noqa: E731
-        one_model.append({"body_speed": float(step_model), "root_speed": root_v(scaler.inverse(x1))})
-        one_real.append({"body_speed": float(step_real), "root_speed": root_v(real[sl])})
+        one = _one_step(model, s, seed_frames, t_one, w_style, i, scaler, real, positions, fps)
+        one_model.append(one["model"])
+        one_real.append(one["real"])
         seed = None if style is not None else np.ascontiguousarray(s["motion"][:seed_frames])  # with --style: its seed clip
         for k in range(samples):
             x = roller.generate(seed, s["audio"][seed_frames: seed_frames + s["n"]], s["n"], temperature,
@@ -139,10 +89,97 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
             roll.append(_speeds(positions(x), fps))
             roll_clamp.append(_speeds(positions(x, clamp=True), fps))
         progress(f"{s['id']}: done")
+    rows = _decompose_rows(real_bvh, real_feat, one_real, one_model, roll, roll_clamp)
+    return {"benchmark": "decompose", "data": str(data_dir), "model": str(ckpt), "style": style, "fps": fps, "seconds": seconds,
+            "samples": samples, "temperature": temperature, "songs": [s["id"] for s in songs], "rows": rows}
+
+
+def _style_label(model, cfg: dict, feats: dict, ckpt, style: str | None, temperature: float):
+    """-> (the style's weights for the one-step samples (None without --style), their temperature x its preset)."""
+    import torch
+
+    if style is None:
+        return None, temperature
+    from transflower.styles import check_presets, preset_style
+
+    styles_all = list(feats.get("styles") or [])
+    if style not in styles_all[1:] or getattr(model.cfg, "styles", 0) != len(styles_all):
+        raise UserError(f"--style {style}: expected one of the data's styles the model was trained on, {styles_all[1:]}")
+    own = cfg.get("_features") or {}
+    presets = check_presets(own.get("style_presets") or {}, styles_all, where=f"{ckpt}: style_presets")
+    w, t_mult = preset_style(style, styles_all, 1.0, presets)
+    return torch.from_numpy(w), temperature * t_mult
+
+
+def _positions_of(skel):
+    """positions(x_unscaled, clamp=False): motion features -> joint positions (cm), optionally floor-clamped."""
+    from transflower.bvh import forward_kinematics
+    from transflower.floor import FloorClamp
+    from transflower.motion_features import MotionFeatures
+
+    mf = MotionFeatures(skel)
+
+    def positions(x_unscaled, clamp=False):
+        root, rots = mf.decode(np.asarray(x_unscaled, np.float64))
+        if clamp:
+            FloorClamp(skel).apply(root, rots)
+        return forward_kinematics(skel, root, rots)[0]
+    return positions
+
+
+def _real_bvh_speeds(bvh_path: Path, fps: float, sl: slice):
+    """The real dance's speeds from its BVH (resampled to fps), or None without one."""
+    from transflower.bvh import forward_kinematics, read_bvh
+    from transflower.features import resample_motion
+
+    if not bvh_path.exists():
+        return None
+    b = read_bvh(bvh_path)
+    root, rots = resample_motion(b.root_positions, b.local_rotations, b.fps, fps)
+    return _speeds(forward_kinematics(b.skeleton, root, rots)[0][sl], fps)
+
+
+def _one_step(model, s: dict, seed_frames: int, t_one: float, w_style, i: int, scaler, real, positions, fps: float) -> dict:
+    """One-step samples from the true past: the body's displacement from the true previous pose (hips pinned)
+    and the root's speed, sampled against real -> {"model": ..., "real": ...}."""
+    import torch
+
+    motion_in = torch.from_numpy(s["motion"][None, seed_frames - 1: seed_frames - 1 + s["n"]])
+    L = getattr(model.cfg, "lookahead", 0)
+    audio_idx = np.clip(np.arange(seed_frames + L, seed_frames + L + s["n"]), 0, len(s["audio"]) - 1)
+    audio_in = torch.from_numpy(s["audio"][None, audio_idx])
+    with torch.no_grad():  # far-tail draws redrawn, as generation and the live engine do
+        g = torch.Generator().manual_seed(i)
+        kw = {} if w_style is None else {"style": w_style.expand(1, s["n"], -1)}  # only style-conditioned models take it
+        x1 = model.sample(motion_in, audio_in, t_one, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g), **kw)[0]
+        for _ in range(3):
+            bad = ~(torch.isfinite(x1).all(-1) & (x1.abs().amax(-1) <= 25.0))
+            if not bad.any():
+                break
+            redo = model.sample(motion_in, audio_in, t_one, torch.randn(1, s["n"], model.cfg.motion_dim, generator=g), **kw)[0]
+            x1 = torch.where(bad[:, None], redo, x1)
+        x1 = x1.numpy()
+    sl = slice(seed_frames, seed_frames + s["n"])
+    prev = real[seed_frames - 1: seed_frames - 1 + s["n"]]
+
+    def body(x):  # pose-only positions (root at the origin, heading removed), m
+        x = np.array(x, np.float64)
+        x[:, :3] = 0.0
+        p = positions(x)
+        return (p - p[:, :1])[:, 1:] / 100.0
+
+    step_model = np.linalg.norm(body(scaler.inverse(x1)) - body(prev), axis=-1).mean() * fps
+    step_real = np.linalg.norm(body(real[sl]) - body(prev), axis=-1).mean() * fps
+    # the root's horizontal velocity (features 0, 2: cm per frame in the heading frame), sampled vs real
+    root_v = lambda x: float(np.linalg.norm(np.asarray(x, np.float64)[:, :2], axis=-1).mean() / 100.0 * fps)  # noqa: E731
+    return {"model": {"body_speed": float(step_model), "root_speed": root_v(scaler.inverse(x1))},
+            "real": {"body_speed": float(step_real), "root_speed": root_v(real[sl])}}
+
+
+def _decompose_rows(real_bvh, real_feat, one_real, one_model, roll, roll_clamp) -> list[dict]:
+    """The table's rows, each with its ratios to the real dance (the one-step rows: to the real one-step)."""
     ref = _mean(real_feat)
-    rows = []
-    if real_bvh:
-        rows.append({"name": "real: BVH", **_mean(real_bvh)})
+    rows = [{"name": "real: BVH", **_mean(real_bvh)}] if real_bvh else []
     rows += [{"name": "real: features", **ref},
              {"name": "one-step: real displacement", **_mean(one_real)},
              {"name": "one-step: model displacement", **_mean(one_model)},
@@ -153,8 +190,7 @@ def run_decompose(data_dir, ckpt, seconds: float = 20.0, samples: int = 2, tempe
             if k != "name" and not k.endswith("_ratio"):
                 base = ref[k] if k in ref and not r["name"].startswith("one-step") else _mean(one_real)[k]
                 r[f"{k}_ratio"] = r[k] / base if base else None
-    return {"benchmark": "decompose", "data": str(data_dir), "model": str(ckpt), "style": style, "fps": fps, "seconds": seconds,
-            "samples": samples, "temperature": temperature, "songs": [s["id"] for s in songs], "rows": rows}
+    return rows
 
 
 COLUMNS = ["world_speed", "world_jerk", "root_speed", "root_jerk", "body_speed", "body_jerk"]
