@@ -99,52 +99,12 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
              lock_memory: str = "auto") -> dict:
     import resource
 
-    from transflower.benchmarks.wakeup import stalls_near
-    from transflower.realtime.live import LiveSession, _parser
+    from transflower.realtime.live import LiveSession
 
-    argv = ["--duration", str(duration_s), "--osc", osc, "--status-interval", "0", "--threads", str(threads),
-            "--late-policy", late_policy, "--dancers", str(dancers), "--priority", priority, "--lock-memory", lock_memory]
-    argv += ["--model", str(model)] if model else []
-    if input:
-        argv += ["--input", str(input), "--loop"]
-    elif device:
-        argv += ["--device", str(device)]
-    else:
-        argv += ["--demo"]
-    if fps:
-        argv += ["--fps", str(fps)]
-    if no_spin:
-        argv.append("--no-spin")
-    args = _parser().parse_args(argv)
-    n_max = int(duration_s * (fps or 60) * 1.2) + 100
-    t_rel = np.zeros(n_max)           # tick time since start (s)
-    lat = np.full(n_max, np.nan)      # audio-in -> OSC-out (ms) when a new audio row was used
-    late = np.zeros(n_max)            # tick lateness (ms)
-    emitted = np.zeros(n_max)         # when each frame was handed on (clock time, s)
-    majflt = np.zeros(n_max, np.int32)  # major page faults (a page read back from disk) since the previous frame
-    rss = []                          # (t, MB)
-    state = {"n": 0, "next_rss": 0.0}
-
-    def on_frame(session, tick, latency):
-        i = state["n"]
-        if i >= n_max:
-            return
-        ru = resource.getrusage(resource.RUSAGE_SELF)  # ~2 us; a bench's hook, not the live path
-        if i == 0:
-            state["ru_first"] = ru  # start-up's page faults left out
-        else:
-            majflt[i] = ru.ru_majflt - state["majflt"]
-        state["majflt"] = ru.ru_majflt
-        el = tick.deadline - session.clock.t0
-        t_rel[i], late[i], emitted[i] = el, 1000 * tick.late_by, tick.now
-        if latency is not None:
-            lat[i] = latency
-        state["n"] = i + 1
-        if el >= state["next_rss"]:
-            state["next_rss"] = el + rss_every_s
-            rss.append((el, rss_mb()))
-
-    session = LiveSession(args, on_frame=on_frame)
+    args = _soak_args(model, input, duration_s, fps, osc, threads, no_spin, late_policy, device, dancers, priority,
+                      lock_memory)
+    rec = FrameRecorder(int(duration_s * (fps or 60) * 1.2) + 100, rss_every_s)
+    session = LiveSession(args, on_frame=rec.on_frame)
     steal = StealSampler(duration_s + 30.0)
     # the wake-up probe: separate processes, one per CPU, so a late frame can be told the machine's or the loop's
     probes = None
@@ -162,33 +122,97 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         steal.stop()
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     wall = time.monotonic() - t0
+    return _soak_result(session, rec, steal, probes, duration_s, wall, rss_before, cpu0, cpu1)
+
+
+def _soak_args(model, input, duration_s, fps, osc, threads, no_spin, late_policy, device, dancers, priority, lock_memory):
+    """The `transflower live` options of the soak run."""
+    from transflower.realtime.live import _parser
+
+    argv = ["--duration", str(duration_s), "--osc", osc, "--status-interval", "0", "--threads", str(threads),
+            "--late-policy", late_policy, "--dancers", str(dancers), "--priority", priority, "--lock-memory", lock_memory]
+    argv += ["--model", str(model)] if model else []
+    if input:
+        argv += ["--input", str(input), "--loop"]
+    elif device:
+        argv += ["--device", str(device)]
+    else:
+        argv += ["--demo"]
+    if fps:
+        argv += ["--fps", str(fps)]
+    if no_spin:
+        argv.append("--no-spin")
+    return _parser().parse_args(argv)
+
+
+class FrameRecorder:
+    """The live session's per-frame hook: each frame's time, lateness, latency, emission and page faults into
+    preallocated arrays, and the process's memory every `rss_every_s`."""
+
+    def __init__(self, n_max: int, rss_every_s: float):
+        self.n_max, self.rss_every_s = n_max, rss_every_s
+        self.t_rel = np.zeros(n_max)            # tick time since start (s)
+        self.lat = np.full(n_max, np.nan)       # audio-in -> OSC-out (ms) when a new audio row was used
+        self.late = np.zeros(n_max)             # tick lateness (ms)
+        self.emitted = np.zeros(n_max)          # when each frame was handed on (clock time, s)
+        self.majflt = np.zeros(n_max, np.int32)  # major page faults (a page read back from disk) since the previous frame
+        self.rss = []                           # (t, MB)
+        self.n, self.next_rss, self.ru_first, self.last_majflt = 0, 0.0, None, 0
+
+    def on_frame(self, session, tick, latency):
+        import resource
+
+        i = self.n
+        if i >= self.n_max:
+            return
+        ru = resource.getrusage(resource.RUSAGE_SELF)  # ~2 us; a bench's hook, not the live path
+        if i == 0:
+            self.ru_first = ru  # start-up's page faults left out
+        else:
+            self.majflt[i] = ru.ru_majflt - self.last_majflt
+        self.last_majflt = ru.ru_majflt
+        el = tick.deadline - session.clock.t0
+        self.t_rel[i], self.late[i], self.emitted[i] = el, 1000 * tick.late_by, tick.now
+        if latency is not None:
+            self.lat[i] = latency
+        self.n = i + 1
+        if el >= self.next_rss:
+            self.next_rss = el + self.rss_every_s
+            self.rss.append((el, rss_mb()))
+
+
+def _pct(a, q):
+    a = a[np.isfinite(a)]
+    return round(float(np.percentile(a, q)), 3) if a.size else None
+
+
+def _soak_result(session, rec: FrameRecorder, steal, probes, duration_s, wall, rss_before, cpu0, cpu1) -> dict:
+    """The soak's figures: lateness, jitter, CPU share, latency and its drift, memory growth, steal, page faults,
+    and each late frame lined up against steal and the wake-up probe's stalls."""
+    import os
+
+    from transflower.benchmarks.wakeup import stalls_near
+
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     # the clock's start on the wall clock, to line late frames up with other logs (a wake-up probe's)
     clock_t0_unix = time.time() - time.perf_counter() + session.clock.t0
-    ru_first = state.get("ru_first", cpu0)
-    n = state["n"]
-    t_rel, lat, late = t_rel[:n], lat[:n], late[:n]
+    ru_first = rec.ru_first or cpu0
+    n = rec.n
+    t_rel, lat, late, majflt = rec.t_rel[:n], rec.lat[:n], rec.late[:n], rec.majflt[:n]
     tenth = max(1, n // 10)
-
-    def p(a, q):
-        a = a[np.isfinite(a)]
-        return round(float(np.percentile(a, q)), 3) if a.size else None
-
     first, last = lat[:tenth], lat[-tenth:]
     # jitter: how far each inter-frame interval is from the frame period (skipped frames excluded)
     period = 1.0 / session.fps
-    intervals = np.diff(emitted[:n])
-    intervals = intervals[intervals < 1.5 * period]
-    jitter = 1000 * np.abs(intervals - period)
-    rss_arr = np.array([m for _, m in rss]) if rss else np.array([rss_before])
-    # memory growth after warm-up: median of the first 10% of samples vs the last 10%
-    k = max(1, len(rss_arr) // 10)
+    intervals = np.diff(rec.emitted[:n])
+    jitter = 1000 * np.abs(intervals[intervals < 1.5 * period] - period)
+    rss_arr = np.array([m for _, m in rec.rss]) if rec.rss else np.array([rss_before])
+    k = max(1, len(rss_arr) // 10)  # memory growth after warm-up: median of the first 10% of samples vs the last 10%
     sm = session.summary(session.source, session.feats)
     # were the late frames moments when the hypervisor ran someone else? (each frame's window: its deadline
     # to its emission, widened by one sampling period); the share of all frames' windows with steal is the
     # chance level to compare with
     is_late = late > 1000 * session.clock.late_tolerance_s
-    emitted_n = emitted[:n]
+    emitted_n = rec.emitted[:n]
     stolen = steal.stolen_between(emitted_n - late / 1000.0 - steal.every_s, emitted_n)
     steal_out = {"available": steal.available, "steal_s": steal.steal_s(),
                  "late_frames_during_steal": int(np.sum(stolen & is_late)),
@@ -204,13 +228,13 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         "late_first_10pct": int(np.sum(is_late[:tenth])),
         "late_last_10pct": int(np.sum(is_late[-tenth:])),
         "dancers": sm.dancers, "priority": sm.priority, "memory": sm.memory, "step_ms": sm.step_ms, "engine_ms": sm.engine_ms, "host_ms": sm.host_ms,
-        "startup_s": sm.startup_s, "gc": sm.gc, "loadavg": [round(x, 2) for x in __import__("os").getloadavg()],
-        "jitter_ms": {"p50": p(jitter, 50), "p99": p(jitter, 99), "max": p(jitter, 100)},
+        "startup_s": sm.startup_s, "gc": sm.gc, "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "jitter_ms": {"p50": _pct(jitter, 50), "p99": _pct(jitter, 99), "max": _pct(jitter, 100)},
         "cpu_share": round(cpu_s / max(wall, 1e-9), 3),  # of one core, whole process (audio thread included)
-        "latency_ms": {"p50": p(lat, 50), "p99": p(lat, 99), "first_10pct_p50": p(first, 50),
-                       "last_10pct_p50": p(last, 50),
-                       "drift": (None if p(first, 50) is None or p(last, 50) is None
-                                 else round(p(last, 50) - p(first, 50), 3))},
+        "latency_ms": {"p50": _pct(lat, 50), "p99": _pct(lat, 99), "first_10pct_p50": _pct(first, 50),
+                       "last_10pct_p50": _pct(last, 50),
+                       "drift": (None if _pct(first, 50) is None or _pct(last, 50) is None
+                                 else round(_pct(last, 50) - _pct(first, 50), 3))},
         "rss_mb": {"before": round(rss_before, 1), "start": round(float(np.median(rss_arr[:k])), 1),
                    "end": round(float(np.median(rss_arr[-k:])), 1), "max": round(float(rss_arr.max()), 1),
                    "growth": round(float(np.median(rss_arr[-k:]) - np.median(rss_arr[:k])), 2)},
@@ -224,8 +248,8 @@ def run_soak(model, input, duration_s: float = 3600.0, fps: float | None = None,
         "late_frames": [{"t_s": round(float(t_rel[i]), 3), "late_ms": round(float(late[i]), 2), "steal": bool(stolen[i]),
                          "major_faults": int(majflt[i]), **({"probe_stall_cpus": cpus} if cpus is not None else {})}
                         for i, cpus in zip(late_idx, near)],
-        "late_frames_with_major_fault": int(np.sum(is_late & (majflt[:n] > 0))),
-        "frames_with_major_fault": int(np.sum(majflt[:n] > 0)),
+        "late_frames_with_major_fault": int(np.sum(is_late & (majflt > 0))),
+        "frames_with_major_fault": int(np.sum(majflt > 0)),
     }
     if probe_out is not None:
         out["probe"] = {"cpus": [{k: c[k] for k in ("cpu", "realtime", "wakeups", "late_ms", "over_report")}
