@@ -238,3 +238,17 @@ def test_an_unwritable_summary_json_is_one_clear_error(tmp_path):
     (tmp_path / "f").write_text("a file, not a folder")
     with pytest.raises(UserError, match="--summary-json .*cannot write it"):
         write_summary_json(LiveSummary(), tmp_path / "f" / "s.json")
+
+
+def test_the_terminal_screenshot_replays_carriage_returns_and_wraps_at_the_width():
+    """scripts/render_terminal.py (docs/evidence/terminal_80col.png): a redrawn status line shows its last
+    state, a long log line wraps at the width, and --at stops at the first matching redraw."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("render_terminal", Path(__file__).parents[1] / "scripts" / "render_terminal.py")
+    rt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rt)
+    raw = "Script started on x\r\n" + "W" * 100 + "\r\n" + "0:00 a\r      \r0:01 bb\r       \r0:02 ccc"
+    assert rt.replay(raw, 80, None) == ["W" * 80, "W" * 20, "0:02 ccc"]
+    assert rt.replay(raw, 80, "0:01") == ["W" * 80, "W" * 20, "0:01 bb"]
