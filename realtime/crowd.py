@@ -1,14 +1,14 @@
-"""The dancers' bodies: motion features from the engine -> root + joint rotations -> one VMC stream each.
+"""The dancers' bodies: motion features from the engine -> root + joint rotations -> the outputs (sinks).
 
 For N dancers at once, into buffers made at start-up (a frame allocates nothing):
     body(features (N, D))   integrate root velocity / heading and exp-maps (transflower.kernels.integrate,
                             the streaming inverse of transflower.motion_features), keep each dancer within
                             the stage radius, lift sunk feet (transflower.floor)
     blend(alpha)            --fps other than the model's: slerp / lerp between the two newest model frames
-    send(frame, t)          one OSC bundle per dancer to its own target(s) (transflower.bridge.vmc, never blocks)
+    send(frame, t, sinks)   every dancer's pose to each output (transflower.bridge.sinks: VMC, the preview, a recorder)
 
-Targets: `--osc` once per dancer, or one HOST:PORT for dancer 0 and consecutive ports for the others;
-a single dancer sends to every `--osc` target.
+VMC targets (`dancer_targets`): `--osc` once per dancer, or one HOST:PORT for dancer 0 and consecutive ports
+for the others; a single dancer sends to every `--osc` target.
 """
 from __future__ import annotations
 
@@ -36,9 +36,7 @@ def dancer_targets(osc: list[str] | None, dancers: int) -> list[list[str]]:
 
 
 class Crowd:
-    def __init__(self, skeleton, dancers: int, targets: list[list[str]], stage_radius: float = 150.0,
-                 floor: bool = True, interpolate: bool = False, bone_positions: str = "none", bone_map=None):
-        from transflower.bridge.vmc import VmcSender
+    def __init__(self, skeleton, dancers: int, stage_radius: float = 150.0, floor: bool = True, interpolate: bool = False):
         from transflower import kernels
         from transflower.floor import FloorClamp
         from transflower.motion_features import MotionFeatures
@@ -60,13 +58,6 @@ class Crowd:
             self._flat = (self.out_rots.reshape(-1, 4), self.prev_rots.reshape(-1, 4), self.rots.reshape(-1, 4))
         else:
             self.out_root, self.out_rots = self.root, self.rots
-        self.senders = []
-        try:
-            for t in targets:
-                self.senders.append(VmcSender(t, skeleton, bone_positions=bone_positions, bone_map=bone_map))
-        except BaseException:
-            self.close()
-            raise
         self.poses = [Pose(0, 0.0, self.out_root[i], self.out_rots[i]) for i in range(N)]
 
     def body(self, features: np.ndarray) -> None:
@@ -88,38 +79,9 @@ class Crowd:
         self.out_root += alpha * self.root
         self._slerp(self._flat[0], self._flat[1], self._flat[2], alpha)
 
-    def send(self, frame_index: int, t: float) -> None:
-        for pose, sender in zip(self.poses, self.senders):
+    def send(self, frame_index: int, t: float, sinks) -> None:
+        """This frame's poses (stamped with its index and time) to every sink (transflower.bridge.sinks), in order."""
+        for pose in self.poses:
             pose.frame_index, pose.time = frame_index, t
-            sender.send(pose)
-
-    def send_rest_pose(self) -> None:
-        for s in self.senders:
-            try:
-                s.send_rest_pose()
-            except Exception:  # noqa: BLE001  shutting down: a failing socket must not hide the summary
-                pass
-
-    def ease_to_neutral(self, duration_s: float, fps: float) -> None:
-        """Every dancer eases into a standing pose at once (each sender paces its own ~duration_s)."""
-        import threading
-
-        def ease(s):
-            try:
-                s.ease_to_neutral(duration_s, fps)
-            except Exception:  # noqa: BLE001  shutting down: a failing socket must not hide the summary
-                pass
-
-        threads = [threading.Thread(target=ease, args=(s,), daemon=True) for s in self.senders]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=duration_s + 2.0)
-
-    @property
-    def targets(self):
-        return [t for s in self.senders for t in s.targets]
-
-    def close(self) -> None:
-        for s in self.senders:
-            s.close()
+        for sink in sinks:
+            sink.send(self.poses)

@@ -152,7 +152,7 @@ class Dancer:
         if self.sender is not None:
             if self.realtime:
                 self._wait_for_turn()
-            self.sender.send(pose)
+            self.sender.send((pose,))
         return pose
 
     def _wait_for_turn(self) -> None:
@@ -193,11 +193,11 @@ class Dancer:
         `realtime` (default): send at the dance's pace, one pose per 1 / fps seconds from the first, however
         fast audio is pushed (push_audio waits for each pose's turn), so a receiver sees the music's speed.
         False: send each pose as soon as it is computed (offline rendering into a recorder)."""
-        from transflower.bridge.vmc import VmcSender
+        from transflower.bridge.sinks import VmcSink
 
         if self.sender is not None:
             self.sender.close()
-        self.sender = VmcSender(list(targets) or ["127.0.0.1:39539"], self.skeleton)
+        self.sender = VmcSink([list(targets) or ["127.0.0.1:39539"]], self.skeleton)  # transflower.bridge.sinks
         self.realtime = bool(realtime)
         self._pace_t0, self._paced = None, 0
         return self

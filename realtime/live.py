@@ -225,8 +225,13 @@ class LiveSession:
         meta = self.model.meta
         self.skeleton = Skeleton.from_dict(meta["skeleton"])
         kernels.warm_up()  # load (or compile once) the per-frame kernels now, never in the loop
-        self.crowd = Crowd(self.skeleton, self.dancers, targets, float(args.stage_radius), floor=not args.no_floor,
-                           interpolate=self.interpolate, bone_positions=args.bone_positions, bone_map=args.bone_map)
+        from transflower.bridge.sinks import BvhRecorder, PreviewSink, VmcSink
+
+        self.crowd = Crowd(self.skeleton, self.dancers, float(args.stage_radius), floor=not args.no_floor,
+                           interpolate=self.interpolate)
+        # the outputs, in the order each frame reaches them: VMC first (what the latency measures), then the rest
+        self.vmc = VmcSink(targets, self.skeleton, bone_positions=args.bone_positions, bone_map=args.bone_map)
+        self.sinks = [self.vmc]
         self.audio_config = AudioFeatureConfig.from_dict(meta["audio_config"])
         self.clock = FrameClock(self.fps, late_policy=args.late_policy)
         self.lookahead = int(meta["lookahead"])
@@ -236,6 +241,9 @@ class LiveSession:
 
             self.preview = PreviewServer(port=int(args.preview_port), fps=self.fps, status_fn=self._preview_status,
                                          avatar=args.avatar, styles=self.model.meta.get("styles") or [])
+            self.sinks.append(PreviewSink(self.preview, self.skeleton))
+        if getattr(args, "record", None):
+            self.sinks.append(BvhRecorder(args.record, self.skeleton, self.fps))
 
     def _init_run_state(self) -> None:
         """Counters and handles the run fills in (stop flags, timing stats, audio input, status, receivers)."""
@@ -267,7 +275,7 @@ class LiveSession:
     @property
     def sender(self):
         """Dancer 0's VMC sender (one dancer: the only one)."""
-        return self.crowd.senders[0]
+        return self.vmc.senders[0]
 
     @property
     def step_ms(self):
@@ -287,7 +295,7 @@ class LiveSession:
             self._model_frame()
         else:
             self._model_frames_until(elapsed)
-        self.crowd.send(tick.frame_index, elapsed)
+        self.crowd.send(tick.frame_index, elapsed, self.sinks)
         return new_rows
 
     def _pull_audio(self) -> int:
@@ -372,7 +380,8 @@ class LiveSession:
         # every figure as JSON to --summary-json and beside the run's log file (transflower.cli); a few lines here
         written = write_summary_json(summary, self.args.summary_json, getattr(self.args, "_log_path", None))
         print(human_summary(summary, written), flush=True)
-        self.crowd.close()
+        for sink in self.sinks:
+            sink.close()
         for h in logging.getLogger().handlers:
             h.flush()
         return 0
@@ -400,7 +409,7 @@ class LiveSession:
         # a device can come back: reopen it; a file or the demo track cannot fail that way
         reopenable = isinstance(source, MicrophoneSource) or getattr(source, "reopenable", False)
         self.watchdog = AudioWatchdog(source, self.source_factory if reopenable else None)
-        targets = ", ".join(f"{t.host}:{t.port}" for t in self.crowd.targets[:4]) + (" ..." if len(self.crowd.targets) > 4 else "")
+        targets = ", ".join(f"{t.host}:{t.port}" for t in self.vmc.targets[:4]) + (" ..." if len(self.vmc.targets) > 4 else "")
         interp_ms = 1000.0 / self.model_fps if self.interpolate else 0.0
         log.info("dancing to %s at %g fps (model %g fps, lookahead %d frames = %.0f ms%s)%s -> VMC %s; Ctrl-C stops",
                  source.name, self.fps, self.model_fps, self.lookahead, 1000 * self.lookahead / self.model_fps,
@@ -429,7 +438,7 @@ class LiveSession:
         from transflower.realtime.timing import OverloadMonitor
 
         self.status_line = StatusLine(float(args.status_interval)).attach_logging()
-        self.receivers = ReceiverWatch(self.crowd.targets, log)
+        self.receivers = ReceiverWatch(self.vmc.targets, log)
         next_check = 0.0
         end_at = None if args.duration is None else float(args.duration)
         interp_ms = 1000.0 / self.model_fps if self.interpolate else 0.0
@@ -447,12 +456,6 @@ class LiveSession:
             sent = time.monotonic()
             if self.startup_s is None:
                 self.startup_s = (process_age_s() if self.startup_from_process else None) or (time.perf_counter() - self._created)
-            if self.preview:
-                try:
-                    self.preview.push_pose(self.crowd.poses[0], self.skeleton)
-                except Exception as e:  # noqa: BLE001  the preview is a convenience: never stop the show
-                    log.warning("preview failed (%s); turning it off", e)
-                    self.preview = None
             times.add(1000 * self._engine_s, 1000 * (time.perf_counter() - t_start))
             lat = None
             feats = self.feats
@@ -499,7 +502,8 @@ class LiveSession:
         gc.unfreeze()
         if self.status_line is not None:
             self.status_line.close()  # off the terminal, log handlers as they were
-        self.crowd.ease_to_neutral(0.5, self.fps)  # ~0.5 s into a standing pose, not a snap to the T-pose
+        for sink in self.sinks:  # ~0.5 s into a standing pose, not a snap to the T-pose
+            sink.ease_to_neutral(0.5, self.fps)
         watchdog = self.watchdog
         if watchdog is not None:
             watchdog.close()
@@ -550,7 +554,7 @@ class LiveSession:
 
     def _engine_figures(self, elapsed) -> str:
         c, t, e = self.clock, self.times, self.engine
-        udp = sum(x.failed + x.refused for x in self.crowd.targets)
+        udp = sum(x.failed + x.refused for x in self.vmc.targets)
         return (f"{c.frames / max(elapsed, 1e-9):5.1f} fps  step p50 {t.recent_step.pct(50):5.2f} "
                 f"p99 {t.recent_step.pct(99):5.2f} ms (engine {t.recent_engine.pct(50):5.2f}/{t.recent_engine.pct(99):5.2f}, "
                 f"host {t.recent_host.pct(50):4.2f}/{t.recent_host.pct(99):4.2f})  latency p50 {self.latency_ms.pct(50):5.0f} ms  "

@@ -59,6 +59,8 @@ def _output_options(grp) -> None:
     grp.add_argument("--preview", action="store_true", help="serve a live 3D view (a VRM avatar) in the browser")
     grp.add_argument("--avatar", metavar="FILE.vrm", help="VRM avatar for --preview (default: the built-in plain dancer)")
     grp.add_argument("--preview-port", type=int, default=8765, help="HTTP port of --preview (default 8765; 0 = any free port)")
+    grp.add_argument("--record", metavar="FILE.bvh", help="also record dancer 0's dance and write it as a BVH file when "
+                     "the run ends (to edit, retarget or render later)")
 
 
 def _dancer_options(grp) -> None:

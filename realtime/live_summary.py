@@ -61,7 +61,7 @@ class LiveSummary:
 def summarize(session) -> LiveSummary:
     """The figures of a LiveSession that has run (or is running)."""
     s, c, t = session, session.clock, session.times
-    wd, feats, lat, targets = s.watchdog, s.feats, s.latency_ms, s.crowd.targets
+    wd, feats, lat, targets = s.watchdog, s.feats, s.latency_ms, s.vmc.targets
     ground = s.engine.ground
     return LiveSummary(
         frames=s.frames_sent, seconds=round(s.frames_sent / s.fps, 2), fps=s.fps, model_fps=s.model_fps,

@@ -209,7 +209,7 @@ def test_real_device_loss_keeps_the_terminal_clean(tiny_onnx, tmp_path):
 
 LIVE_GROUPS = {
     "audio input": ["--list-devices", "--device", "--input", "--loop", "--loop-input", "--audible", "--demo", "--input-gain"],
-    "output": ["--osc", "--fps", "--bone-positions", "--bone-map", "--preview", "--avatar", "--preview-port"],
+    "output": ["--osc", "--fps", "--bone-positions", "--bone-map", "--preview", "--avatar", "--preview-port", "--record"],
     "dancer": ["--model", "--temperature", "--style", "--style-strength", "--list-styles", "--noise-correlation",
                "--no-style-presets", "--no-energy", "--no-floor", "--stage-radius", "--seed", "--seed-motion", "--dancers",
                "--temperatures"],

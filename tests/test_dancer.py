@@ -185,7 +185,7 @@ def paced_dancer(model, clock, **stream):
     d._clock, d._sleep = clock, clock.sleep
     sent = []
     send = d.sender.send
-    d.sender.send = lambda pose: (sent.append((pose.frame_index, clock())), send(pose))
+    d.sender.send = lambda poses: (sent.append((poses[0].frame_index, clock())), send(poses))
     return d, sent
 
 

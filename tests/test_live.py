@@ -309,7 +309,7 @@ def test_crowd_streams_each_dancer_to_its_own_port_with_frame_hooks(tmp_path):
                          "--osc", f"127.0.0.1:{base}", "--status-interval", 0, "--summary-json", tmp_path / "s.json")
         s = LiveSession(args)
         s.frame_hooks.append(hook)
-        assert s.engine.batched and len(s.crowd.senders) == 3
+        assert s.engine.batched and len(s.vmc.senders) == 3
         assert s.run() == 0
         sm = json.loads((tmp_path / "s.json").read_text())
         assert sm["dancers"] == 3 and len(hooked) == sm["frames"]
