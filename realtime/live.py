@@ -116,17 +116,20 @@ def run(args) -> int:
         return 0
     apply_config_file(args)
     validate(args)
-    session = LiveSession(args)
+    from transflower.realtime.live_config import live_config
+
+    session = LiveSession(live_config(args))  # the library takes a frozen config, not the parser's namespace
     session.startup_from_process = True
     return session.run()
 
 
 
 
-def parse_temperatures(args) -> list[float]:
+def parse_temperatures(args, temperature: float) -> list[float]:
+    """Each dancer's temperature: --temperatures, else `temperature` (--temperature or the model's default) for all."""
     n = int(args.dancers)
     if not args.temperatures:
-        return [float(args.temperature)] * n
+        return [float(temperature)] * n
     try:
         temps = [float(t) for t in str(args.temperatures).split(",")]
     except ValueError:
@@ -149,9 +152,11 @@ class LiveSession:
         `on_frame(session, tick, latency_ms_or_None)` is called after every sent frame (soak runner)."""
         from transflower.realtime.crowd import dancer_targets
 
+        from transflower.realtime.live_config import LiveConfig, live_config
+
         self._created = time.perf_counter()
         self.startup_from_process = False  # `transflower live` measures from the process's start
-        self.args = args
+        self.args = args = args if isinstance(args, LiveConfig) else live_config(args)  # frozen: read, never changed
         self.source_factory = source_factory or (lambda: open_source(args))
         self.on_frame = on_frame
         self.frame_hooks = []  # callables hook(session), run every frame before the step (live control)
@@ -193,15 +198,15 @@ class LiveSession:
         from transflower.realtime.engine import DanceEngine
         from transflower.styles import check_strength, preset_of
 
-        if args.temperature is None:  # the model's benchmarked default (metadata), else 1 = as trained
-            args.temperature = float(self.model.meta.get(TEMPERATURE.model_key, TEMPERATURE.default))
-        args.style_strength = check_strength(1.0 if getattr(args, "style_strength", None) is None else args.style_strength,
-                                             "--style-strength")
+        temperature = args.temperature  # else the model's benchmarked default (metadata), else 1 = as trained
+        if temperature is None:
+            temperature = float(self.model.meta.get(TEMPERATURE.model_key, TEMPERATURE.default))
+        self.style_strength = check_strength(1.0 if args.style_strength is None else args.style_strength, "--style-strength")
         # with --style: begins in it, warmed up under its label on --seed-motion, else on the style's own seed clip
-        self.engine = DanceEngine(self.model, temperature=parse_temperatures(args), seed=args.seed,
+        self.engine = DanceEngine(self.model, temperature=parse_temperatures(args, temperature), seed=args.seed,
                                   seed_motion=seed_motion, dancers=self.dancers,
                                   style_presets=not getattr(args, "no_style_presets", False),
-                                  style=getattr(args, "style", None), style_strength=args.style_strength,
+                                  style=getattr(args, "style", None), style_strength=self.style_strength,
                                   ground=not getattr(args, "no_floor", False),
                                   noise_correlation=getattr(args, "noise_correlation", None),
                                   energy=not getattr(args, "no_energy", False))
@@ -378,7 +383,7 @@ class LiveSession:
             log.info("stopped by %s after %d frames (%.1f s); eased into the standing pose", self.stopped_by, summary.frames,
                      summary.seconds)
         # every figure as JSON to --summary-json and beside the run's log file (transflower.cli); a few lines here
-        written = write_summary_json(summary, self.args.summary_json, getattr(self.args, "_log_path", None))
+        written = write_summary_json(summary, self.args.summary_json, self.args.log_path)
         print(human_summary(summary, written), flush=True)
         for sink in self.sinks:
             sink.close()

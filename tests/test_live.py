@@ -375,3 +375,25 @@ def test_a_file_that_ends_stops_the_run_with_a_line_that_says_so(tiny_onnx, rece
     s = json.loads(out.read_text())
     assert s["stopped_by"] == "end of input" and s["seconds"] < 3.0  # not the 6 s asked for
     assert f"{song} ended after" in caplog.text and "--loop plays it again" in caplog.text
+
+
+def test_the_library_takes_a_frozen_config_that_a_run_leaves_as_it_was(tiny_onnx, receiver):
+    """LiveConfig: the live options as one frozen, typed object (fields and defaults from the parser); a run
+    reads it and never changes it (the model's default temperature lives in the session, not the config)."""
+    import dataclasses
+
+    from transflower.errors import UserError
+    from transflower.realtime.live import LiveSession, _parser
+    from transflower.realtime.live_config import live_config
+
+    defaults = vars(_parser().parse_args([]))
+    cfg = live_config(model=str(tiny_onnx), demo=True, duration=1.0, fps=20.0, status_interval=0.0,
+                      osc=(f"127.0.0.1:{receiver.port}",))
+    assert all(getattr(cfg, k) == (tuple(v) if isinstance(v, list) else v) for k, v in defaults.items()
+               if k not in ("model", "demo", "duration", "fps", "status_interval", "osc"))
+    before = dataclasses.asdict(cfg)
+    assert LiveSession(cfg).run() == 0 and dataclasses.asdict(cfg) == before and cfg.temperature is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.temperature = 0.5
+    with pytest.raises(UserError, match="unknown \\['temprature'\\]"):
+        live_config(temprature=0.5)
