@@ -103,31 +103,37 @@ class PreviewSink(PoseSink):
 
 class BvhRecorder(PoseSink):
     """Dancer 0's dance, kept as it is sent and written as a BVH file (atomically) when the run ends: the
-    performance to edit, retarget or render later. Memory grows with the run (about 1 KB a frame)."""
+    performance to edit, retarget or render later. Frames go into preallocated blocks of `block` frames (a
+    new block now and then, not an allocation per frame); memory grows with the run, about 1 KB a frame."""
 
-    def __init__(self, path, skeleton, fps: float):
+    def __init__(self, path, skeleton, fps: float, block: int = 1200):
         from transflower.errors import UserError
 
-        self.path, self.skeleton, self.fps = Path(path), skeleton, float(fps)
+        self.path, self.skeleton, self.fps, self.block = Path(path), skeleton, float(fps), int(block)
         if self.path.suffix.lower() != ".bvh":
             raise UserError(f"--record {path}: expected a .bvh file name")
         if not self.path.parent.is_dir():
             raise UserError(f"--record {path}: the folder {self.path.parent} does not exist")
-        self._root, self._rots = [], []
+        self._blocks, self.frames = [], 0
 
     def send(self, poses) -> None:
-        self._root.append(np.array(poses[0].root_position, np.float64))
-        self._rots.append(np.array(poses[0].local_rotations, np.float64))
-
-    @property
-    def frames(self) -> int:
-        return len(self._root)
+        k = self.frames % self.block
+        if k == 0:
+            rots = np.asarray(poses[0].local_rotations)
+            self._blocks.append((np.zeros((self.block, 3)), np.zeros((self.block,) + rots.shape)))
+        root, rots = self._blocks[-1]
+        np.copyto(root[k], poses[0].root_position)
+        np.copyto(rots[k], poses[0].local_rotations)
+        self.frames += 1
 
     def close(self) -> None:
         from transflower.bvh import BvhMotion, write_bvh
 
-        if not self._root:
+        if not self.frames:
             return
-        write_bvh(self.path, BvhMotion(self.skeleton, self.fps, np.stack(self._root), np.stack(self._rots)))
-        log.info("recorded %d frames (%.1f s) of dancer 0 to %s", len(self._root), len(self._root) / self.fps, self.path)
-        self._root, self._rots = [], []
+        n = self.frames
+        root = np.concatenate([b[0] for b in self._blocks])[:n]
+        rots = np.concatenate([b[1] for b in self._blocks])[:n]
+        write_bvh(self.path, BvhMotion(self.skeleton, self.fps, root, rots))
+        log.info("recorded %d frames (%.1f s) of dancer 0 to %s", n, n / self.fps, self.path)
+        self._blocks, self.frames = [], 0
