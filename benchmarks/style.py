@@ -200,9 +200,8 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
             progress(f"asked for {style}: recognised in {r['share']:.0%} of {r['windows']} windows started in it"
                      f" ({r['outside_real_range']:.0%} had a feature beyond the real range, clipped)"
                      + (f", {r['steered_share']:.0%} steered from the song's dance" if steered else ""))
-    switch = style_switch(ckpt, d["feats"], songs, d["styles_all"], seed_frames, fps, temperature, d["scaler"], d["skeleton"],
-                          d["names"], switch_seconds, blend_seconds, model.model.style_presets, strength,
-                          repeats=switch_repeats, ground=ground, noise_correlation=noise_correlation, features_json=d["fj"])
+    switch = style_switch(model, songs, d["styles_all"], seed_frames, fps, temperature, d["scaler"], d["skeleton"],
+                          d["names"], switch_seconds, blend_seconds, strength, repeats=switch_repeats)
     progress(f"switch: max joint speed around the switch {switch['max_speed_at_switch']:.2f} m/s "
              f"(real 99.9th percentile {switch['real_p999']:.2f} m/s; over it: {switch['switches_over']} of "
              f"{switch['switches']} switches, {switch['without_switch_over']} of the same dances without the switch)")
@@ -317,12 +316,12 @@ def _style_targets(recognised: dict, kinetics: dict, switch: dict) -> dict:
                                    "ok": switch["max_speed_at_switch"] <= switch["real_p999"]}}
 
 
-def style_switch(ckpt, feats, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
-                 blend_seconds, presets=None, strength: float = 1.0, repeats: int = 1, control: bool = True,
-                 ground: bool = True, noise_correlation: float | None = None, features_json=None) -> dict:
+def style_switch(model, songs, styles_all, seed_frames, fps, temperature, scaler, skeleton, names, switch_seconds,
+                 blend_seconds, strength: float = 1.0, repeats: int = 1, control: bool = True) -> dict:
     """The live switch: a dance begun in one style (from the song's own poses) is switched to the next with
     DanceEngine.set_style over `blend_seconds` (weights, temperature, noise correlation and traction move
-    with the styles' presets), without the energy gate.
+    with the styles' presets), by `model` (an EngineGenerator: its presets, grounding and noise) without the
+    energy gate.
 
     The fastest joint in the window around the switch (1 s before to 2 s after) is compared with the real
     dances' 99.9th percentile of per-frame fastest joint speed. That line is crossed by real dance too: a
@@ -330,15 +329,14 @@ def style_switch(ckpt, feats, songs, styles_all, seed_frames, fps, temperature, 
     songs). With `control`, each switch is also danced without it (the first style throughout, the same
     noise): a crossing there as well is the model's own pace, not a pop made by the switch.
     `repeats`: dances per song, each with other noise (seed 7 + song + 1000 x repeat)."""
+    import copy
+
     import torch
 
     from transflower.benchmarks import metrics as M
-    from transflower.benchmarks.quality import EngineGenerator
 
-    model = EngineGenerator(ckpt, feats, ground=ground, noise_correlation=noise_correlation, energy=False,
-                            features_json=features_json)
-    if presets is not None:
-        model.model.style_presets = presets
+    model = copy.copy(model)  # the same loaded model, danced without the energy gate
+    model.energy = False
     real = [M.kinematics(M.positions_from_features(scaler.inverse(s["motion"][seed_frames: seed_frames + s["n"]]),
                                                    skeleton), names, fps)["frame_max_speed"] for s in songs]
     p999 = float(np.percentile(np.concatenate(real), 99.9))
