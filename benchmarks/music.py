@@ -144,6 +144,49 @@ def dance(model: Path, wav: Path, seconds: float, seed: int, energy: bool, feats
     return positions_from_features(res["motion"], res["skeleton"])
 
 
+class BaselineDancer:
+    """A baseline's checkpoint (transformer_mse, moglow: no live engine) dancing a file with its own torch
+    `generate`, as `bench quality` samples it (temperature 1, as trained; no energy gate, no grounding: they
+    are the engine's), warm-started on the first 2 s of the first test song's real dance."""
+
+    def __init__(self, path, data_dir: Path, feats: dict, seed_id: str):
+        from transflower.checkpoint import load_checkpoint
+        from transflower.dataset import load_modality
+        from transflower.features import StandardScaler
+
+        self.model, _ = load_checkpoint(path)
+        self.feats, self.fps = feats, float(feats["fps"])
+        self.ms, self.as_ = StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"])
+        self.seed = load_modality(data_dir, seed_id, "motion")[: int(2 * self.fps)]
+
+    def __call__(self, wav: Path, seconds: float, seed: int) -> np.ndarray:
+        import torch
+
+        from transflower.benchmarks.metrics import positions_from_features
+        from transflower.generate import song_audio_features
+
+        audio = song_audio_features(wav, self.feats["audio_config"])
+        n = min(len(audio), int(seconds * self.fps))
+        a = torch.from_numpy(np.ascontiguousarray(self.as_.transform(audio[:n]), np.float32))
+        with torch.no_grad():
+            x = self.model.generate(torch.from_numpy(np.ascontiguousarray(self.seed, np.float32)), a, n, 1.0,
+                                    torch.Generator().manual_seed(int(seed)))
+        x = np.asarray(x.detach().cpu().numpy(), np.float64)
+        return positions_from_features(self.ms.inverse(x), self.feats["skeleton"])
+
+
+def dancer_for(path, data_dir: Path, feats: dict, ids: list[str], energy: bool):
+    """-> dance(wav, seconds, seed) -> (T, J, 3): our live model through `generate` (an .onnx, or a
+    transflower_live checkpoint), a baseline's checkpoint through its own sampler."""
+    if Path(path).suffix != ".onnx":
+        from transflower.checkpoint import load_checkpoint
+
+        _, cfg = load_checkpoint(path)
+        if cfg.get("model") != "transflower_live":
+            return BaselineDancer(path, data_dir, feats, ids[0])
+    return lambda wav, seconds, seed: dance(path, wav, seconds, seed, energy, feats)
+
+
 # ---------------------------------------------------------------------------------------------
 # The bench
 
@@ -178,8 +221,8 @@ def run_music(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, e
     strip = None
     for name, path in models.items():
         plot = name == next(iter(models))  # the plot: the first model's first dance
-        row, model_strip = _model_row(name, path, ids, list(extra_paths), cond, beats, demo, break_s,
-                                      samples, seconds, energy, feats, plot)
+        row, model_strip = _model_row(name, dancer_for(path, data_dir, feats, ids, energy), ids, list(extra_paths), cond,
+                                      beats, demo, break_s, samples, seconds, feats, plot)
         if plot:
             strip = model_strip
         res["models"][name] = summarise(row, ids)
@@ -234,8 +277,8 @@ def _real_following(data_dir: Path, ids: list[str], feats: dict, seconds: float)
             "pace_ratio_median": float(np.median([v[1] for v in real.values()]))}
 
 
-def _model_row(name: str, path, ids: list[str], extra_ids: list[str], cond: dict, beats: dict, demo: dict,
-               break_s: float, samples: int, seconds: float, energy: bool, feats: dict, plot: bool):
+def _model_row(name: str, dancer, ids: list[str], extra_ids: list[str], cond: dict, beats: dict, demo: dict,
+               break_s: float, samples: int, seconds: float, feats: dict, plot: bool):
     """One model's raw measures on every song and the demo track -> (row for `summarise`, the speed strip
     of its first dance at x0.8 and x1.25 when `plot`, else None)."""
     from tqdm import tqdm
@@ -250,7 +293,7 @@ def _model_row(name: str, path, ids: list[str], extra_ids: list[str], cond: dict
         for k in range(samples):
             seed = 1000 * k + i
             for f in (SLOW, FAST):
-                pos = dance(path, cond[sid][f], seconds, seed, energy, feats)
+                pos = dancer(cond[sid][f], seconds, seed)
                 sp = mean_joint_speed(pos, fps)
                 acfs[f].append(rhythm_acf(sp, fps))
                 pace[f].append(float(sp.mean()))
@@ -258,16 +301,16 @@ def _model_row(name: str, path, ids: list[str], extra_ids: list[str], cond: dict
                     strip = strip or {}
                     strip[f] = (sp, music_beats(cond[sid][f], fps, len(sp)))
             if sid in beats:  # beat alignment: the test songs, against the next one's beats as the control
-                pos = dance(path, cond[sid][1.0], seconds, seed, energy, feats)
+                pos = dancer(cond[sid][1.0], seconds, seed)
                 mb = motion_beats(pos, fps)
                 row["bas"].append(beat_alignment_score(beats[sid], mb, fps))
                 row["bas_shuffled"].append(beat_alignment_score(beats[ids[(i + 1) % len(ids)]], mb, fps))
             if "break" in cond[sid]:
-                pos = dance(path, cond[sid]["break"], break_s, seed, energy, feats)
+                pos = dancer(cond[sid]["break"], break_s, seed)
                 row["breaks"].setdefault(sid, []).append(break_measures(mean_joint_speed(pos, fps), fps))
         row["tempo_s"][sid] = time_scale(np.mean(acfs[SLOW], 0), np.mean(acfs[FAST], 0), fps)
         row["pace_ratio"][sid] = float(np.mean(pace[FAST]) / np.mean(pace[SLOW]))
-    dacf = {bpm: [rhythm_acf(mean_joint_speed(dance(path, demo[bpm], seconds, 7 + k, energy, feats), fps), fps)
+    dacf = {bpm: [rhythm_acf(mean_joint_speed(dancer(demo[bpm], seconds, 7 + k), fps), fps)
                   for k in range(samples)] for bpm in DEMO_BPMS}
     for bpm in DEMO_BPMS[1:]:
         row["demo_s"][f"{int(DEMO_BPMS[0])}->{int(bpm)}"] = time_scale(np.mean(dacf[DEMO_BPMS[0]], 0), np.mean(dacf[bpm], 0), fps)

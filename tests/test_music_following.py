@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -252,9 +254,10 @@ def test_bench_music_end_to_end_on_a_tiny_model(tmp_path, capsys):
 
     ckpt, feats, _ = make_tiny_checkpoint(tmp_path, context=12, lookahead=1)
     data = make_data(tmp_path, feats, ids=("song_a",), seconds=14.0)
+    baseline = tiny_moglow(tmp_path, json.loads(Path(feats).read_text()))
     out = tmp_path / "out"
-    assert main(["bench", "music", "--data", str(data), "--models", f"tiny={ckpt}", "--samples", "1", "--seconds", "10",
-                 "--out", str(out)]) == 0
+    assert main(["bench", "music", "--data", str(data), "--models", f"tiny={ckpt}", f"moglow={baseline}", "--samples", "1",
+                 "--seconds", "10", "--out", str(out)]) == 0
     res = json.loads((out / "music.json").read_text())
     assert res["real"]["tempo_s"]["song_a"] == pytest.approx(0.64, abs=0.06)  # the measure, on the real dance
     row = res["models"]["tiny"]
@@ -262,3 +265,23 @@ def test_bench_music_end_to_end_on_a_tiny_model(tmp_path, capsys):
     assert row["break_dances"] == 0  # a 14-s song has no room for a 12-s break
     assert (out / "music_speed.png").stat().st_size > 1000 and "| real (resampled) |" in (out / "music.md").read_text()
     assert "Tempo following" in capsys.readouterr().out
+    # a baseline (no live engine) dances the same conditions through its own sampler
+    base = res["models"]["moglow"]
+    assert 0.2 <= base["tempo_s"]["song_a"] <= 2.0 and set(base["demo_s"]) == {"100->124", "100->140"}
+    assert np.isfinite(base["pace_ratio"]["song_a"]) and "| moglow |" in (out / "music.md").read_text()
+
+
+def tiny_moglow(tmp_path, feats) -> Path:
+    """A randomly initialised MoGlow baseline checkpoint of the tiny data's feature sizes."""
+    import torch
+
+    from transflower.models import build_model
+
+    cfg = {"model": "moglow", "model_config": dict(motion_dim=len(feats["motion_names"]), audio_dim=len(feats["audio_names"]),
+                                                   hidden=16, lstm_layers=1, lookahead=1, dropout=0.0, flow_steps=2,
+                                                   flow_hidden=16)}
+    torch.manual_seed(0)
+    model = build_model(cfg["model"], cfg["model_config"])
+    path = Path(tmp_path) / "moglow.ckpt"
+    torch.save({"hyper_parameters": {"cfg": cfg}, "state_dict": {"model." + k: v for k, v in model.state_dict().items()}}, path)
+    return path
