@@ -2,7 +2,7 @@ import sys, numpy as np, librosa
 from pathlib import Path
 from transflower.audio_features import load_audio_mono
 from transflower.dataset import read_ids
-data = Path("/work/data/tang")
+data = Path(sys.argv[1] if len(sys.argv) > 1 else "data/tang")
 ids = ([i for i in read_ids(data, "test") if "~" not in i] + [i for i in read_ids(data, "train") if "~" not in i])[:16]
 rs = {"lib": [], "lib_sd2": [], "lib_8s_med": []}
 for sid in ids:

@@ -2,7 +2,6 @@
 songs' features at x0.8 / x1.25, as pace_regressor_first.py caches them), from the project root."""
 import sys, json, numpy as np
 from pathlib import Path
-sys.path.insert(0, "/work/main")
 from transflower.realtime.onnx_model import OnnxDanceModel
 from transflower.realtime.engine import DanceEngine
 from transflower.generate import song_audio_features
