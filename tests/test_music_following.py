@@ -117,6 +117,39 @@ def test_a_window_may_switch_tempo_several_times_and_stays_one_continuous_song(t
         MultimodalDataset(tmp_path, "train", spec, tempo_splice=1.0, tempo_splices=0)
 
 
+def test_music_leads_the_cut_and_the_frames_before_it_are_context_only(tmp_path):
+    fps = 20.0
+    for f in (1.0, 1.25):  # every feature is the song time itself
+        sid = "clip" if f == 1.0 else f"clip~t{f:.2f}"
+        t = (np.arange(int(30 * fps / f)) * f / fps)[:, None].astype(np.float32)
+        np.save(tmp_path / f"{sid}.motion.npy", np.repeat(t, 2, 1))
+        np.save(tmp_path / f"{sid}.audio.npy", np.repeat(t, 3, 1))
+    (tmp_path / "base_filenames_train.txt").write_text("clip\nclip~t1.25\n")
+    spec = WindowSpec(["motion", "audio"], ["motion"], [40, 40], [40], [0, 3], [1])
+    ds = MultimodalDataset(tmp_path, "train", spec, stride=7, tempo_splice=1.0, seed=0, music_leads=1.0)
+    led = 0
+    for i in range(len(ds)):
+        inputs, outputs = ds[i]
+        assert len(outputs) == 2 and outputs[1].shape == (40, 1)
+        mask, target, audio = outputs[1][:, 0], outputs[0][:, 0], inputs[1][:, 0]
+        z = int((mask == 0).sum())
+        assert np.all(mask[z:] == 1.0)
+        if z == 0:  # a version ran out: a plain spliced window, every frame a target
+            continue
+        led += 1
+        step = np.diff(audio)
+        assert np.allclose(step, step[0], atol=1e-5)  # one version's music throughout, at its own tempo
+        assert np.allclose(np.diff(target[z:]), step[0], atol=1e-5)  # the dance follows it from the cut on
+        assert not np.allclose(np.diff(target[: z - 1]), step[0], atol=1e-3)  # ... and before it did not
+        cut = z + 1  # window row of the cut: output j is row j + 1, audio input j is row j + 3
+        assert abs(target[cut - 1] - audio[cut - 3]) <= 1.3 / fps  # the same moment of the song at the cut
+    assert led > len(ds) // 2
+    with pytest.raises(UserError, match="music_leads"):
+        MultimodalDataset(tmp_path, "train", spec, tempo_splice=1.0, tempo_splices=2, music_leads=0.5)
+    with pytest.raises(UserError, match="music_leads"):
+        MultimodalDataset(tmp_path, "train", spec, tempo_splice=1.0, music_leads=1.5)
+
+
 def test_tempo_splice_needs_copies_and_a_probability(tmp_path):
     song_time_data(tmp_path, factors=(1.0,))
     spec = WindowSpec(["motion"], ["motion"], [10], [10], [0], [1])

@@ -99,7 +99,7 @@ class MultimodalDataset:
     """
 
     def __init__(self, data_dir, split: str, spec: WindowSpec, stride: int = 1, ids: list[str] | None = None,
-                 tempo_splice: float = 0.0, seed: int = 0, tempo_splices: int = 1):
+                 tempo_splice: float = 0.0, seed: int = 0, tempo_splices: int = 1, music_leads: float = 0.0):
         self.data_dir = Path(data_dir)
         self.spec = spec
         if not 0.0 <= float(tempo_splice) <= 1.0:
@@ -108,6 +108,11 @@ class MultimodalDataset:
         if not (isinstance(tempo_splices, int) and tempo_splices >= 1):
             raise UserError(f"data.tempo_splices: expected an integer >= 1, got {tempo_splices!r}")
         self.tempo_splices = tempo_splices
+        if not 0.0 <= float(music_leads) <= 1.0:
+            raise UserError(f"data.music_leads: expected a probability in 0..1, got {music_leads}")
+        if music_leads > 0 and (self.tempo_splice == 0 or tempo_splices != 1):
+            raise UserError("data.music_leads: needs data.tempo_splice > 0 with data.tempo_splices: 1 (one cut a window)")
+        self.music_leads = float(music_leads)
         self._rng = np.random.default_rng(seed)
         self.ids = ids if ids is not None else read_ids(self.data_dir, split)
         mods = sorted(set(spec.input_modalities) | set(spec.output_modalities))
@@ -170,8 +175,9 @@ class MultimodalDataset:
     def __getitem__(self, i: int):
         seq_id, s = self.index[i]
         arrs, sp = self.arrays[seq_id], self.spec
+        n = min(sp.input_lengths + sp.output_lengths)
+        lead = None  # (cut frame, the version whose music leads)
         if self.versions.get(seq_id) and self._rng.random() < self.tempo_splice:
-            n = min(sp.input_lengths + sp.output_lengths)
             ks = np.sort(self._rng.choice(np.arange(n // 8, 7 * n // 8 + 1), self._rng.integers(1, self.tempo_splices + 1),
                                           replace=False)) if self.tempo_splices > 1 else [int(self._rng.integers(n // 4, 3 * n // 4 + 1))]
             cuts, cur = [], seq_id
@@ -181,10 +187,34 @@ class MultimodalDataset:
                 cuts.append((int(k), cur))
             window = self.spliced_chain(seq_id, s, cuts)
             if window is not None:
+                if self.music_leads > 0 and self._rng.random() < self.music_leads:
+                    k, other = cuts[0]
+                    led = self._music_led(window, s + k - (s + min(0, sp.min_offset)), other,
+                                          int(round((s + k) * self._factor[seq_id] / self._factor[other])))
+                    if led is not None:
+                        window, lead = led, cuts[0]
                 arrs, s = window, -min(0, sp.min_offset)
         inputs = [arrs[m][s + o : s + o + n] for m, o, n in zip(sp.input_modalities, sp.input_time_offsets, sp.input_lengths)]
         outputs = [arrs[m][s + o : s + o + n] for m, o, n in zip(sp.output_modalities, sp.output_time_offsets, sp.output_lengths)]
+        if self.music_leads > 0:
+            mask = np.ones((sp.output_lengths[0], 1), np.float32)
+            if lead is not None:  # output t is the pose of window frame t + offset: a target from the cut on
+                mask[: max(lead[0] - sp.output_time_offsets[0], 0)] = 0.0
+            outputs.append(mask)
         return inputs, outputs
+
+    def _music_led(self, window: dict, at_cut: int, other: str, cut_in_other: int) -> dict | None:
+        """A spliced window whose audio is `other`'s throughout: window row `at_cut` (the cut) is row
+        `cut_in_other` of `other`, and the rows before it are what `other` plays leading up to it. None where
+        `other` starts too late for that."""
+        audio = self.arrays[other].get("audio")
+        total = next(iter(window.values())).shape[0]
+        start = cut_in_other - at_cut
+        if audio is None or start < 0 or start + total > audio.shape[0]:
+            return None
+        out = dict(window)
+        out["audio"] = audio[start:start + total]
+        return out
 
 
 def style_balanced_weights(dataset: MultimodalDataset, modality: str = "style") -> np.ndarray:
