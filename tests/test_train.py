@@ -169,6 +169,9 @@ def _write(tmp_path, text: str) -> Path:
     ("model: transflower_live\ndata:\n  seqlen: 5\n", ["unknown keys in data", "seqlen"]),
     ("model: transflower_live\noptimizer:\n  lr: 0.1\n", ["unknown sections", "optimizer"]),
     ("model: [unclosed\n", ["not valid YAML"]),
+    ("model: transflower_live\ntraining_terms:\n  music_swp: {p: 0.1}\n", ["training_terms: unknown terms", "music_swp"]),
+    ("model: transflower_live\ntraining_terms:\n  music_swap: {p: 0.1}\nmodel_config:\n  music_swap: 0.2\n",
+     ["model_config.music_swap = 0.2 and training_terms.music_swap.p = 0.1"]),
     ("- a\n- b\n", ["expected a mapping"]),
 ])
 def test_bad_config_file_is_a_user_error(tmp_path, text, words):
@@ -200,6 +203,11 @@ def test_missing_config_file_is_a_user_error(tmp_path):
     ("training.lr=-1e-3", ["training.lr"]),
     ("training.val_every_steps=0", ["training.val_every_steps"]),
     ("training.checkpoint_every_steps=0", ["training.checkpoint_every_steps"]),
+    ("training_terms.scheduled_sampling.passes=0", ["training_terms.scheduled_sampling.passes: expected an integer >= 1, got 0"]),
+    ("training_terms.style_dropout.p=1.5", ["training_terms.style_dropout.p", "[0, 1)"]),
+    ("training_terms.pose_nosie.std=0.1", ["training_terms: unknown terms ['pose_nosie']", "'pose_noise'", "'style_contrast'"]),
+    ("training_terms.music_swap.q=0.3", ["training_terms.music_swap: unknown parameters ['q']"]),
+    ("model_config.scheduled_sampling_passes=0", ["training_terms.scheduled_sampling.passes: expected an integer >= 1"]),
 ])
 def test_bad_override_is_a_user_error(override, words):
     with pytest.raises(UserError) as e:
@@ -248,11 +256,37 @@ def test_cli_prints_one_line_and_exits_2(data_dir, tmp_path, capsys):
 
 
 def test_unknown_scheduled_sampling_style_is_a_user_error(data_dir, tmp_path):
-    cfg = load_config(HPARAMS / "transflower_live.yaml", ["model_config.scheduled_sampling=0.5",
-                                                          "model_config.scheduled_sampling_styles=[tango]"])
-    with pytest.raises(UserError, match=r"scheduled_sampling_styles: \['tango'\] not among the data's styles"):
+    cfg = load_config(HPARAMS / "transflower_live.yaml", ["training_terms.scheduled_sampling.p=0.5",
+                                                          "training_terms.scheduled_sampling.styles=[tango]"])
+    with pytest.raises(UserError, match=r"training_terms.scheduled_sampling.styles: \['tango'\] not among the data's styles"):
         train(cfg, data_dir, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_training_terms_are_overridden_like_any_section():
+    base = yaml.safe_load(DEFAULT_CONFIG.read_text())["training_terms"]
+    assert base == {"pose_noise": {"std": 0.1, "dropout": 0.0}, "style_dropout": {"p": 0.3}}  # the default: these on
+    cfg = load_config(DEFAULT_CONFIG, ["training_terms.scheduled_sampling.p=0.5", "training_terms.pose_noise.std=0.2",
+                                       "training_terms.music_swap={p: 0.3}", "training_terms.style_dropout=null"])
+    assert cfg["training_terms"] == {"pose_noise": {"std": 0.2, "dropout": 0.0}, "style_dropout": None,
+                                     "music_swap": {"p": 0.3}, "scheduled_sampling": {"p": 0.5}}
+    # an override written as before the section existed is read as the term's parameter
+    cfg = load_config(DEFAULT_CONFIG, ["model_config.style_dropout=0.15", "model_config.scheduled_sampling_passes=3"])
+    assert cfg["training_terms"]["style_dropout"] == {"p": 0.15} and cfg["training_terms"]["scheduled_sampling"] == {"passes": 3}
+    assert "style_dropout" not in cfg["model_config"]
+
+
+def test_a_config_of_the_older_layout_still_trains_and_its_run_writes_the_new_one(data_dir, tmp_path):
+    """A YAML whose model_config holds the training keys (as before the training_terms section): they move."""
+    old = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    old["model_config"].update(pose_noise=0.1, pose_dropout=0.0, style_dropout=0.3, scheduled_sampling=0.5,
+                               scheduled_sampling_passes=1, style_contrast=0.0, style_contrast_windows=8)
+    del old["training_terms"]
+    cfg = load_config(_write(tmp_path, yaml.safe_dump(old)), TINY_LIVE + FAST + ["training.max_steps=2", "training.val_every_steps=2"])
+    assert cfg["training_terms"]["scheduled_sampling"] == {"p": 0.5, "passes": 1} and "pose_noise" not in cfg["model_config"]
+    assert train(cfg, data_dir, tmp_path / "run") == 0
+    written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert written["training_terms"] == cfg["training_terms"] and "scheduled_sampling" not in written["model_config"]
 
 
 def test_style_indices_take_names_or_a_saved_configs_indices():
@@ -278,8 +312,8 @@ def test_style_contrast_trains_end_to_end_and_the_curve_keeps_the_nll(data_dir, 
     meta = json.loads((styled / "features.json").read_text())
     (styled / "features.json").write_text(json.dumps({**meta, "styles": ["auto", "slow", "fast"]}))
     cfg = load_config(DEFAULT_CONFIG, TINY_LIVE + FAST + [
-        "training.max_steps=4", "training.val_every_steps=4", "model_config.style_contrast=1.0",
-        "model_config.style_dropout=0.0", "model_config.scheduled_sampling=0.5"])
+        "training.max_steps=4", "training.val_every_steps=4", "training_terms.style_contrast.weight=1.0",
+        "training_terms.style_dropout=null", "training_terms.scheduled_sampling.p=0.5"])
     out = tmp_path / "run"
     assert train(cfg, styled, out) == 0
     card = json.loads((out / "model_card.json").read_text())
@@ -292,8 +326,8 @@ def test_style_contrast_trains_end_to_end_and_the_curve_keeps_the_nll(data_dir, 
 def test_training_step_logs_the_nll_and_the_style_contrast_apart():
     from transflower.train import build_lightning_module
 
-    cfg = load_config(DEFAULT_CONFIG, TINY_LIVE + ["model_config.styles=3", "model_config.style_contrast=2.0",
-                                                   "model_config.style_dropout=0.0"])
+    cfg = load_config(DEFAULT_CONFIG, TINY_LIVE + ["model_config.styles=3", "training_terms.style_contrast.weight=2.0",
+                                                   "training_terms.style_dropout.p=0.0"])
     lit = build_lightning_module(cfg, {"motion": 6, "audio": 5})
     logged = {}
     lit.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
@@ -327,7 +361,7 @@ def test_a_run_can_start_from_another_runs_weights(data_dir, tmp_path):
 
     d = data_dir
     cfg = load_config(DEFAULT_CONFIG, TINY_LIVE + FAST + ["training.max_steps=3", "training.val_every_steps=3",
-                                                          "model_config.scheduled_sampling=0.5"])
+                                                          "training_terms.scheduled_sampling.p=0.5"])
     first = tmp_path / "first"
     assert train(cfg, d, first) == 0
     assert card_steps(first) == 3
@@ -343,6 +377,22 @@ def test_a_run_can_start_from_another_runs_weights(data_dir, tmp_path):
     other = build_model("transflower_live", {**cfg["model_config"], "d_model": 48, "motion_dim": 46, "audio_dim": 68})
     with pytest.raises(UserError, match="do not fit this model_config"):
         train_mod.init_weights(other, first / "checkpoints" / "last.ckpt")
+    # a checkpoint saved with the older layout (training keys in model_config) loads, fine-tunes and resumes
+    old = tmp_path / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    ckpt = torch.load(first / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    saved = ckpt["hyper_parameters"]["cfg"]
+    saved["model_config"].update(pose_noise=0.1, pose_dropout=0.0, style_dropout=0.3, scheduled_sampling=0.5,
+                                 scheduled_sampling_passes=1, style_contrast=0.0)
+    del saved["training_terms"]
+    torch.save(ckpt, old / "checkpoints" / "last.ckpt")
+    model_old, cfg_old = load_checkpoint(old / "checkpoints" / "last.ckpt")
+    assert cfg_old["training_terms"]["scheduled_sampling"] == {"p": 0.5, "passes": 1} and "pose_noise" not in cfg_old["model_config"]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model_old.state_dict().values()))
+    train_mod.init_weights(fresh, old / "checkpoints" / "last.ckpt")
+    resumed = load_config(DEFAULT_CONFIG, TINY_LIVE + FAST + ["training.max_steps=5", "training.val_every_steps=5",
+                                                              "training_terms.scheduled_sampling.p=0.5"])
+    assert train(resumed, d, old) == 0 and _ckpt_step(old / "checkpoints" / "last.ckpt") == 5
 
 
 def card_steps(run: Path) -> int:

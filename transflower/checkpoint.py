@@ -30,6 +30,9 @@ def load_checkpoint(path):
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     except (KeyError, TypeError):
         raise UserError(f"{path}: not a transflower checkpoint (no hyper_parameters.cfg / state_dict)") from None
+    from transflower.models.training_terms import migrate_config
+
+    cfg = migrate_config(cfg)  # an older checkpoint's training keys move out of model_config (the shipped one's too)
     if isinstance(ckpt.get("features"), dict):  # a shipped, self-contained checkpoint
         cfg = {**cfg, "_features": ckpt["features"]}
     model = build_model(cfg["model"], cfg["model_config"])

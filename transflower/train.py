@@ -1,7 +1,9 @@
 """`transflower train CONFIG --data DIR --out RUN_DIR`: PyTorch Lightning training, resumable, DDP-ready.
 
 - Config as data: a YAML file (see transflower/hparams/), every value overridable with
-  `--override section.key=value` (parsed as YAML, so numbers and lists work).
+  `--override section.key=value` (parsed as YAML, so numbers and lists work). The architecture is in
+  `model_config`; what training adds to the loss is in `training_terms`, plug-ins with their own
+  parameters (transflower/models/training_terms.py; `--override training_terms.music_swap.p=0.3`).
 - Resume after a kill: checkpoints are written atomically every `checkpoint_every_steps` to
   RUN_DIR/checkpoints/last.ckpt; re-running the same command picks it up.
 - Scale-out: `training.devices`, `training.num_nodes`, `training.strategy=ddp` go straight to
@@ -13,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ from transflower.errors import UserError
 
 log = logging.getLogger("transflower.train")
 DEFAULT_CONFIG = Path(__file__).parent / "hparams" / "transflower_live.yaml"
-CONFIG_SECTIONS = {"model", "model_config", "data", "training"}
+CONFIG_SECTIONS = {"model", "model_config", "training_terms", "data", "training"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,8 +58,12 @@ def load_config(path, overrides: list[str] | None = None) -> dict:
         merged.update(cfg.get(section) or {})
         cfg[section] = merged
     cfg.setdefault("model_config", {})
+    from transflower.models.training_terms import build_training_terms, migrate_config
+
+    cfg = migrate_config(cfg)  # a YAML of the older layout: its training keys move out of model_config
     for ov in overrides or []:
         apply_override(cfg, ov)
+    build_training_terms(cfg["training_terms"])  # names and parameters checked before any data is read
     validate_training(cfg["training"], cfg["data"])
     return cfg
 
@@ -69,9 +74,24 @@ def apply_override(cfg: dict, override: str) -> None:
     key, value = override.split("=", 1)
     section, name = key.split(".", 1)
     if section not in CONFIG_SECTIONS - {"model"}:
-        raise UserError(f"--override {override!r}: unknown section {section!r}; expected one of model_config, data, training")
+        raise UserError(f"--override {override!r}: unknown section {section!r}; expected one of model_config, training_terms, data, training")
     if section in ("data", "training") and name not in cfg[section]:
         raise UserError(f"--override {override!r}: unknown key {name!r} in {section}; expected one of {sorted(cfg[section])}")
+    from transflower.models.training_terms import LEGACY_KEYS, LEGACY_MODELS
+
+    if section == "model_config" and name in LEGACY_KEYS and cfg.get("model") in LEGACY_MODELS:
+        section, name = "training_terms", ".".join(LEGACY_KEYS[name])
+        log.warning("--override %s: a training term now, read as training_terms.%s", key, name)
+    if section == "training_terms":  # TERM=mapping or null (off), or TERM.PARAMETER=value (turns the term on)
+        terms = cfg.setdefault("training_terms", {})
+        term, _, param = name.partition(".")
+        if not param:
+            terms[term] = yaml.safe_load(value)
+            return
+        if not isinstance(terms.get(term), dict):
+            terms[term] = {}
+        terms[term][param] = yaml.safe_load(value)
+        return
     cfg[section][name] = yaml.safe_load(value)
 
 
@@ -112,6 +132,7 @@ def build_lightning_module(cfg: dict, dims: dict):
     import torch
 
     from transflower.models import build_model
+    from transflower.models.training_terms import build_training_terms
 
     class LitDance(L.LightningModule):
         def __init__(self, cfg: dict):
@@ -119,20 +140,20 @@ def build_lightning_module(cfg: dict, dims: dict):
             self.save_hyperparameters({"cfg": cfg})
             self.cfg = cfg
             self.model = build_model(cfg["model"], cfg["model_config"])
+            self.terms = build_training_terms(cfg.get("training_terms"), self.model)
 
         def training_step(self, batch, batch_idx):
             inputs, outputs = batch
-            loss = self.model.loss(inputs, outputs)
-            # a model with extra training terms (style_contrast) says what its NLL was; the loss is their sum
-            terms = getattr(self.model, "loss_terms", None) or {"nll": loss}
-            self.last_train_nll = terms["nll"].detach()  # a tensor: no device sync unless the CSV reads it
+            # the model's NLL with the YAML's training terms; what is logged: the NLL and each added loss apart
+            loss, terms = self.terms.loss(self.model, inputs, outputs)
+            self.last_train_nll = terms["nll"]  # a tensor: no device sync unless the CSV reads it
             for name, value in terms.items():
                 self.log(f"train/{name}", value, prog_bar=True, on_step=True, batch_size=inputs[0].shape[0])
             return loss
 
         def validation_step(self, batch, batch_idx):
             inputs, outputs = batch
-            loss = self.model.loss(inputs, outputs)
+            loss = self.model.loss(inputs, outputs)  # the model alone: every training term is inert in eval mode
             self.log("val/nll", loss, prog_bar=True, on_epoch=True, sync_dist=True, batch_size=inputs[0].shape[0])
 
         def configure_optimizers(self):
@@ -255,8 +276,9 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
 
     from transflower.dataset import MultimodalDataset
     from transflower.models import build_model
+    from transflower.models.training_terms import TERMS, build_training_terms, migrate_config
 
-    cfg = copy.deepcopy(cfg)
+    cfg = migrate_config(cfg)  # a copy, in the current layout
     t, d = cfg["training"], cfg["data"]
     if not data_dir.is_dir():
         raise UserError(f"--data {data_dir}: not a folder; run `transflower features` to make one")
@@ -267,12 +289,14 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     feat_meta = json.loads(feat_meta_path.read_text()) if feat_meta_path.exists() else {}
     if cfg["model_config"].get("styles") == "auto":  # the data's style labels, if it has any
         cfg["model_config"]["styles"] = len(feat_meta.get("styles") or [])
-    for name in ("scheduled_sampling_styles",):
-        if cfg["model_config"].get(name):  # the model knows label indices only
-            cfg["model_config"][name] = style_indices(
-                cfg["model_config"][name], list(feat_meta.get("styles") or []), f"model_config.{name}")
+    build_training_terms(cfg["training_terms"])  # a mapping of known terms, their parameters in range
+    for term, params in cfg["training_terms"].items():
+        for key in TERMS[term].style_params:
+            if isinstance(params, dict) and params.get(key):  # the model knows label indices only
+                params[key] = style_indices(params[key], list(feat_meta.get("styles") or []), f"training_terms.{term}.{key}")
     # the window spec comes from the model, so data and model cannot disagree
     probe = build_model(cfg["model"], {**cfg["model_config"], "motion_dim": 1, "audio_dim": 1})
+    build_training_terms(cfg["training_terms"], probe)  # what the terms need of the model, before any data is read
     spec = probe.window_spec(d["seq_len"])
     train_set = MultimodalDataset(data_dir, "train", spec, stride=d["stride"],
                                   tempo_splice=float(d.get("tempo_splice") or 0.0), seed=t["seed"],

@@ -20,6 +20,7 @@ import torch
 
 from transflower.checkpoint import load_checkpoint
 from transflower.dataset import load_modality, read_ids
+from transflower.models.training_terms import ScheduledSampling
 
 
 def probe(ckpt, data: Path, split: str, self_fed: float, passes: int, T: int = 120, hop: int = 60):
@@ -27,8 +28,7 @@ def probe(ckpt, data: Path, split: str, self_fed: float, passes: int, T: int = 1
     c = model.cfg
     if c.styles < 3:
         raise SystemExit(f"{ckpt}: the model has no style labels")
-    c.pose_noise, c.scheduled_sampling, c.scheduled_sampling_passes = 0.0, self_fed, passes
-    c.scheduled_sampling_temperature, c.scheduled_sampling_features = 0.6, "all"
+    sampler = ScheduledSampling(p=self_fed, passes=passes, temperature=0.6, features="all")  # no pose noise
     L, S = c.lookahead, c.styles
     eye = torch.eye(S)
     nll = {}  # true style index -> [(S,) per-label NLL per dim]
@@ -47,7 +47,7 @@ def probe(ckpt, data: Path, split: str, self_fed: float, passes: int, T: int = 1
                         if isinstance(mod, torch.nn.Dropout):
                             mod.eval()
                     torch.manual_seed(s)
-                    past = model.self_fed_input(past, audio, eye[true].expand(1, T, S))
+                    past = sampler.self_fed(model, past, audio, eye[true].expand(1, T, S))
                     model.eval()
                 nll.setdefault(true, []).append([float(model.nll(past, audio, target, eye[k].expand(1, T, S))) for k in range(S)])
     return nll

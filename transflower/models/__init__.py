@@ -1,7 +1,8 @@
 """Model registry: name -> (config class, model class). Each model is one readable file.
 
 Every model class provides `window_spec(data_cfg) -> WindowSpec` (what the dataset cuts) and
-`loss(inputs, outputs) -> scalar` (what training minimises; an NLL per dimension for the flows).
+`loss(inputs, outputs) -> scalar` (what training minimises; an NLL per dimension for the flows). What
+training adds to transflower_live's loss is listed apart, in the YAML's `training_terms` (training_terms.py).
 """
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ def registry():
 
 def build_model(name: str, config: dict):
     from transflower.errors import UserError
+    from transflower.models.training_terms import split_legacy_keys
 
     reg = registry()
     if name not in reg:
         raise UserError(f"model: unknown model {name!r}; expected one of {sorted(reg)}")
+    config, _ = split_legacy_keys(name, config)  # an older config's training terms: training's, not the model's
     cfg_cls, model_cls = reg[name]
     known = {f.name for f in fields(cfg_cls)}
     retired = getattr(cfg_cls, "retired", {})

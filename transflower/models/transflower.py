@@ -19,18 +19,13 @@ What differs from the paper, and why:
   what made pose-space samples twitch (issue 11's ablation in experiments/2026-11-benchmark-history.md). The leading
   `velocity_dims` features (the root's velocity and turn rate: already changes) are sampled as they
   are; a residual on them would make the root's speed a random walk.
-- Robustness to its own outputs (exposure bias): in training the poses the encoder sees are noised
-  (`pose_noise`) and whole previous poses dropped (`pose_dropout`, MoGlow's autoregressive dropout);
-  the residual's base stays the clean previous pose. `scheduled_sampling` goes further: some past poses
-  the encoder sees are the model's own samples (parallel scheduled sampling), so a rollout's drift is
-  something training has shown it, with the data's next pose as the target.
 - An optional style label (`styles` > 0: a learned embedding of a weight vector over style names,
-  entry 0 = "auto") is added to every fused token; training drops the label (-> "auto") for a whole
-  window with probability `style_dropout`, so "auto" lets the music decide. Weights, not an index,
-  so a live switch can blend two styles. `music_swap` trains some labelled windows on another style's
-  music (the label, not the music, must carry the style); `style_contrast` adds the cross-entropy of
-  the model's own label posterior on self-fed windows, so the label must also say how a drifted dance
-  goes on (`style_contrast_loss`).
+  entry 0 = "auto") is added to every fused token. Weights, not an index, so a live switch can blend two
+  styles.
+- What training adds to the likelihood (pose noise against exposure bias, style label dropout, music swap,
+  scheduled sampling, the style-contrast term) is not the model's: those are plug-ins the YAML lists under
+  `training_terms` (transflower/models/training_terms.py), inert at inference. Here: the backbone, the
+  flow, `nll` / `frame_log_prob`, `sample`, the live `step` and its cache.
 
 Shapes: B batch, T frames, D_m motion dims, D_a audio dims, d model width, H heads, hd head width.
 Teacher forcing: motion_in[t] = pose x_{t-1}, audio_in[t] = audio a_{t+lookahead}, target[t] = x_t;
@@ -67,22 +62,12 @@ class TransflowerConfig:
     rope_base: float = 10000.0
     residual: bool = False  # the flow samples x_t - x_{t-1} (the shipped model: True)
     velocity_dims: int = 3  # leading features that are velocities, never residual (MotionFeatures: dx, dz, dyaw)
-    pose_noise: float = 0.0  # std (standardised units) of noise on the encoder's input poses, training only
     residual_leak: float = 0.0  # x_t = (1 - leak) x_{t-1} + sample: a pull towards the mean pose against drift
-    pose_dropout: float = 0.0  # probability of zeroing a whole input pose, training only
     styles: int = 0  # number of style weights including "auto" (0: no style input)
-    style_dropout: float = 0.3  # probability of training a window as "auto"
-    music_swap: float = 0.0  # probability of training a labelled window on another window's music (see loss)
-    scheduled_sampling: float = 0.0  # probability that the encoder sees the model's own sample of a past pose, training only
-    scheduled_sampling_passes: int = 1  # passes of parallel sampling: pass k feeds on pass k-1's samples (k-step drift)
-    scheduled_sampling_temperature: float = 0.6  # the temperature those samples are drawn at (about the live default, 0.5)
-    scheduled_sampling_features: str = "all"  # "all", or "root_velocity": only the leading velocity_dims are fed back
-    scheduled_sampling_styles: list = ()  # style indices whose labelled windows are self-fed (empty: every window)
-    style_contrast: float = 0.0  # weight of the style-discriminative term (see style_contrast_loss), training only
-    style_contrast_windows: int = 8  # labelled windows per batch it is computed on (each costs a pass per style)
 
     # options that no longer exist, with the value that keeps what they did: an older checkpoint saved with
     # them at that value loads (transflower.models.build_model drops them), any other value is refused
+    # (the training terms an older model_config held are not retired but moved: training_terms.py)
     retired: ClassVar[dict] = {"noisy_base": False, "flow_skip": False, "velocity_leak": 1.0, "contact": 0.0,
                                "contact_margin": 0.1, "contact_cm": 5.0, "contact_planted": 0.0, "contact_pace": 0.0,
                                "contact_pace_cap": 0.0, "contact_styles": []}
@@ -104,27 +89,9 @@ class TransflowerConfig:
             raise UserError(f"model_config.context: expected an integer >= 2 frames, got {self.context!r}")
         if not isinstance(self.lookahead, int) or not 0 <= self.lookahead <= 100:
             raise UserError(f"model_config.lookahead: expected an integer number of frames in 0..100, got {self.lookahead!r}")
-        for name in ("dropout", "pose_dropout", "style_dropout", "music_swap", "residual_leak", "scheduled_sampling"):
+        for name in ("dropout", "residual_leak"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise UserError(f"model_config.{name}: expected a value in [0, 1), got {getattr(self, name)!r}")
-        if not isinstance(self.scheduled_sampling_passes, int) or self.scheduled_sampling_passes < 1:
-            raise UserError(f"model_config.scheduled_sampling_passes: expected an integer >= 1, got {self.scheduled_sampling_passes!r}")
-        if not float(self.scheduled_sampling_temperature) > 0.0:
-            raise UserError(f"model_config.scheduled_sampling_temperature: expected a value > 0, got {self.scheduled_sampling_temperature!r}")
-        if self.scheduled_sampling_features not in ("all", "root_velocity"):
-            raise UserError(f"model_config.scheduled_sampling_features: expected 'all' or 'root_velocity', got {self.scheduled_sampling_features!r}")
-        for name in ("scheduled_sampling_styles",):
-            ids = getattr(self, name) or ()
-            if not isinstance(ids, (list, tuple)) or any(not isinstance(i, int) or not 1 <= i < max(self.styles, 1) for i in ids):
-                raise UserError(f"model_config.{name}: expected style names of the data (indices 1..styles-1 once resolved), got {ids!r}")
-        if not float(self.style_contrast) >= 0.0:
-            raise UserError(f"model_config.style_contrast: expected a weight >= 0, got {self.style_contrast!r}")
-        if not isinstance(self.style_contrast_windows, int) or self.style_contrast_windows < 1:
-            raise UserError(f"model_config.style_contrast_windows: expected an integer >= 1, got {self.style_contrast_windows!r}")
-        if float(self.style_contrast) > 0 and self.styles < 3:
-            raise UserError(f"model_config.style_contrast: needs a model with at least two style labels (styles >= 3), got styles={self.styles!r}")
-        if not float(self.pose_noise) >= 0.0:
-            raise UserError(f"model_config.pose_noise: expected a value >= 0, got {self.pose_noise!r}")
         if not isinstance(self.styles, int) or self.styles < 0 or self.styles == 1:
             raise UserError(f"model_config.styles: expected 0 (no style input) or >= 2 (auto + styles), got {self.styles!r}")
 
@@ -314,157 +281,35 @@ class TransflowerLive(nn.Module):
         return WindowSpec(["motion", "audio"], ["motion"], [seq_len, seq_len], [seq_len], [0, 1 + L], [1])
 
     def loss(self, inputs, outputs):
-        if not self.cfg.styles:
-            return self.nll(inputs[0], inputs[1], outputs[0])
-        idx = self.style_index(inputs[2])
-        windows = None
-        if self.cfg.scheduled_sampling_styles:
-            windows = torch.isin(idx[:, 0], torch.tensor(list(self.cfg.scheduled_sampling_styles), device=idx.device))
-        labels = inputs[2][..., 0].long()  # before dropout: whose music is whose
-        audio = self.swap_music(inputs[1], idx, labels)
-        style = self.style_one_hot(idx)
-        if not (self.training and self.cfg.style_contrast > 0):
-            return self.nll(inputs[0], audio, outputs[0], style, windows)
-        fed = self.self_fed_input(inputs[0], audio, style, windows=windows)
-        seen = self.encoder_input(fed)
-        h = self.backbone(seen, audio, style)
-        nll = -self.frame_log_prob(inputs[0], seen, audio, outputs[0], style, h=h).mean() / outputs[0].shape[-1]
-        self.loss_terms = {"nll": nll.detach()}  # what training logs
-        loss = nll
-        if self.cfg.style_contrast > 0:
-            contrast = self.style_contrast_loss(inputs[0], seen, audio, outputs[0], idx[:, 0])
-            self.loss_terms["style_contrast"] = contrast.detach()
-            loss = loss + self.cfg.style_contrast * contrast
-        return loss
-
-    def style_index(self, style_index):
-        """(B, T, 1) style indices -> (B, T) long; in training a whole window becomes "auto" (index 0) with
-        probability style_dropout."""
-        idx = style_index[..., 0].long()
-        if self.training and self.cfg.style_dropout > 0:
-            drop = torch.rand(idx.shape[0], 1, device=idx.device) < self.cfg.style_dropout
-            idx = torch.where(drop, torch.zeros_like(idx), idx)
-        return idx
+        """The teacher-forced NLL of the window's poses under its own style labels: what validation reports.
+        Training adds the terms its YAML lists (transflower.models.training_terms.TrainingTerms.loss)."""
+        style = self.style_one_hot(inputs[2][..., 0].long()) if self.cfg.styles else None
+        return self.nll(inputs[0], inputs[1], outputs[0], style)
 
     def style_one_hot(self, idx):
+        """(B, T) style indices (0 = auto) -> (B, T, S) weights."""
         return F.one_hot(idx.clamp(0, self.cfg.styles - 1), self.cfg.styles).float()
 
-    def swap_music(self, audio_in, idx, labels=None, swap=None):
-        """In training, a labelled window hears another style's music with probability music_swap.
+    def nll(self, motion_in, audio_in, target, style=None):
+        """Mean negative log-likelihood per dimension (nats) of the poses, over all frames, the encoder seeing
+        the data's past poses. With `residual` the flow scores x_t - x_{t-1}; the shift has unit Jacobian, so
+        the number is the same pose likelihood either way."""
+        return -self.frame_log_prob(motion_in, motion_in, audio_in, target, style).mean() / target.shape[-1]
 
-        In the data each style comes with its own music, so the music alone predicts the style and the
-        label is redundant: the model learns to ignore it, and asking for a cha-cha on a waltz does little.
-        Windows whose motion keeps its label but whose music is another's teach that the label, not the
-        music, sets the style. Windows trained as "auto" keep their own music (auto = follow the music).
-        The partner is drawn among the batch's windows of another style (labels: (B, T) before dropout,
-        default idx); only where the batch has none is it the previous window. (Up to 2026-11-27 it was
-        always the previous window: under balanced styles a third of the "swaps" kept music of the
-        window's own style, so the shipped model's swap 0.3 was about 0.2 in effect.)
-        swap (B,) bool fixes which windows swap (tests); auto windows never do."""
-        B = audio_in.shape[0]
-        if not (self.training and self.cfg.music_swap > 0) or B < 2:
-            return audio_in
-        own = (idx if labels is None else labels)[:, 0]
-        other = own[None, :] != own[:, None]  # (B, B): window c's music is of another style than window b's
-        pick = torch.rand(B, B, device=audio_in.device).masked_fill(~other, -1.0).argmax(1)
-        previous = torch.arange(B, device=audio_in.device).roll(1)
-        partner = torch.where(other.any(1), pick, previous)
-        if swap is None:
-            swap = torch.rand(B, device=audio_in.device) < self.cfg.music_swap
-        swap = swap & (idx[:, 0] != 0)
-        return torch.where(swap[:, None, None], audio_in[partner], audio_in)
-
-    def encoder_input(self, motion_in):
-        """What the encoder sees of the past poses: in training noised and partly dropped (exposure bias)."""
-        if not self.training:
-            return motion_in
-        x = motion_in
-        if self.cfg.pose_noise > 0:
-            x = x + self.cfg.pose_noise * torch.randn_like(x)
-        if self.cfg.pose_dropout > 0:
-            keep = torch.rand(x.shape[:-1] + (1,), device=x.device) >= self.cfg.pose_dropout
-            x = x * keep
-        return x
-
-    @torch.no_grad()
-    def self_fed_input(self, motion_in, audio_in, style=None, noise=None, choose=None, windows=None):
-        """Scheduled sampling, in parallel (Bengio et al. 2015; Duckworth et al. 2019, arXiv 1906.04331).
-
-        A free rollout hears its own samples, never the data, and in some styles it drifts into a regime
-        no clip has (the shipped rumba travelled at 2x the real pace while its one-step samples were right:
-        benchmarks/README.md). Here each past pose (after the window's first) is, with probability
-        `scheduled_sampling`, replaced by the model's own sample of it given the teacher-forced past; with
-        several passes a pass samples from the previous pass's mix, so errors compound as in a rollout.
-        With `scheduled_sampling_features: root_velocity` only the root's velocity and turn rate are fed
-        back (the travel), and the body's poses stay the data's. With `scheduled_sampling_styles` only the
-        windows labelled with those styles are self-fed, and "auto" and the other styles stay teacher-forced;
-        `windows` (B,) bool says which (`loss` computes it from the labels).
-        The targets stay the data's poses, so the model learns to come back from its own drift. No gradient
-        flows through the samples. noise (passes, B, T, D) / choose (passes, B, T, 1) bool fix the draws (tests).
-        motion_in (B, T, D) -> (B, T, D)."""
-        p, c = self.cfg.scheduled_sampling, self.cfg
-        if not (self.training and p > 0):
-            return motion_in
-        B, T, D = motion_in.shape
-        x = motion_in
-        for k in range(c.scheduled_sampling_passes):
-            seen = self.encoder_input(x)
-            h = self.backbone(seen, audio_in, style).reshape(B * T, -1)
-            z = (torch.randn(B * T, D, device=x.device) if noise is None else noise[k].reshape(B * T, D))
-            pred = self.residual_mask * x + self.flow.inverse(z * c.scheduled_sampling_temperature, h).reshape(B, T, D)
-            # pred[t] is a sample of x_t, the encoder's input at t + 1; a far-tail draw must not poison the batch
-            fed = torch.nan_to_num(pred[:, :-1], nan=0.0, posinf=0.0, neginf=0.0).clamp(-25.0, 25.0)
-            if c.scheduled_sampling_features == "root_velocity":
-                fed = torch.cat([fed[..., :c.velocity_dims], motion_in[:, 1:, c.velocity_dims:]], dim=-1)
-            use = (torch.rand(B, T - 1, 1, device=x.device) < p) if choose is None else choose[k][:, 1:]
-            if windows is not None:
-                use = use & windows[:, None, None]
-            x = torch.cat([motion_in[:, :1], torch.where(use, fed, motion_in[:, 1:])], dim=1)
-        return x
-
-    def nll(self, motion_in, audio_in, target, style=None, self_fed_windows=None):
-        """Mean negative log-likelihood per dimension (nats) of the poses, over all frames: the training
-        loss. With `residual` the flow scores x_t - x_{t-1}; the shift has unit Jacobian, so the number is
-        the same pose likelihood either way."""
-        seen = self.encoder_input(self.self_fed_input(motion_in, audio_in, style, windows=self_fed_windows))
-        return -self.frame_log_prob(motion_in, seen, audio_in, target, style).mean() / target.shape[-1]
-
-    def frame_log_prob(self, motion_in, seen, audio_in, target, style=None, h=None):
+    def frame_log_prob(self, motion_in, seen, audio_in, target, style=None):
         """(B, T) log-likelihood (nats) of each target pose given what the encoder saw (`seen`: the past
-        poses as encoder_input made them; motion_in: the data's, the residual's base). h: the backbone's
-        output for `seen`, if already computed."""
+        poses, as training's terms may have changed them; motion_in: the data's, the residual's base)."""
         B, T, D = target.shape
-        if h is None:
-            h = self.backbone(seen, audio_in, style)
+        h = self.backbone(seen, audio_in, style)
         x = target - self.residual_mask * motion_in
         return self.flow.log_prob(x.reshape(B * T, D), h.reshape(B * T, -1)).reshape(B, T)
 
-    def style_contrast_loss(self, motion_in, seen, audio_in, target, label):
-        """The style-discriminative term: the label must say how the dance goes on, even from a drifted past.
-
-        Read as a classifier, the model is Bayes' rule over its labels: p(style | window) is the softmax of the
-        window's log-likelihood under each label. On real dance it already picks the right label; but from a
-        past it fed itself (scheduled sampling) the real continuation of a rumba was likelier under the cha-cha
-        label than under rumba's, and a waltz's under any label but waltz (0% and 1% of test windows: a probe
-        in experiments/2026-11-to-12-model-history.md, 2026-11-27), so in a rollout the label does not pull a drifting dance back to
-        its style. This is the cross-entropy of that classifier, on up to `style_contrast_windows` labelled
-        windows (label (B,), 0 = auto, skipped): logits are each label's mean log-likelihood per frame (nats),
-        so it saturates once the right label wins by a few nats a frame, and it is divided by the pose's
-        dimensions as the NLL is. One backbone pass per style label: the cost."""
-        rows = (label > 0).nonzero().flatten()[: self.cfg.style_contrast_windows]
-        if rows.numel() == 0:
-            return target.new_zeros(())
-        S, T, D = self.cfg.styles, target.shape[1], target.shape[-1]
-        logits = []
-        for k in range(1, S):
-            style = self.style_one_hot(torch.full((rows.numel(), T), k, dtype=torch.long, device=target.device))
-            logits.append(self.frame_log_prob(motion_in[rows], seen[rows], audio_in[rows], target[rows], style).mean(1))
-        return F.cross_entropy(torch.stack(logits, 1), label[rows] - 1) / D
-
-    def sample(self, motion_in, audio_in, temperature: float = 1.0, noise=None, style=None):
-        """Sample every frame's pose given teacher-forced inputs (B, T, D_m); for tests and eval."""
+    def sample(self, motion_in, audio_in, temperature: float = 1.0, noise=None, style=None, seen=None):
+        """Sample every frame's pose given teacher-forced inputs (B, T, D_m); for tests, eval and scheduled
+        sampling. seen: what the encoder sees of the past poses when it is not motion_in itself (the
+        residual's base stays motion_in). Without noise, it is drawn after the backbone's pass."""
         B, T, _ = motion_in.shape
-        h = self.backbone(motion_in, audio_in, style).reshape(B * T, -1)
+        h = self.backbone(motion_in if seen is None else seen, audio_in, style).reshape(B * T, -1)
         if noise is not None:
             noise = noise.reshape(B * T, -1)
         return self.residual_mask * motion_in + self.flow.sample(h, temperature, noise).reshape(B, T, -1)
