@@ -396,3 +396,23 @@ def test_the_shipped_checkpoint_loads_and_its_config_file_is_its_migrated_config
     again = load_config(REPO / "transflower" / "default_model" / "transflower_live.config.yaml")
     assert again["training_terms"] == SHIPPED_TERMS
     build_training_terms(again["training_terms"], model)
+
+
+def test_a_loss_mask_scores_only_the_frames_after_the_cut():
+    """data.music_leads: the frames before a window's cut are its past only (transflower.dataset's loss_mask)."""
+    model = _tiny_residual(styles=4).train()
+    inputs, outputs = _batch(B=3, T=10, styles=4)
+    mask = torch.ones(3, 10, 1)
+    mask[0, :6] = 0.0
+    mask[2, :3] = 0.0
+    terms = build_training_terms({"pose_noise": {"std": 0.0}})  # a term that changes nothing: the composed path
+    torch.manual_seed(0)
+    loss, logged = terms.loss(model, inputs, [*outputs, mask])
+    style = model.style_one_hot(inputs[2][..., 0].long())
+    lp = model.frame_log_prob(inputs[0], inputs[0], inputs[1], outputs[0], style)
+    D = outputs[0].shape[-1]
+    keep = mask[..., 0] > 0
+    assert loss.item() == pytest.approx((-lp[keep].mean() / D).item(), rel=1e-5)
+    assert loss.item() != pytest.approx((-lp.mean() / D).item(), rel=1e-3)  # not the mean over every frame
+    full, _ = terms.loss(model, inputs, [*outputs, torch.ones(3, 10, 1)])
+    assert full.item() == pytest.approx((-lp.mean() / D).item(), rel=1e-5)

@@ -300,7 +300,8 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     spec = probe.window_spec(d["seq_len"])
     train_set = MultimodalDataset(data_dir, "train", spec, stride=d["stride"],
                                   tempo_splice=float(d.get("tempo_splice") or 0.0), seed=t["seed"],
-                                  tempo_splices=int(d.get("tempo_splices") or 1))
+                                  tempo_splices=int(d.get("tempo_splices") or 1),
+                                  music_leads=float(d.get("music_leads") or 0.0))
     val_set = MultimodalDataset(data_dir, "test", spec, stride=max(d["stride"], d["seq_len"] // 2))
     lit = build_lightning_module(cfg, train_set.dims)
     n_params = sum(p.numel() for p in lit.model.parameters())

@@ -340,8 +340,10 @@ class TrainingTerms:
         return Window(motion, audio, target, idx, model.style_one_hot(idx))
 
     def loss(self, model, inputs, outputs):
-        """-> (the loss training minimises, {name: detached value} to log: "nll" and each added loss)."""
-        if not self.terms:
+        """-> (the loss training minimises, {name: detached value} to log: "nll" and each added loss).
+        A window whose outputs end in a `loss_mask` (B, T, 1) (transflower.dataset, `data.music_leads`) scores only
+        the frames where it is 1: the others are its past, context only."""
+        if not self.terms and len(outputs) == 1:
             loss = model.loss(inputs, outputs)
             return loss, {"nll": loss.detach()}
         w = self.window(model, inputs, outputs)
@@ -349,7 +351,12 @@ class TrainingTerms:
         for t in self.terms:
             past = t.feed(model, w, past, lambda x: self.see(model, x))
         seen = self.see(model, past)
-        nll = -model.frame_log_prob(w.motion, seen, w.audio, w.target, w.style).mean() / w.target.shape[-1]
+        log_prob = model.frame_log_prob(w.motion, seen, w.audio, w.target, w.style)  # (B, T)
+        if len(outputs) > 1:
+            mask = outputs[-1][..., 0].to(log_prob.dtype)
+            nll = -(log_prob * mask).sum() / mask.sum().clamp_min(1.0) / w.target.shape[-1]
+        else:
+            nll = -log_prob.mean() / w.target.shape[-1]
         loss, logged = nll, {"nll": nll.detach()}
         for t in self.terms:
             added = t.added_loss(model, w, seen)
