@@ -272,7 +272,6 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     import lightning as L
     import torch
     from lightning.pytorch.loggers import TensorBoardLogger
-    from torch.utils.data import DataLoader
 
     from transflower.dataset import MultimodalDataset
     from transflower.models import build_model
@@ -312,18 +311,7 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     if feat_meta:  # export and generate find it here, mid-training too
         write_json_atomic(out_dir / "features.json", feat_meta)
-    loaders = dict(batch_size=t["batch_size"], num_workers=t["num_workers"], persistent_workers=t["num_workers"] > 0)
-    if t.get("balance_styles") and getattr(lit.model.cfg, "styles", 0):
-        from torch.utils.data import WeightedRandomSampler
-
-        from transflower.dataset import style_balanced_weights
-
-        sampler = WeightedRandomSampler(torch.from_numpy(style_balanced_weights(train_set)).double(), len(train_set),
-                                        replacement=True, generator=torch.Generator().manual_seed(t["seed"]))
-        train_loader = DataLoader(train_set, sampler=sampler, drop_last=True, **loaders)
-    else:
-        train_loader = DataLoader(train_set, shuffle=True, drop_last=True, **loaders)
-    val_loader = DataLoader(val_set, shuffle=False, **loaders)
+    train_loader, val_loader = make_loaders(train_set, val_set, t, styled=bool(getattr(lit.model.cfg, "styles", 0)))
 
     strategy = t["strategy"]
     if strategy == "ddp" and t["accelerator"] in ("cpu",):
@@ -351,6 +339,26 @@ def train(cfg: dict, data_dir: Path, out_dir: Path, resume: bool = True) -> int:
     if trainer.global_rank == 0:
         write_model_card(out_dir, cfg, data_dir, train_set, feat_meta, trainer, n_params, time.time() - start)
     return 0
+
+
+def make_loaders(train_set, val_set, t: dict, styled: bool):
+    """The training loader (every style label drawn equally often with `balance_styles` on a styled model) and the
+    validation loader."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    loaders = dict(batch_size=t["batch_size"], num_workers=t["num_workers"], persistent_workers=t["num_workers"] > 0)
+    if t.get("balance_styles") and styled:
+        from torch.utils.data import WeightedRandomSampler
+
+        from transflower.dataset import style_balanced_weights
+
+        sampler = WeightedRandomSampler(torch.from_numpy(style_balanced_weights(train_set)).double(), len(train_set),
+                                        replacement=True, generator=torch.Generator().manual_seed(t["seed"]))
+        train_loader = DataLoader(train_set, sampler=sampler, drop_last=True, **loaders)
+    else:
+        train_loader = DataLoader(train_set, shuffle=True, drop_last=True, **loaders)
+    return train_loader, DataLoader(val_set, shuffle=False, **loaders)
 
 
 def init_weights(model, path: Path) -> None:
