@@ -154,6 +154,9 @@ class BaselineDancer:
         from transflower.dataset import load_modality
         from transflower.features import StandardScaler
 
+        import torch
+
+        torch.set_num_threads(1)  # a step is small: a second thread only waits on a busy machine (as the live model's torch step)
         self.model, _ = load_checkpoint(path)
         self.feats, self.fps = feats, float(feats["fps"])
         self.ms, self.as_ = StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"])
