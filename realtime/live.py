@@ -272,6 +272,7 @@ class LiveSession:
         self.feats = None
         self.watchdog = None
         self.source = None
+        self.source_started = False
         self._status_text = "starting"
         self.status_line = None
         self.receivers = None
@@ -404,12 +405,8 @@ class LiveSession:
             self.preview = preview
             log.info("preview: %s", self.preview.urls_text())
         source = self.source = self.source_factory()
-        source.start()
-        end = time.monotonic() + 4.0
-        while source.ring.total_written == 0 and not self.stop_requested and time.monotonic() < end:
-            time.sleep(0.01)  # a PortAudio stream may take ~2 s to deliver its first callback
-        if source.ring.total_written == 0 and not self.stop_requested:
-            log.warning("%s delivered no audio in 4 s; dancing to silence until it does", source.name)
+        if isinstance(source, MicrophoneSource):  # a device may take seconds to deliver: open it now
+            self._start_source()
         self.feats = StreamingAudioFeatures(source, self.audio_config, gain=float(args.input_gain))
         # a device can come back: reopen it; a file or the demo track cannot fail that way
         reopenable = isinstance(source, MicrophoneSource) or getattr(source, "reopenable", False)
@@ -448,6 +445,8 @@ class LiveSession:
         end_at = None if args.duration is None else float(args.duration)
         interp_ms = 1000.0 / self.model_fps if self.interpolate else 0.0
         overload = OverloadMonitor(self.OVERLOAD_WINDOW_S, self.OVERLOAD_FRACTION)
+        if not self.source_started:  # a file or the demo track plays from the first frame, not during start-up
+            self._start_source()
         clock.start()
         while not self.stop_requested:
             tick = clock.wait_next()
@@ -485,6 +484,16 @@ class LiveSession:
                 self.stopped_by = "end of input"
                 log.info("%s ended after %.1f s; stopping (--loop plays it again)", self._input_name(), elapsed)
                 break
+
+    def _start_source(self) -> None:
+        source = self.source
+        source.start()
+        self.source_started = True
+        end = time.monotonic() + 4.0
+        while source.ring.total_written == 0 and not self.stop_requested and time.monotonic() < end:
+            time.sleep(0.01)  # a PortAudio stream may take ~2 s to deliver its first callback
+        if source.ring.total_written == 0 and not self.stop_requested:
+            log.warning("%s delivered no audio in 4 s; dancing to silence until it does", source.name)
 
     def _input_name(self) -> str:
         paths = getattr(self.args, "input", None) or []

@@ -109,7 +109,7 @@ def test_live_plays_a_folder_without_a_reset_between_songs(tiny_onnx, receiver, 
     assert run_cli("--model", tiny_onnx, "--input", d, "--fps", 20, "--duration", 6, "--osc",
                    f"127.0.0.1:{receiver.port}", "--summary-json", out, "--status-interval", 0) == 0
     s = json.loads(out.read_text())
-    # both songs (1.5 s; the feeder's head start while the model warms up is read at once), not the 6 s asked for
+    # both songs (1.5 s, played from the first frame: a file starts with the frame loop), not the 6 s asked for
     assert s["stopped_by"] == "end of input" and 0.5 <= s["seconds"] <= 2.5
     assert s["source"] == "playlist:2 files" and s["engine_resets"] == 0
     assert "now playing 02-b.wav (2 of 2)" in caplog.text and f"{d} ended after" in caplog.text
