@@ -494,6 +494,8 @@ class LiveSession:
             time.sleep(0.01)  # a PortAudio stream may take ~2 s to deliver its first callback
         if source.ring.total_written == 0 and not self.stop_requested:
             log.warning("%s delivered no audio in 4 s; dancing to silence until it does", source.name)
+        if self.watchdog is not None:
+            self.watchdog.source_started()
 
     def _input_name(self) -> str:
         paths = getattr(self.args, "input", None) or []

@@ -40,6 +40,10 @@ class AudioWatchdog:
         self._replacement = None
         self._lock = threading.Lock()
 
+    def source_started(self) -> None:
+        """The source began delivering now (a file starts with the frame loop): its silence counts from here."""
+        self.last_audio = self.clock()
+
     # ------------------------------------------------------------------ per frame (loop thread)
     def check(self, got_audio: bool) -> str:
         now = self.clock()
