@@ -68,6 +68,8 @@ def model_source(checkpoint=None, overrides=None, features_json=None) -> dict:
         try:
             ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
             cfg = ckpt["hyper_parameters"]["cfg"]
+            if ckpt.get("features"):  # a shipped checkpoint carries its features (as transflower.checkpoint reads it)
+                cfg = {**cfg, "_features": ckpt["features"]}
         except FileNotFoundError:
             raise UserError(f"{checkpoint}: checkpoint not found") from None
         except (KeyError, TypeError):

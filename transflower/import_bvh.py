@@ -20,7 +20,6 @@ A bad clip never stops the batch: each problem is one line naming the file, the 
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
