@@ -60,23 +60,12 @@ def fabricated_features() -> dict:
 
 def model_source(checkpoint=None, overrides=None, features_json=None) -> dict:
     """-> {'model_config': dict, 'state_dict': dict | None, 'features': dict, 'source': str}."""
-    import torch
-
     if checkpoint:
-        from transflower.checkpoint import find_features_meta
+        from transflower.checkpoint import find_features_meta, read_checkpoint
 
-        try:
-            ckpt = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
-            cfg = ckpt["hyper_parameters"]["cfg"]
-            if ckpt.get("features"):  # a shipped checkpoint carries its features (as transflower.checkpoint reads it)
-                cfg = {**cfg, "_features": ckpt["features"]}
-        except FileNotFoundError:
-            raise UserError(f"{checkpoint}: checkpoint not found") from None
-        except (KeyError, TypeError):
-            raise UserError(f"{checkpoint}: not a transflower checkpoint") from None
+        cfg, state = read_checkpoint(checkpoint)
         if cfg["model"] != "transflower_live":
             raise UserError(f"{checkpoint}: model {cfg['model']!r}; the latency benchmark runs transflower_live")
-        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         try:
             feats = find_features_meta(checkpoint, cfg, features_json)
         except UserError:

@@ -12,11 +12,10 @@ import numpy as np
 from transflower.errors import UserError
 
 
-def load_checkpoint(path):
-    """(model, cfg) from a Lightning checkpoint written by `transflower train`."""
+def read_checkpoint(path) -> tuple[dict, dict]:
+    """(cfg, the model's state dict) from a Lightning checkpoint written by `transflower train`, without building
+    the model: cfg in the current layout, with the features a shipped checkpoint carries as cfg["_features"]."""
     import torch
-
-    from transflower.models import build_model
 
     path = Path(path)
     if not path.exists():
@@ -35,6 +34,14 @@ def load_checkpoint(path):
     cfg = migrate_config(cfg)  # an older checkpoint's training keys move out of model_config (the shipped one's too)
     if isinstance(ckpt.get("features"), dict):  # a shipped, self-contained checkpoint
         cfg = {**cfg, "_features": ckpt["features"]}
+    return cfg, state
+
+
+def load_checkpoint(path):
+    """(model, cfg) from a Lightning checkpoint written by `transflower train`."""
+    from transflower.models import build_model
+
+    cfg, state = read_checkpoint(path)
     model = build_model(cfg["model"], cfg["model_config"])
     model.load_state_dict(state)
     model.eval()
