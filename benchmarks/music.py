@@ -149,15 +149,14 @@ class BaselineDancer:
     `generate`, as `bench quality` samples it (temperature 1, as trained; no energy gate, no grounding: they
     are the engine's), warm-started on the first 2 s of the first test song's real dance."""
 
-    def __init__(self, path, data_dir: Path, feats: dict, seed_id: str):
-        from transflower.checkpoint import load_checkpoint
+    def __init__(self, model, data_dir: Path, feats: dict, seed_id: str):
         from transflower.dataset import load_modality
         from transflower.features import StandardScaler
 
         import torch
 
         torch.set_num_threads(1)  # a step is small: a second thread only waits on a busy machine (as the live model's torch step)
-        self.model, _ = load_checkpoint(path)
+        self.model = model
         self.feats, self.fps = feats, float(feats["fps"])
         self.ms, self.as_ = StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"])
         self.seed = load_modality(data_dir, seed_id, "motion")[: int(2 * self.fps)]
@@ -184,9 +183,9 @@ def dancer_for(path, data_dir: Path, feats: dict, ids: list[str], energy: bool):
     if Path(path).suffix != ".onnx":
         from transflower.checkpoint import load_checkpoint
 
-        _, cfg = load_checkpoint(path)
+        model, cfg = load_checkpoint(path)
         if cfg.get("model") != "transflower_live":
-            return BaselineDancer(path, data_dir, feats, ids[0])
+            return BaselineDancer(model, data_dir, feats, ids[0])
     return lambda wav, seconds, seed: dance(path, wav, seconds, seed, energy, feats)
 
 

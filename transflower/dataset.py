@@ -168,8 +168,8 @@ class MultimodalDataset:
             for m, a in self.arrays[cur].items():
                 parts[m].append(a[pos:pos + take])
             pos, done = pos + take, done + take
-            if other is not None:  # the same moment of the song in the other version
-                pos, cur = int(round(pos * self._factor[cur] / self._factor[other])), other
+            if other is not None:
+                pos, cur = self._same_moment(pos, cur, other), other
         return {m: np.concatenate(p) for m, p in parts.items()}
 
     def __getitem__(self, i: int):
@@ -190,7 +190,7 @@ class MultimodalDataset:
                 if self.music_leads > 0 and self._rng.random() < self.music_leads:
                     k, other = cuts[0]
                     led = self._music_led(window, s + k - (s + min(0, sp.min_offset)), other,
-                                          int(round((s + k) * self._factor[seq_id] / self._factor[other])))
+                                          self._same_moment(s + k, seq_id, other))
                     if led is not None:
                         window, lead = led, cuts[0]
                 arrs, s = window, -min(0, sp.min_offset)
@@ -202,6 +202,10 @@ class MultimodalDataset:
                 mask[: max(lead[0] - sp.output_time_offsets[0], 0)] = 0.0
             outputs.append(mask)
         return inputs, outputs
+
+    def _same_moment(self, row: int, version: str, other: str) -> int:
+        """The row of `other` at the moment of the song that is row `row` of `version`."""
+        return int(round(row * self._factor[version] / self._factor[other]))
 
     def _music_led(self, window: dict, at_cut: int, other: str, cut_in_other: int) -> dict | None:
         """A spliced window whose audio is `other`'s throughout: window row `at_cut` (the cut) is row
