@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tempo_tracker import TempoTracker as FirstTracker  # this folder's first tracker
+
 
 @dataclass(frozen=True)
 class TempoConfig:
@@ -48,30 +50,14 @@ class TempoConfig:
     max_rate: float = 1.7
 
 
-class TempoTracker:
-    """update(onset) once per frame -> a new raw reading in BPM every `update_every` frames, else None."""
+class TempoTracker(FirstTracker):
+    """update(onset) once per frame -> a new raw reading in BPM every `update_every` frames, else None.
+    The window, lags and preference are tempo_tracker.py's; the reading and its refinement are new."""
 
     def __init__(self, fps: float, config: TempoConfig | None = None):
-        self.config = c = config or TempoConfig()
-        self.fps = float(fps)
-        self.n = int(round(c.window_s * self.fps))
-        lo = max(2, int(np.floor(60.0 * self.fps / c.max_bpm)))
-        hi = min(self.n // 2, int(np.ceil(60.0 * self.fps / c.min_bpm)))
-        if hi <= lo + 2:
-            raise ValueError(f"TempoTracker: {c.min_bpm}-{c.max_bpm} BPM at {fps} fps leaves no lags to compare")
-        self.lags = np.arange(lo, hi + 1)
-        bpm = 60.0 * self.fps / self.lags
-        self.prior = np.exp(-0.5 * (np.log2(bpm / c.prior_bpm) / c.prior_octaves) ** 2)
-        self.ring = np.zeros(self.n, np.float64)
-        self.env = np.zeros(self.n, np.float64)
-        self.scores = np.zeros(len(self.lags), np.float64)  # autocorrelation per lag, the newest reading's
-        self.weighted = np.zeros(len(self.lags), np.float64)
+        super().__init__(fps, config or TempoConfig())
+        self.weighted = np.zeros(len(self.lags), np.float64)  # `scores` (per lag, the newest reading's) x the preference
         self._n = 0
-        self.reset()
-
-    def reset(self) -> None:
-        self.ring[:] = 0.0
-        self.frames = 0
 
     @property
     def full(self) -> bool:
