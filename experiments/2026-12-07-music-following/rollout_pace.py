@@ -5,9 +5,11 @@ the previous frame's, which the encoder is given, so the next-step likelihood is
 speed on, whatever the music; the music's tempo would only explain the slow drift of the speed, a tiny share
 of the likelihood. That holds with 6 s of past poses in view and with 0.45 s alike, and no fine-tune of the
 likelihood moved the pace. This term asks for it directly: from a teacher-forced prefix of `prefix` frames,
-the model dances `frames` frames on its own (the cached live step, its samples fed back, differentiable
-through the flow's inverse), and the loss is the squared log-ratio of its mean change per frame to the real
-dance's, per block of `block` frames. With tempo copies and splices, a block after a tempo switch is danced
+the model dances `frames` frames on its own (the cached live step, its samples fed back, no gradient), each
+rolled frame's change is computed again in one parallel pass over the history the rollout made (with the
+gradient of that change given that history, through the flow's inverse; a gradient along the whole rollout
+made the first try's loss NaN by step 13), and the loss is the squared log-ratio of its mean change per frame
+to the real dance's, per block of `block` frames. With tempo copies and splices, a block after a tempo switch is danced
 faster or slower in the data, and only the music says so.
 
 Registered at import as the training term `rollout_pace` (not a product option):
@@ -43,50 +45,60 @@ class RolloutPace(tt.TrainingTerm):
         if not (model.training and self.weight > 0):
             return None
         B, T, D = window.target.shape
-        if self.prefix + self.frames > T:
-            raise tt.UserError(f"{self.field('frames')}: prefix + frames ({self.prefix + self.frames}) exceed the window ({T})")
-        rows = torch.arange(min(B, self.windows), device=window.target.device)
-        motion, audio, target = window.motion[rows], window.audio[rows], window.target[rows]
-        style = window.style[rows] if window.style is not None else None
-        rolled = self.rollout(model, motion, audio, style)  # (b, frames, D): poses prefix .. prefix+frames-1
-        v0 = model.cfg.velocity_dims
-        prev = torch.cat([motion[:, self.prefix: self.prefix + 1], rolled[:, :-1]], 1)
-        own = (rolled - prev)[..., v0:].abs()
-        real = (target - motion)[:, self.prefix: self.prefix + self.frames, v0:].abs()
-        nb = self.frames // self.block
-        own = own.reshape(len(rows), nb, -1).mean(-1)
-        real = real.reshape(len(rows), nb, -1).mean(-1)
-        return ((own.clamp_min(1e-4).log() - real.clamp_min(1e-4).log()) ** 2).mean()
+        P, K = self.prefix, self.frames
+        if P + K > T:
+            raise tt.UserError(f"{self.field('frames')}: prefix + frames ({P + K}) exceed the window ({T})")
+        n = min(B, self.windows)
+        motion, audio, target = window.motion[:n], window.audio[:n], window.target[:n]
+        style = window.style[:n, : P + K] if window.style is not None else None
+        with torch.no_grad():  # the rollout itself: no gradient runs along its 60 steps (it would explode)
+            rolled, noise = self.rollout(model, motion, audio, style)  # (n, K, D) poses P .. P+K-1, their noise
+        # a rollout gone off is left out before any gradient is taken (0 x inf in the backward pass is NaN)
+        ok = torch.isfinite(rolled).all(-1).all(-1) & (rolled.abs().amax((1, 2)) < 20.0)
+        if not ok.any():
+            return target.new_zeros(())
+        motion, audio, target, rolled, noise = motion[ok], audio[ok], target[ok], rolled[ok], noise[ok]
+        style = style[ok] if style is not None else None
+        n = motion.shape[0]
+        # every rolled frame's change again, in one parallel pass over the history the rollout made: the
+        # gradient of each frame's change given that history (as scheduled sampling does for the NLL)
+        history = torch.cat([motion[:, : P + 1], rolled[:, :-1]], 1)  # (n, P+K, D): x_{t-1} for t < P+K
+        h = model.backbone(history, audio[:, : P + K], style)[:, P:]  # (n, K, d)
+        base = history[:, P:]
+        change = model.flow.inverse(noise.reshape(n * K, D), h.reshape(n * K, -1)).reshape(n, K, D)
+        v0, nb = model.cfg.velocity_dims, K // self.block
+        own = (model.residual_mask * base + change - base)[..., v0:].abs().reshape(n, nb, -1).mean(-1)
+        real = (target - motion)[:, P: P + K, v0:].abs().reshape(n, nb, -1).mean(-1)
+        loss = ((own.clamp_min(1e-4).log() - real.clamp_min(1e-4).log()) ** 2).mean()
+        return loss if torch.isfinite(loss) else target.new_zeros(())
 
     def rollout(self, model, motion, audio, style):
-        """Teacher-forced through the prefix (no gradient), then `frames` steps on the model's own samples."""
+        """Teacher-forced through the prefix, then `frames` steps on the model's own samples (the cached live
+        step) -> poses (b, frames, D) and the noise each was drawn with (truncated at 2.5 sd, times temperature)."""
         cfg = model.cfg
         b = motion.shape[0]
-        ks, vs = [], []
-        poses = []
+        ks, vs, poses, noises = [], [], [], []
 
-        def step(t, frame, grad):
+        def step(t, frame):
             cos, sin = rope_angles(torch.tensor([t]), cfg.head_dim, cfg.rope_base)
             if ks:
                 ck, cv = torch.stack(ks, 2), torch.stack(vs, 2)  # (L, b, t, H, hd)
             else:
                 ck = cv = motion.new_zeros(cfg.n_layers, b, 0, cfg.n_heads, cfg.head_dim)
-            bias = motion.new_zeros(b, ck.shape[2])
             st = style[:, t] if style is not None else None
-            with torch.set_grad_enabled(grad):
-                h, k, v = model.backbone.step(frame, audio[:, t], cos[0], sin[0], ck, cv, bias, st)
+            h, k, v = model.backbone.step(frame, audio[:, t], cos[0], sin[0], ck, cv, motion.new_zeros(b, ck.shape[2]), st)
             ks.append(k); vs.append(v)
             return h
 
         for t in range(self.prefix):
-            step(t, motion[:, t], False)
+            step(t, motion[:, t])
         prev = motion[:, self.prefix]  # the data's pose x_{prefix-1}
         for t in range(self.prefix, self.prefix + self.frames):
-            h = step(t, prev, True)
-            noise = torch.randn(b, cfg.motion_dim, device=motion.device) * self.temperature
+            h = step(t, prev)
+            noise = torch.randn(b, cfg.motion_dim, device=motion.device).clamp(-2.5, 2.5) * self.temperature
             prev = model.residual_mask * prev + model.flow.inverse(noise, h)
-            poses.append(prev)
-        return torch.stack(poses, 1)
+            poses.append(prev); noises.append(noise)
+        return torch.stack(poses, 1), torch.stack(noises, 1)
 
 
 tt.TERMS[RolloutPace.name] = RolloutPace  # after the others: TrainingTerms orders its stages by this mapping
