@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 
 import torch
+import torch.nn as nn
 
 import transflower.models as models
 from transflower.models import transflower as tf
@@ -34,25 +35,24 @@ class ShortMemoryConfig(tf.TransflowerConfig):
     motion_context: int = 120  # frames the motion encoder and the cross-modal layers see (the audio encoder: context)
 
 
+class ShortBandBlock(tf.Block):
+    """A block whose attention sees `band` frames (itself + band - 1 before), whatever mask it is handed."""
+
+    def __init__(self, cfg, band: int):
+        super().__init__(cfg)
+        self.band = band
+
+    def forward(self, x, cos, sin, mask):
+        return super().forward(x, cos, sin, tf.band_mask(x.shape[1], self.band, x.device))
+
+
 class ShortMemoryBackbone(tf.CausalBackbone):
-    def forward(self, motion_in, audio_in, style=None, start_frame: int = 0):
-        B, T, _ = motion_in.shape
-        cfg = self.cfg
-        cos, sin = tf.rope_angles(torch.arange(start_frame, start_frame + T, device=motion_in.device), cfg.head_dim, cfg.rope_base)
-        long_mask = tf.band_mask(T, cfg.context, motion_in.device)
-        short_mask = tf.band_mask(T, cfg.motion_context, motion_in.device)
-        m = self.motion_in(motion_in)
-        for blk in self.motion_enc:
-            m = blk(m, cos, sin, short_mask)
-        a = self.audio_in(audio_in)
-        for blk in self.audio_enc:
-            a = blk(a, cos, sin, long_mask)
-        h = self.fuse(torch.cat([m, a], dim=-1))
-        if self.style_in is not None:
-            h = h + self.style_in(style if style is not None else tf.auto_style(B, T, cfg.styles, h.device))
-        for blk in self.cross_enc:
-            h = blk(h, cos, sin, short_mask)
-        return self.ln_out(h)
+    """The product's backbone (its forward unchanged), its motion-encoder and cross-modal blocks short-banded."""
+
+    def __init__(self, cfg: ShortMemoryConfig):
+        super().__init__(cfg)
+        self.motion_enc = nn.ModuleList([ShortBandBlock(cfg, cfg.motion_context) for _ in range(cfg.motion_layers)])
+        self.cross_enc = nn.ModuleList([ShortBandBlock(cfg, cfg.motion_context) for _ in range(cfg.cross_layers)])
 
     def step(self, *args, **kwargs):
         raise NotImplementedError("the short-memory ablation has no cached step; generate() recomputes the window")
