@@ -134,13 +134,14 @@ def demo_track(bpm: float, seconds: float, sr: int = 24000) -> np.ndarray:
     return (y.mean(1) if y.ndim == 2 else y).astype(np.float32)
 
 
-def dance(model: Path, wav: Path, seconds: float, seed: int, energy: bool, feats: dict) -> np.ndarray:
+def dance(model: Path, wav: Path, seconds: float, seed: int, energy: bool, feats: dict, style: str | None = None,
+          time_base: bool = False) -> np.ndarray:
     """One dance as `transflower generate` makes it -> (T, J, 3) joint positions (cm)."""
     from transflower.benchmarks.metrics import positions_from_features
     from transflower.generate import generate
 
     res = generate(model, wav, seed=seed, max_seconds=seconds, progress=False, energy=energy,
-                   features_json=feats.get("_path"))
+                   features_json=feats.get("_path"), style=style, time_base=time_base)
     return positions_from_features(res["motion"], res["skeleton"])
 
 
@@ -161,7 +162,7 @@ class BaselineDancer:
         self.ms, self.as_ = StandardScaler.from_dict(feats["motion_scaler"]), StandardScaler.from_dict(feats["audio_scaler"])
         self.seed = load_modality(data_dir, seed_id, "motion")[: int(2 * self.fps)]
 
-    def __call__(self, wav: Path, seconds: float, seed: int) -> np.ndarray:
+    def __call__(self, wav: Path, seconds: float, seed: int, style: str | None = None) -> np.ndarray:
         import torch
 
         from transflower.benchmarks.metrics import positions_from_features
@@ -177,16 +178,16 @@ class BaselineDancer:
         return positions_from_features(self.ms.inverse(x), self.feats["skeleton"])
 
 
-def dancer_for(path, data_dir: Path, feats: dict, ids: list[str], energy: bool):
-    """-> dance(wav, seconds, seed) -> (T, J, 3): our live model through `generate` (an .onnx, or a
-    transflower_live checkpoint), a baseline's checkpoint through its own sampler."""
+def dancer_for(path, data_dir: Path, feats: dict, ids: list[str], energy: bool, time_base: bool = False):
+    """-> dance(wav, seconds, seed, style=None) -> (T, J, 3): our live model through `generate` (an .onnx, or a
+    transflower_live checkpoint), a baseline's checkpoint through its own sampler (no styles, no time base)."""
     if Path(path).suffix != ".onnx":
         from transflower.checkpoint import load_checkpoint
 
         model, cfg = load_checkpoint(path)
         if cfg.get("model") != "transflower_live":
             return BaselineDancer(model, data_dir, feats, ids[0])
-    return lambda wav, seconds, seed: dance(path, wav, seconds, seed, energy, feats)
+    return lambda wav, seconds, seed, style=None: dance(path, wav, seconds, seed, energy, feats, style, time_base)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,8 +195,11 @@ def dancer_for(path, data_dir: Path, feats: dict, ids: list[str], energy: bool):
 
 
 def run_music(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, energy: bool = True,
-              out_dir=None, songs: int | None = None, extra: list | None = None) -> dict:
-    """extra: audio files outside the data (other genres) danced in the same conditions, reported apart."""
+              out_dir=None, songs: int | None = None, extra: list | None = None, time_base: bool = False,
+              style: str | None = None) -> dict:
+    """extra: audio files outside the data (other genres) danced in the same conditions, reported apart.
+    time_base: every dance on the beat-matched clock (transflower.realtime.time_base). style: every dance started
+    in it; "labelled": each test song in its own labelled style (the extra songs and the demo track: auto)."""
     from transflower.benchmarks.metrics import music_beats
     from transflower.dataset import read_ids
 
@@ -217,14 +221,21 @@ def run_music(data_dir, models: dict, samples: int = 3, seconds: float = 30.0, e
     cond = _condition_audio(data_dir, ids, extra_paths, tmp, break_s)
     demo = {bpm: write_wav(tmp / f"demo_{int(bpm)}.wav", demo_track(bpm, seconds + 4), 24000) for bpm in DEMO_BPMS}
 
-    res = {"songs": ids, "extra": list(extra_paths), "samples": samples, "seconds": seconds, "fps": fps, "energy": energy, "models": {}}
+    res = {"songs": ids, "extra": list(extra_paths), "samples": samples, "seconds": seconds, "fps": fps, "energy": energy,
+           "time_base": bool(time_base), "style": style, "models": {}}
+    clip_styles = feats.get("clip_styles") or {}
+    if style == "labelled":
+        missing = [i for i in ids if i not in clip_styles]
+        if missing:
+            raise UserError(f"--style labelled: {feats_path} labels no style for test songs {missing}")
+    styles = {sid: (clip_styles.get(sid) if style == "labelled" else style) for sid in ids + list(extra_paths) + ["demo"]}
     res["real"] = _real_following(data_dir, ids, feats, seconds)
     beats = {sid: music_beats(cond[sid][1.0], fps, int(seconds * fps)) for sid in ids}
     strip = None
     for name, path in models.items():
         plot = name == next(iter(models))  # the plot: the first model's first dance
-        row, model_strip = _model_row(name, dancer_for(path, data_dir, feats, ids, energy), ids, list(extra_paths), cond,
-                                      beats, demo, break_s, samples, seconds, feats, plot)
+        row, model_strip = _model_row(name, dancer_for(path, data_dir, feats, ids, energy, time_base), ids, list(extra_paths),
+                                      cond, beats, demo, break_s, samples, seconds, feats, plot, styles)
         if plot:
             strip = model_strip
         res["models"][name] = summarise(row, ids)
@@ -280,7 +291,7 @@ def _real_following(data_dir: Path, ids: list[str], feats: dict, seconds: float)
 
 
 def _model_row(name: str, dancer, ids: list[str], extra_ids: list[str], cond: dict, beats: dict, demo: dict,
-               break_s: float, samples: int, seconds: float, feats: dict, plot: bool):
+               break_s: float, samples: int, seconds: float, feats: dict, plot: bool, styles: dict | None = None):
     """One model's raw measures on every song and the demo track -> (row for `summarise`, the speed strip
     of its first dance at x0.8 and x1.25 when `plot`, else None)."""
     from tqdm import tqdm
@@ -290,12 +301,13 @@ def _model_row(name: str, dancer, ids: list[str], extra_ids: list[str], cond: di
     fps = float(feats["fps"])
     row = {"tempo_s": {}, "pace_ratio": {}, "breaks": {}, "bas": [], "bas_shuffled": [], "demo_s": {}}
     strip = None
+    styles = styles or {}
     for i, sid in enumerate(tqdm(ids + extra_ids, desc=f"{name}", unit="song")):
         acfs, pace = {SLOW: [], FAST: []}, {SLOW: [], FAST: []}
         for k in range(samples):
             seed = 1000 * k + i
             for f in (SLOW, FAST):
-                pos = dancer(cond[sid][f], seconds, seed)
+                pos = dancer(cond[sid][f], seconds, seed, style=styles.get(sid))
                 sp = mean_joint_speed(pos, fps)
                 acfs[f].append(rhythm_acf(sp, fps))
                 pace[f].append(float(sp.mean()))
@@ -303,16 +315,16 @@ def _model_row(name: str, dancer, ids: list[str], extra_ids: list[str], cond: di
                     strip = strip or {}
                     strip[f] = (sp, music_beats(cond[sid][f], fps, len(sp)))
             if sid in beats:  # beat alignment: the test songs, against the next one's beats as the control
-                pos = dancer(cond[sid][1.0], seconds, seed)
+                pos = dancer(cond[sid][1.0], seconds, seed, style=styles.get(sid))
                 mb = motion_beats(pos, fps)
                 row["bas"].append(beat_alignment_score(beats[sid], mb, fps))
                 row["bas_shuffled"].append(beat_alignment_score(beats[ids[(i + 1) % len(ids)]], mb, fps))
             if "break" in cond[sid]:
-                pos = dancer(cond[sid]["break"], break_s, seed)
+                pos = dancer(cond[sid]["break"], break_s, seed, style=styles.get(sid))
                 row["breaks"].setdefault(sid, []).append(break_measures(mean_joint_speed(pos, fps), fps))
         row["tempo_s"][sid] = time_scale(np.mean(acfs[SLOW], 0), np.mean(acfs[FAST], 0), fps)
         row["pace_ratio"][sid] = float(np.mean(pace[FAST]) / np.mean(pace[SLOW]))
-    dacf = {bpm: [rhythm_acf(mean_joint_speed(dancer(demo[bpm], seconds, 7 + k), fps), fps)
+    dacf = {bpm: [rhythm_acf(mean_joint_speed(dancer(demo[bpm], seconds, 7 + k, style=styles.get("demo")), fps), fps)
                   for k in range(samples)] for bpm in DEMO_BPMS}
     for bpm in DEMO_BPMS[1:]:
         row["demo_s"][f"{int(DEMO_BPMS[0])}->{int(bpm)}"] = time_scale(np.mean(dacf[DEMO_BPMS[0]], 0), np.mean(dacf[bpm], 0), fps)
@@ -367,7 +379,8 @@ def format_table(res: dict) -> str:
     songs = res["songs"] + res.get("extra", [])
     lines = [f"Tempo following: time scale s of the dance between the song at x{SLOW} and x{FAST} "
              f"(0.64 follows, 1.0 ignores); {res['samples']} samples, {res['seconds']:g} s; energy gate "
-             f"{'on' if res['energy'] else 'off'}", "",
+             f"{'on' if res['energy'] else 'off'}" + ("; time base on" if res.get("time_base") else "")
+             + (f"; style {res['style']}" if res.get("style") else ""), "",
              "| model | " + " | ".join(s.replace("DANCE_", "") for s in songs) + " | median | max | demo 100->124 | demo 100->140 | pace x1.25 / x0.8 |",
              "|---|" + "---|" * (len(songs) + 5)]
     r = res["real"]["tempo_s"]
@@ -400,6 +413,11 @@ def configure_parser(p) -> None:
     p.add_argument("--extra", nargs="*", default=[], metavar="AUDIO",
                    help="audio files outside the data (other genres) danced in the same conditions, reported apart")
     p.add_argument("--no-energy", action="store_true", help="judge the models without the energy gate (an ablation)")
+    p.add_argument("--time-base", action="store_true",
+                   help="every dance on the beat-matched clock (`live --time-base`; reported apart from the model's own following)")
+    p.add_argument("--style", default=None, metavar="STYLE|labelled",
+                   help="start every dance in this style, or 'labelled': each test song in its own labelled style "
+                        "(the extra songs and the demo track: auto); default auto, as `generate`")
     p.add_argument("--out", default="bench_out", help="folder for music.json, music.md and music_speed.png")
 
 
@@ -411,7 +429,8 @@ def run(args) -> int:
     models = parse_models(args.models)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    res = run_music(args.data, models, args.samples, args.seconds, not args.no_energy, out, args.songs, args.extra)
+    res = run_music(args.data, models, args.samples, args.seconds, not args.no_energy, out, args.songs, args.extra,
+                    time_base=args.time_base, style=args.style)
     write_json_atomic(out / "music.json", res)
     table = format_table(res)
     (out / "music.md").write_text(table + "\n")

@@ -47,10 +47,12 @@ class Dancer:
     `dancer.styles` or weights over them (default "auto": the music decides); `stage_radius`: keep within
     this many cm of the origin; `floor`: lift the body when a sampled pose puts a foot below the floor, and keep the
     dancer from floating off it (the engine grounds each pose before feeding it back); `energy`: dance smaller
-    to quieter music and sway through a break, as `live` does (transflower.energy)."""
+    to quieter music and sway through a break, as `live` does (transflower.energy); `time_base`: the dancer's clock
+    at the music's tempo over the style's own, as `live --time-base` (transflower.realtime.time_base)."""
 
     def __init__(self, model=None, temperature: float = 1.0, seed: int | None = None, *, style=None, threads: int = 2,
-                 provider: str = "auto", stage_radius: float = 150.0, floor: bool = True, energy: bool = True):
+                 provider: str = "auto", stage_radius: float = 150.0, floor: bool = True, energy: bool = True,
+                 time_base: bool = False):
         from transflower.realtime.engine import DanceEngine
         from transflower.realtime.onnx_model import OnnxDanceModel
         from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor
@@ -65,7 +67,7 @@ class Dancer:
         named = isinstance(style, str) and style != "auto" and bool(self.model.styles)
         # a style name: begins on the model's seed clip of that style, under its label and preset
         self.engine = DanceEngine(self.model, temperature=float(temperature), seed=seed, style=style if named else None,
-                                  ground=floor, energy=energy)
+                                  ground=floor, energy=energy, time_base=time_base)
         self.skeleton = Skeleton.from_dict(meta["skeleton"])
         self.integrator = MotionIntegrator(MotionFeatures(self.skeleton))
         self.floor = FloorClamp(self.skeleton) if floor else None

@@ -113,7 +113,8 @@ class DanceEngine:
     def __init__(self, model: OnnxDanceModel, temperature=1.0, seed: int | None = None,
                  seed_motion: np.ndarray | None = None, explode_threshold: float = 25.0, dancers: int = 1,
                  style_presets: bool = True, style: str | None = None, style_strength: float = 1.0, ground: bool = True,
-                 noise_correlation: float | None = None, energy: bool = True, prime_audio: np.ndarray | None = None):
+                 noise_correlation: float | None = None, energy: bool = True, prime_audio: np.ndarray | None = None,
+                 time_base=False):
         """`style`: begin in it, as start_style does (its label and preset from the first frame; the warm start
         under its label, on `seed_motion` if given, else on the model's seed clip of that style), with one
         warm start instead of two. `ground`: each dancer's pose is kept on the floor its warm-start clip stands
@@ -123,7 +124,10 @@ class DanceEngine:
         `energy`: the dance's size follows the music's loudness and a break calms it
         (transflower.energy.MusicEnergy, on the poses `step` returns, `shown_poses`; the model is fed `poses`).
         `prime_audio`: the audio feature row the warm start hears (unscaled); default the training music's mean
-        row (live, which has no music before it starts); offline, the song's first row."""
+        row (live, which has no music before it starts); offline, the song's first row.
+        `time_base`: True or a `TimeBaseConfig`: the model runs on a clock at the music's tempo over the asked
+        style's tempo (transflower.realtime.time_base; one clock for the whole crowd, on dancer 0's style); each
+        `step` then runs 0-2 model steps and returns the pose at the music's time."""
         m = model.meta
         B = int(dancers)
         if B < 1:
@@ -154,8 +158,17 @@ class DanceEngine:
 
             self.energy = MusicEnergy(self.fps, self.m_mean)
             self._level_index = int(m["audio_config"].get("n_mels", 64))  # rms_db follows the mel bands
-        # the poses to show: the dance at the music's energy (energy on), else the poses fed back themselves
-        self.shown_poses = np.zeros((B, D), np.float32) if energy else self.poses
+        self.time_base = None
+        self.style_tempos = dict(m.get("style_tempos") or {})
+        if time_base:
+            from transflower.realtime.time_base import TimeBase, TimeBaseConfig
+
+            self.time_base = TimeBase(self.fps, m["audio_config"], B, D,
+                                      time_base if isinstance(time_base, TimeBaseConfig) else None)
+            self._timed_poses = np.zeros((B, D), np.float32)
+        # the poses to show: the dance at the music's energy (energy on) and on the music's clock (time base on),
+        # else the poses fed back themselves
+        self.shown_poses = np.zeros((B, D), np.float32) if energy or time_base else self.poses
         sizes = [(0, B)] if model.batch_dynamic else [(i, i + 1) for i in range(B)]
         self.groups = [_Group(self, lo, hi) for lo, hi in sizes]
         self.batched = len(self.groups) == 1
@@ -297,6 +310,9 @@ class DanceEngine:
             self._trac_target[i] = p_trac
             self._trac_step[i] = (p_trac - self.traction[i]) / frames
         self._blending = int(np.count_nonzero(self._style_left))
+        if self.time_base is not None and dancer in (None, 0):  # the crowd's clock follows dancer 0's style
+            name = name_or_weights if isinstance(name_or_weights, str) else None
+            self.time_base.set_reference(self.style_tempos.get(name) if name else None)
 
     def set_noise_correlation(self, value: float | None, blend_s: float = 1.0) -> None:
         """A performer's noise correlation for every dancer, blended over blend_s * fps frames; it holds
@@ -486,7 +502,28 @@ class DanceEngine:
         dancer (keys/values do not depend on the noise; the ring is written once, after the last draw).
         If it persists (or the pose is not finite, e.g. from bad input), that dancer resets to its
         warm-started state. `noise` (already scaled; (D,) or (dancers, D)) replaces the engine's own
-        draw, for parity checks (then nothing is redrawn)."""
+        draw, for parity checks (then nothing is redrawn). With a time base, one output frame may run 0-2
+        model steps (`_model_step`) and shows the pose between the newest two at the music's time."""
+        if self.time_base is None:
+            self._model_step(audio_row, noise)
+            return self._show(self.poses, audio_row)
+        tb = self.time_base
+        for _ in range(tb.due(audio_row)):
+            self._model_step(tb.row, noise)
+            tb.clock.push(self.poses)
+        return self._show(tb.clock.output(self._timed_poses), audio_row)
+
+    def _show(self, poses: np.ndarray, audio_row: np.ndarray) -> np.ndarray:
+        """The output frame: `poses` at the music's energy (energy on), else as they are."""
+        if self.energy is not None:
+            self.energy.update(audio_row[self._level_index])
+            self.energy.apply(poses, self.shown_poses)
+        elif poses is not self.shown_poses:
+            self.shown_poses[:] = poses
+        return self.shown_poses[0] if self.n_dancers == 1 else self.shown_poses
+
+    def _model_step(self, audio_row: np.ndarray, noise: np.ndarray | None = None) -> None:
+        """One model frame: the graph run, checks, redraws or reset, grounding, the ring cache written."""
         self.stats.steps += 1
         self.audio[:] = audio_row
         if self._blending:
@@ -506,16 +543,12 @@ class DanceEngine:
             self._redraw_or_reset(allow_redraw=noise is None)
         if self.ground is not None:
             self.ground.apply(self.poses)
-        if self.energy is not None:  # what is shown; the model is fed its own poses
-            self.energy.update(self.audio[0, self._level_index])
-            self.energy.apply(self.poses, self.shown_poses)
         slot = self.frame % self.C
         for g in self.groups:
             g.cache_k[:, :, slot] = g.new_k
             g.cache_v[:, :, slot] = g.new_v
         self.cache_bias[:, slot] = 0.0
         self.frame += 1
-        return self.shown_poses[0] if self.n_dancers == 1 else self.shown_poses
 
     def _redraw_or_reset(self, allow_redraw: bool) -> None:
         accepted = self._accepted

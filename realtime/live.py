@@ -209,7 +209,8 @@ class LiveSession:
                                   style=getattr(args, "style", None), style_strength=self.style_strength,
                                   ground=not getattr(args, "no_floor", False),
                                   noise_correlation=getattr(args, "noise_correlation", None),
-                                  energy=not getattr(args, "no_energy", False))
+                                  energy=not getattr(args, "no_energy", False),
+                                  time_base=bool(getattr(args, "time_base", False)))
         if getattr(args, "style", None) and args.style != "auto":
             p_strength, p_temp = preset_of(self.engine.presets, args.style)
             start = ("the seed clip it was given" if seed_motion is not None else "warm-started on its seed clip"
@@ -560,6 +561,7 @@ class LiveSession:
         tempo = feats.level_db > MUSIC_LEVEL_DB and feats.rows >= TEMPO_AFTER_S * self.model_fps
         return StatusFacts(
             elapsed, feats.level_db, bpm=120.0 * 2.0 ** float(feats.row[self._tempo_row]) if tempo else None,
+            pace=None if e.time_base is None else e.time_base.rate,
             style=style_label(e.styles, None if e.style is None else e.style[0]),
             size=None if e.energy is None else e.energy.gain, in_break=bool(e.energy is not None and e.energy.in_break),
             late=c.late, skipped=c.skipped, receivers=self.receivers.text,

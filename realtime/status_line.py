@@ -43,6 +43,7 @@ class StatusFacts:
     hold: bool = False
     temperature: float | None = None  # shown while live control is on (None: not shown)
     engine: str = ""                  # --verbose: the engine figures, appended as they are
+    pace: float | None = None         # --time-base: the dancer's clock rate, shown beside the tempo (None: no time base)
 
 
 def clock_text(seconds: float) -> str:
@@ -73,6 +74,8 @@ def status_text(f: StatusFacts, width: int = STATUS_WIDTH) -> str:
     size = None if f.size is None else "break" if f.in_break else f"size {f.size:.0%}"
     style = None if not f.style else (f.style if len(f.style) <= STYLE_CHARS else f.style[:STYLE_CHARS - 1] + "~")
     bpm = f"{f.bpm:.0f} bpm" if f.bpm is not None and math.isfinite(f.bpm) else None
+    if f.pace is not None and math.isfinite(f.pace):  # the time base's clock: the dance at x this
+        bpm = f"{bpm or ''} x{f.pace:.2f}".strip()
     # (text, priority): the lowest priority is dropped first while the line is too long; None = always shown
     temp = None if f.temperature is None else f"T {f.temperature:.2f}"
     parts = [(clock_text(f.elapsed), None), (music, None), (bpm, 1), (style, 2), (temp, 3), (size, 4), (lateness, 5),

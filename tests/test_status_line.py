@@ -72,6 +72,10 @@ def test_realistic_values_show_every_fact():
     assert b_no_control == "1:02:03  -31 dB 96 bpm  hip-hop  break  late 12 skip 340  waiting for receiver"
     assert "AUDIO LOST 12s" in c and "late 3 skip 0" in c and "size" not in c
     assert "HOLD" in d and "5 bpm" not in d and "200 bpm" in d
+    # --time-base: the dancer's clock rate beside the tempo, dropped with it when the line is too long
+    assert "124 bpm x1.25  cha-cha" in status_text(StatusFacts(754.0, -18.0, 124.0, "cha-cha", 0.8, pace=1.25))
+    assert "x1.25" not in status_text(StatusFacts(3723.0, -31.0, 96.0, "hip-hop", 0.2, True, 12, 340, "waiting for receiver",
+                                                  temperature=0.8, pace=1.25))
 
 
 def test_extreme_values_drop_the_least_important_first():

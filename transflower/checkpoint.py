@@ -58,7 +58,8 @@ def find_features_meta(ckpt_path, cfg, features_json=None) -> dict:
             raise UserError(f"--features {features_json}: no features.json there (expected the file, or the feature folder holding it)")
         feats = _read_features(p)
         own = cfg.get("_features") or {}  # a shipped checkpoint's own seed clips and presets still apply
-        for key in ("seed_motion", "style_seeds", "style_presets", "default_temperature", "default_noise_correlation"):
+        for key in ("seed_motion", "style_seeds", "style_presets", "default_temperature", "default_noise_correlation",
+                    "style_tempos"):
             if key in own and key not in feats:
                 feats[key] = own[key]
         return feats

@@ -249,8 +249,29 @@ def _write_features_json(data_dir: Path, args, audio_config, skeletons: dict, tr
             "motion_names": list(motion_names), "skeleton": canonical.to_dict(),
             "motion_scaler": m_scaler.to_dict(), "audio_scaler": a_scaler.to_dict(),
             "train_ids": train, "test_ids": test, "styles": styles, "clip_styles": clip_styles,
-            "tempo_factors": factors}
+            "tempo_factors": factors,
+            "style_tempos": style_tempos(data_dir, train, clip_styles, args.fps, audio_config)}
     save_json_atomic(data_dir / "features.json", meta)
+
+
+def style_tempos(data_dir: Path, train: list[str], clip_styles: dict, fps: float, audio_config) -> dict:
+    """{style: BPM on [60, 120)}: each style's tempo over its training songs at their own tempo (the time base's
+    reference: transflower.realtime.time_base.reference_tempo); a style whose songs disagree has none."""
+    from transflower.realtime.time_base import reference_tempo
+
+    onset = audio_config.names.index("onset")
+    by_style: dict[str, list] = {}
+    for i in train:
+        if i in clip_styles and base_clip_id(i) == i:  # the real songs, not their tempo or mirrored copies
+            by_style.setdefault(clip_styles[i], []).append(np.load(data_dir / f"{i}.audio_raw.npy", mmap_mode="r")[:, onset])
+    out = {}
+    for style, tracks in sorted(by_style.items()):
+        bpm, agreement = reference_tempo(tracks, fps)
+        log.info("style %s: tempo %s (agreement %.2f over %d songs)", style, "none" if bpm is None else f"{bpm:.1f} BPM",
+                 agreement, len(tracks))
+        if bpm is not None:
+            out[style] = round(bpm, 2)
+    return out
 
 
 MIRROR_SUFFIX = "~mirror"

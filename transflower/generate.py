@@ -33,7 +33,7 @@ def song_audio_features(song, audio_config: dict, num_frames: int | None = None)
 def generate(model_path, song, temperature: float | None = None, seed: int | None = None, seed_motion=None,
              features_json=None, max_seconds: float | None = None, progress: bool = True, style=None,
              style_strength: float = 1.0, ground: bool = True, noise_correlation: float | None = None,
-             energy: bool = True, audio=None) -> dict:
+             energy: bool = True, audio=None, time_base: bool = False) -> dict:
     """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
     The live engine samples it (transflower.realtime.engine.DanceEngine: temperature, presets, noise, style, grounding,
@@ -43,7 +43,8 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     ground: keep the dancer on its seed clip's floor (transflower.floor.Grounding), as `live` does.
     noise_correlation None: the model's default (its metadata's default_noise_correlation), else 0.
     energy: the dance's size follows the music's loudness and a break calms it (transflower.energy), as live.
-    audio: the song's audio feature rows (unscaled), when the caller has them (the benchmarks); else read from song."""
+    audio: the song's audio feature rows (unscaled), when the caller has them (the benchmarks); else read from song.
+    time_base: the dancer's clock at the music's tempo over the style's (transflower.realtime.time_base), as live."""
     from transflower.realtime.engine import DanceEngine  # the one sampler, whatever the backend
 
     model_path = Path(model_path)
@@ -75,7 +76,7 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     # a style: warmed up under its label, on its own seed clip unless one was given
     engine = DanceEngine(model, temperature=temperature, seed=seed, seed_motion=seed_feats, style=style,
                          style_strength=style_strength, ground=ground, noise_correlation=noise_correlation, energy=energy,
-                         prime_audio=audio[0])
+                         prime_audio=audio[0], time_base=time_base)
     out = np.empty((n, engine.motion_dim), np.float32)
     it = range(n)
     if progress:
@@ -125,6 +126,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-energy", action="store_true",
                    help="dance at full size whatever the music's level (by default quieter passages are danced smaller "
                         "and a break in the music calms the dancer, as live)")
+    p.add_argument("--time-base", action="store_true", help="run the dancer's clock at the music's tempo over the style's own: a waltz played 25 %% faster is danced 25 %% faster (followed within x0.71..x1.41 of the style's tempo; with no --style, changes from the tempo the music settled on are followed). Off by default: on this model it moves the pace but the dances' rhythm measure does not yet show it (benchmarks/README.md, `bench music`); it costs up to 2 model steps a frame")
     p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible dance")
     p.add_argument("--features", help="features.json of the training data (for .ckpt; default: via the run's model card)")
     p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
@@ -142,7 +144,7 @@ def run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     res = generate(args.model, args.song, args.temperature, args.seed, args.seed_motion, args.features, args.max_seconds,
                    style=args.style, style_strength=args.style_strength, ground=not args.no_floor,
-                   noise_correlation=args.noise_correlation, energy=not args.no_energy)
+                   noise_correlation=args.noise_correlation, energy=not args.no_energy, time_base=args.time_base)
     motion = features_to_motion(res["motion"], res["skeleton"], res["fps"], floor=not args.no_floor)
     stem = Path(args.song).stem
     written = []

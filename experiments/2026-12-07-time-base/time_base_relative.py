@@ -33,6 +33,8 @@ import numpy as np
 
 from tempo_tracker import TempoTracker as FirstTracker  # this folder's first tracker
 
+from transflower.realtime.time_base import ModelClock, in_order  # the clock went into the product (`--time-base`)
+
 
 @dataclass(frozen=True)
 class TempoConfig:
@@ -75,13 +77,7 @@ class TempoTracker(FirstTracker):
     def _estimate(self) -> float | None:
         """The best lag's tempo over the window (the part filled so far), or None in silence."""
         n = min(self.frames, self.n)
-        env = self.env[:n]
-        if self.frames >= self.n:  # oldest first
-            start = self.frames % self.n
-            env[: n - start] = self.ring[start:]
-            env[n - start:] = self.ring[:start]
-        else:
-            env[:] = self.ring[:n]
+        env = in_order(self.ring, self.frames, self.env[:n])
         env -= env.mean()
         if not np.any(env):
             return None
@@ -196,49 +192,6 @@ class TempoFollower:
         self.log_bpm = log_raw
 
 
-class ModelClock:
-    """Model time for B dancers of D features: `due(rate)` -> how many model frames to compute now;
-    `push(frame)` after each; `output(out)` writes the frame at the current model time."""
-
-    def __init__(self, dancers: int, dims: int, velocity_dims: int = 3, max_due: int = 3):
-        self.velocity_dims, self.max_due = int(velocity_dims), int(max_due)
-        self.before = np.zeros((dancers, dims), np.float32)
-        self.last = np.zeros((dancers, dims), np.float32)
-        self.reset()
-
-    def reset(self) -> None:
-        self.m = -1.0  # model time of the last output frame; the first output frame is model frame 0
-        self.computed = 0  # model frames computed (0 .. computed - 1)
-        self.rate = 1.0
-
-    def due(self, rate: float) -> int:
-        self.rate = float(rate)
-        self.m = 0.0 if self.computed == 0 else self.m + self.rate
-        need = int(np.ceil(self.m - 1e-6)) + 1 - self.computed
-        if need > self.max_due:  # never more than max_due steps in one output frame: model time waits
-            self.m -= need - self.max_due
-            need = self.max_due
-        return max(need, 0)
-
-    def push(self, frame: np.ndarray) -> None:
-        self.before[:] = self.last
-        self.last[:] = frame
-        self.computed += 1
-
-    def output(self, out: np.ndarray) -> np.ndarray:
-        """The pose at model time m: between the two newest model frames; velocities per output frame."""
-        frac = 1.0 - ((self.computed - 1) - self.m)  # 1 at the newest frame
-        if frac >= 1.0 - 1e-6 or self.computed < 2:
-            out[:] = self.last
-        else:
-            frac = max(frac, 0.0)
-            np.subtract(self.last, self.before, out=out)
-            out *= frac
-            out += self.before
-        out[:, : self.velocity_dims] *= self.rate
-        return out
-
-
 class TimeBase:
     """What the engine needs per output frame: the tempo read from the audio row, the rate, the model
     frames due, the row the model hears (its `tempo` column moved to the clock's tempo)."""
@@ -248,7 +201,7 @@ class TimeBase:
         self.onset_index, self.tempo_index = n_mels + 1, n_mels + 2  # AudioFeatureConfig.names: ..., onset, tempo, pulse
         self.tracker = TempoTracker(fps, config)
         self.follower = TempoFollower(fps, config)
-        self.clock = ModelClock(dancers, dims)
+        self.clock = ModelClock(dancers, dims, max_due=3)
         self.row = None
 
     @property

@@ -104,6 +104,7 @@ def model_metadata(ckpt_path, model, cfg: dict, feats: dict, seed_clip=None, sty
         "motion_scaler": feats["motion_scaler"], "audio_scaler": feats["audio_scaler"],
         "skeleton": feats["skeleton"], "model_config": mc.to_dict(), "seed_motion": seed,
         "styles": style_names, "style_seeds": style_seeds, "style_presets": presets,
+        "style_tempos": {k: float(v) for k, v in (feats.get("style_tempos") or {}).items() if k in style_names},
         **({"default_temperature": TEMPERATURE.check(default_temperature, "--default-temperature")}
            if default_temperature is not None else {}),
         **({"default_noise_correlation": rho} if rho is not None else {}),

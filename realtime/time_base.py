@@ -1,0 +1,287 @@
+"""The beat-matched time base: the dancer's clock runs at the music's tempo over the tempo it learned.
+
+The model dances each style at the pace it learned for it and does not speed up when a DJ does. With a
+time base the engine runs the model on its own clock: model time advances `rate` model frames per output
+frame, so the model hears the music at the tempo it knows, and its frames are played back at the music's
+tempo (the output frame at model time m lies between model frames floor(m) and ceil(m); the root's
+per-frame motion is scaled by the rate).
+
+    rate = tempo now / reference tempo, folded to within half an octave of 1
+
+- The tempo is read causally from the `onset` column of the audio feature rows (`TempoReading`:
+  autocorrelation over the last `window_s` seconds, refined below one frame).
+- Folding makes the metrical level irrelevant: a song read at its beat or at half or double it gives the
+  same rate. (Every causal reading tried here picks the level of one song at two tempi inconsistently
+  about half the time; a factor of two is almost always what it gets wrong:
+  experiments/2026-12-07-time-base/.) The smoothing is done on the folded tempo too: a level flip of the
+  raw reading moves nothing.
+- The reference is the asked style's own tempo (the training songs' median, folded the same way: the
+  model's metadata `style_tempos`, written by `transflower export`), so a waltz at its usual tempo is
+  danced at rate ~1 and the same waltz 25 % faster at ~1.25. Under "auto" (the music decides the style)
+  there is no style tempo to compare with: the reference is the tempo the music had when the reading
+  first settled, so the rate starts at 1 and follows a DJ's changes from there (a pitch fader, a mix into a
+  faster track), not a song's absolute tempo.
+
+What it costs: no latency (the model frame at model time m is computed when m passes it; the model hears
+each output frame's audio row), up to `max_due` model steps in one output frame (rate > 1: more compute),
+and the kinetics scale with the rate (a dance at rate 1.2 is 1.2x as fast, its jerk 1.7x). A tempo beyond
+half an octave from the reference folds over (a waltz at 1.5x its tempo is danced at 0.75x, as dancers
+dance half-time): followed within x0.71 .. x1.41 only.
+
+Numpy only (the live path); the buffers are allocated once; the reading's work (an autocorrelation over
+~80 lags) runs every `update_every` frames.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from transflower.errors import UserError
+
+
+@dataclass(frozen=True)
+class TimeBaseConfig:
+    window_s: float = 8.0        # seconds of onset envelope per reading
+    min_bpm: float = 55.0
+    max_bpm: float = 220.0
+    prior_bpm: float = 110.0     # a log-normal preference among the lags (it only picks a level: folded away)
+    prior_octaves: float = 1.0
+    update_every: int = 4        # frames between readings (5 a second at 20 fps)
+    settle_s: float = 4.0        # seconds of music before the first reading counts
+    smooth_s: float = 2.0        # time constant of the folded tempo
+    hysteresis: float = 0.03     # octaves past the fold's edge before the rate jumps to the other side
+    min_agreement: float = 0.5   # the smoothed readings' agreement (0..1) before the tempo moves the rate
+    max_due: int = 2             # model steps in one output frame at most (rate <= 2)
+
+
+def in_order(ring: np.ndarray, written: int, out: np.ndarray) -> np.ndarray:
+    """A ring buffer that has taken `written` values -> `out` (the newest len(out) of them), oldest first."""
+    n = len(out)
+    if written > len(ring):
+        start = written % len(ring)
+        out[: n - start] = ring[start:]
+        out[n - start:] = ring[:start]
+    else:
+        out[:] = ring[:n]
+    return out
+
+
+def fold(octaves: float) -> float:
+    """An interval in octaves -> the same interval up to whole octaves, in [-0.5, 0.5)."""
+    return float(octaves - np.floor(octaves + 0.5))
+
+
+class TempoReading:
+    """update(onset) once per frame -> a reading in BPM every `update_every` frames once `settle_s` of
+    music is in, else None (also in silence). The level is whatever periodicity is strongest under the
+    preference: callers fold it."""
+
+    def __init__(self, fps: float, config: TimeBaseConfig):
+        self.config, self.fps = config, float(fps)
+        self.n = int(round(config.window_s * self.fps))
+        lo = max(2, int(np.floor(60.0 * self.fps / config.max_bpm)))
+        hi = min(self.n // 2, int(np.ceil(60.0 * self.fps / config.min_bpm)))
+        if hi <= lo + 2:
+            raise UserError(f"time base: {config.min_bpm}-{config.max_bpm} BPM at {fps} fps over {config.window_s} s "
+                            "leaves no beat periods to compare; widen the window or the BPM range")
+        self.lags = np.arange(lo, hi + 1)
+        self.prior = np.exp(-0.5 * (np.log2(60.0 * self.fps / self.lags / config.prior_bpm) / config.prior_octaves) ** 2)
+        self.ring = np.zeros(self.n, np.float64)
+        self.env = np.zeros(self.n, np.float64)
+        self.scores = np.zeros(len(self.lags), np.float64)
+        self.settle = max(int(round(config.settle_s * self.fps)), int(hi) * 2)
+        self.reset()
+
+    def reset(self) -> None:
+        self.frames = 0
+        self.ring[:] = 0.0
+
+    def update(self, onset: float) -> float | None:
+        x = float(onset)
+        self.ring[self.frames % self.n] = x if np.isfinite(x) else 0.0
+        self.frames += 1
+        if self.frames < self.settle or self.frames % self.config.update_every:
+            return None
+        return self._read()
+
+    def _read(self) -> float | None:
+        n = min(self.frames, self.n)
+        env = in_order(self.ring, self.frames, self.env[:n])
+        env -= env.mean()
+        if not np.any(env):
+            return None  # silence: nothing to read
+        for i, lag in enumerate(self.lags):
+            self.scores[i] = np.dot(env[lag:], env[:-lag]) / (n - lag)
+        np.maximum(self.scores, 0.0, out=self.scores)
+        self.scores *= self.prior
+        i = int(np.argmax(self.scores))
+        if self.scores[i] <= 0.0:
+            return None
+        return 60.0 * self.fps / self._refine(env, int(self.lags[i]))
+
+    def _acf(self, env: np.ndarray, lag: int) -> float:
+        return float(np.dot(env[lag:], env[:-lag]) / (len(env) - lag))
+
+    def _refine(self, env: np.ndarray, lag: int) -> float:
+        """The beat period in frames, finer than one frame: the autocorrelation's peak near k x lag for the
+        largest k (up to 4) the window holds, found within a frame each way and placed by a parabola, over k
+        (at 20 fps one frame is 5-15 % of a beat period; at 4 periods it is a quarter of that)."""
+        n = len(env)
+        for k in range(min(4, max(1, (n // 2) // lag)), 0, -1):
+            c = k * lag
+            if c + 2 >= n - 8:
+                continue
+            # climb to the local peak within one frame of k x lag
+            if self._acf(env, c + 1) > self._acf(env, c) and self._acf(env, c + 1) >= self._acf(env, c - 1):
+                c += 1
+            elif self._acf(env, c - 1) > self._acf(env, c):
+                c -= 1
+            a0, a1, a2 = self._acf(env, c - 1), self._acf(env, c), self._acf(env, c + 1)
+            den = a0 - 2.0 * a1 + a2
+            off = min(max(0.5 * (a0 - a2) / den, -0.5), 0.5) if den < 0.0 else 0.0
+            return (c + off) / k
+        return float(lag)
+
+
+class ModelClock:
+    """Model time for B dancers of D features: `due(rate)` -> how many model frames to compute now;
+    `push(frame)` after each; `output(out)` writes the pose at the current model time."""
+
+    def __init__(self, dancers: int, dims: int, velocity_dims: int = 3, max_due: int = 2):
+        self.velocity_dims, self.max_due = int(velocity_dims), int(max_due)
+        self.before = np.zeros((dancers, dims), np.float32)
+        self.last = np.zeros((dancers, dims), np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        self.m = -1.0  # model time of the last output frame; the first output frame is model frame 0
+        self.computed = 0  # model frames computed (frames 0 .. computed - 1)
+        self.rate = 1.0
+
+    def due(self, rate: float) -> int:
+        self.rate = float(rate)
+        self.m = 0.0 if self.computed == 0 else self.m + self.rate
+        need = int(np.ceil(self.m - 1e-6)) + 1 - self.computed
+        if need > self.max_due:  # never more than max_due steps in one output frame: model time waits
+            self.m -= need - self.max_due
+            need = self.max_due
+        return max(need, 0)
+
+    def push(self, frame: np.ndarray) -> None:
+        self.before[:] = self.last
+        self.last[:] = frame
+        self.computed += 1
+
+    def output(self, out: np.ndarray) -> np.ndarray:
+        """The pose at model time m, between the two newest model frames; per-frame motion x the rate."""
+        frac = 1.0 - ((self.computed - 1) - self.m)  # 1 at the newest frame
+        if frac >= 1.0 - 1e-6 or self.computed < 2:
+            out[:] = self.last
+        else:
+            np.subtract(self.last, self.before, out=out)
+            out *= max(frac, 0.0)
+            out += self.before
+        out[:, : self.velocity_dims] *= self.rate
+        return out
+
+
+class TimeBase:
+    """What the engine needs per output frame: `due(audio_row)` -> the model steps to run now (each hears
+    `row`: this frame's audio row, its `tempo` column moved to the model's clock), then `clock.push` after
+    each and `clock.output` for the frame shown.
+
+    `set_reference(bpm)`: the asked style's tempo (None: relative, the reading the music settles on)."""
+
+    def __init__(self, fps: float, audio_config: dict, dancers: int, dims: int, config: TimeBaseConfig | None = None):
+        self.config = c = config or TimeBaseConfig()
+        names = _feature_names(audio_config)
+        self.onset_index, self.tempo_index = names.index("onset"), names.index("tempo")
+        self.reading = TempoReading(fps, c)
+        self.clock = ModelClock(dancers, dims, max_due=c.max_due)
+        self._alpha = 1.0 - float(np.exp(-c.update_every / (c.smooth_s * float(fps))))
+        self.row = np.zeros(len(names), np.float32)
+        self.style_bpm: float | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """A new piece of music: forget the reading (a style's reference stays)."""
+        self.reading.reset()
+        self.clock.reset()
+        self._phasor = 0j  # the smoothed tempo as a point on the octave circle: exp(2 pi i log2 bpm)
+        self._started: float | None = None  # log2 of the tempo the reading settled on (the relative reference)
+        self._offset = 0.0  # octaves of the rate, kept continuous across the fold's edge
+        self.rate = 1.0
+
+    def set_reference(self, bpm: float | None) -> None:
+        if bpm is not None and not (np.isfinite(bpm) and 20.0 <= bpm <= 400.0):
+            raise UserError(f"time base: reference tempo {bpm!r}: expected a tempo in BPM, 20..400")
+        self.style_bpm = None if bpm is None else float(bpm)
+        if bpm is None and self.tempo is not None:
+            self._started = float(np.log2(self.tempo))  # back to auto: the music as it is now is the reference
+        self._rate_from_tempo()
+
+    @property
+    def agreement(self) -> float:
+        """0..1: how well the recent readings agree (up to octaves); the rate moves only above min_agreement."""
+        return float(abs(self._phasor))
+
+    @property
+    def tempo(self) -> float | None:
+        """The smoothed tempo, BPM on the octave [60, 120) (its level is not known, only its class); None
+        until the readings agree (min_agreement)."""
+        if abs(self._phasor) < self.config.min_agreement:
+            return None
+        return float(2.0 ** (6.0 + (np.angle(self._phasor) / (2 * np.pi)) % 1.0))
+
+    def due(self, audio_row: np.ndarray) -> int:
+        bpm = self.reading.update(audio_row[self.onset_index])
+        if bpm is not None and bpm > 0.0:
+            self._phasor += self._alpha * (np.exp(2j * np.pi * np.log2(bpm)) - self._phasor)
+            if self._started is None and self.tempo is not None:
+                self._started = float(np.log2(self.tempo))
+            self._rate_from_tempo()
+        self.row[:] = audio_row
+        self.row[self.tempo_index] -= np.log2(self.rate)  # `tempo` is log2(bpm / 120): the tempo on the model's clock
+        return self.clock.due(self.rate)
+
+    def _rate_from_tempo(self) -> None:
+        if self.tempo is None:
+            return
+        ref = np.log2(self.style_bpm) if self.style_bpm is not None else self._started
+        d = fold(np.log2(self.tempo) - ref)
+        # keep the side of the fold the rate was on until it is `hysteresis` past the edge
+        cand = (d - 1.0, d, d + 1.0)
+        near = min(cand, key=lambda x: abs(x - self._offset))
+        self._offset = near if abs(near) <= 0.5 + self.config.hysteresis else d
+        self.rate = float(2.0 ** self._offset)
+
+
+def _feature_names(audio_config: dict) -> list[str]:
+    from transflower.audio_features import AudioFeatureConfig
+
+    return AudioFeatureConfig.from_dict(audio_config).names
+
+
+def reference_tempo(onset_tracks, fps: float, config: TimeBaseConfig | None = None,
+                    min_agreement: float = 0.7) -> tuple[float | None, float]:
+    """A style's tempo from its songs' onset envelopes (the `onset` column of their audio feature rows):
+    each song's folded readings averaged on the octave circle, then the songs' -> (BPM on [60, 120) or None
+    when the songs disagree, agreement 0..1: the mean resultant's length). A style whose songs spread over
+    the octave (the data's rumbas: agreement 0.37) has no tempo a reference could stand for."""
+    c = config or TimeBaseConfig()
+    per_song = []
+    for onset in onset_tracks:
+        reading, z, n = TempoReading(fps, c), 0j, 0
+        for x in np.asarray(onset, np.float64):
+            bpm = reading.update(x)
+            if bpm is not None:
+                z, n = z + np.exp(2j * np.pi * np.log2(bpm)), n + 1
+        if n:
+            per_song.append(z / abs(z) if abs(z) > 0 else 0j)
+    if not per_song:
+        return None, 0.0
+    mean = complex(np.mean(per_song))
+    agreement = float(abs(mean))
+    bpm = float(2.0 ** (6.0 + (np.angle(mean) / (2 * np.pi)) % 1.0))
+    return (bpm if agreement >= min_agreement else None), agreement
