@@ -175,7 +175,7 @@ class EngineGenerator:
     standardised features."""
 
     def __init__(self, path, feats: dict, ground: bool = True, noise_correlation: float | None = None,
-                 energy: bool = True, features_json=None):
+                 energy: bool = True, features_json=None, time_base: bool = False):
         from transflower.features import StandardScaler
 
         self.model = engine_model(path, features_json)
@@ -186,6 +186,7 @@ class EngineGenerator:
         self.lookahead, self.context = int(m["lookahead"]), int(m["context"])
         self.variant = m.get("variant", "fp32") if Path(path).suffix == ".onnx" else "torch"
         self.ground, self.noise_correlation, self.energy = ground, noise_correlation, energy
+        self.time_base = time_base  # the beat-matched clock (transflower.realtime.time_base), as `live --time-base`
 
     def generate(self, seed, audio, n: int, temperature: float, generator, style: str | None = None,
                  strength: float = 1.0, switch: tuple | None = None):
@@ -199,7 +200,7 @@ class EngineGenerator:
         audio_raw = self.as_.inverse(np.asarray(audio, np.float64)).astype(np.float32)
         engine = DanceEngine(self.model, temperature=temperature, seed=int(generator.initial_seed()), seed_motion=seed_raw,
                              ground=self.ground, noise_correlation=self.noise_correlation, energy=self.energy,
-                             prime_audio=audio_raw[0], style=style, style_strength=strength)
+                             prime_audio=audio_raw[0], style=style, style_strength=strength, time_base=self.time_base)
         out = np.empty((n, engine.motion_dim), np.float32)
         N = len(audio_raw)
         for i in range(n):

@@ -161,8 +161,9 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
               segment_seconds: float = 5.0, switch_seconds: float = 10.0, blend_seconds: float = 1.0, strength: float = 1.0,
               presets=None, split: str = "test", max_songs: int | None = None, steered: bool = True, only=None,
               switch_repeats: int = 1, progress=print, ground: bool = True, noise_correlation: float | None = None,
-              energy: bool = True) -> dict:
+              energy: bool = True, time_base: bool = False) -> dict:
     """ground: each dance grounded as live does (transflower.floor.Grounding); False: as sampled.
+    time_base: each dance on the beat-matched clock, against its style's tempo (`live --time-base`).
     energy: each dance shown at the music's energy as live shows it (transflower.energy, on the finished
     rollout: the same as frame by frame); False: the model's own dance. (The switch test: without it.)
     noise_correlation: auto's (and a style's without a preset for it); None = the model's own default.
@@ -176,6 +177,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
     d = _style_data(data_dir, segment_seconds)
     clf, real_kin, classifier = _style_classifier(d, progress)
     model = _style_model(d, ckpt, ground, noise_correlation, energy, presets)
+    model.time_base = time_base
     strength = check_strength(strength, "--strength")
     if noise_correlation is not None:
         check_noise_correlation(noise_correlation, "--noise-correlation")
@@ -206,7 +208,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
              f"(real 99.9th percentile {switch['real_p999']:.2f} m/s; over it: {switch['switches_over']} of "
              f"{switch['switches']} switches, {switch['without_switch_over']} of the same dances without the switch)")
     return {"benchmark": "style", "data": str(d["dir"]), "model": str(ckpt), "styles": d["styles"], "fps": fps,
-            "ground": ground, "energy": energy, "segment_seconds": segment_seconds, "seconds": seconds, "samples": samples,
+            "ground": ground, "energy": energy, "time_base": time_base, "segment_seconds": segment_seconds, "seconds": seconds, "samples": samples,
             "temperature": temperature, "strength": strength, "presets": model.model.style_presets, "split": split,
             "songs": [s["id"] for s in songs], "classifier": classifier, "recognised": recognised, "kinetics": kinetics,
             "switch": switch, "targets": _style_targets(recognised, kinetics, switch)}
@@ -435,6 +437,8 @@ def configure_parser(p) -> None:
                    "live applies (each pose's root height corrected before it is fed back: transflower.floor.Grounding)")
     p.add_argument("--no-energy", action="store_true", help="measure the model's own dance, without the energy gate live "
                    "applies to what it shows (quieter music danced smaller: transflower.energy)")
+    p.add_argument("--time-base", action="store_true", help="dance on the beat-matched clock, against each style's tempo "
+                   "(`live --time-base`): what it costs the kinetics")
     p.add_argument("--json", help="write the results here")
 
 
@@ -444,7 +448,7 @@ def run(args) -> int:
                     strength=args.strength, presets=args.presets, split=args.split, max_songs=args.songs,
                     steered=not args.started_only, only=args.styles.split(",") if args.styles else None,
                     switch_repeats=args.switch_repeats, ground=not args.no_ground, noise_correlation=args.noise_correlation,
-                    energy=not args.no_energy)
+                    energy=not args.no_energy, time_base=args.time_base)
     print(format_table(res))
     if args.json:
         from transflower.atomic import write_text_atomic

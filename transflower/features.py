@@ -259,14 +259,13 @@ def style_tempos(data_dir: Path, train: list[str], clip_styles: dict, fps: float
     reference: transflower.realtime.time_base.reference_tempo); a style whose songs disagree has none."""
     from transflower.realtime.time_base import reference_tempo
 
-    onset = audio_config.names.index("onset")
     by_style: dict[str, list] = {}
     for i in train:
         if i in clip_styles and base_clip_id(i) == i:  # the real songs, not their tempo or mirrored copies
-            by_style.setdefault(clip_styles[i], []).append(np.load(data_dir / f"{i}.audio_raw.npy", mmap_mode="r")[:, onset])
+            by_style.setdefault(clip_styles[i], []).append(np.load(data_dir / f"{i}.audio_raw.npy"))
     out = {}
     for style, tracks in sorted(by_style.items()):
-        bpm, agreement = reference_tempo(tracks, fps)
+        bpm, agreement = reference_tempo(tracks, fps, audio_config.to_dict())
         log.info("style %s: tempo %s (agreement %.2f over %d songs)", style, "none" if bpm is None else f"{bpm:.1f} BPM",
                  agreement, len(tracks))
         if bpm is not None:
