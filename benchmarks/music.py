@@ -299,7 +299,7 @@ def _model_row(name: str, dancer, ids: list[str], extra_ids: list[str], cond: di
     from transflower.benchmarks.metrics import beat_alignment_score, motion_beats, music_beats
 
     fps = float(feats["fps"])
-    row = {"tempo_s": {}, "pace_ratio": {}, "breaks": {}, "bas": [], "bas_shuffled": [], "demo_s": {}}
+    row = {"tempo_s": {}, "pace_ratio": {}, "breaks": {}, "bas": [], "bas_shuffled": [], "demo_s": {}, "demo_pace": {}}
     strip = None
     styles = styles or {}
     for i, sid in enumerate(tqdm(ids + extra_ids, desc=f"{name}", unit="song")):
@@ -324,10 +324,14 @@ def _model_row(name: str, dancer, ids: list[str], extra_ids: list[str], cond: di
                 row["breaks"].setdefault(sid, []).append(break_measures(mean_joint_speed(pos, fps), fps))
         row["tempo_s"][sid] = time_scale(np.mean(acfs[SLOW], 0), np.mean(acfs[FAST], 0), fps)
         row["pace_ratio"][sid] = float(np.mean(pace[FAST]) / np.mean(pace[SLOW]))
-    dacf = {bpm: [rhythm_acf(mean_joint_speed(dancer(demo[bpm], seconds, 7 + k, style=styles.get("demo")), fps), fps)
-                  for k in range(samples)] for bpm in DEMO_BPMS}
+    dspeed = {bpm: [mean_joint_speed(dancer(demo[bpm], seconds, 7 + k, style=styles.get("demo")), fps) for k in range(samples)]
+              for bpm in DEMO_BPMS}
+    dacf = {bpm: [rhythm_acf(sp, fps) for sp in sps] for bpm, sps in dspeed.items()}
     for bpm in DEMO_BPMS[1:]:
-        row["demo_s"][f"{int(DEMO_BPMS[0])}->{int(bpm)}"] = time_scale(np.mean(dacf[DEMO_BPMS[0]], 0), np.mean(dacf[bpm], 0), fps)
+        key = f"{int(DEMO_BPMS[0])}->{int(bpm)}"
+        row["demo_s"][key] = time_scale(np.mean(dacf[DEMO_BPMS[0]], 0), np.mean(dacf[bpm], 0), fps)
+        # the pace beside it (following: bpm / 100), a measure the rhythm's octaves cannot confuse
+        row["demo_pace"][key] = float(np.mean([sp.mean() for sp in dspeed[bpm]]) / np.mean([sp.mean() for sp in dspeed[DEMO_BPMS[0]]]))
     return row, strip
 
 
@@ -338,7 +342,7 @@ def summarise(row: dict, ids: list[str]) -> dict:
     med = lambda xs: float(np.median(xs)) if len(xs) else float("nan")  # noqa: E731
     out = {"tempo_s": row["tempo_s"], "tempo_s_median": med(s), "tempo_s_max": float(max(s)) if s else float("nan"),
            "pace_ratio": row["pace_ratio"], "pace_ratio_median": med([row["pace_ratio"][i] for i in ids]),
-           "demo_s": row["demo_s"], "bas": med(row["bas"]), "bas_shuffled": med(row["bas_shuffled"]),
+           "demo_s": row["demo_s"], "demo_pace": row.get("demo_pace", {}), "bas": med(row["bas"]), "bas_shuffled": med(row["bas_shuffled"]),
            "breaks": {sid: {k: med([b[k] for b in bs]) for k in bs[0]} for sid, bs in row["breaks"].items()},
            "break_ratio": med([b["ratio"] for b in br]), "settle_s": med([b["settle_s"] for b in br]),
            "resume_s": med([b["resume_s"] for b in br]), "break_dances": len(br)}
@@ -381,15 +385,16 @@ def format_table(res: dict) -> str:
              f"(0.64 follows, 1.0 ignores); {res['samples']} samples, {res['seconds']:g} s; energy gate "
              f"{'on' if res['energy'] else 'off'}" + ("; time base on" if res.get("time_base") else "")
              + (f"; style {res['style']}" if res.get("style") else ""), "",
-             "| model | " + " | ".join(s.replace("DANCE_", "") for s in songs) + " | median | max | demo 100->124 | demo 100->140 | pace x1.25 / x0.8 |",
-             "|---|" + "---|" * (len(songs) + 5)]
+             "| model | " + " | ".join(s.replace("DANCE_", "") for s in songs) + " | median | max | demo 100->124 | demo 100->140 | pace x1.25 / x0.8 | demo pace 100->140 |",
+             "|---|" + "---|" * (len(songs) + 6)]
     r = res["real"]["tempo_s"]
     lines.append("| real (resampled) | " + " | ".join(f"{r[s]:.2f}" if s in r else "-" for s in songs) +
-                 f" | {res['real']['tempo_s_median']:.2f} | {max(r.values()):.2f} | 0.81 | 0.71 | {res['real']['pace_ratio_median']:.2f} |")
+                 f" | {res['real']['tempo_s_median']:.2f} | {max(r.values()):.2f} | 0.81 | 0.71 | {res['real']['pace_ratio_median']:.2f} | 1.40 |")
     for name, m in res["models"].items():
         lines.append(f"| {name} | " + " | ".join(f"{m['tempo_s'][s]:.2f}" for s in songs) +
                      f" | {m['tempo_s_median']:.2f} | {m['tempo_s_max']:.2f} | {m['demo_s'].get('100->124', float('nan')):.2f}"
-                     f" | {m['demo_s'].get('100->140', float('nan')):.2f} | {m['pace_ratio_median']:.2f} |")
+                     f" | {m['demo_s'].get('100->140', float('nan')):.2f} | {m['pace_ratio_median']:.2f}"
+                     f" | {m.get('demo_pace', {}).get('100->140', float('nan')):.2f} |")
     if res.get("extra"):
         lines.append(f"(median and max over the test songs; {', '.join(res['extra'])}: outside the data, no real dance)")
     lines += ["", f"Breaks (seconds {BREAK_START_S:g}-{BREAK_END_S:g} silenced, test songs of {BREAK_END_S + 12:g} s or more) "

@@ -181,6 +181,8 @@ class Dancer:
     def reset(self) -> None:
         """Start over (a new song): the warm-started model state, the dancer back at the origin."""
         self.engine.reset()
+        if self.engine.time_base is not None:  # a new song: its tempo is read afresh (a style's tempo stays)
+            self.engine.time_base.reset()
         self.integrator.reset()
         self.extractor.reset()
         self._resampler, self._rate = None, None

@@ -52,6 +52,8 @@ class TimeBaseConfig:
     smooth_s: float = 2.0        # time constant of the folded tempo
     hysteresis: float = 0.03     # octaves past the fold's edge before the rate jumps to the other side
     min_agreement: float = 0.5   # the smoothed readings' agreement (0..1) before the tempo moves the rate
+    settled_agreement: float = 0.9  # ... and before the tempo it reads becomes auto's reference (a level
+                                    # read wrong at first would otherwise be the reference for the song)
     max_due: int = 2             # model steps in one output frame at most (rate <= 2)
 
 
@@ -243,8 +245,10 @@ class TimeBase:
         if bpm is not None and not (np.isfinite(bpm) and 20.0 <= bpm <= 400.0):
             raise UserError(f"time base: reference tempo {bpm!r}: expected a tempo in BPM, 20..400")
         self.style_bpm = None if bpm is None else float(bpm)
-        if bpm is None and self.tempo is not None:
-            self._started = float(np.log2(self.tempo))  # back to auto: the music as it is now is the reference
+        if bpm is None:  # back to auto: the music as it is now is the reference, once the reading is settled
+            settled = self.tempo is not None and self.agreement >= self.config.settled_agreement
+            self._started = float(np.log2(self.tempo)) if settled else None
+            self._offset, self.rate = 0.0, 1.0
         self._rate_from_tempo()
 
     @property
@@ -275,8 +279,8 @@ class TimeBase:
         bpm = self.reading.update(audio_row[self.onset_index], float(rise.sum()) if self.reading.frames else 0.0)
         if bpm is not None and bpm > 0.0:
             self._phasor += self._alpha * (np.exp(2j * np.pi * np.log2(bpm)) - self._phasor)
-            if self._started is None and self.tempo is not None:
-                self._started = float(np.log2(self.tempo))
+            if self._started is None and self.agreement >= self.config.settled_agreement:
+                self._started = float(np.log2(self.tempo))  # settled: the relative reference from here on
             self._rate_from_tempo()
         return bpm
 
@@ -284,6 +288,8 @@ class TimeBase:
         if self.tempo is None:
             return
         ref = np.log2(self.style_bpm) if self.style_bpm is not None else self._started
+        if ref is None:
+            return  # auto, before the reading has settled: the model's own clock
         d = fold(np.log2(self.tempo) - ref)
         # keep the side of the fold the rate was on until it is `hysteresis` past the edge
         cand = (d - 1.0, d, d + 1.0)

@@ -302,6 +302,16 @@ def test_bench_music_end_to_end_on_a_tiny_model(tmp_path, capsys):
     base = res["models"]["moglow"]
     assert 0.2 <= base["tempo_s"]["song_a"] <= 2.0 and set(base["demo_s"]) == {"100->124", "100->140"}
     assert np.isfinite(base["pace_ratio"]["song_a"]) and "| moglow |" in (out / "music.md").read_text()
+    assert set(row["demo_pace"]) == {"100->124", "100->140"} and all(v > 0 for v in row["demo_pace"].values())
+    # on the beat-matched clock (reported apart); a style per song needs the data's labels
+    out2 = tmp_path / "out_tb"
+    assert main(["bench", "music", "--data", str(data), "--models", f"tiny={ckpt}", "--samples", "1", "--seconds", "10",
+                 "--time-base", "--out", str(out2)]) == 0
+    res2 = json.loads((out2 / "music.json").read_text())
+    assert res2["time_base"] is True and "time base on" in (out2 / "music.md").read_text()
+    assert main(["bench", "music", "--data", str(data), "--models", f"tiny={ckpt}", "--style", "labelled",
+                 "--out", str(out2)]) != 0
+    assert "--style labelled" in capsys.readouterr().err
 
 
 def tiny_moglow(tmp_path, feats) -> Path:

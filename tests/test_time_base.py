@@ -160,6 +160,24 @@ def test_the_demo_track_reads_at_its_tempo(bpm):
     assert len(got) > 400 and right.mean() > 0.95, np.round(got[~right][::20], 1)
 
 
+def test_auto_takes_its_reference_only_once_the_reading_has_settled():
+    """The demo track at 140 BPM reads scattered for its first seconds: a reference taken then (a level read
+    wrong, or a mix of two) would play the whole song off its tempo; auto waits and dances it at rate 1."""
+    from transflower.audio_features import compute_audio_features
+    from transflower.realtime.demo_track import synthesize_demo_track
+
+    y = synthesize_demo_track(34.0, 24000, bpm=140.0)
+    feats = compute_audio_features((y.mean(1) if y.ndim == 2 else y).astype(np.float32), 24000, CFG)
+    tb = TimeBase(FPS, CFG.to_dict(), 1, 8)
+    agreement, rates = [], []
+    for x in feats:
+        tb.listen(x)
+        agreement.append(tb.agreement)
+        rates.append(tb.rate)
+    assert min(agreement[int(6 * FPS):int(9 * FPS)]) < TimeBaseConfig().settled_agreement  # scattered at first
+    assert np.abs(np.array(rates) - 1.0).max() < 0.03
+
+
 def test_model_clock_counts_and_interpolates():
     for rate in (0.73, 1.0, 1.37):
         clock, n = ModelClock(2, 5), 200
