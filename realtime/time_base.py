@@ -54,6 +54,7 @@ class TimeBaseConfig:
     min_agreement: float = 0.5   # the smoothed readings' agreement (0..1) before the tempo moves the rate
     settled_agreement: float = 0.9  # ... and before the tempo it reads becomes auto's reference (a level
                                     # read wrong at first would otherwise be the reference for the song)
+    unsettled_agreement: float = 0.8  # auto lets its reference go below this (the readings jumped)
     max_due: int = 2             # model steps in one output frame at most (rate <= 2)
 
 
@@ -237,7 +238,7 @@ class TimeBase:
         self.reading.reset()
         self.clock.reset()
         self._phasor = 0j  # the smoothed tempo as a point on the octave circle: exp(2 pi i log2 bpm)
-        self._started: float | None = None  # log2 of the tempo the reading settled on (the relative reference)
+        self._started: float | None = None  # auto's reference: log2 of the tempo the reading settled on, less the rate
         self._offset = 0.0  # octaves of the rate, kept continuous across the fold's edge
         self.rate = 1.0
 
@@ -279,10 +280,21 @@ class TimeBase:
         bpm = self.reading.update(audio_row[self.onset_index], float(rise.sum()) if self.reading.frames else 0.0)
         if bpm is not None and bpm > 0.0:
             self._phasor += self._alpha * (np.exp(2j * np.pi * np.log2(bpm)) - self._phasor)
-            if self._started is None and self.agreement >= self.config.settled_agreement:
-                self._started = float(np.log2(self.tempo))  # settled: the relative reference from here on
+            if self.style_bpm is None:
+                self._follow_reference()
             self._rate_from_tempo()
         return bpm
+
+    def _follow_reference(self) -> None:
+        """Auto's reference: taken once the readings agree (settled_agreement), and let go when they stop
+        agreeing (below unsettled_agreement: the readings jumped, a level flip such as 2/3 or a cut to other music),
+        then taken again so that the rate goes on where it was. A tempo that moves smoothly (a pitch fader) is
+        followed; a jump is not, since a reading cannot tell a new tempo from a new metrical level."""
+        c = self.config
+        if self._started is not None and self.agreement < c.unsettled_agreement:
+            self._started = None  # the rate holds until the readings agree again
+        elif self._started is None and self.agreement >= c.settled_agreement:
+            self._started = float(np.log2(self.tempo)) - self._offset
 
     def _rate_from_tempo(self) -> None:
         if self.tempo is None:

@@ -107,6 +107,16 @@ def test_rate_without_a_style_follows_changes_from_the_settled_tempo():
     assert rates[-1] == pytest.approx(1.10, rel=0.03)
 
 
+def test_auto_does_not_take_a_jump_for_a_tempo_change():
+    """Auto: the reading jumping by 3/2 (a level flip, or a cut to other music: one reading cannot tell
+    which) leaves the rate where it was; the tempo followed from there on."""
+    tb = TimeBase(FPS, CFG.to_dict(), 1, 8)
+    onset = np.concatenate([pulses(80.0, 15.0), pulses(120.0, 15.0, start_s=15.0), pulses(120.0 * 1.08, 15.0, start_s=30.0)])
+    rates = drive(tb, onset)
+    assert np.abs(rates[: int(30 * FPS)] - 1.0).max() < 0.01
+    assert rates[-1] == pytest.approx(1.08, rel=0.02)
+
+
 def test_rate_holds_through_a_break_and_a_level_flip_moves_nothing():
     tb = TimeBase(FPS, CFG.to_dict(), 1, 8)
     tb.set_reference(100.0)
