@@ -149,6 +149,11 @@ def test_style_labels_and_mirrored_copies(data_dir):
     assert main(["features", str(data_dir), "--fps", "20", "--test-ids", "DANCE_C_3"]) == 0
     meta = json.loads((data_dir / "features.json").read_text())
     assert meta["styles"] == ["auto", "cha-cha", "waltz"]
+    # each style's tempo, the time base's reference (transflower.realtime.time_base): the clips beat at 120 BPM,
+    # and a tempo is kept up to octaves, on [60, 120)
+    assert set(meta["style_tempos"]) == {"cha-cha", "waltz"}
+    for bpm in meta["style_tempos"].values():
+        assert 60.0 <= bpm < 120.0 and min(abs(np.log2(bpm / 120.0) - k) for k in (-1, 0)) < 0.04
     assert np.all(np.load(data_dir / "DANCE_W_1.style.npy") == 2) and np.all(np.load(data_dir / "DANCE_C_3.style.npy") == 1)
     assert np.all(np.load(data_dir / "DANCE_W_1~mirror.style.npy") == 2)  # a mirrored waltz is a waltz
     raw, mir = np.load(data_dir / "DANCE_W_1.motion_raw.npy"), np.load(data_dir / "DANCE_W_1~mirror.motion_raw.npy")
