@@ -8,19 +8,21 @@ per-frame motion is scaled by the rate).
 
     rate = tempo now / reference tempo, folded to within half an octave of 1
 
-- The tempo is read causally from the `onset` column of the audio feature rows (`TempoReading`:
-  autocorrelation over the last `window_s` seconds, refined below one frame).
+- The tempo is read causally from the audio feature rows (`TempoReading`: the `onset` column plus the
+  lowest mel bands' rise, autocorrelated over the last `window_s` seconds, each lag scored with its
+  octaves, refined below one frame).
 - Folding makes the metrical level irrelevant: a song read at its beat or at half or double it gives the
   same rate. (Every causal reading tried here picks the level of one song at two tempi inconsistently
   about half the time; a factor of two is almost always what it gets wrong:
   experiments/2026-12-07-time-base/.) The smoothing is done on the folded tempo too: a level flip of the
   raw reading moves nothing.
-- The reference is the asked style's own tempo (the training songs' median, folded the same way: the
-  model's metadata `style_tempos`, written by `transflower export`), so a waltz at its usual tempo is
-  danced at rate ~1 and the same waltz 25 % faster at ~1.25. Under "auto" (the music decides the style)
-  there is no style tempo to compare with: the reference is the tempo the music had when the reading
-  first settled, so the rate starts at 1 and follows a DJ's changes from there (a pitch fader, a mix into a
-  faster track), not a song's absolute tempo.
+- The reference is the asked style's own tempo (its training songs' readings averaged on the octave
+  circle: `style_tempos` in features.json and the model's metadata, `reference_tempo`), so a waltz at its
+  usual tempo is danced at rate ~1 and the same waltz 25 % faster at ~1.25. Under "auto" (the music decides
+  the style), or for a style whose songs share no tempo, the reference is the tempo the music had once the
+  reading settled: the rate starts at 1 and follows smooth changes from there (a pitch fader). A jump of
+  the reading (a cut, a flip to another metrical level: one reading cannot tell them apart) leaves the
+  rate where it was.
 
 What it costs: no latency (the model frame at model time m is computed when m passes it; the model hears
 each output frame's audio row), up to `max_due` model steps in one output frame (rate > 1: more compute),
