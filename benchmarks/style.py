@@ -176,8 +176,7 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
 
     d = _style_data(data_dir, segment_seconds)
     clf, real_kin, classifier = _style_classifier(d, progress)
-    model = _style_model(d, ckpt, ground, noise_correlation, energy, presets)
-    model.time_base = time_base
+    model = _style_model(d, ckpt, ground, noise_correlation, energy, presets, time_base)
     strength = check_strength(strength, "--strength")
     if noise_correlation is not None:
         check_noise_correlation(noise_correlation, "--noise-correlation")
@@ -251,13 +250,13 @@ def _style_classifier(d: dict, progress):
                            "held_out_accuracy": float((pred == yte).mean()), "held_out_per_style": held_out}
 
 
-def _style_model(d: dict, ckpt, ground: bool, noise_correlation, energy: bool, presets):
+def _style_model(d: dict, ckpt, ground: bool, noise_correlation, energy: bool, presets, time_base: bool = False):
     """The model in the live engine (EngineGenerator), with the presets to measure (None: its own) and seed clips."""
     from transflower.benchmarks.quality import EngineGenerator
     from transflower.dataset import read_ids
 
     model = EngineGenerator(ckpt, d["feats"], ground=ground, noise_correlation=noise_correlation, energy=energy,
-                            features_json=d["fj"])
+                            features_json=d["fj"], time_base=time_base)
     if list(model.model.styles) != d["styles_all"]:
         raise UserError(f"{ckpt}: the model's styles {list(model.model.styles)} are not the data's {d['styles_all']}")
     if isinstance(presets, (str, Path)):

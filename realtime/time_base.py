@@ -131,7 +131,8 @@ class TempoReading:
         if sd_env > 0.0:
             env /= sd_env
         if sd_low > 0.0:
-            env += low / sd_low  # (one temporary a reading, five readings a second)
+            low /= sd_low
+            env += low
         m = n // 2 - 1  # lags 1 .. m
         acf = self.acf[:m]
         for k in range(1, m + 1):
