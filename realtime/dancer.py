@@ -48,11 +48,12 @@ class Dancer:
     this many cm of the origin; `floor`: lift the body when a sampled pose puts a foot below the floor, and keep the
     dancer from floating off it (the engine grounds each pose before feeding it back); `energy`: dance smaller
     to quieter music and sway through a break, as `live` does (transflower.energy); `time_base`: the dancer's clock
-    at the music's tempo over the style's own, as `live --time-base` (transflower.realtime.time_base)."""
+    at the music's tempo over the style's own, as `live --time-base` (transflower.realtime.time_base): True, or a
+    `TimeBaseConfig` (e.g. `TimeBaseConfig(count_in_s=0)`: no count-in, the dance starts at once)."""
 
     def __init__(self, model=None, temperature: float = 1.0, seed: int | None = None, *, style=None, threads: int = 2,
                  provider: str = "auto", stage_radius: float = 150.0, floor: bool = True, energy: bool = True,
-                 time_base: bool = False):
+                 time_base=False):
         from transflower.realtime.engine import DanceEngine
         from transflower.realtime.onnx_model import OnnxDanceModel
         from transflower.audio_features import AudioFeatureConfig, AudioFeatureExtractor

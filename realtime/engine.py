@@ -166,6 +166,13 @@ class DanceEngine:
             self.time_base = TimeBase(self.fps, m["audio_config"], B, D,
                                       time_base if isinstance(time_base, TimeBaseConfig) else None)
             self._timed_poses = np.zeros((B, D), np.float32)
+        self._count_in_rngs = None  # the noise generators' states when a count-in began
+        # the count-in's calm sway with the energy gate off (with it on, the gate itself is held calm)
+        self._calm = None
+        if self.time_base is not None and self.energy is None and self.time_base.config.count_in_s > 0:
+            from transflower.energy import MusicEnergy
+
+            self._calm = MusicEnergy(self.fps, self.m_mean)
         # the poses to show: the dance at the music's energy (energy on) and on the music's clock (time base on),
         # else the poses fed back themselves
         self.shown_poses = np.zeros((B, D), np.float32) if energy or time_base else self.poses
@@ -508,18 +515,34 @@ class DanceEngine:
             self._model_step(audio_row, noise)
             return self._show(self.poses, audio_row)
         tb = self.time_base
-        for _ in range(tb.due(audio_row)):
+        due = tb.due(audio_row)
+        if tb.counting_in:  # the dancer listens: a dance on the model's own clock, shown as a calm sway
+            if self._count_in_rngs is None:  # the count-in began: the dance proper will start with this noise
+                self._count_in_rngs = [r.bit_generator.state for r in self.rngs]
+            self._model_step(tb.row, noise)
+            return self._show(self.poses, audio_row, calm=True)
+        if tb.started_now:  # on the count: the dance starts from the warm start, with the noise it had then
+            self.reset()
+            if self._count_in_rngs is not None:
+                for r, state in zip(self.rngs, self._count_in_rngs):
+                    r.bit_generator.state = state
+            self._count_in_rngs = None
+        for _ in range(due):
             self._model_step(tb.row, noise)
             tb.clock.push(self.poses)
         return self._show(tb.clock.output(self._timed_poses), audio_row)
 
-    def _show(self, poses: np.ndarray, audio_row: np.ndarray) -> np.ndarray:
-        """The output frame: `poses` at the music's energy (energy on), else as they are."""
+    def _show(self, poses: np.ndarray, audio_row: np.ndarray, calm: bool = False) -> np.ndarray:
+        """The output frame: `poses` at the music's energy (energy on), else as they are; `calm`: at the energy
+        gate's break size whatever the music (the time base's count-in; the size comes back after it)."""
         if self.energy is not None:
-            self.energy.update(audio_row[self._level_index])
+            self.energy.update(audio_row[self._level_index], calm=calm)
             self.energy.apply(poses, self.shown_poses)
         elif poses is not self.shown_poses:
             self.shown_poses[:] = poses
+        if self._calm is not None and (calm or self._calm.gain < 0.999):  # energy off: the count-in's calm alone
+            self._calm.update(0.0, calm=calm)
+            self._calm.apply(self.shown_poses, self.shown_poses)
         return self.shown_poses[0] if self.n_dancers == 1 else self.shown_poses
 
     def _model_step(self, audio_row: np.ndarray, noise: np.ndarray | None = None) -> None:

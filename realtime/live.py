@@ -47,6 +47,7 @@ from transflower.realtime.live_options import (CONFIG_KEYS, _parser, apply_confi
 from transflower.realtime.live_summary import LiveSummary, human_summary, summarize, write_summary_json
 from transflower.control_spec import TEMPERATURE
 from transflower.errors import UserError
+from transflower.realtime.time_base import time_base_option
 
 log = logging.getLogger("transflower.live")
 
@@ -210,7 +211,8 @@ class LiveSession:
                                   ground=not getattr(args, "no_floor", False),
                                   noise_correlation=getattr(args, "noise_correlation", None),
                                   energy=not getattr(args, "no_energy", False),
-                                  time_base=bool(getattr(args, "time_base", False)))
+                                  time_base=time_base_option(bool(getattr(args, "time_base", False)),
+                                                             getattr(args, "count_in", None)))
         if getattr(args, "style", None) and args.style != "auto":
             p_strength, p_temp = preset_of(self.engine.presets, args.style)
             start = ("the seed clip it was given" if seed_motion is not None else "warm-started on its seed clip"
@@ -562,6 +564,7 @@ class LiveSession:
         return StatusFacts(
             elapsed, feats.level_db, bpm=120.0 * 2.0 ** float(feats.row[self._tempo_row]) if tempo else None,
             pace=None if e.time_base is None else e.time_base.rate,
+            listening=e.time_base is not None and e.time_base.counting_in,
             style=style_label(e.styles, None if e.style is None else e.style[0]),
             size=None if e.energy is None else e.energy.gain, in_break=bool(e.energy is not None and e.energy.in_break),
             late=c.late, skipped=c.skipped, receivers=self.receivers.text,

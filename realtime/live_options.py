@@ -11,11 +11,12 @@ from transflower.realtime.control import DEFAULT_CONTROL_PORT
 from transflower.realtime.status_line import PLAIN_EVERY_S
 from transflower.control_spec import CONTROLS, CORRELATION, GAIN, PREFIX, STYLE_STRENGTH, TEMPERATURE
 from transflower.errors import UserError
+from transflower.realtime.time_base import COUNT_IN_HELP, TIME_BASE_HELP
 
 # options a --config YAML may set (the CLI's own names, with dashes as underscores)
 CONFIG_KEYS = {"device", "input", "demo", "audible", "model", "fps", "temperature", "seed", "seed_motion", "lookahead",
                "duration", "osc", "preview", "preview_port", "threads", "provider", "late_policy", "stage_radius",
-               "no_spin", "status_interval", "input_gain", "summary_json", "loop", "no_floor", "no_energy", "time_base", "dancers", "temperatures", "style",
+               "no_spin", "status_interval", "input_gain", "summary_json", "loop", "no_floor", "no_energy", "time_base", "count_in", "dancers", "temperatures", "style",
                "style_strength", "no_style_presets", "noise_correlation", "control", "midi", "midi_map", "bone_positions", "bone_map", "avatar", "priority",
                "lock_memory"}
 CONFIG_ALIASES = {"loop_input": "loop"}  # an older name a config file may still use
@@ -82,7 +83,8 @@ def _dancer_options(grp) -> None:
     grp.add_argument("--no-energy", action="store_true",
                      help="dance at full size whatever the music's level (by default quieter passages are danced smaller "
                           "and a break in the music calms the dancer into a sway; it picks the dance up when the music returns)")
-    grp.add_argument("--time-base", action="store_true", help="run the dancer's clock at the music's tempo over the style's own: a waltz played 25 %% faster is danced 25 %% faster (followed within x0.71..x1.41 of the style's tempo; with no --style, changes from the tempo the music settled on are followed). Off by default: on this model it moves the pace but the dances' rhythm measure does not yet show it (benchmarks/README.md, `bench music`); it costs up to 2 model steps a frame")
+    grp.add_argument("--time-base", action="store_true", help=TIME_BASE_HELP)
+    grp.add_argument("--count-in", type=float, default=None, metavar="SECONDS", help=COUNT_IN_HELP)
     grp.add_argument("--no-floor", action="store_true", help="no floor handling: do not lift the body when a sampled pose puts a foot "
                      "below the floor, nor keep the dancer from floating off it (by default each pose's root height is "
                      "grounded before it is fed back to the model)")

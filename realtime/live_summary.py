@@ -32,7 +32,8 @@ class LiveSummary:
     grounding_cm: float | None = None  # the root-height corrections Grounding made, summed over frames (None: off)
     traction_cm: float | None = None  # the travel Grounding's traction took out under planted feet, summed (None: off)
     # --time-base: the clock's rate at the end, the style tempo it was measured against (None: relative to the
-    # music's own), and the model steps taken (rate x frames at the model's rate); None without a time base
+    # music's own), the model steps taken (rate x frames at the model's rate) and the count-in's seconds; None without
+    # a time base
     time_base: dict | None = None
     engine_errors: int = 0
     audio_rows: int = 0
@@ -78,7 +79,10 @@ def summarize(session) -> LiveSummary:
         traction_cm=None if ground is None else round(ground.held_cm, 1),
         time_base=None if s.engine.time_base is None else {
             "rate": round(s.engine.time_base.rate, 3), "style_bpm": s.engine.time_base.style_bpm,
-            "model_steps": int(s.engine.stats.steps)},
+            "model_steps": int(s.engine.stats.steps),
+            # the count-in's length (the dancer listened, swaying), None while it is still on
+            "count_in_s": None if s.engine.time_base.counting_in else round(
+                s.engine.time_base.listened_frames / s.engine.time_base.reading.fps, 2)},
         engine_errors=s.engine_errors,
         audio_rows=feats.rows if feats else 0, audio_level_db=round(feats.level_db, 2) if feats else -120.0,
         frames_without_new_audio=s.frames_without_new_audio, silent_frames=s.silent_frames,

@@ -44,6 +44,7 @@ class StatusFacts:
     temperature: float | None = None  # shown while live control is on (None: not shown)
     engine: str = ""                  # --verbose: the engine figures, appended as they are
     pace: float | None = None         # --time-base: the dancer's clock rate, shown beside the tempo (None: no time base)
+    listening: bool = False           # --time-base: the count-in (the dancer listens before it starts): shown for the rate
 
 
 def clock_text(seconds: float) -> str:
@@ -74,7 +75,9 @@ def status_text(f: StatusFacts, width: int = STATUS_WIDTH) -> str:
     size = None if f.size is None else "break" if f.in_break else f"size {f.size:.0%}"
     style = None if not f.style else (f.style if len(f.style) <= STYLE_CHARS else f.style[:STYLE_CHARS - 1] + "~")
     bpm = f"{f.bpm:.0f} bpm" if f.bpm is not None and math.isfinite(f.bpm) else None
-    if f.pace is not None and math.isfinite(f.pace):  # the time base's clock: the dance at x this
+    if f.listening:  # the time base's count-in: the dancer sways while it listens
+        bpm = f"{bpm or ''} listening".strip()
+    elif f.pace is not None and math.isfinite(f.pace):  # the time base's clock: the dance at x this
         bpm = f"{bpm or ''} x{f.pace:.2f}".strip()
     # (text, priority): the lowest priority is dropped first while the line is too long; None = always shown
     temp = None if f.temperature is None else f"T {f.temperature:.2f}"

@@ -24,6 +24,13 @@ per-frame motion is scaled by the rate).
   the reading (a cut, a flip to another metrical level: one reading cannot tell them apart) leaves the
   rate where it was.
 
+The count-in: with `count_in_s` (the default) the dancer first listens, swaying calmly (a dance the model
+runs on its own clock, shown at the energy gate's break size), until the reading has settled and
+`count_in_s / rate` seconds of music have played: the same number of the music's beats at any tempo. Then
+the dance proper starts from the warm start with the noise it had at the start, so a song played faster is
+met at the same point in the music with the same dance, played faster (without it the first seconds, danced
+at rate 1 while the reading settles, make the two dances part ways). It costs the first ~7 s of each song.
+
 What it costs: no latency (the model frame at model time m is computed when m passes it; the model hears
 each output frame's audio row), up to `max_due` model steps in one output frame (rate > 1: more compute),
 and the kinetics scale with the rate (a dance at rate 1.2 is 1.2x as fast, its jerk 1.7x). A tempo beyond
@@ -58,6 +65,10 @@ class TimeBaseConfig:
                                     # read wrong at first would otherwise be the reference for the song)
     unsettled_agreement: float = 0.8  # auto lets its reference go below this (the readings jumped)
     max_due: int = 2             # model steps in one output frame at most (rate <= 2)
+    count_in_s: float = 7.0      # the dancer listens to this much music at the reference tempo (count_in_s / rate
+                                 # seconds of it) before it starts; 0: it dances at once on the model's own clock
+    max_count_in_s: float = 14.0  # ... and starts after this much music whatever the reading says (rate as read)
+    music_db: float = -60.0      # rows at or below this level (rms_db) are not music: they do not count in
 
 
 def in_order(ring: np.ndarray, written: int, out: np.ndarray) -> np.ndarray:
@@ -226,6 +237,7 @@ class TimeBase:
         self.config = c = config or TimeBaseConfig()
         names = _feature_names(audio_config)
         self.onset_index, self.tempo_index = names.index("onset"), names.index("tempo")
+        self.level_index = names.index("rms_db")
         self.low_bands = slice(0, min(8, sum(n.startswith("mel_") for n in names)))  # the lowest mel bands (dB)
         self._last_low = np.zeros(self.low_bands.stop, np.float64)
         self._low_rise = np.zeros(self.low_bands.stop, np.float64)
@@ -244,6 +256,10 @@ class TimeBase:
         self._started: float | None = None  # auto's reference: log2 of the tempo the reading settled on, less the rate
         self._offset = 0.0  # octaves of the rate, kept continuous across the fold's edge
         self.rate = 1.0
+        self.counting_in = self.config.count_in_s > 0.0  # listening before the dance proper starts
+        self.started_now = False  # True on the output frame the count-in ended (the engine starts the dance)
+        self.music_frames = 0  # output frames of music heard (above music_db) since the reset
+        self.listened_frames = 0  # output frames of the count-in (all of it, once it is over)
 
     def set_reference(self, bpm: float | None) -> None:
         if bpm is not None and not (np.isfinite(bpm) and 20.0 <= bpm <= 400.0):
@@ -269,10 +285,30 @@ class TimeBase:
         return float(2.0 ** (6.0 + (np.angle(self._phasor) / (2 * np.pi)) % 1.0))
 
     def due(self, audio_row: np.ndarray) -> int:
+        """This output frame's model steps. While `counting_in`: 1, the listening dance on the model's own
+        clock (`row` is the row as heard); on the frame the count ends `started_now` is set and the clock starts."""
         self.listen(audio_row)
         self.row[:] = audio_row
+        self.started_now = False
+        if self.counting_in:
+            self.listened_frames += 1
+            if audio_row[self.level_index] > self.config.music_db:
+                self.music_frames += 1
+            if not self._count_in_over():
+                return 1
+            self.counting_in, self.started_now = False, True
+            self.clock.reset()
         self.row[self.tempo_index] -= np.log2(self.rate)  # `tempo` is log2(bpm / 120): the tempo on the model's clock
         return self.clock.due(self.rate)
+
+    def _count_in_over(self) -> bool:
+        """count_in_s of music at the reference tempo (count_in_s / rate seconds) heard once the rate is read
+        (the readings agree), or max_count_in_s of music in any case."""
+        heard = self.music_frames / self.reading.fps
+        if heard >= self.config.max_count_in_s:
+            return True
+        read = self.tempo is not None and (self.style_bpm is not None or self._started is not None)
+        return read and heard >= self.config.count_in_s / self.rate
 
     def listen(self, audio_row: np.ndarray) -> float | None:
         """One audio row into the reading (and the rate) -> the new raw reading in BPM, if one was made."""
@@ -311,6 +347,31 @@ class TimeBase:
         near = min(cand, key=lambda x: abs(x - self._offset))
         self._offset = near if abs(near) <= 0.5 + self.config.hysteresis else d
         self.rate = float(2.0 ** self._offset)
+
+
+def time_base_option(on: bool, count_in_s: float | None = None) -> "TimeBaseConfig | bool":
+    """The CLI's `--time-base [--count-in S]` -> what DanceEngine(time_base=...) takes (False: off)."""
+    if not on:
+        if count_in_s is not None:
+            raise UserError("--count-in: only with --time-base (the count-in is the time base's)")
+        return False
+    if count_in_s is None:
+        return TimeBaseConfig()
+    if not (np.isfinite(count_in_s) and 0.0 <= count_in_s <= 60.0):
+        raise UserError(f"--count-in {count_in_s!r}: expected seconds of music, 0..60 (0: dance at once)")
+    return TimeBaseConfig(count_in_s=float(count_in_s), max_count_in_s=max(TimeBaseConfig.max_count_in_s, 2.0 * count_in_s))
+
+
+TIME_BASE_HELP = ("run the dancer's clock at the music's tempo over the style's own: a waltz played 25 %% faster is "
+                  "danced 25 %% faster, the same dance (followed within x0.71..x1.41 of the style's tempo; with no "
+                  "--style, or a rumba, changes from the tempo the music settled on are followed). The dancer first "
+                  "listens for a few seconds (--count-in). Off by default: a style asked for on music far from its tempo "
+                  "is played up to 1.41x fast, and under auto it follows only changes within a stream "
+                  "(benchmarks/README.md, `bench music`); it costs up to 2 model steps a frame")
+COUNT_IN_HELP = ("with --time-base: listen to this many seconds of music at the style's tempo (fewer when the "
+                 "music is faster, more when slower: the same beats) swaying calmly before the dance starts, so a "
+                 "song played faster is danced the same way, faster (default %g; 0: dance at once, the first "
+                 "seconds on the model's own clock)" % TimeBaseConfig.count_in_s)
 
 
 def _feature_names(audio_config: dict) -> list[str]:

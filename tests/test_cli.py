@@ -211,7 +211,7 @@ LIVE_GROUPS = {
     "audio input": ["--list-devices", "--device", "--input", "--loop", "--loop-input", "--audible", "--demo", "--input-gain"],
     "output": ["--osc", "--fps", "--bone-positions", "--bone-map", "--preview", "--avatar", "--preview-port", "--record"],
     "dancer": ["--model", "--temperature", "--style", "--style-strength", "--list-styles", "--noise-correlation",
-               "--no-style-presets", "--no-energy", "--time-base", "--no-floor", "--stage-radius", "--seed", "--seed-motion", "--dancers",
+               "--no-style-presets", "--no-energy", "--time-base", "--count-in", "--no-floor", "--stage-radius", "--seed", "--seed-motion", "--dancers",
                "--temperatures"],
     "live control": ["--control", "--midi", "--midi-map", "--list-midi"],
     "run": ["--duration", "--status-interval", "--verbose", "--summary-json", "--config"],

@@ -76,6 +76,9 @@ def test_realistic_values_show_every_fact():
     assert "124 bpm x1.25  cha-cha" in status_text(StatusFacts(754.0, -18.0, 124.0, "cha-cha", 0.8, pace=1.25))
     assert "x1.25" not in status_text(StatusFacts(3723.0, -31.0, 96.0, "hip-hop", 0.2, True, 12, 340, "waiting for receiver",
                                                   temperature=0.8, pace=1.25))
+    # ... and during its count-in, "listening" instead of the rate
+    listening = status_text(StatusFacts(5.0, -18.0, 124.0, "cha-cha", 0.2, pace=1.0, listening=True))
+    assert "124 bpm listening  cha-cha" in listening and "x1.00" not in listening
 
 
 def test_extreme_values_drop_the_least_important_first():

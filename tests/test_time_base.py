@@ -221,14 +221,14 @@ def engine(path, **kw):
 
 def test_engine_on_the_clock_is_the_engine_at_rate_one(styled_onnx):
     """No beat to read (silence): the clock runs at rate 1 and the dance is the same dance, frame for frame."""
-    a, b = engine(styled_onnx, seed=3, time_base=True), engine(styled_onnx, seed=3)
+    a, b = engine(styled_onnx, seed=3, time_base=TimeBaseConfig(count_in_s=0.0)), engine(styled_onnx, seed=3)
     for _ in range(60):
         np.testing.assert_allclose(a.step(a.silence), b.step(b.silence), rtol=0, atol=1e-6)
     assert a.frame == b.frame
 
 
 def test_engine_steps_the_model_at_the_rate(styled_onnx):
-    e = engine(styled_onnx, seed=1, time_base=True, dancers=2)
+    e = engine(styled_onnx, seed=1, time_base=TimeBaseConfig(count_in_s=0.0), dancers=2)
     e.style_tempos = {"style1": 100.0}
     e.set_style("style1", blend_s=0.0)
     assert e.time_base.style_bpm == 100.0
@@ -248,6 +248,69 @@ def test_engine_steps_the_model_at_the_rate(styled_onnx):
     assert e.time_base.style_bpm is None
 
 
+def music_rows(e, bpm, seconds, level_db=-20.0):
+    r = np.tile(e.silence, (int(seconds * FPS), 1))
+    r[:, e.time_base.onset_index] = pulses(bpm, seconds)
+    r[:, e.time_base.level_index] = level_db
+    return r
+
+
+def test_count_in_counts_music_beats_at_the_rate():
+    """The count-in ends once the rate is read and count_in_s / rate of music has played (the same beats at any
+    tempo); silence does not count; max_count_in_s of music ends it whatever the reading says."""
+    c = TimeBaseConfig()
+    for bpm in (80.0, 100.0, 125.0):
+        tb = TimeBase(FPS, CFG.to_dict(), 1, 4)
+        tb.set_reference(100.0)
+        r = rows(np.concatenate([np.zeros(int(3 * FPS)), pulses(bpm, 20.0)]))
+        r[:, tb.level_index] = np.where(np.arange(len(r)) < 3 * FPS, -100.0, -20.0)  # 3 s of silence first
+        started = None
+        for t, row in enumerate(r):
+            n = tb.due(row)
+            if tb.counting_in:
+                assert n == 1  # the listening dance, on the model's own clock
+            if tb.started_now:
+                started = t
+                break
+        assert started is not None and tb.rate == pytest.approx(bpm / 100.0, rel=0.03)
+        heard = started / FPS - 3.0
+        assert c.count_in_s / tb.rate - 0.1 <= heard <= c.count_in_s / tb.rate + 2.5
+    tb = TimeBase(FPS, CFG.to_dict(), 1, 4)  # no beat to read: it starts after max_count_in_s of music
+    r = np.zeros((int(20 * FPS), len(CFG.names)), np.float32)
+    r[:, tb.level_index] = -20.0
+    starts = [t for t, row in enumerate(r) if (tb.due(row), tb.started_now)[1]]
+    assert starts == [int(c.max_count_in_s * FPS) - 1] and tb.rate == 1.0
+    tb = TimeBase(FPS, CFG.to_dict(), 1, 4, TimeBaseConfig(count_in_s=0.0))  # off: the dance is on at once
+    tb.due(r[0])
+    assert not tb.counting_in
+
+
+def test_count_in_sways_calmly_then_starts_the_dance_afresh(styled_onnx):
+    """While it listens the dancer sways (its dance about the mean pose at the break's size); on the count the
+    dance starts from the warm start with the noise it had at the start: the model's first frame is a fresh
+    engine's first frame, whatever was danced while listening."""
+    from transflower.energy import EnergyConfig
+
+    a = engine(styled_onnx, seed=3, time_base=True)
+    a.style_tempos = {"style1": 100.0}
+    a.set_style("style1", blend_s=0.0)
+    mean, g = a.m_mean[4:], EnergyConfig().break_gain
+    start = None
+    for t, row in enumerate(music_rows(a, 125.0, 14.0)):
+        shown = np.array(a.step(row))
+        if a.time_base.started_now:
+            start = t
+            b = engine(styled_onnx, seed=3)  # the same style's warm start, no time base
+            b.set_style("style1", blend_s=0.0)
+            b.reset()
+            b.step(a.time_base.row)
+            np.testing.assert_allclose(a.poses, b.poses, rtol=0, atol=1e-5)
+            break
+        if a.time_base.counting_in and t > 0:
+            np.testing.assert_allclose(shown[4:] - mean, g * (a.poses[0, 4:] - mean), rtol=0, atol=1e-4)
+    assert start is not None and 5.0 * FPS <= start <= 10.0 * FPS
+
+
 def test_live_on_the_clock_streams_and_reports_it(tiny_onnx, receiver, tmp_path):
     """`live --time-base` on the demo track: the stream goes out as ever, and the summary says the clock's rate
     (the tiny model has no styles: relative to the tempo the music settled on, so about 1 on a steady track)."""
@@ -263,6 +326,21 @@ def test_live_on_the_clock_streams_and_reports_it(tiny_onnx, receiver, tmp_path)
     assert s["frames"] > 150 and s["engine_resets"] == 0
     tb = s["time_base"]
     assert tb["style_bpm"] is None and tb["rate"] == pytest.approx(1.0, abs=0.05)
+    assert 6.5 <= tb["count_in_s"] <= 9.5  # it listened to 7 s of music (+ the reading's settling) before dancing
     assert tb["model_steps"] >= s["frames"] * 0.9
     receiver.wait_for(frames=50, timeout=2.0)
     assert receiver.frames >= 50
+
+
+def test_count_in_option_checks_its_value():
+    from transflower.realtime.time_base import time_base_option
+
+    assert time_base_option(False) is False
+    assert time_base_option(True) == TimeBaseConfig()
+    assert time_base_option(True, 0.0).count_in_s == 0.0
+    assert time_base_option(True, 10.0).max_count_in_s == 20.0  # room for the slowest tempo it folds to (x0.71)
+    with pytest.raises(UserError, match="--count-in: only with --time-base"):
+        time_base_option(False, 7.0)
+    for bad in (-1.0, float("nan"), 100.0):
+        with pytest.raises(UserError, match="--count-in"):
+            time_base_option(True, bad)

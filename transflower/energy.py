@@ -66,11 +66,16 @@ class MusicEnergy:
         self.reference_db = self.config.ref_floor_db
         self.quiet_frames = 0
         self.in_break = False
+        self._was_calm = False
 
-    def update(self, level_db: float) -> float:
-        """One frame's music level (dB) -> the dance's gain for this frame."""
+    def update(self, level_db: float, calm: bool = False) -> float:
+        """One frame's music level (dB) -> the dance's gain for this frame. `calm`: held at the break's gain
+        whatever the music (the time base's count-in: the dancer listens before it starts); it starts there."""
         c = self.config
         level = float(level_db)
+        if calm and not self._was_calm:
+            self.gain = c.break_gain
+        self._was_calm = calm
         if not np.isfinite(level):  # a broken audio row says nothing about the music: keep the gain
             return self.gain
         self.reference_db = max(level, self.reference_db - self._decay, c.ref_floor_db)
@@ -80,7 +85,7 @@ class MusicEnergy:
         else:
             self.quiet_frames = 0
         self.in_break = self.quiet_frames >= self._hold
-        if self.in_break:
+        if self.in_break or calm:
             self.target = c.break_gain
         else:
             x = min(max((below - c.full_db) / (c.quiet_db - c.full_db), 0.0), 1.0)

@@ -18,6 +18,7 @@ import numpy as np
 
 from transflower.audio_features import silence_row
 from transflower.errors import UserError
+from transflower.realtime.time_base import COUNT_IN_HELP, TIME_BASE_HELP, time_base_option
 from transflower.motion_features import features_from_bvh as seed_from_bvh  # a --seed-motion BVH's features
 
 log = logging.getLogger("transflower.generate")
@@ -33,7 +34,7 @@ def song_audio_features(song, audio_config: dict, num_frames: int | None = None)
 def generate(model_path, song, temperature: float | None = None, seed: int | None = None, seed_motion=None,
              features_json=None, max_seconds: float | None = None, progress: bool = True, style=None,
              style_strength: float = 1.0, ground: bool = True, noise_correlation: float | None = None,
-             energy: bool = True, audio=None, time_base: bool = False) -> dict:
+             energy: bool = True, audio=None, time_base=False) -> dict:
     """-> {'motion': (T, Dm) unscaled features, 'fps', 'skeleton' (dict), 'audio_rows'}.
 
     The live engine samples it (transflower.realtime.engine.DanceEngine: temperature, presets, noise, style, grounding,
@@ -44,7 +45,8 @@ def generate(model_path, song, temperature: float | None = None, seed: int | Non
     noise_correlation None: the model's default (its metadata's default_noise_correlation), else 0.
     energy: the dance's size follows the music's loudness and a break calms it (transflower.energy), as live.
     audio: the song's audio feature rows (unscaled), when the caller has them (the benchmarks); else read from song.
-    time_base: the dancer's clock at the music's tempo over the style's (transflower.realtime.time_base), as live."""
+    time_base: the dancer's clock at the music's tempo over the style's (transflower.realtime.time_base), as live:
+    True or a TimeBaseConfig (its count-in, ...)."""
     from transflower.realtime.engine import DanceEngine  # the one sampler, whatever the backend
 
     model_path = Path(model_path)
@@ -126,7 +128,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-energy", action="store_true",
                    help="dance at full size whatever the music's level (by default quieter passages are danced smaller "
                         "and a break in the music calms the dancer, as live)")
-    p.add_argument("--time-base", action="store_true", help="run the dancer's clock at the music's tempo over the style's own: a waltz played 25 %% faster is danced 25 %% faster (followed within x0.71..x1.41 of the style's tempo; with no --style, changes from the tempo the music settled on are followed). Off by default: on this model it moves the pace but the dances' rhythm measure does not yet show it (benchmarks/README.md, `bench music`); it costs up to 2 model steps a frame")
+    p.add_argument("--time-base", action="store_true", help=TIME_BASE_HELP)
+    p.add_argument("--count-in", type=float, default=None, metavar="SECONDS", help=COUNT_IN_HELP)
     p.add_argument("--seed", type=int, default=None, help="random seed for a reproducible dance")
     p.add_argument("--features", help="features.json of the training data (for .ckpt; default: via the run's model card)")
     p.add_argument("--max-seconds", type=float, default=None, help="only the first N seconds of the song")
@@ -144,7 +147,8 @@ def run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     res = generate(args.model, args.song, args.temperature, args.seed, args.seed_motion, args.features, args.max_seconds,
                    style=args.style, style_strength=args.style_strength, ground=not args.no_floor,
-                   noise_correlation=args.noise_correlation, energy=not args.no_energy, time_base=args.time_base)
+                   noise_correlation=args.noise_correlation, energy=not args.no_energy,
+                   time_base=time_base_option(args.time_base, args.count_in))
     motion = features_to_motion(res["motion"], res["skeleton"], res["fps"], floor=not args.no_floor)
     stem = Path(args.song).stem
     written = []
