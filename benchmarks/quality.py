@@ -207,6 +207,8 @@ class EngineGenerator:
             if switch is not None and i == switch[0]:
                 engine.set_style(switch[1], blend_s=switch[2], strength=strength)
             out[i] = engine.step(audio_raw[min(i + self.lookahead, N - 1)])
+        # the time base's count-in (the dancer listened, swaying, for these first frames): 0 without one
+        self.count_in_frames = 0 if engine.time_base is None else int(engine.time_base.listened_frames)
         return self.ms.transform(out)
 
 

@@ -163,7 +163,8 @@ def run_style(data_dir, ckpt, samples: int = 2, seconds: float = 30.0, seed_seco
               switch_repeats: int = 1, progress=print, ground: bool = True, noise_correlation: float | None = None,
               energy: bool = True, time_base: bool = False) -> dict:
     """ground: each dance grounded as live does (transflower.floor.Grounding); False: as sampled.
-    time_base: each dance on the beat-matched clock, against its style's tempo (`live --time-base`).
+    time_base: each dance on the beat-matched clock, against its style's tempo (`live --time-base`); the style and its
+    kinetics are read from the end of the count-in on (the sway before it is the dancer listening).
     energy: each dance shown at the music's energy as live shows it (transflower.energy, on the finished
     rollout: the same as frame by frame); False: the model's own dance. (The switch test: without it.)
     noise_correlation: auto's (and a style's without a preset for it); None = the model's own default.
@@ -289,6 +290,8 @@ def _recognise(d: dict, model, clf, k: int, style: str, songs, seed_frames: int,
             for j in range(samples):
                 x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(100 * j + i),
                                    style=style, strength=strength)
+                # with a time base: the dance from the end of its count-in (before it the dancer sways, listening)
+                x = x[getattr(model, "count_in_frames", 0):]
                 pos = M.positions_from_features(d["scaler"].inverse(x), d["skeleton"])
                 wf = window_features(pos, d["names"], d["fps"], d["seg"])
                 hits = list(clf.predict(wf) == k)

@@ -288,18 +288,21 @@ def test_count_in_counts_music_beats_at_the_rate():
 def test_count_in_sways_calmly_then_starts_the_dance_afresh(styled_onnx):
     """While it listens the dancer sways (its dance about the mean pose at the break's size); on the count the
     dance starts from the warm start with the noise it had at the start: the model's first frame is a fresh
-    engine's first frame, whatever was danced while listening."""
+    engine's first frame, whatever was danced while listening; the pose shown fades over, without a pop."""
     from transflower.energy import EnergyConfig
 
     a = engine(styled_onnx, seed=3, time_base=True)
     a.style_tempos = {"style1": 100.0}
     a.set_style("style1", blend_s=0.0)
     mean, g = a.m_mean[4:], EnergyConfig().break_gain
-    start = None
+    start, before = None, None
     for t, row in enumerate(music_rows(a, 125.0, 14.0)):
         shown = np.array(a.step(row))
         if a.time_base.started_now:
             start = t
+            # no pop: the pose shown moves from the last sway pose towards the dance's over a second, eased
+            step_rot = np.abs(shown[4:] - before[4:]).max()
+            assert step_rot < 0.05 * np.abs(a.poses[0, 4:] - before[4:]).max()
             b = engine(styled_onnx, seed=3)  # the same style's warm start, no time base
             b.set_style("style1", blend_s=0.0)
             b.reset()
@@ -308,6 +311,7 @@ def test_count_in_sways_calmly_then_starts_the_dance_afresh(styled_onnx):
             break
         if a.time_base.counting_in and t > 0:
             np.testing.assert_allclose(shown[4:] - mean, g * (a.poses[0, 4:] - mean), rtol=0, atol=1e-4)
+        before = shown
     assert start is not None and 5.0 * FPS <= start <= 10.0 * FPS
 
 
