@@ -167,8 +167,8 @@ class DanceEngine:
                                       time_base if isinstance(time_base, TimeBaseConfig) else None)
             self._timed_poses = np.zeros((B, D), np.float32)
         self._count_in_rngs = None  # the noise generators' states when a count-in began
-        self._fade_from = np.zeros((B, D), np.float32)  # the sway's last pose, faded out over a second after it
-        self._fade_frames, self._fade_left = max(1, int(round(self.fps))), 0
+        self._fade_from = np.zeros((B, D), np.float32)  # the sway's last pose, faded out after it
+        self._fade_frames, self._fade_at = 2.0 * self.fps, None  # the fade's length and progress, in model frames
         # the count-in's calm sway with the energy gate off (with it on, the gate itself is held calm)
         self._calm = None
         if self.time_base is not None and self.energy is None and self.time_base.config.count_in_s > 0:
@@ -525,7 +525,7 @@ class DanceEngine:
             return self._show(self.poses, audio_row, calm=True)
         if tb.started_now:  # on the count: the dance starts from the warm start, with the noise it had then
             self._fade_from[:] = self.shown_poses  # ... faded in from the sway last shown (the two poses differ)
-            self._fade_left = self._fade_frames
+            self._fade_at = 0.0
             self.reset()
             if self._count_in_rngs is not None:
                 for r, state in zip(self.rngs, self._count_in_rngs):
@@ -535,15 +535,19 @@ class DanceEngine:
             self._model_step(tb.row, noise)
             tb.clock.push(self.poses)
         shown = self._show(tb.clock.output(self._timed_poses), audio_row)
-        if self._fade_left:
-            self._fade_in()
+        if self._fade_at is not None:
+            self._fade_in(tb.clock.rate)
         return shown
 
-    def _fade_in(self) -> None:
-        """The first second after a count-in: the pose shown goes from the last sway pose to the dance's, eased
-        (the root's travel and turn are the dance's own: they are per-frame motion, not a pose)."""
-        self._fade_left -= 1
-        x = 1.0 - self._fade_left / self._fade_frames
+    def _fade_in(self, rate: float) -> None:
+        """The first two seconds of model time after a count-in: the pose shown grows from the last sway pose
+        into the dance's, eased. On the model's clock, so that the dance at another tempo is the same dance
+        from its first frame (the root's travel and turn are the dance's own: per-frame motion, not a pose)."""
+        self._fade_at += rate
+        x = min(self._fade_at / self._fade_frames, 1.0)
+        if x >= 1.0:
+            self._fade_at = None
+            return
         w = np.float32(x * x * (3.0 - 2.0 * x))  # smoothstep: no kink at either end
         rot = self.shown_poses[:, 3:]
         rot -= self._fade_from[:, 3:]

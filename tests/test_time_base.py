@@ -288,7 +288,8 @@ def test_count_in_counts_music_beats_at_the_rate():
 def test_count_in_sways_calmly_then_starts_the_dance_afresh(styled_onnx):
     """While it listens the dancer sways (its dance about the mean pose at the break's size); on the count the
     dance starts from the warm start with the noise it had at the start: the model's first frame is a fresh
-    engine's first frame, whatever was danced while listening; the pose shown fades over, without a pop."""
+    engine's first frame, whatever was danced while listening; the pose shown grows from the sway into the dance
+    over 2 s of the model's clock, without a pop."""
     from transflower.energy import EnergyConfig
 
     a = engine(styled_onnx, seed=3, time_base=True)
@@ -300,7 +301,7 @@ def test_count_in_sways_calmly_then_starts_the_dance_afresh(styled_onnx):
         shown = np.array(a.step(row))
         if a.time_base.started_now:
             start = t
-            # no pop: the pose shown moves from the last sway pose towards the dance's over a second, eased
+            # no pop: the pose shown moves from the last sway pose towards the dance's, eased
             step_rot = np.abs(shown[4:] - before[4:]).max()
             assert step_rot < 0.05 * np.abs(a.poses[0, 4:] - before[4:]).max()
             b = engine(styled_onnx, seed=3)  # the same style's warm start, no time base
@@ -308,11 +309,14 @@ def test_count_in_sways_calmly_then_starts_the_dance_afresh(styled_onnx):
             b.reset()
             b.step(a.time_base.row)
             np.testing.assert_allclose(a.poses, b.poses, rtol=0, atol=1e-5)
+            continue
+        if start is not None and a._fade_at is None:  # the fade lasts 2 s of the model's clock: 1.6 s at rate 1.25
+            assert (t - start) == pytest.approx(2.0 * FPS / a.time_base.rate, abs=1.5)
             break
         if a.time_base.counting_in and t > 0:
             np.testing.assert_allclose(shown[4:] - mean, g * (a.poses[0, 4:] - mean), rtol=0, atol=1e-4)
         before = shown
-    assert start is not None and 5.0 * FPS <= start <= 10.0 * FPS
+    assert start is not None and 5.0 * FPS <= start <= 10.0 * FPS and a._fade_at is None
 
 
 def test_live_on_the_clock_streams_and_reports_it(tiny_onnx, receiver, tmp_path):

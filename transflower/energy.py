@@ -40,7 +40,6 @@ class EnergyConfig:
     break_gain: float = 0.2      # a calm sway, not a freeze
     fall_s: float = 0.35          # time constant of the gain going down
     rise_s: float = 0.15         # ... and coming back up
-    after_calm_rise_s: float = 0.6  # ... after a count-in (`calm`): the dance grows in over ~2 s, not at once
     ref_decay_db_s: float = 0.5   # the loudness reference forgets a loud passage this fast (12 dB in 24 s)
     ref_floor_db: float = -45.0   # the reference never sinks below this (a quiet room is not music)
 
@@ -59,7 +58,6 @@ class MusicEnergy:
         self._hold = max(1, int(round(c.break_hold_s * self.fps)))
         self._fall = 1.0 - np.exp(-1.0 / (c.fall_s * self.fps))
         self._rise = 1.0 - np.exp(-1.0 / (c.rise_s * self.fps))
-        self._slow_rise = 1.0 - np.exp(-1.0 / (c.after_calm_rise_s * self.fps))
         self._decay = c.ref_decay_db_s / self.fps
         self.reset()
 
@@ -69,18 +67,16 @@ class MusicEnergy:
         self.quiet_frames = 0
         self.in_break = False
         self._was_calm = False
-        self._growing = False
 
     def update(self, level_db: float, calm: bool = False) -> float:
         """One frame's music level (dB) -> the dance's gain for this frame. `calm`: held at the break's gain
-        whatever the music (the time base's count-in: the dancer listens before it starts); it starts there."""
+        whatever the music (the time base's count-in: the dancer listens before it starts); it starts there, and
+        the first frame after it is at the music's gain at once (the engine fades the dance in)."""
         c = self.config
         level = float(level_db)
         if calm and not self._was_calm:
             self.gain = c.break_gain
-        if self._was_calm and not calm:
-            self._growing = True  # out of a count-in: rise slowly until full size (a break's return stays quick)
-        self._was_calm = calm
+        released, self._was_calm = self._was_calm and not calm, calm
         if not np.isfinite(level):  # a broken audio row says nothing about the music: keep the gain
             return self.gain
         self.reference_db = max(level, self.reference_db - self._decay, c.ref_floor_db)
@@ -95,9 +91,10 @@ class MusicEnergy:
         else:
             x = min(max((below - c.full_db) / (c.quiet_db - c.full_db), 0.0), 1.0)
             self.target = 1.0 - (1.0 - c.quiet_gain) * x
-        if self._growing and (self.gain >= 0.99 or self.in_break):
-            self._growing = False
-        rate = self._fall if self.target < self.gain else self._slow_rise if self._growing else self._rise
+        if released:  # out of a count-in: at once (the engine fades the dance in on the model's clock)
+            self.gain = self.target
+            return self.gain
+        rate = self._fall if self.target < self.gain else self._rise
         self.gain += rate * (self.target - self.gain)
         return self.gain
 
