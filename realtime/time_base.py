@@ -24,12 +24,13 @@ per-frame motion is scaled by the rate).
   the reading (a cut, a flip to another metrical level: one reading cannot tell them apart) leaves the
   rate where it was.
 
-The count-in: with `count_in_s` (the default) the dancer first listens, swaying calmly (a dance the model
+The count-in: with `count_in_s` (the default) and a style with a tempo, the dancer first listens, swaying calmly (a dance the model
 runs on its own clock, shown at the energy gate's break size), until the reading has settled and
 `count_in_s / rate` seconds of music have played: the same number of the music's beats at any tempo. Then
 the dance proper starts from the warm start with the noise it had at the start, so a song played faster is
 met at the same point in the music with the same dance, played faster (without it the first seconds, danced
 at rate 1 while the reading settles, make the two dances part ways). It costs the first ~7 s of each song.
+Without a style tempo (auto, rumba) the rate starts at 1 at any tempo, so there is no count-in.
 
 What it costs: no latency (the model frame at model time m is computed when m passes it; the model hears
 each output frame's audio row), up to `max_due` model steps in one output frame (rate > 1: more compute),
@@ -290,6 +291,9 @@ class TimeBase:
         self.listen(audio_row)
         self.row[:] = audio_row
         self.started_now = False
+        if self.counting_in and self.style_bpm is None and not self.listened_frames:
+            self.counting_in = False  # no style tempo (auto, rumba): the rate starts at 1 whatever the tempo, so
+            # there is nothing to meet at the same point of the music: the dance starts at once
         if self.counting_in:
             self.listened_frames += 1
             if audio_row[self.level_index] > self.config.music_db:
@@ -302,13 +306,13 @@ class TimeBase:
         return self.clock.due(self.rate)
 
     def _count_in_over(self) -> bool:
-        """count_in_s of music at the reference tempo (count_in_s / rate seconds) heard once the rate is read
-        (the readings agree), or max_count_in_s of music in any case."""
+        """count_in_s of music at the style's tempo (count_in_s / rate seconds) heard once the rate is read (the
+        readings agree), or max_count_in_s of music in any case; at once if the style has no tempo (set to auto
+        or a rumba during the count-in)."""
         heard = self.music_frames / self.reading.fps
-        if heard >= self.config.max_count_in_s:
+        if heard >= self.config.max_count_in_s or self.style_bpm is None:
             return True
-        read = self.tempo is not None and (self.style_bpm is not None or self._started is not None)
-        return read and heard >= self.config.count_in_s / self.rate
+        return self.tempo is not None and heard >= self.config.count_in_s / self.rate
 
     def listen(self, audio_row: np.ndarray) -> float | None:
         """One audio row into the reading (and the rate) -> the new raw reading in BPM, if one was made."""
@@ -364,14 +368,14 @@ def time_base_option(on: bool, count_in_s: float | None = None) -> "TimeBaseConf
 
 TIME_BASE_HELP = ("run the dancer's clock at the music's tempo over the style's own: a waltz played 25 %% faster is "
                   "danced 25 %% faster, the same dance (followed within x0.71..x1.41 of the style's tempo; with no "
-                  "--style, or a rumba, changes from the tempo the music settled on are followed). The dancer first "
-                  "listens for a few seconds (--count-in). Off by default: a style asked for on music far from its tempo "
+                  "--style, or a rumba, changes from the tempo the music settled on are followed). In a style with a "
+                  "tempo the dancer first listens for a few seconds (--count-in). Off by default: a style asked for on music far from its tempo "
                   "is played up to 1.41x fast, and under auto it follows only changes within a stream "
                   "(benchmarks/README.md, `bench music`); it costs up to 2 model steps a frame")
-COUNT_IN_HELP = ("with --time-base: listen to this many seconds of music at the style's tempo (fewer when the "
-                 "music is faster, more when slower: the same beats) swaying calmly before the dance starts, so a "
-                 "song played faster is danced the same way, faster (default %g; 0: dance at once, the first "
-                 "seconds on the model's own clock)" % TimeBaseConfig.count_in_s)
+COUNT_IN_HELP = ("with --time-base and a style with a tempo (cha-cha, waltz): listen to this many seconds of music "
+                 "at the style's tempo (fewer when the music is faster, more when slower: the same beats) swaying "
+                 "calmly before the dance starts, so a song played faster is danced the same way, faster (default "
+                 "%g; 0: dance at once, the first seconds on the model's own clock)" % TimeBaseConfig.count_in_s)
 
 
 def _feature_names(audio_config: dict) -> list[str]:

@@ -276,13 +276,25 @@ def test_count_in_counts_music_beats_at_the_rate():
         heard = started / FPS - 3.0
         assert c.count_in_s / tb.rate - 0.1 <= heard <= c.count_in_s / tb.rate + 2.5
     tb = TimeBase(FPS, CFG.to_dict(), 1, 4)  # no beat to read: it starts after max_count_in_s of music
+    tb.set_reference(100.0)
     r = np.zeros((int(20 * FPS), len(CFG.names)), np.float32)
     r[:, tb.level_index] = -20.0
     starts = [t for t, row in enumerate(r) if (tb.due(row), tb.started_now)[1]]
     assert starts == [int(c.max_count_in_s * FPS) - 1] and tb.rate == 1.0
     tb = TimeBase(FPS, CFG.to_dict(), 1, 4, TimeBaseConfig(count_in_s=0.0))  # off: the dance is on at once
+    tb.set_reference(100.0)
     tb.due(r[0])
     assert not tb.counting_in
+    tb = TimeBase(FPS, CFG.to_dict(), 1, 4)  # no style tempo (auto, a rumba): rate 1 at any tempo, no count-in
+    tb.due(r[0])
+    assert not tb.counting_in and not tb.started_now and tb.listened_frames == 0
+    tb = TimeBase(FPS, CFG.to_dict(), 1, 4)  # ... and a count-in ends when the style is set to one without a tempo
+    tb.set_reference(100.0)
+    tb.due(r[0])
+    assert tb.counting_in
+    tb.set_reference(None)
+    tb.due(r[1])
+    assert tb.started_now and not tb.counting_in
 
 
 def test_count_in_sways_calmly_then_starts_the_dance_afresh(styled_onnx):
@@ -334,7 +346,7 @@ def test_live_on_the_clock_streams_and_reports_it(tiny_onnx, receiver, tmp_path)
     assert s["frames"] > 150 and s["engine_resets"] == 0
     tb = s["time_base"]
     assert tb["style_bpm"] is None and tb["rate"] == pytest.approx(1.0, abs=0.05)
-    assert 6.5 <= tb["count_in_s"] <= 9.5  # it listened to 7 s of music (+ the reading's settling) before dancing
+    assert tb["count_in_s"] == 0.0  # no style tempo: no count-in (the rate starts at 1 at any tempo)
     assert tb["model_steps"] >= s["frames"] * 0.9
     receiver.wait_for(frames=50, timeout=2.0)
     assert receiver.frames >= 50
