@@ -18,7 +18,6 @@ import numpy as np
 
 from transflower.audio_features import silence_row
 from transflower.errors import UserError
-from transflower.realtime.time_base import COUNT_IN_HELP, TIME_BASE_HELP, time_base_option
 from transflower.motion_features import features_from_bvh as seed_from_bvh  # a --seed-motion BVH's features
 
 log = logging.getLogger("transflower.generate")
@@ -108,6 +107,8 @@ def features_to_motion(motion: np.ndarray, skeleton_dict: dict, fps: float, floo
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
+    from transflower.realtime.time_base import COUNT_IN_HELP, TIME_BASE_HELP  # numpy only; not at import (core)
+
     p.add_argument("model", help="a checkpoint (.ckpt) or an exported model (.onnx)")
     p.add_argument("song", help="audio file to dance to (wav, flac, ogg, mp3)")
     p.add_argument("--out", required=True, help="output folder")
@@ -140,6 +141,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from transflower.bvh import forward_kinematics, write_bvh
+    from transflower.realtime.time_base import time_base_option
 
     if not Path(args.song).exists():
         raise UserError(f"{args.song}: song file not found")
