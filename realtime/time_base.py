@@ -24,13 +24,14 @@ per-frame motion is scaled by the rate).
   the reading (a cut, a flip to another metrical level: one reading cannot tell them apart) leaves the
   rate where it was.
 
-The count-in: with `count_in_s` (the default) and a style with a tempo, the dancer first listens, swaying calmly (a dance the model
-runs on its own clock, shown at the energy gate's break size), until the reading has settled and
-`count_in_s / rate` seconds of music have played: the same number of the music's beats at any tempo. Then
-the dance proper starts from the warm start with the noise it had at the start, so a song played faster is
-met at the same point in the music with the same dance, played faster (without it the first seconds, danced
-at rate 1 while the reading settles, make the two dances part ways). It costs the first ~7 s of each song.
-Without a style tempo (auto, rumba) the rate starts at 1 at any tempo, so there is no count-in.
+The count-in: with `count_in_s` (the default) and a style with a tempo, the dancer first listens, swaying
+calmly (a dance the model runs on its own clock, shown at the energy gate's break size), until the reading
+has settled and `count_in_s / rate` seconds of music have played: the same number of the music's beats at
+any tempo. Then the dance proper starts from the warm start with the noise it had at the start, so a song
+played faster is met at the same point in the music with the same dance, played faster (without it the first
+seconds, danced at rate 1 while the reading settles, make the two dances part ways); the engine grows it
+out of the sway over 2 s of model time. It costs the first 5-10 s of each song. Without a style tempo (auto,
+rumba) the rate starts at 1 at any tempo, so there is no count-in.
 
 What it costs: no latency (the model frame at model time m is computed when m passes it; the model hears
 each output frame's audio row), up to `max_due` model steps in one output frame (rate > 1: more compute),
@@ -363,15 +364,16 @@ def time_base_option(on: bool, count_in_s: float | None = None) -> "TimeBaseConf
         return TimeBaseConfig()
     if not (np.isfinite(count_in_s) and 0.0 <= count_in_s <= 60.0):
         raise UserError(f"--count-in {count_in_s!r}: expected seconds of music, 0..60 (0: dance at once)")
-    return TimeBaseConfig(count_in_s=float(count_in_s), max_count_in_s=max(TimeBaseConfig.max_count_in_s, 2.0 * count_in_s))
+    return TimeBaseConfig(count_in_s=float(count_in_s),
+                          max_count_in_s=max(TimeBaseConfig.max_count_in_s, 2.0 * count_in_s))
 
 
 TIME_BASE_HELP = ("run the dancer's clock at the music's tempo over the style's own: a waltz played 25 %% faster is "
                   "danced 25 %% faster, the same dance (followed within x0.71..x1.41 of the style's tempo; with no "
                   "--style, or a rumba, changes from the tempo the music settled on are followed). In a style with a "
-                  "tempo the dancer first listens for a few seconds (--count-in). Off by default: a style asked for on music far from its tempo "
-                  "is played up to 1.41x fast, and under auto it follows only changes within a stream "
-                  "(benchmarks/README.md, `bench music`); it costs up to 2 model steps a frame")
+                  "tempo the dancer first listens for a few seconds (--count-in). Off by default: a style asked for "
+                  "on music far from its tempo is played up to 1.41x fast, and under auto it follows only changes "
+                  "within a stream (benchmarks/README.md, `bench music`); it costs up to 2 model steps a frame")
 COUNT_IN_HELP = ("with --time-base and a style with a tempo (cha-cha, waltz): listen to this many seconds of music "
                  "at the style's tempo (fewer when the music is faster, more when slower: the same beats) swaying "
                  "calmly before the dance starts, so a song played faster is danced the same way, faster (default "
