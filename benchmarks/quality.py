@@ -187,6 +187,7 @@ class EngineGenerator:
         self.variant = m.get("variant", "fp32") if Path(path).suffix == ".onnx" else "torch"
         self.ground, self.noise_correlation, self.energy = ground, noise_correlation, energy
         self.time_base = time_base  # the beat-matched clock (transflower.realtime.time_base), as `live --time-base`
+        self.count_in_frames = 0  # the last dance's count-in (time base), in frames: set by `generate`
 
     def generate(self, seed, audio, n: int, temperature: float, generator, style: str | None = None,
                  strength: float = 1.0, switch: tuple | None = None):

@@ -291,7 +291,7 @@ def _recognise(d: dict, model, clf, k: int, style: str, songs, seed_frames: int,
                 x = model.generate(seed, audio, s["n"], temperature, torch.Generator().manual_seed(100 * j + i),
                                    style=style, strength=strength)
                 # with a time base: the dance from the end of its count-in (before it the dancer sways, listening)
-                x = x[getattr(model, "count_in_frames", 0):]
+                x = x[model.count_in_frames:]
                 pos = M.positions_from_features(d["scaler"].inverse(x), d["skeleton"])
                 wf = window_features(pos, d["names"], d["fps"], d["seg"])
                 hits = list(clf.predict(wf) == k)
